@@ -1,0 +1,166 @@
+"""The JSON API: the same form, the same rules, for automation.
+
+Requests authenticate with `Authorization: Bearer <token>`; a token acts as
+its user within its team. Every answer, errors included, is JSON.
+"""
+
+import functools
+import json
+
+from django.conf import settings
+from django.core.paginator import Paginator
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from . import aws
+from .forms import ImportVmImageForm, RequestShapeError
+from .models import ApiToken, ClientTokenConflict, VmImport
+from .tasks import enqueue_submit
+from .teams import can_submit
+
+
+class DuplicateMemberError(ValueError):
+    pass
+
+
+def json_error(status, message, **extra):
+    return JsonResponse({"error": message, **extra}, status=status)
+
+
+def api_view(*methods):
+    """Bearer authentication, allowed methods, and JSON answers for both failures."""
+
+    def decorator(view):
+        @csrf_exempt
+        @functools.wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if request.method not in methods:
+                response = json_error(405, f"Method {request.method} is not allowed here.")
+                response["Allow"] = ", ".join(methods)
+                return response
+            api_token = authenticate(request)
+            if api_token is None:
+                response = json_error(
+                    401, "Authentication required: send Authorization: Bearer <token>."
+                )
+                response["WWW-Authenticate"] = 'Bearer realm="api"'
+                return response
+            request.api_token = api_token
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def authenticate(request):
+    scheme, _, raw_token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not raw_token.strip():
+        return None
+    return ApiToken.authenticate(raw_token.strip())
+
+
+def reject_duplicates(pairs):
+    """json object_pairs_hook: a repeated member is an error, never a silent overwrite."""
+    seen = {}
+    for key, value in pairs:
+        if key in seen:
+            raise DuplicateMemberError(key)
+        seen[key] = value
+    return seen
+
+
+def decode_json(body):
+    """The decoded body, or raise ValueError with a message for the person."""
+    if not body.strip():
+        raise ValueError("The request body is empty; send a JSON object.")
+    try:
+        return json.loads(body.decode("utf-8"), object_pairs_hook=reject_duplicates)
+    except UnicodeDecodeError:
+        raise ValueError("The request body is not UTF-8 text.") from None
+    except DuplicateMemberError as error:
+        raise ValueError(f'The member "{error}" appears twice in one JSON object.') from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"The request body is not valid JSON: {error}.") from None
+
+
+@api_view("GET", "POST")
+def imports_collection(request):
+    if request.method == "POST":
+        return create_import(request)
+    imports = VmImport.objects.filter(team=request.api_token.team)
+    page = Paginator(imports, settings.API_PAGE_SIZE).get_page(request.GET.get("page"))
+    return JsonResponse(
+        {
+            "count": page.paginator.count,
+            "page": page.number,
+            "pages": page.paginator.num_pages,
+            "next": page.next_page_number() if page.has_next() else None,
+            "results": [serialize(vm_import) for vm_import in page],
+        }
+    )
+
+
+def create_import(request):
+    api_token = request.api_token
+    membership = api_token.team.memberships.filter(user=api_token.user).first()
+    if not can_submit(membership):
+        return json_error(403, "This token's user may not submit imports in its team.")
+    try:
+        body = decode_json(request.body)
+        form = ImportVmImageForm.from_json(body)
+    except ValueError as error:
+        if isinstance(error, RequestShapeError):
+            return JsonResponse({"errors": error.errors}, status=400)
+        return json_error(400, str(error))
+    if not form.is_valid():
+        return JsonResponse({"errors": form.error_map()}, status=400)
+    try:
+        vm_import, created = VmImport.submit(
+            team=api_token.team,
+            user=api_token.user,
+            payload=form.payload(),
+            region=aws.default_region(),
+        )
+    except ClientTokenConflict as conflict:
+        return json_error(
+            409,
+            f"clientToken {conflict.existing.client_token!r} was already used for a "
+            "different request; use a new clientToken for a new import.",
+            id=conflict.existing.pk,
+        )
+    if created:
+        enqueue_submit(vm_import)
+    return JsonResponse(serialize(vm_import), status=201 if created else 200)
+
+
+@api_view("GET")
+def import_detail(request, pk):
+    vm_import = VmImport.objects.filter(team=request.api_token.team, pk=pk).first()
+    if vm_import is None:
+        return json_error(404, f"No import {pk} in this team.")
+    return JsonResponse(serialize(vm_import))
+
+
+def serialize(vm_import):
+    request = vm_import.request
+    error = None
+    if vm_import.error_code and vm_import.status == "failed":
+        error = {"code": vm_import.error_code, "message": vm_import.error_message}
+    return {
+        "id": vm_import.pk,
+        "clientToken": vm_import.client_token,
+        "status": vm_import.status,
+        "name": request.get("name"),
+        "description": request.get("description"),
+        "semanticVersion": request.get("semanticVersion"),
+        "platform": request.get("platform"),
+        "osVersion": request.get("osVersion"),
+        "vmImportTaskId": request.get("vmImportTaskId"),
+        "tags": request.get("tags", {}),
+        "imageArn": vm_import.image_arn or None,
+        "requestId": vm_import.request_id or None,
+        "error": error,
+        "createdAt": vm_import.created_at.isoformat(),
+        "updatedAt": vm_import.updated_at.isoformat(),
+    }

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import api
+
+app_name = "api"
+
+urlpatterns = [
+    path("imports", api.imports_collection, name="imports"),
+    path("imports/<int:pk>", api.import_detail, name="import"),
+]

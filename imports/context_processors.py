@@ -1,0 +1,16 @@
+from . import teams
+
+
+def portal(request):
+    """The header's team switcher on every page.
+
+    Callables, so that the query runs only where a template shows the header,
+    never for the small polled partials.
+    """
+    if not getattr(request, "user", None) or not request.user.is_authenticated:
+        return {}
+    return {
+        "current_membership": lambda: teams.current_membership(request),
+        "memberships": lambda: teams.memberships(request),
+        "can_submit": lambda: teams.can_submit(teams.current_membership(request)),
+    }

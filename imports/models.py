@@ -1,0 +1,330 @@
+"""Teams, their imports, and the append-only history of every import.
+
+`VmImport` is a small state machine. Each transition is a method that moves
+the row with a conditional UPDATE (it acts only if the row is still in the
+status it expects) and writes an `ImportEvent` in the same transaction, so
+two workers, or a worker and a person, can never both win a transition.
+Nothing else writes `status`.
+"""
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import IntegrityError, models, transaction
+from django.db.models import F
+from django.utils import timezone
+
+
+class Team(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="teams"
+    )
+
+    def __str__(self):
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        VIEWER = "viewer", "Viewer"
+        SUBMITTER = "submitter", "Submitter"
+        ADMIN = "admin", "Team admin"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.SUBMITTER)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team", "user"], name="one_membership")]
+
+    def __str__(self):
+        return f"{self.user} in {self.team} ({self.get_role_display()})"
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SUBMITTING = "submitting", "Submitting"
+    IMPORTING = "importing", "Importing"
+    AVAILABLE = "available", "Available"
+    FAILED = "failed", "Failed"
+
+
+TERMINAL_STATUSES = frozenset({Status.AVAILABLE, Status.FAILED})
+
+
+class ClientTokenConflict(Exception):
+    """The team already used this clientToken for a different request."""
+
+    def __init__(self, existing):
+        super().__init__(existing)
+        self.existing = existing
+
+
+class VmImportQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        return self.filter(team__memberships__user=user)
+
+    def in_flight(self):
+        return self.exclude(status__in=TERMINAL_STATUSES)
+
+
+class VmImport(models.Model):
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="imports")
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="vm_imports"
+    )
+    # The request exactly as it is sent on every attempt. The columns below
+    # copy three of its members once, at creation, for the history's filters.
+    request = models.JSONField()
+    client_token = models.CharField(max_length=36)
+    name = models.CharField(max_length=1024)
+    platform = models.CharField(max_length=20)
+    vm_import_task_id = models.CharField(max_length=1024)
+    region = models.CharField(max_length=30, blank=True)
+
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    image_arn = models.CharField(max_length=2048, blank=True)
+    request_id = models.CharField(max_length=1024, blank=True)
+    response_client_token = models.CharField(max_length=64, blank=True)
+    error_code = models.CharField(max_length=200, blank=True)
+    error_message = models.TextField(blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = VmImportQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "client_token"], name="one_import_per_token")
+        ]
+        indexes = [
+            models.Index(fields=["team", "-created_at"], name="team_history"),
+            models.Index(fields=["team", "status"], name="team_status"),
+            models.Index(fields=["team", "platform"], name="team_platform"),
+            models.Index(fields=["status", "updated_at"], name="status_age"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.client_token})"
+
+    @property
+    def is_terminal(self):
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def tags(self):
+        return self.request.get("tags", {})
+
+    # -- creation -----------------------------------------------------------
+
+    @classmethod
+    def submit(cls, *, team, user, payload, region=""):
+        """Record a new import, or find the one this clientToken already made.
+
+        Returns (vm_import, created). The same token with another request
+        raises ClientTokenConflict. The unique constraint, not a prior
+        lookup, decides between concurrent identical requests.
+        """
+        token = payload["clientToken"]
+        try:
+            with transaction.atomic():
+                vm_import = cls.objects.create(
+                    team=team,
+                    submitted_by=user,
+                    request=payload,
+                    client_token=token,
+                    name=payload["name"],
+                    platform=payload["platform"],
+                    vm_import_task_id=payload["vmImportTaskId"],
+                    region=region,
+                )
+                vm_import._record(user, "", Status.QUEUED, "Submitted")
+        except IntegrityError:
+            existing = cls.objects.get(team=team, client_token=token)
+            if existing.request != payload:
+                raise ClientTokenConflict(existing) from None
+            return existing, False
+        return vm_import, True
+
+    # -- transitions ----------------------------------------------------------
+
+    def claim(self):
+        """queued -> submitting, counting the attempt. False if someone else has it."""
+        return self._move(
+            [Status.QUEUED],
+            Status.SUBMITTING,
+            detail_for=lambda: f"Attempt {self.attempts} sending to AWS",
+            attempts=F("attempts") + 1,
+        )
+
+    def mark_importing(self, *, image_arn, request_id, client_token):
+        return self._move(
+            [Status.SUBMITTING],
+            Status.IMPORTING,
+            detail_for=lambda: f"AWS accepted the request: {image_arn}",
+            image_arn=image_arn,
+            request_id=request_id,
+            response_client_token=client_token,
+            submitted_at=timezone.now(),
+            error_code="",
+            error_message="",
+        )
+
+    def mark_retrying(self, *, code, message, delay):
+        return self._move(
+            [Status.SUBMITTING],
+            Status.QUEUED,
+            detail_for=lambda: f"{code}: {message} (retrying in {delay:.0f}s)",
+            error_code=code,
+            error_message=message,
+        )
+
+    def mark_failed(self, *, code, message, user=None):
+        return self._move(
+            [Status.QUEUED, Status.SUBMITTING, Status.IMPORTING],
+            Status.FAILED,
+            user=user,
+            detail_for=lambda: f"{code}: {message}",
+            error_code=code,
+            error_message=message,
+            finished_at=timezone.now(),
+        )
+
+    def requeue(self, *, stuck_before):
+        """Take back a row whose message or worker was lost; True if this caller did.
+
+        A `submitting` row lost its worker mid-call and goes back to `queued`
+        (an event); a `queued` row lost its message and only has its clock
+        reset, so the next sweep leaves it alone while the new message waits.
+        """
+        if self.status == Status.SUBMITTING:
+            return self._move(
+                [Status.SUBMITTING],
+                Status.QUEUED,
+                detail_for=lambda: (
+                    "No answer recorded from the last attempt; sending "
+                    "again with the same client token"
+                ),
+            )
+        return bool(
+            VmImport.objects.filter(
+                pk=self.pk, status=Status.QUEUED, updated_at__lt=stuck_before
+            ).update(updated_at=timezone.now())
+        )
+
+    def _move(self, expected, new_status, *, detail_for, user=None, **fields):
+        now = timezone.now()
+        with transaction.atomic():
+            for old_status in expected:
+                moved = VmImport.objects.filter(pk=self.pk, status=old_status).update(
+                    status=new_status, updated_at=now, **fields
+                )
+                if moved:
+                    self.refresh_from_db()
+                    self._record(user, old_status, new_status, detail_for())
+                    return True
+        self.refresh_from_db()
+        return False
+
+    def _record(self, user, from_status, to_status, detail):
+        ImportEvent.objects.create(
+            vm_import=self,
+            actor=user,
+            from_status=from_status,
+            to_status=to_status,
+            detail=detail,
+        )
+
+
+class AppendOnlyError(Exception):
+    pass
+
+
+class ImportEvent(models.Model):
+    """One line of an import's history. Written once, never changed."""
+
+    vm_import = models.ForeignKey(VmImport, on_delete=models.PROTECT, related_name="events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        help_text="Empty when the worker acted.",
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    from_status = models.CharField(max_length=20, blank=True)
+    to_status = models.CharField(max_length=20, blank=True)
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"{self.from_status or 'new'} -> {self.to_status}: {self.detail}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise AppendOnlyError("Import events are append-only; they cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Import events are append-only; they cannot be deleted.")
+
+
+class ApiToken(models.Model):
+    """A bearer token for the JSON API, acting as its user within one team.
+
+    Only a SHA-256 digest is stored: the token is shown once, at creation.
+    """
+
+    PREFIX = "vmip_"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.name or 'token'} for {self.user} in {self.team}"
+
+    @staticmethod
+    def digest_of(raw_token):
+        return hashlib.sha256(raw_token.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, *, user, team, name=""):
+        """Create a token; returns (api_token, raw_token). The raw token is not kept."""
+        raw_token = cls.PREFIX + secrets.token_urlsafe(32)
+        api_token = cls.objects.create(
+            user=user, team=team, name=name, digest=cls.digest_of(raw_token)
+        )
+        return api_token, raw_token
+
+    @classmethod
+    def authenticate(cls, raw_token):
+        api_token = (
+            cls.objects.select_related("user", "team")
+            .filter(
+                digest=cls.digest_of(raw_token),
+                user__is_active=True,
+                team__memberships__user=F("user"),  # still a member of the team
+            )
+            .first()
+        )
+        if api_token is None:
+            return None
+        cls.objects.filter(pk=api_token.pk).update(last_used_at=timezone.now())
+        return api_token

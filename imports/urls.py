@@ -1,0 +1,15 @@
+from django.urls import path
+
+from . import views
+
+app_name = "imports"
+
+urlpatterns = [
+    path("", views.history, name="history"),
+    path("imports/new", views.new_import, name="new"),
+    path("imports/new/validate/<str:field>", views.validate_field, name="validate"),
+    path("imports/<int:pk>", views.detail, name="detail"),
+    path("imports/<int:pk>/status", views.status, name="status"),
+    path("imports/<int:pk>/row", views.history_row, name="row"),
+    path("teams/switch", views.switch_team, name="switch_team"),
+]

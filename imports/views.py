@@ -1,0 +1,227 @@
+"""HTML pages and the htmx partials they swap.
+
+Each page is one template; the regions htmx replaces are named partials in
+it, rendered alone when htmx asks. Every link and button also works without
+JavaScript.
+"""
+
+import json
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
+
+from . import aws, teams
+from .forms import PLATFORMS, ImportVmImageForm, TagFormSet, tag_rows
+from .models import ClientTokenConflict, Status, VmImport
+from .tasks import enqueue_submit
+
+POLL_STOP_STATUS = HttpResponseStopPolling.status_code
+
+
+@login_required
+@require_GET
+def history(request):
+    membership = teams.current_membership(request)
+    imports = VmImport.objects.none()
+    if membership:
+        imports = VmImport.objects.filter(team=membership.team)
+    status = request.GET.get("status", "")
+    if status in Status.values:
+        imports = imports.filter(status=status)
+    platform = request.GET.get("platform", "")
+    if platform:
+        imports = imports.filter(platform=platform)
+    query = request.GET.get("q", "").strip()
+    if query:
+        imports = imports.filter(
+            Q(name__icontains=query)
+            | Q(client_token=query)
+            | Q(image_arn__icontains=query)
+            | Q(vm_import_task_id__icontains=query)
+        )
+    page = Paginator(imports, settings.HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    filters = request.GET.copy()
+    filters.pop("page", None)
+    context = {
+        "page": page,
+        "membership": membership,
+        "statuses": Status.choices,
+        "platforms": PLATFORMS,
+        "filters": {"status": status, "platform": platform, "q": query},
+        "filter_query": filters.urlencode(),
+    }
+    if request.htmx.target == "history-table":
+        return render(request, "imports/history.html#table", context)
+    return render(request, "imports/history.html", context)
+
+
+@login_required
+@require_GET
+def history_row(request, pk):
+    vm_import = get_object_or_404(VmImport.objects.visible_to(request.user), pk=pk)
+    response = render(request, "imports/history.html#row", {"vm_import": vm_import})
+    return stop_polling_when_done(response, vm_import)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def new_import(request):
+    membership = teams.current_membership(request)
+    if not teams.can_submit(membership):
+        raise PermissionDenied("You need the submitter role in a team to start imports.")
+    if request.method == "GET":
+        return render_form(request, ImportVmImageForm())
+    if "tags_action" in request.POST:
+        return edit_tag_rows(request)
+
+    form = ImportVmImageForm(request.POST)
+    if not form.is_valid():
+        return render_form(request, form)
+    try:
+        vm_import, created = VmImport.submit(
+            team=membership.team,
+            user=request.user,
+            payload=form.payload(),
+            region=aws.default_region(),
+        )
+    except ClientTokenConflict as conflict:
+        return render_conflict(request, form, conflict.existing)
+    if created:
+        enqueue_submit(vm_import)
+        messages.success(request, "Import recorded; the worker is sending it to AWS.")
+    return redirect_to(request, reverse("imports:detail", args=[vm_import.pk]))
+
+
+def render_form(request, form, status=200):
+    """The whole page, or just the form for htmx (which swaps only 2xx answers)."""
+    live_validation(form)
+    if request.htmx:
+        return render(request, "imports/new.html#form", {"form": form})
+    return render(request, "imports/new.html", {"form": form}, status=status)
+
+
+def render_conflict(request, form, existing):
+    """The same token was used for other values: say so, and offer a fresh token."""
+    fresh = ImportVmImageForm(request.POST.copy())
+    fresh.data["clientToken"] = ImportVmImageForm().initial["clientToken"]
+    fresh.is_valid()
+    fresh.add_error(
+        None,
+        f"This form was already submitted as import #{existing.pk} with different values. "
+        "Check that import first; submitting again now starts a new, separate import.",
+    )
+    return render_form(request, fresh, status=409)
+
+
+def edit_tag_rows(request):
+    """Add or remove a tag row, keeping what was typed; no validation yet."""
+    rows = tag_rows(request.POST)
+    action = request.POST["tags_action"]
+    if action == "add":
+        rows.append(("", ""))
+    elif action.startswith("remove-") and action[7:].isdigit():
+        index = int(action[7:])
+        if index < len(rows):
+            del rows[index]
+    form = ImportVmImageForm(initial=request.POST.dict())
+    form.tags = TagFormSet(
+        initial=[{"key": k, "value": v} for k, v in rows], prefix=form.tags.prefix
+    )
+    if request.htmx:
+        live_validation(form)
+        return render(request, "imports/new.html#tags", {"form": form})
+    return render_form(request, form)
+
+
+@login_required
+@require_POST
+def validate_field(request, field):
+    """Check one field as the person leaves it, and answer with its errors."""
+    form = ImportVmImageForm(request.POST)
+    form.is_valid()
+    errors = form.errors.get(field, [])
+    if field.startswith(form.tags.prefix + "-"):
+        index, _, name = field[len(form.tags.prefix) + 1 :].partition("-")
+        if index.isdigit() and int(index) < len(form.tags.forms):
+            errors = form.tags.forms[int(index)].errors.get(name, [])
+    return render(request, "imports/new.html#field_errors", {"name": field, "errors": errors})
+
+
+def live_validation(form):
+    """Ask htmx to post each field when the person leaves it."""
+    for bound_field in [*form, *(f for row in form.tags for f in row)]:
+        if bound_field.is_hidden:
+            continue
+        bound_field.field.widget.attrs.update(
+            {
+                "hx-post": reverse("imports:validate", args=[bound_field.html_name]),
+                "hx-trigger": "change",
+                "hx-target": f"#errors-{bound_field.html_name}",
+                "hx-swap": "outerHTML",
+                "aria-describedby": f"help-{bound_field.html_name} errors-{bound_field.html_name}",
+            }
+        )
+
+
+@login_required
+@require_GET
+def detail(request, pk):
+    vm_import = get_object_or_404(
+        VmImport.objects.visible_to(request.user).select_related("submitted_by", "team"), pk=pk
+    )
+    context = {
+        "vm_import": vm_import,
+        "events": vm_import.events.select_related("actor"),
+        "payload_json": json.dumps(vm_import.request, indent=2, ensure_ascii=False),
+    }
+    return render(request, "imports/detail.html", context)
+
+
+@login_required
+@require_GET
+def status(request, pk):
+    """The polled status panel: one query for the import, and stop when it is done."""
+    vm_import = get_object_or_404(VmImport.objects.visible_to(request.user), pk=pk)
+    response = render(request, "imports/detail.html#status", {"vm_import": vm_import})
+    return stop_polling_when_done(response, vm_import)
+
+
+def stop_polling_when_done(response, vm_import):
+    if vm_import.is_terminal:
+        response.status_code = POLL_STOP_STATUS
+    return response
+
+
+@login_required
+@require_POST
+def switch_team(request):
+    try:
+        team_id = int(request.POST.get("team", ""))
+    except ValueError:
+        team_id = None
+    if team_id is None or not teams.switch_team(request, team_id):
+        return HttpResponse("You are not a member of that team.", status=400)
+    return redirect_to(request, safe_next(request) or reverse("imports:history"))
+
+
+def safe_next(request):
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return target
+    return ""
+
+
+def redirect_to(request, url):
+    if request.htmx:
+        return HttpResponseClientRedirect(url)
+    return redirect(url)

@@ -1,0 +1,51 @@
+"""The audit admin: everything visible, nothing about imports changeable."""
+
+import pytest
+from django.urls import reverse
+
+
+@pytest.fixture
+def admin_client_with_import(admin_client, vm_import):
+    return admin_client
+
+
+def test_imports_are_listed_filterable_and_searchable(admin_client_with_import, vm_import):
+    url = reverse("admin:imports_vmimport_changelist")
+    response = admin_client_with_import.get(url, {"q": vm_import.client_token})
+    assert response.status_code == 200
+    assert vm_import.name in response.content.decode()
+    for params in (
+        {"status__exact": "queued"},
+        {"platform": "Linux"},
+        {"team__id__exact": vm_import.team_id},
+        {"q": vm_import.submitted_by.username},
+    ):
+        assert admin_client_with_import.get(url, params).status_code == 200
+
+
+def test_an_import_shows_its_events_inline_and_cannot_be_changed(
+    admin_client_with_import, vm_import
+):
+    url = reverse("admin:imports_vmimport_change", args=[vm_import.pk])
+    response = admin_client_with_import.get(url)
+    assert response.status_code == 200
+    assert "Submitted" in response.content.decode()
+    response = admin_client_with_import.post(url, {"status": "available"})
+    assert response.status_code == 403
+    vm_import.refresh_from_db()
+    assert vm_import.status == "queued"
+
+
+@pytest.mark.parametrize("model", ["vmimport", "importevent"])
+def test_no_add_or_delete(admin_client_with_import, vm_import, model):
+    assert admin_client_with_import.get(reverse(f"admin:imports_{model}_add")).status_code == 403
+    obj_id = vm_import.pk if model == "vmimport" else vm_import.events.first().pk
+    delete_url = reverse(f"admin:imports_{model}_delete", args=[obj_id])
+    assert admin_client_with_import.post(delete_url, {"post": "yes"}).status_code == 403
+
+
+def test_events_are_listed_and_searchable(admin_client_with_import, vm_import):
+    url = reverse("admin:imports_importevent_changelist")
+    response = admin_client_with_import.get(url, {"q": vm_import.client_token})
+    assert response.status_code == 200
+    assert "Submitted" in response.content.decode()

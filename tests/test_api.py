@@ -1,0 +1,219 @@
+import json
+import threading
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+
+from imports.models import ApiToken, Membership, Status, VmImport
+
+from .conftest import valid_payload
+
+URL = "/api/imports"
+
+
+def post(client, body, headers, content_type="application/json"):
+    data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+    return client.post(URL, data=data, content_type=content_type, headers=headers)
+
+
+def test_it_creates_an_import_and_queues_the_aws_call(
+    client, api_headers, payload, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = post(client, payload, api_headers)
+    assert response.status_code == 201
+    body = response.json()
+    assert body["status"] == "queued"
+    assert body["clientToken"] == payload["clientToken"]
+    assert body["tags"] == {}
+    assert body["imageArn"] is None and body["error"] is None
+    assert len(callbacks) == 1
+    assert VmImport.objects.get().request == payload
+
+
+def test_the_same_token_and_body_again_answers_200_with_the_same_import_and_no_second_call(
+    client, api_headers, payload, django_capture_on_commit_callbacks
+):
+    first = post(client, payload, api_headers).json()
+    with django_capture_on_commit_callbacks() as callbacks:
+        again = post(client, payload, api_headers)
+    assert again.status_code == 200
+    assert again.json()["id"] == first["id"]
+    assert callbacks == []
+    assert VmImport.objects.count() == 1
+
+
+def test_the_same_token_with_a_different_body_is_a_409(client, api_headers, payload):
+    first = post(client, payload, api_headers).json()
+    response = post(client, {**payload, "name": "Something else"}, api_headers)
+    assert response.status_code == 409
+    assert "already used for a different request" in response.json()["error"]
+    assert response.json()["id"] == first["id"]
+
+
+def test_invalid_members_answer_400_with_errors_by_seed_name(client, api_headers):
+    body = valid_payload(semanticVersion="1.0.0/1", platform="linux", tags={"aws:x": "y"})
+    response = post(client, body, api_headers)
+    assert response.status_code == 400
+    errors = response.json()["errors"]
+    assert set(errors) == {"semanticVersion", "platform", "tags"}
+    assert VmImport.objects.count() == 0
+
+
+def test_a_member_of_the_wrong_json_type_is_a_400_naming_it(client, api_headers):
+    response = post(client, valid_payload(name=12), api_headers)
+    assert response.status_code == 400
+    assert response.json() == {"errors": {"name": ["name must be a JSON string, not a number."]}}
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("{not json", "not valid JSON"),
+        ("", "empty"),
+        ("   ", "empty"),
+        ("[1, 2]", "must be a JSON object"),
+        ('"text"', "must be a JSON object"),
+        (b"\xff\xfe", "not UTF-8"),
+        ('{"name": "a", "name": "b"}', 'member "name" appears twice'),
+    ],
+)
+def test_malformed_bodies_are_400_never_500(client, api_headers, body, message):
+    response = post(client, body, api_headers)
+    assert response.status_code == 400
+    assert message in str(response.json())
+
+
+def test_duplicate_tag_keys_in_json_are_refused(client, api_headers):
+    body = json.dumps(valid_payload())[:-1] + ', "tags": {"team": "a", "team": "b"}}'
+    response = post(client, body, api_headers)
+    assert response.status_code == 400
+    assert 'member "team" appears twice' in response.json()["error"]
+
+
+@pytest.mark.parametrize("header", [None, "Bearer", "Bearer wrong", "Basic abc", "Token x"])
+def test_missing_or_wrong_tokens_are_401(db, client, payload, header):
+    headers = {"Authorization": header} if header else {}
+    response = post(client, payload, headers)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert client.get(URL, headers=headers).status_code == 401
+
+
+def test_a_token_stops_working_when_its_user_leaves_the_team(client, api_headers, user, team):
+    Membership.objects.filter(user=user, team=team).delete()
+    assert client.get(URL, headers=api_headers).status_code == 401
+
+
+def test_a_viewer_token_may_read_but_not_submit(client, api_headers, user, payload):
+    Membership.objects.filter(user=user).update(role=Membership.Role.VIEWER)
+    assert post(client, payload, api_headers).status_code == 403
+    assert client.get(URL, headers=api_headers).status_code == 200
+
+
+def test_wrong_methods_are_405_in_json(client, api_headers, vm_import):
+    response = client.delete(URL, headers=api_headers)
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, POST"
+    assert client.post(f"{URL}/{vm_import.pk}", headers=api_headers).status_code == 405
+
+
+def test_get_one_import_returns_every_documented_field(client, api_headers, vm_import, payload):
+    response = client.get(f"{URL}/{vm_import.pk}", headers=api_headers)
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {
+        "id",
+        "clientToken",
+        "status",
+        "name",
+        "description",
+        "semanticVersion",
+        "platform",
+        "osVersion",
+        "vmImportTaskId",
+        "tags",
+        "imageArn",
+        "requestId",
+        "error",
+        "createdAt",
+        "updatedAt",
+    }
+    assert body["name"] == payload["name"]
+    assert body["description"] is None
+
+
+def test_a_failed_import_reports_its_error(client, api_headers, vm_import):
+    vm_import.mark_failed(code="ClientException", message="Unknown VM import task.")
+    body = client.get(f"{URL}/{vm_import.pk}", headers=api_headers).json()
+    assert body["status"] == Status.FAILED
+    assert body["error"] == {"code": "ClientException", "message": "Unknown VM import task."}
+
+
+def test_another_teams_import_is_404(client, vm_import, other_team, outsider):
+    _, raw = ApiToken.issue(user=outsider, team=other_team)
+    response = client.get(f"{URL}/{vm_import.pk}", headers={"Authorization": f"Bearer {raw}"})
+    assert response.status_code == 404
+    listed = client.get(URL, headers={"Authorization": f"Bearer {raw}"}).json()
+    assert listed["count"] == 0
+
+
+def test_the_list_is_the_teams_imports_newest_first_and_paginated(
+    client, api_headers, team, user, settings, django_assert_max_num_queries
+):
+    settings.API_PAGE_SIZE = 2
+    for number in range(3):
+        VmImport.submit(team=team, user=user, payload=valid_payload(clientToken=f"t{number}"))
+    first = client.get(URL, headers=api_headers).json()
+    assert first["count"] == 3 and first["pages"] == 2 and first["next"] == 2
+    assert [item["clientToken"] for item in first["results"]] == ["t2", "t1"]
+    second = client.get(URL, {"page": 2}, headers=api_headers).json()
+    assert [item["clientToken"] for item in second["results"]] == ["t0"]
+    assert second["next"] is None
+
+
+def test_create_api_token_command_creates_user_team_and_a_working_token(db, capsys, payload):
+    call_command("create_api_token", "robot", "--team", "automation")
+    raw_token = capsys.readouterr().out.strip().splitlines()[-1]
+    token = ApiToken.objects.get()
+    assert token.digest == ApiToken.digest_of(raw_token)  # stored hashed, never in clear
+    assert raw_token not in token.digest
+    assert not token.user.has_usable_password()
+    response = Client().post(
+        URL,
+        data=payload,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {raw_token}"},
+    )
+    assert response.status_code == 201
+    assert VmImport.objects.get().team.name == "automation"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_identical_requests_make_one_import(team, user, payload):
+    _, raw_token = ApiToken.issue(user=user, team=team)
+    statuses = []
+    barrier = threading.Barrier(4)
+
+    def send():
+        barrier.wait()
+        try:
+            response = Client().post(
+                URL,
+                data=payload,
+                content_type="application/json",
+                headers={"Authorization": f"Bearer {raw_token}"},
+            )
+            statuses.append(response.status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [200, 200, 200, 201]
+    assert VmImport.objects.count() == 1

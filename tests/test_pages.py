@@ -1,0 +1,323 @@
+"""The HTML pages and their htmx partials (one section per page)."""
+
+import pytest
+from django.urls import reverse
+
+from imports.forms import tag_formset_data
+from imports.models import Membership, Status, VmImport
+
+from .conftest import valid_payload
+
+HTMX = {"HX-Request": "true"}
+
+
+def form_data(**overrides):
+    return {**valid_payload(**overrides), **tag_formset_data([])}
+
+
+# -- history: / ---------------------------------------------------------------
+
+
+def test_history_lists_the_current_teams_imports_newest_first(user_client, team, user):
+    for number in range(3):
+        VmImport.submit(
+            team=team,
+            user=user,
+            payload=valid_payload(clientToken=f"t{number}", name=f"Image {number}"),
+        )
+    response = user_client.get("/")
+    assert response.status_code == 200
+    names = [vm_import.name for vm_import in response.context["page"]]
+    assert names == ["Image 2", "Image 1", "Image 0"]
+
+
+def test_history_never_shows_another_teams_imports(outsider_client, vm_import):
+    response = outsider_client.get("/")
+    assert vm_import.name not in response.content.decode()
+    assert list(response.context["page"]) == []
+
+
+def test_history_filters_by_status_platform_and_search(user_client, team, user):
+    VmImport.submit(
+        team=team,
+        user=user,
+        payload=valid_payload(clientToken="a", name="Alpha", platform="Windows"),
+    )
+    beta, _ = VmImport.submit(
+        team=team,
+        user=user,
+        payload=valid_payload(
+            clientToken="zz-token", name="Beta", vmImportTaskId="import-ami-beta"
+        ),
+    )
+    beta.mark_failed(code="ClientException", message="nope")
+
+    def names(**params):
+        return [i.name for i in user_client.get("/", params).context["page"]]
+
+    assert names(status="failed") == ["Beta"]
+    assert names(platform="Windows") == ["Alpha"]
+    assert names(q="alp") == ["Alpha"]
+    assert names(q="import-ami-beta") == ["Beta"]
+    assert names(q="zz-token") == ["Beta"]  # exact client token
+    assert names(status="not-a-status") == ["Beta", "Alpha"]
+
+
+def test_history_costs_a_constant_number_of_queries(
+    user_client, team, user, django_assert_num_queries
+):
+    for number in range(30):
+        VmImport.submit(team=team, user=user, payload=valid_payload(clientToken=f"t{number}"))
+    user_client.get("/")  # warm the session cache
+    with django_assert_num_queries(4):  # user, memberships, count, page
+        user_client.get("/")
+    with django_assert_num_queries(4):
+        user_client.get("/", {"page": 2})
+
+
+def test_history_table_partial_for_htmx_filters(user_client, vm_import):
+    response = user_client.get("/", {"q": "Web"}, headers={**HTMX, "HX-Target": "history-table"})
+    content = response.content.decode()
+    assert content.lstrip().startswith('<div id="history-table">')
+    assert "<header" not in content
+
+
+def test_history_rows_in_flight_poll_and_finished_rows_stop(user_client, vm_import):
+    url = reverse("imports:row", args=[vm_import.pk])
+    response = user_client.get(url, headers=HTMX)
+    assert response.status_code == 200
+    assert f'hx-get="{url}"' in response.content.decode()
+    vm_import.mark_failed(code="X", message="y")
+    response = user_client.get(url, headers=HTMX)
+    assert response.status_code == 286
+    assert "hx-get" not in response.content.decode()
+
+
+def test_history_wrong_method_anonymous_and_other_team(client, user_client, outsider, vm_import):
+    assert user_client.post("/").status_code == 405
+    client.logout()
+    response = client.get("/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+    client.force_login(outsider)
+    assert client.get(reverse("imports:row", args=[vm_import.pk])).status_code == 404
+
+
+def test_someone_in_no_team_is_told_so(client, django_user_model):
+    client.force_login(django_user_model.objects.create_user("loner"))
+    assert "not in any team yet" in client.get("/").content.decode()
+
+
+# -- new import: /imports/new ---------------------------------------------------
+
+
+def test_the_form_offers_a_fresh_token_and_says_each_rule(user_client):
+    response = user_client.get("/imports/new")
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert 'type="hidden" name="clientToken"' in content
+    assert "each number 0 to 1073741823" in content
+    assert "not starting with aws:" in content or "No tags yet" in content
+
+
+def test_submitting_records_the_import_queues_it_and_shows_its_page(
+    user_client, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = user_client.post("/imports/new", form_data())
+    vm_import = VmImport.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("imports:detail", args=[vm_import.pk])
+    assert len(callbacks) == 1
+    assert vm_import.request == valid_payload()
+
+
+def test_an_htmx_submit_answers_a_client_redirect(user_client):
+    response = user_client.post("/imports/new", form_data(), headers=HTMX)
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == reverse("imports:detail", args=[VmImport.objects.get().pk])
+
+
+def test_a_double_submit_makes_one_import(user_client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        first = user_client.post("/imports/new", form_data())
+        second = user_client.post("/imports/new", form_data())
+    assert first["Location"] == second["Location"]
+    assert VmImport.objects.count() == 1
+    assert len(callbacks) == 1
+
+
+def test_an_invalid_form_says_which_rule_failed_and_keeps_what_was_typed(user_client):
+    response = user_client.post("/imports/new", form_data(semanticVersion="1.0", name="Kept"))
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert "three whole numbers" in content
+    assert 'value="Kept"' in content
+    assert VmImport.objects.count() == 0
+
+
+def test_an_invalid_htmx_submit_re_renders_only_the_form(user_client):
+    response = user_client.post("/imports/new", form_data(platform="linux"), headers=HTMX)
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert content.lstrip().startswith('<form id="import-form"')
+    assert "case matters" in content
+
+
+def test_the_same_token_with_other_values_explains_and_offers_a_new_token(user_client):
+    user_client.post("/imports/new", form_data())
+    response = user_client.post("/imports/new", form_data(name="Changed"))
+    content = response.content.decode()
+    assert response.status_code == 409
+    assert "already submitted as import" in content
+    assert valid_payload()["clientToken"] not in content.split('name="clientToken"')[1][:80]
+    assert VmImport.objects.count() == 1
+
+
+def test_each_field_is_checked_as_the_person_leaves_it(user_client):
+    url = reverse("imports:validate", args=["semanticVersion"])
+    response = user_client.post(url, form_data(semanticVersion="1.0.0/1"), headers=HTMX)
+    content = response.content.decode()
+    assert 'id="errors-semanticVersion"' in content
+    assert "AWS assigns the build number" in content
+    response = user_client.post(url, form_data(semanticVersion="1.0.0"), headers=HTMX)
+    assert "<li>" not in response.content.decode()
+
+
+def test_a_tag_key_is_checked_as_the_person_leaves_it(user_client):
+    data = {**valid_payload(), **tag_formset_data([("aws:owner", "x")])}
+    response = user_client.post(reverse("imports:validate", args=["tags-0-key"]), data)
+    assert 'id="errors-tags-0-key"' in response.content.decode()
+    assert "reserved for AWS" in response.content.decode()
+
+
+def test_tag_rows_are_added_and_removed_without_javascript(user_client):
+    data = {**valid_payload(), **tag_formset_data([("a", "1"), ("b", "2")]), "tags_action": "add"}
+    response = user_client.post("/imports/new", data)
+    assert response.context["form"].tags.total_form_count() == 3
+    data = {
+        **valid_payload(),
+        **tag_formset_data([("a", "1"), ("b", "2")]),
+        "tags_action": "remove-0",
+    }
+    response = user_client.post("/imports/new", data)
+    tags = response.context["form"].tags
+    assert [form.initial for form in tags.forms] == [{"key": "b", "value": "2"}]
+    assert VmImport.objects.count() == 0
+
+
+def test_tag_rows_are_edited_with_htmx_as_a_partial(user_client):
+    data = {**valid_payload(), **tag_formset_data([("a", "1")]), "tags_action": "add"}
+    response = user_client.post("/imports/new", data, headers=HTMX)
+    content = response.content.decode()
+    assert content.lstrip().startswith('<fieldset id="tags"')
+    assert 'name="tags-1-key"' in content and 'value="a"' in content
+
+
+def test_tag_errors_are_shown_on_their_row(user_client):
+    data = {**valid_payload(), **tag_formset_data([("good", "1"), ("bad key", "2")])}
+    response = user_client.post("/imports/new", data)
+    assert "characters that are not allowed" in response.content.decode()
+    assert VmImport.objects.count() == 0
+
+
+def test_a_viewer_may_not_open_the_form(client, team, django_user_model):
+    viewer = django_user_model.objects.create_user("vera")
+    Membership.objects.create(user=viewer, team=team, role=Membership.Role.VIEWER)
+    client.force_login(viewer)
+    assert client.get("/imports/new").status_code == 403
+
+
+def test_new_import_wrong_method_and_anonymous(client, user_client):
+    assert user_client.put("/imports/new").status_code == 405
+    client.logout()
+    assert client.get("/imports/new").status_code == 302
+
+
+# -- one import: /imports/<id> and its status partial ----------------------------
+
+
+def test_the_import_page_shows_every_field_sent_and_the_timeline(user_client, vm_import):
+    vm_import.claim()
+    vm_import.mark_importing(
+        image_arn="arn:aws:imagebuilder:us-east-1:123456789012:image/x/1.0.0/1",
+        request_id="req-9",
+        client_token=vm_import.client_token,
+    )
+    response = user_client.get(reverse("imports:detail", args=[vm_import.pk]))
+    content = response.content.decode()
+    assert response.status_code == 200
+    for value in vm_import.request.values():
+        assert value in content
+    assert "arn:aws:imagebuilder:us-east-1:123456789012:image/x/1.0.0/1" in content
+    assert 'data-copy="arn:aws' in content
+    assert "req-9" in content
+    assert "Attempt 1 sending to AWS" in content
+
+
+def test_a_failed_import_shows_aws_message_in_plain_words(user_client, vm_import):
+    vm_import.mark_failed(code="ClientException", message="The VM import task does not exist.")
+    content = user_client.get(reverse("imports:detail", args=[vm_import.pk])).content.decode()
+    assert "The import failed." in content
+    assert "The VM import task does not exist." in content
+
+
+def test_the_status_partial_polls_until_terminal_then_answers_286(user_client, vm_import):
+    url = reverse("imports:status", args=[vm_import.pk])
+    response = user_client.get(url, headers=HTMX)
+    assert response.status_code == 200
+    assert 'hx-trigger="every 2s"' in response.content.decode()
+    vm_import.mark_failed(code="ClientException", message="bad")
+    response = user_client.get(url, headers=HTMX)
+    assert response.status_code == 286
+    assert "hx-trigger" not in response.content.decode()
+
+
+def test_the_polled_partial_costs_at_most_two_queries(
+    user_client, vm_import, django_assert_max_num_queries
+):
+    url = reverse("imports:status", args=[vm_import.pk])
+    user_client.get(url, headers=HTMX)  # warm the session cache
+    with django_assert_max_num_queries(2):
+        user_client.get(url, headers=HTMX)
+
+
+@pytest.mark.parametrize("name", ["detail", "status", "row"])
+def test_another_teams_import_is_404(outsider_client, vm_import, name):
+    assert outsider_client.get(reverse(f"imports:{name}", args=[vm_import.pk])).status_code == 404
+
+
+@pytest.mark.parametrize("name", ["detail", "status", "row"])
+def test_import_pages_wrong_method_and_anonymous(client, user_client, vm_import, name):
+    url = reverse(f"imports:{name}", args=[vm_import.pk])
+    assert user_client.post(url).status_code == 405
+    client.logout()
+    assert client.get(url).status_code == 302
+
+
+def test_a_teammate_sees_the_import(client, teammate, vm_import):
+    client.force_login(teammate)
+    assert client.get(reverse("imports:detail", args=[vm_import.pk])).status_code == 200
+
+
+# -- team switcher ----------------------------------------------------------------
+
+
+def test_switching_team_scopes_the_history(client, user, team, other_team, vm_import):
+    Membership.objects.create(user=user, team=other_team)
+    client.force_login(user)
+    assert "Switch" in client.get("/").content.decode()
+    response = client.post("/teams/switch", {"team": other_team.pk, "next": "/"})
+    assert response.status_code == 302
+    assert list(client.get("/").context["page"]) == []
+
+
+def test_switching_to_a_team_you_are_not_in_is_refused(user_client, other_team):
+    assert user_client.post("/teams/switch", {"team": other_team.pk}).status_code == 400
+    assert user_client.post("/teams/switch", {"team": "x"}).status_code == 400
+    assert user_client.get("/teams/switch").status_code == 405
+
+
+def test_statuses_are_listed_in_the_filter(user_client):
+    content = user_client.get("/").content.decode()
+    for value in Status.values:
+        assert f'value="{value}"' in content

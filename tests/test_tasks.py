@@ -1,0 +1,228 @@
+"""The worker's AWS call, checked with botocore's Stubber against the real service model."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from imports import tasks
+from imports.models import ImportEvent, Status, VmImport
+
+ARN = "arn:aws:imagebuilder:us-east-1:123456789012:image/web-server-base/1.0.0/1"
+
+
+def accepted(payload):
+    return {"requestId": "req-1", "clientToken": payload["clientToken"], "imageArn": ARN}
+
+
+@pytest.fixture
+def no_requeue(monkeypatch):
+    """Capture the countdown re-enqueues instead of sending them to the broker."""
+    sent = []
+    monkeypatch.setattr(
+        tasks.submit_import, "apply_async", lambda args, countdown: sent.append((args, countdown))
+    )
+    return sent
+
+
+def test_it_sends_the_stored_payload_with_its_token_and_records_the_answer(
+    vm_import, imagebuilder_stub, payload
+):
+    imagebuilder_stub.add_response("import_vm_image", accepted(payload), expected_params=payload)
+
+    tasks.submit_import(vm_import.pk)
+
+    vm_import.refresh_from_db()
+    assert vm_import.status == Status.IMPORTING
+    assert vm_import.image_arn == ARN
+    assert vm_import.request_id == "req-1"
+    assert vm_import.response_client_token == payload["clientToken"]
+    assert vm_import.attempts == 1
+    assert vm_import.submitted_at is not None
+    assert [(e.from_status, e.to_status) for e in vm_import.events.all()] == [
+        ("", "queued"),
+        ("queued", "submitting"),
+        ("submitting", "importing"),
+    ]
+
+
+def test_tags_and_optional_members_reach_aws_exactly(team, user, imagebuilder_stub):
+    payload = {
+        "clientToken": "tok-tags",
+        "name": "Tagged",
+        "description": "With everything",
+        "semanticVersion": "2.3.4",
+        "platform": "Windows",
+        "osVersion": "2022",
+        "vmImportTaskId": "import-ami-0123456789abcdef0",
+        "tags": {"team": "web", "cost:centre": "42"},
+    }
+    vm_import, _ = VmImport.submit(team=team, user=user, payload=payload, region="us-east-1")
+    imagebuilder_stub.add_response("import_vm_image", accepted(payload), expected_params=payload)
+
+    tasks.submit_import(vm_import.pk)
+
+    vm_import.refresh_from_db()
+    assert vm_import.status == Status.IMPORTING
+
+
+@pytest.mark.parametrize(
+    "code, http_status",
+    [
+        ("ServiceUnavailableException", 503),
+        ("ServiceException", 500),
+        ("ThrottlingException", 400),
+        ("CallRateLimitExceededException", 429),
+    ],
+)
+def test_retryable_errors_go_back_to_queued_and_retry_with_the_same_token(
+    vm_import, imagebuilder_stub, payload, no_requeue, code, http_status
+):
+    imagebuilder_stub.add_client_error(
+        "import_vm_image",
+        service_error_code=code,
+        service_message="Try again later",
+        http_status_code=http_status,
+        expected_params=payload,
+    )
+    imagebuilder_stub.add_response("import_vm_image", accepted(payload), expected_params=payload)
+
+    tasks.submit_import(vm_import.pk)
+
+    vm_import.refresh_from_db()
+    assert vm_import.status == Status.QUEUED
+    assert vm_import.error_code == code
+    assert len(no_requeue) == 1
+    (args, countdown) = no_requeue[0]
+    assert args == (vm_import.pk,)
+    assert 0 < countdown <= 300
+
+    tasks.submit_import(vm_import.pk)  # the re-enqueued attempt, same stored token
+
+    vm_import.refresh_from_db()
+    assert vm_import.status == Status.IMPORTING
+    assert vm_import.attempts == 2
+    details = [event.detail for event in vm_import.events.all()]
+    assert details[1] == "Attempt 1 sending to AWS"
+    assert details[2].startswith(f"{code}: Try again later (retrying in")
+    assert details[3] == "Attempt 2 sending to AWS"
+
+
+def test_a_connection_error_is_retried(vm_import, aws_credentials, no_requeue, monkeypatch):
+    # Nothing listens on this port: a real connection refusal from botocore.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_IMAGEBUILDER", "http://127.0.0.1:9")
+
+    tasks.submit_import(vm_import.pk)
+
+    vm_import.refresh_from_db()
+    assert vm_import.status == Status.QUEUED
+    assert vm_import.error_code == "ConnectionError"
+    assert "Could not reach AWS" in vm_import.error_message
+    assert len(no_requeue) == 1
+
+
+def test_a_client_exception_fails_the_import_with_aws_message(
+    vm_import, imagebuilder_stub, payload, no_requeue
+):
+    imagebuilder_stub.add_client_error(
+        "import_vm_image",
+        service_error_code="ClientException",
+        service_message="The VM import task import-ami-0123456789abcdef0 does not exist.",
+        http_status_code=400,
+        expected_params=payload,
+    )
+
+    tasks.submit_import(vm_import.pk)
+
+    vm_import.refresh_from_db()
+    assert vm_import.status == Status.FAILED
+    assert vm_import.error_code == "ClientException"
+    assert vm_import.error_message == (
+        "The VM import task import-ami-0123456789abcdef0 does not exist."
+    )
+    assert vm_import.finished_at is not None
+    assert no_requeue == []
+
+
+def test_it_gives_up_after_the_maximum_attempts(
+    vm_import, imagebuilder_stub, payload, no_requeue, settings
+):
+    settings.IMPORT_MAX_ATTEMPTS = 2
+    for _ in range(2):
+        imagebuilder_stub.add_client_error(
+            "import_vm_image",
+            service_error_code="ServiceException",
+            http_status_code=500,
+            service_message="Internal error",
+            expected_params=payload,
+        )
+
+    tasks.submit_import(vm_import.pk)
+    tasks.submit_import(vm_import.pk)
+
+    vm_import.refresh_from_db()
+    assert vm_import.status == Status.FAILED
+    assert "gave up after 2 attempts" in vm_import.error_message
+    assert len(no_requeue) == 1
+
+
+def test_without_credentials_the_import_fails_with_a_clear_message(vm_import):
+    tasks.submit_import(vm_import.pk)
+
+    vm_import.refresh_from_db()
+    assert vm_import.status == Status.FAILED
+    assert vm_import.error_code == "NoCredentials"
+    assert vm_import.error_message.startswith("No AWS credentials configured")
+
+
+def test_a_second_delivery_of_the_same_message_does_nothing(vm_import, imagebuilder_stub, payload):
+    imagebuilder_stub.add_response("import_vm_image", accepted(payload), expected_params=payload)
+
+    tasks.submit_import(vm_import.pk)
+    tasks.submit_import(vm_import.pk)  # Stubber would fail on a second call
+
+    vm_import.refresh_from_db()
+    assert vm_import.attempts == 1
+
+
+def test_a_missing_import_is_ignored(db):
+    tasks.submit_import(987654)
+
+
+def test_the_sweeper_requeues_stuck_rows_only(vm_import, team, user, monkeypatch, settings):
+    sent = []
+    monkeypatch.setattr(tasks.submit_import, "delay", lambda pk: sent.append(pk))
+    long_ago = timezone.now() - timedelta(seconds=settings.IMPORT_STUCK_AFTER + 5)
+    stuck_submitting, _ = VmImport.submit(
+        team=team, user=user, payload={**vm_import.request, "clientToken": "stuck"}
+    )
+    stuck_submitting.claim()
+    fresh, _ = VmImport.submit(
+        team=team, user=user, payload={**vm_import.request, "clientToken": "fresh"}
+    )
+    VmImport.objects.filter(pk__in=[vm_import.pk, stuck_submitting.pk]).update(updated_at=long_ago)
+
+    assert tasks.requeue_stuck_imports() == 2
+    assert sorted(sent) == sorted([vm_import.pk, stuck_submitting.pk])
+    stuck_submitting.refresh_from_db()
+    assert stuck_submitting.status == Status.QUEUED
+    assert stuck_submitting.events.last().detail.startswith("No answer recorded")
+    # A second sweep right away finds nothing stuck: the clocks were reset.
+    assert tasks.requeue_stuck_imports() == 0
+
+
+def test_retry_delay_grows_and_is_capped(settings):
+    settings.IMPORT_RETRY_BASE_DELAY = 2
+    settings.IMPORT_RETRY_MAX_DELAY = 60
+    assert 2 <= tasks.retry_delay(1) <= 4
+    assert 16 <= tasks.retry_delay(4) <= 32
+    assert 30 <= tasks.retry_delay(20) <= 60
+
+
+def test_events_cannot_be_changed_or_deleted(vm_import):
+    event = ImportEvent.objects.filter(vm_import=vm_import).first()
+    event.detail = "rewritten"
+    with pytest.raises(Exception, match="append-only"):
+        event.save()
+    with pytest.raises(Exception, match="append-only"):
+        event.delete()

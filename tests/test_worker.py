@@ -1,0 +1,68 @@
+"""A real Celery worker consuming from the configured broker.
+
+The filesystem broker on the embedded defaults; Redis in CI's second pass
+(CELERY_BROKER_URL). AWS is botocore's Stubber here; over real HTTP, see
+the emulator's integration tests.
+"""
+
+import time
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.test import Client
+
+from config.celery import app
+from imports.models import ApiToken, Status, VmImport
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+ARN = "arn:aws:imagebuilder:us-east-1:123456789012:image/web-server-base/1.0.0/1"
+
+
+@pytest.fixture
+def worker():
+    app.control.purge()  # nothing left over from an earlier run may reach this one
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as w:
+        yield w
+
+
+def wait_for(predicate, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_an_api_submission_reaches_aws_through_the_worker(
+    team, user, payload, imagebuilder_stub, worker, settings
+):
+    settings.IMPORT_RETRY_BASE_DELAY = 0
+    imagebuilder_stub.add_client_error(
+        "import_vm_image",
+        service_error_code="ServiceUnavailableException",
+        http_status_code=503,
+        service_message="busy",
+        expected_params=payload,
+    )
+    imagebuilder_stub.add_response(
+        "import_vm_image",
+        {"requestId": "req-1", "clientToken": payload["clientToken"], "imageArn": ARN},
+        expected_params=payload,
+    )
+    _, raw_token = ApiToken.issue(user=user, team=team)
+
+    response = Client().post(
+        "/api/imports",
+        data=payload,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {raw_token}"},
+    )
+    assert response.status_code == 201
+
+    vm_import = VmImport.objects.get(pk=response.json()["id"])
+    assert wait_for(lambda: VmImport.objects.get(pk=vm_import.pk).status == Status.IMPORTING)
+    vm_import.refresh_from_db()
+    assert vm_import.image_arn == ARN
+    assert vm_import.attempts == 2  # the 503, then the success, with the same token
