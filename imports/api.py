@@ -17,6 +17,7 @@ from .forms import ImportVmImageForm, RequestShapeError
 from .models import ApiToken, ClientTokenConflict, VmImport
 from .tasks import enqueue_submit
 from .teams import can_submit
+from .views import cached_vm_import_tasks
 
 
 class DuplicateMemberError(ValueError):
@@ -142,6 +143,16 @@ def import_detail(request, pk):
     return JsonResponse(serialize(vm_import))
 
 
+@api_view("GET")
+def vm_import_tasks(request):
+    """The VM import tasks of the team's account and region, completed ones first."""
+    try:
+        tasks = cached_vm_import_tasks(aws.default_region())
+    except aws.AwsError as error:
+        return json_error(502, f"AWS did not list the VM import tasks: {error.message}")
+    return JsonResponse([task.as_json() for task in tasks], safe=False)
+
+
 def serialize(vm_import):
     request = vm_import.request
     error = None
@@ -161,6 +172,10 @@ def serialize(vm_import):
         "imageArn": vm_import.image_arn or None,
         "requestId": vm_import.request_id or None,
         "error": error,
+        "progress": vm_import.progress,
+        "statusMessage": vm_import.status_message or None,
+        "imageState": vm_import.image_state or None,
+        "amis": vm_import.amis,
         "createdAt": vm_import.created_at.isoformat(),
         "updatedAt": vm_import.updated_at.isoformat(),
     }

@@ -43,16 +43,26 @@ RETRYABLE_CODES = frozenset(
     }
 )
 RETRYABLE_HTTP_STATUSES = frozenset({429, 500, 502, 503, 504})
+THROTTLING_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "CallRateLimitExceededException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+    }
+)
 
 
 class AwsError(Exception):
     """An AWS call that did not succeed, in words a person can act on."""
 
-    def __init__(self, code, message, *, retryable):
+    def __init__(self, code, message, *, retryable, http_status=None):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.retryable = retryable
+        self.http_status = http_status
 
 
 @dataclass(frozen=True)
@@ -80,15 +90,121 @@ def client(service, region):
 
 def import_vm_image(request, *, region):
     """Send one ImportVmImage request exactly as stored, clientToken included."""
-    try:
-        response = client("imagebuilder", region).import_vm_image(**request)
-    except (BotoCoreError, ClientError) as error:
-        raise translate(error) from error
+    imagebuilder = _call(client, "imagebuilder", region)
+    response = _call(imagebuilder.import_vm_image, **request)
     return ImportAccepted(
         image_arn=response["imageArn"],
         request_id=response.get("requestId", ""),
         client_token=response.get("clientToken", ""),
     )
+
+
+@dataclass(frozen=True)
+class VmImportTask:
+    """One EC2 VM import task, as DescribeImportImageTasks reports it."""
+
+    import_task_id: str
+    status: str
+    status_message: str
+    progress: int | None
+    image_id: str
+    description: str
+
+    @classmethod
+    def from_ec2(cls, task):
+        progress = task.get("Progress")
+        return cls(
+            import_task_id=task["ImportTaskId"],
+            status=task.get("Status", ""),
+            status_message=task.get("StatusMessage", ""),
+            progress=int(progress) if progress and progress.isdigit() else None,
+            image_id=task.get("ImageId", ""),
+            description=task.get("Description", ""),
+        )
+
+    def as_json(self):
+        return {
+            "importTaskId": self.import_task_id,
+            "status": self.status,
+            "statusMessage": self.status_message,
+            "progress": self.progress,
+            "imageId": self.image_id or None,
+            "description": self.description,
+        }
+
+
+@dataclass(frozen=True)
+class ImageState:
+    """An Image Builder image's state and, once available, its AMIs."""
+
+    status: str
+    reason: str
+    amis: list
+
+    @classmethod
+    def from_imagebuilder(cls, image):
+        state = image.get("state", {})
+        amis = [
+            {
+                "region": ami.get("region", ""),
+                "image": ami["image"],
+                "accountId": ami.get("accountId", ""),
+            }
+            for ami in image.get("outputResources", {}).get("amis", [])
+            if ami.get("image")
+        ]
+        return cls(status=state.get("status", ""), reason=state.get("reason", ""), amis=amis)
+
+
+DESCRIBE_BATCH = 100  # task ids per DescribeImportImageTasks call
+
+
+def describe_import_image_tasks(task_ids, *, region):
+    """The named tasks by id, in as few calls as the batch size allows."""
+    ec2 = _call(client, "ec2", region)
+    tasks = {}
+    task_ids = sorted(set(task_ids))
+    for start in range(0, len(task_ids), DESCRIBE_BATCH):
+        batch = task_ids[start : start + DESCRIBE_BATCH]
+        response = _call(ec2.describe_import_image_tasks, ImportTaskIds=batch)
+        for task in response.get("ImportImageTasks", []):
+            tasks[task["ImportTaskId"]] = VmImportTask.from_ec2(task)
+    return tasks
+
+
+def list_vm_import_tasks(*, region, limit=200):
+    """The account's recent VM import tasks: completed ones first, then newest."""
+    ec2 = _call(client, "ec2", region)
+    tasks, token = [], None
+    while len(tasks) < limit:
+        kwargs = {"MaxResults": 100, **({"NextToken": token} if token else {})}
+        response = _call(ec2.describe_import_image_tasks, **kwargs)
+        tasks += [VmImportTask.from_ec2(t) for t in response.get("ImportImageTasks", [])]
+        token = response.get("NextToken")
+        if not token:
+            break
+    tasks.sort(key=lambda task: task.status != "completed")
+    return tasks[:limit]
+
+
+def get_image(image_arn, *, region):
+    imagebuilder = _call(client, "imagebuilder", region)
+    response = _call(imagebuilder.get_image, imageBuildVersionArn=image_arn)
+    return ImageState.from_imagebuilder(response.get("image", {}))
+
+
+def cancel_import_task(task_id, *, region):
+    """Ask EC2 to cancel a VM import task; returns EC2's new state for it."""
+    ec2 = _call(client, "ec2", region)
+    response = _call(ec2.cancel_import_task, ImportTaskId=task_id)
+    return response.get("State", "")
+
+
+def _call(function, *args, **kwargs):
+    try:
+        return function(*args, **kwargs)
+    except (BotoCoreError, ClientError) as error:
+        raise translate(error) from error
 
 
 def translate(error):
@@ -99,7 +215,7 @@ def translate(error):
         message = details.get("Message") or str(error)
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         retryable = code in RETRYABLE_CODES or status in RETRYABLE_HTTP_STATUSES
-        return AwsError(code, message, retryable=retryable)
+        return AwsError(code, message, retryable=retryable, http_status=status)
     if isinstance(error, NoCredentialsError):
         return AwsError(
             "NoCredentials",
@@ -123,3 +239,7 @@ def translate(error):
 
 def default_region():
     return settings.AWS_REGION
+
+
+def is_throttling(error):
+    return error.code in THROTTLING_CODES or error.http_status == 429

@@ -9,10 +9,11 @@ Nothing else writes `status`.
 
 import hashlib
 import secrets
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 
@@ -55,6 +56,19 @@ class Status(models.TextChoices):
 
 TERMINAL_STATUSES = frozenset({Status.AVAILABLE, Status.FAILED})
 
+# Image Builder's image states in the order an import passes through them.
+# An answer naming an earlier state than the one recorded is stale.
+IMAGE_STATES_IN_ORDER = (
+    "PENDING",
+    "CREATING",
+    "BUILDING",
+    "TESTING",
+    "DISTRIBUTING",
+    "INTEGRATING",
+    "AVAILABLE",
+)
+IMAGE_FAILED_STATES = frozenset({"FAILED", "CANCELLED", "DEPRECATED", "DISABLED", "DELETED"})
+
 
 class ClientTokenConflict(Exception):
     """The team already used this clientToken for a different request."""
@@ -70,6 +84,18 @@ class VmImportQuerySet(models.QuerySet):
 
     def in_flight(self):
         return self.exclude(status__in=TERMINAL_STATUSES)
+
+    def due_for_refresh(self, now=None):
+        """Importing imports not refreshed lately: often while young, then less often."""
+        now = now or timezone.now()
+        young = now - timedelta(seconds=settings.IMPORT_REFRESH_SLOW_AFTER)
+        fast = now - timedelta(seconds=settings.IMPORT_REFRESH_INTERVAL)
+        slow = now - timedelta(seconds=settings.IMPORT_REFRESH_SLOW_INTERVAL)
+        return self.filter(status=Status.IMPORTING).filter(
+            Q(refreshed_at__isnull=True)
+            | Q(submitted_at__gte=young, refreshed_at__lt=fast)
+            | Q(refreshed_at__lt=slow)
+        )
 
 
 class VmImport(models.Model):
@@ -93,6 +119,13 @@ class VmImport(models.Model):
     response_client_token = models.CharField(max_length=64, blank=True)
     error_code = models.CharField(max_length=200, blank=True)
     error_message = models.TextField(blank=True)
+
+    # What the refresher last saw: the EC2 VM import task and the image.
+    progress = models.PositiveSmallIntegerField(null=True, blank=True)
+    status_message = models.CharField(max_length=1024, blank=True)
+    image_state = models.CharField(max_length=30, blank=True)
+    amis = models.JSONField(default=list, blank=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -123,6 +156,20 @@ class VmImport(models.Model):
     @property
     def tags(self):
         return self.request.get("tags", {})
+
+    @property
+    def poll_seconds(self):
+        """How often a page should ask for news: often while young, then less."""
+        young = timezone.now() - self.created_at < timedelta(seconds=60)
+        return 2 if young else 10
+
+    @property
+    def elapsed(self):
+        return (self.finished_at or timezone.now()) - self.created_at
+
+    @property
+    def can_cancel(self):
+        return self.status in (Status.QUEUED, Status.IMPORTING)
 
     # -- creation -----------------------------------------------------------
 
@@ -179,6 +226,92 @@ class VmImport(models.Model):
             error_message="",
         )
 
+    def observe(self, *, task=None, image=None):
+        """Apply what AWS reports about an importing import; True if anything changed.
+
+        `task` is the EC2 VM import task (aws.VmImportTask), `image` the
+        Image Builder image (aws.ImageState); either may be missing. Status
+        only moves forward: an answer older than what is recorded changes
+        nothing, and an answer that repeats it adds no event.
+        """
+        if image is not None and image.status == "AVAILABLE":
+            return self.mark_available(amis=image.amis)
+        if image is not None and image.status in IMAGE_FAILED_STATES:
+            return self.mark_failed(
+                code=f"Image{image.status.title()}",
+                message=image.reason or f"Image Builder reports the image as {image.status}.",
+            )
+        updates, forward = {}, Q()
+        if image is not None and image.status in IMAGE_STATES_IN_ORDER:
+            seen = IMAGE_STATES_IN_ORDER[: IMAGE_STATES_IN_ORDER.index(image.status) + 1]
+            forward &= Q(image_state__in=["", *seen])
+            updates["image_state"] = image.status
+        if task is not None:
+            progress = 100 if task.status == "completed" else task.progress
+            if progress is not None:
+                forward &= Q(progress__isnull=True) | Q(progress__lte=progress)
+                updates["progress"] = progress
+            updates["status_message"] = task.status_message or task.status
+        VmImport.objects.filter(pk=self.pk).update(refreshed_at=timezone.now())
+        changed = {name: value for name, value in updates.items() if getattr(self, name) != value}
+        if not changed:
+            return False
+        return self._move(
+            [Status.IMPORTING],
+            Status.IMPORTING,
+            detail_for=lambda: describe_progress(changed),
+            only_if=forward & ~Q(**updates),
+            **updates,
+        )
+
+    def mark_available(self, *, amis):
+        return self._move(
+            [Status.IMPORTING],
+            Status.AVAILABLE,
+            detail_for=lambda: (
+                "Image available: "
+                + (
+                    ", ".join(f"{ami['image']} ({ami['region']})" for ami in amis)
+                    or "no AMI listed"
+                )
+            ),
+            image_state="AVAILABLE",
+            progress=100,
+            amis=amis,
+            finished_at=timezone.now(),
+        )
+
+    def withdraw(self, *, user):
+        """Cancel a queued import before any AWS call is made."""
+        return self._move(
+            [Status.QUEUED],
+            Status.FAILED,
+            user=user,
+            detail_for=lambda: f"Cancelled by {user.get_username()} before it was sent to AWS",
+            error_code="Cancelled",
+            error_message=f"Cancelled by {user.get_username()}.",
+            finished_at=timezone.now(),
+        )
+
+    def mark_cancelled(self, *, user, ec2_state):
+        """An importing import whose VM import task EC2 agreed to cancel."""
+        return self._move(
+            [Status.IMPORTING],
+            Status.FAILED,
+            user=user,
+            detail_for=lambda: (
+                f"Cancelled by {user.get_username()}; EC2 import task "
+                f"{self.vm_import_task_id} is {ec2_state or 'cancelling'}"
+            ),
+            error_code="Cancelled",
+            error_message=f"Cancelled by {user.get_username()}.",
+            finished_at=timezone.now(),
+        )
+
+    def note(self, detail, *, user=None):
+        """An event that changes no status: a refused cancel, say."""
+        self._record(user, self.status, self.status, detail)
+
     def mark_retrying(self, *, code, message, delay):
         return self._move(
             [Status.SUBMITTING],
@@ -221,13 +354,13 @@ class VmImport(models.Model):
             ).update(updated_at=timezone.now())
         )
 
-    def _move(self, expected, new_status, *, detail_for, user=None, **fields):
+    def _move(self, expected, new_status, *, detail_for, user=None, only_if=None, **fields):
+        only_if = only_if if only_if is not None else Q()
         now = timezone.now()
         with transaction.atomic():
             for old_status in expected:
-                moved = VmImport.objects.filter(pk=self.pk, status=old_status).update(
-                    status=new_status, updated_at=now, **fields
-                )
+                rows = VmImport.objects.filter(only_if, pk=self.pk, status=old_status)
+                moved = rows.update(status=new_status, updated_at=now, **fields)
                 if moved:
                     self.refresh_from_db()
                     self._record(user, old_status, new_status, detail_for())
@@ -243,6 +376,17 @@ class VmImport(models.Model):
             to_status=to_status,
             detail=detail,
         )
+
+
+def describe_progress(updates):
+    parts = []
+    if "image_state" in updates:
+        parts.append(f"Image {updates['image_state']}")
+    if "status_message" in updates or "progress" in updates:
+        progress = updates.get("progress")
+        percent = f" ({progress}%)" if progress is not None else ""
+        parts.append(f"VM import task: {updates.get('status_message', '')}{percent}")
+    return "; ".join(parts)
 
 
 class AppendOnlyError(Exception):

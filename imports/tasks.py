@@ -8,10 +8,13 @@ or a sweep can never create a second image: AWS answers with the original.
 
 import logging
 import random
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -86,3 +89,76 @@ def requeue_stuck_imports():
     if requeued:
         logger.warning("Re-enqueued %d stuck import(s)", requeued)
     return requeued
+
+
+REFRESH_PAUSE_KEY = "imports:refresh-paused"
+
+
+@shared_task(ignore_result=True)
+def refresh_imports():
+    """Follow every due `importing` import: its EC2 VM import task and its image.
+
+    One DescribeImportImageTasks call per 100 task ids and one GetImage per
+    import, the GetImage calls side by side. Throttling pauses the whole
+    refresher (longer each time) rather than failing anything; an error on
+    one import is logged and never stops the others.
+    """
+    if cache.get(REFRESH_PAUSE_KEY, {}).get("until", 0) > time.time():
+        return {"paused": True}
+    due = list(VmImport.objects.due_for_refresh())
+    throttled = False
+    for region, vm_imports in group_by_region(due).items():
+        throttled |= refresh_region(region, vm_imports)
+    if throttled:
+        pause_refreshing()
+    else:
+        cache.delete(REFRESH_PAUSE_KEY)
+    return {"refreshed": len(due), "throttled": throttled}
+
+
+def group_by_region(vm_imports):
+    regions = {}
+    for vm_import in vm_imports:
+        regions.setdefault(vm_import.region or aws.default_region(), []).append(vm_import)
+    return regions
+
+
+def refresh_region(region, vm_imports):
+    """Refresh one region's imports; True if AWS throttled any call."""
+    throttled = False
+    try:
+        tasks = aws.describe_import_image_tasks(
+            [vm_import.vm_import_task_id for vm_import in vm_imports], region=region
+        )
+    except aws.AwsError as error:
+        # The task's progress only adds detail; the image decides the status.
+        throttled = aws.is_throttling(error)
+        logger.warning("DescribeImportImageTasks failed in %s: %s", region, error)
+        tasks = {}
+    with ThreadPoolExecutor(max_workers=settings.IMPORT_REFRESH_CONCURRENCY) as pool:
+        images = pool.map(lambda vm_import: fetch_image(vm_import, region), vm_imports)
+        for vm_import, image in zip(vm_imports, images, strict=True):
+            if isinstance(image, aws.AwsError):
+                throttled |= aws.is_throttling(image)
+                logger.warning("GetImage failed for import %s: %s", vm_import.pk, image)
+                image = None
+            try:
+                vm_import.observe(task=tasks.get(vm_import.vm_import_task_id), image=image)
+            except Exception:
+                logger.exception("Could not record the refresh of import %s", vm_import.pk)
+    return throttled
+
+
+def fetch_image(vm_import, region):
+    try:
+        return aws.get_image(vm_import.image_arn, region=region)
+    except aws.AwsError as error:
+        return error
+
+
+def pause_refreshing():
+    """Back off after throttling: 2, 4, 8 … up to IMPORT_REFRESH_MAX_PAUSE seconds."""
+    previous = cache.get(REFRESH_PAUSE_KEY, {}).get("seconds", 1)
+    seconds = min(previous * 2, settings.IMPORT_REFRESH_MAX_PAUSE)
+    cache.set(REFRESH_PAUSE_KEY, {"until": time.time() + seconds, "seconds": seconds}, 3600)
+    logger.warning("AWS is throttling the refresher; pausing it for %ss", seconds)

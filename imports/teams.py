@@ -32,6 +32,10 @@ def current_membership(request):
     return mine[0] if mine else None
 
 
+def membership_in(request, team_id):
+    return next((m for m in memberships(request) if m.team_id == team_id), None)
+
+
 def switch_team(request, team_id):
     """Act for team_id from now on; False if the person is not in that team."""
     if any(m.team_id == team_id for m in memberships(request)):

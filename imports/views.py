@@ -10,10 +10,11 @@ import json
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -22,6 +23,7 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from . import aws, teams
 from .forms import PLATFORMS, ImportVmImageForm, TagFormSet, tag_rows
+from .hints import failure_hint
 from .models import ClientTokenConflict, Status, VmImport
 from .tasks import enqueue_submit
 
@@ -159,6 +161,7 @@ def validate_field(request, field):
 
 def live_validation(form):
     """Ask htmx to post each field when the person leaves it."""
+    form.fields["vmImportTaskId"].widget.attrs["list"] = "vm-import-tasks"
     for bound_field in [*form, *(f for row in form.tags for f in row)]:
         if bound_field.is_hidden:
             continue
@@ -175,14 +178,71 @@ def live_validation(form):
 
 @login_required
 @require_GET
+def vm_import_tasks(request):
+    """The picker: the team's VM import tasks, or a message if they cannot be listed."""
+    membership = teams.current_membership(request)
+    if membership is None:
+        raise Http404
+    try:
+        tasks = cached_vm_import_tasks(aws.default_region())
+        problem = ""
+    except aws.AwsError as error:
+        tasks, problem = [], error.message
+    return render(
+        request, "imports/new.html#task_picker", {"tasks": tasks, "task_problem": problem}
+    )
+
+
+def cached_vm_import_tasks(region):
+    """EC2's list for the region, kept briefly so the form stays quick."""
+    key = f"vm-import-tasks:{region}"
+    tasks = cache.get(key)
+    if tasks is None:
+        tasks = aws.list_vm_import_tasks(region=region)
+        cache.set(key, tasks, settings.VM_IMPORT_TASKS_CACHE_SECONDS)
+    return tasks
+
+
+@login_required
+@require_POST
+def cancel(request, pk):
+    vm_import = get_object_or_404(VmImport.objects.visible_to(request.user), pk=pk)
+    membership = teams.membership_in(request, vm_import.team_id)
+    if not teams.can_submit(membership):
+        raise PermissionDenied("You need the submitter role in this team to cancel imports.")
+    messages.info(request, cancel_import(vm_import, request.user))
+    return redirect_to(request, reverse("imports:detail", args=[vm_import.pk]))
+
+
+def cancel_import(vm_import, user):
+    """Withdraw a queued import, or ask EC2 to cancel an importing one; say what happened."""
+    if vm_import.withdraw(user=user):
+        return "Cancelled before anything was sent to AWS."
+    if vm_import.status != Status.IMPORTING:
+        status = vm_import.get_status_display().lower()
+        return f"This import is {status}; it cannot be cancelled now."
+    try:
+        ec2_state = aws.cancel_import_task(vm_import.vm_import_task_id, region=vm_import.region)
+    except aws.AwsError as error:
+        vm_import.note(f"Cancel requested, but EC2 refused: {error.message}", user=user)
+        return f"EC2 did not cancel the VM import task: {error.message}"
+    vm_import.mark_cancelled(user=user, ec2_state=ec2_state)
+    return "EC2 is cancelling the VM import task; the import is marked cancelled."
+
+
+@login_required
+@require_GET
 def detail(request, pk):
     vm_import = get_object_or_404(
         VmImport.objects.visible_to(request.user).select_related("submitted_by", "team"), pk=pk
     )
     context = {
         "vm_import": vm_import,
+        "can_cancel": vm_import.can_cancel
+        and teams.can_submit(teams.membership_in(request, vm_import.team_id)),
         "events": vm_import.events.select_related("actor"),
         "payload_json": json.dumps(vm_import.request, indent=2, ensure_ascii=False),
+        "hint": failure_hint(vm_import),
     }
     return render(request, "imports/detail.html", context)
 
@@ -192,7 +252,8 @@ def detail(request, pk):
 def status(request, pk):
     """The polled status panel: one query for the import, and stop when it is done."""
     vm_import = get_object_or_404(VmImport.objects.visible_to(request.user), pk=pk)
-    response = render(request, "imports/detail.html#status", {"vm_import": vm_import})
+    context = {"vm_import": vm_import, "hint": failure_hint(vm_import)}
+    response = render(request, "imports/detail.html#status", context)
     return stop_polling_when_done(response, vm_import)
 
 

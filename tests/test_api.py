@@ -140,6 +140,10 @@ def test_get_one_import_returns_every_documented_field(client, api_headers, vm_i
         "error",
         "createdAt",
         "updatedAt",
+        "progress",
+        "statusMessage",
+        "imageState",
+        "amis",
     }
     assert body["name"] == payload["name"]
     assert body["description"] is None

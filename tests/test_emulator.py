@@ -1,0 +1,657 @@
+"""The local AWS emulator, through real boto3 clients over real HTTP."""
+
+import json
+import re
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError, ConnectionClosedError
+
+from imports import aws
+from imports.emulator.testing import running_emulator
+
+SEEDED_TASK = "import-ami-0123456789abcdef0"  # completed
+CONVERTING_TASK = "import-ami-0c0ffee0123456789"  # active at start-up
+ACCOUNT = "123456789012"
+IMAGE_ARN = re.compile(
+    r"arn:aws:imagebuilder:us-east-1:123456789012:image/web-server-base/1\.0\.0/(\d+)"
+)
+DIRECT_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@pytest.fixture
+def emulator():
+    with running_emulator(step_seconds=0) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def slow_emulator():
+    """Ten seconds a step: tests walk the states with advance()."""
+    with running_emulator(step_seconds=10) as emulator:
+        yield emulator
+
+
+# One session for the module: its clients share the loaded service models.
+SESSION = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test")
+
+
+def client(service, emulator, region="us-east-1"):
+    return SESSION.client(
+        service,
+        region_name=region,
+        endpoint_url=emulator.url,
+        config=Config(retries={"total_max_attempts": 1}, read_timeout=10, connect_timeout=5),
+    )
+
+
+def import_request(**overrides):
+    request = {
+        "clientToken": "0b6f2c1e-1d7e-4c55-9d61-1a2b3c4d5e6f",
+        "name": "Web server base",
+        "semanticVersion": "1.0.0",
+        "platform": "Linux",
+        "vmImportTaskId": SEEDED_TASK,
+    }
+    request.update(overrides)
+    return request
+
+
+def error_of(excinfo):
+    error = excinfo.value.response
+    return error["Error"]["Code"], error["Error"]["Message"], error["ResponseMetadata"]
+
+
+def image_status(imagebuilder, arn):
+    return imagebuilder.get_image(imageBuildVersionArn=arn)["image"]["state"]["status"]
+
+
+def new_vm_import(ec2, **overrides):
+    request = {
+        "Description": "Build server (VMware export)",
+        "Platform": "Linux",
+        "DiskContainers": [
+            {"Format": "vmdk", "UserBucket": {"S3Bucket": "exports", "S3Key": "build.vmdk"}}
+        ],
+    }
+    request.update(overrides)
+    return ec2.import_image(**request)["ImportTaskId"]
+
+
+# -- ImportVmImage ------------------------------------------------------------
+
+
+def test_it_answers_an_image_arn_of_the_real_shape(emulator):
+    response = client("imagebuilder", emulator).import_vm_image(**import_request())
+
+    assert IMAGE_ARN.fullmatch(response["imageArn"])[1] == "1"
+    assert response["clientToken"] == "0b6f2c1e-1d7e-4c55-9d61-1a2b3c4d5e6f"
+    assert response["requestId"]
+    assert response["ResponseMetadata"]["RequestId"]
+
+
+def test_it_takes_the_region_from_the_request_signature(emulator):
+    response = client("imagebuilder", emulator, region="eu-west-1").import_vm_image(
+        **import_request()
+    )
+
+    assert response["imageArn"].startswith("arn:aws:imagebuilder:eu-west-1:123456789012:image/")
+
+
+def test_it_numbers_builds_per_name_and_version(emulator):
+    imagebuilder = client("imagebuilder", emulator)
+
+    first = imagebuilder.import_vm_image(**import_request(clientToken="one"))
+    second = imagebuilder.import_vm_image(**import_request(clientToken="two"))
+    other_version = imagebuilder.import_vm_image(
+        **import_request(clientToken="three", semanticVersion="2.0.0")
+    )
+
+    assert first["imageArn"].endswith("/web-server-base/1.0.0/1")
+    assert second["imageArn"].endswith("/web-server-base/1.0.0/2")
+    assert other_version["imageArn"].endswith("/web-server-base/2.0.0/1")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "member", "rule"),
+    [
+        ({"semanticVersion": "1.0.0/1"}, "semanticVersion", "build number"),
+        ({"semanticVersion": "1073741824.0.0"}, "semanticVersion", "1073741823"),
+        ({"tags": {"aws:team": "platform"}}, "tags", "aws:"),
+        ({"tags": {f"key{n}": "v" for n in range(51)}}, "tags", "At most 50 tags"),
+        ({"platform": "linux"}, "platform", "Windows, Linux, macOS"),
+        ({"clientToken": "x" * 37}, "clientToken", "at most 36 characters"),
+    ],
+)
+def test_it_rejects_what_the_service_rejects_naming_the_member(emulator, overrides, member, rule):
+    with pytest.raises(ClientError) as excinfo:
+        client("imagebuilder", emulator).import_vm_image(**import_request(**overrides))
+
+    code, message, metadata = error_of(excinfo)
+    assert code == "ClientException"
+    assert metadata["HTTPStatusCode"] == 400
+    assert f"{member}:" in message
+    assert rule in message
+    assert emulator.calls()["imagesCreated"] == 0
+
+
+def test_it_rejects_an_unknown_vm_import_task(emulator):
+    with pytest.raises(ClientError) as excinfo:
+        client("imagebuilder", emulator).import_vm_image(
+            **import_request(vmImportTaskId="import-ami-00000000000000000")
+        )
+
+    code, message, _ = error_of(excinfo)
+    assert code == "ClientException"
+    assert "vmImportTaskId" in message
+
+
+def raw(emulator, method, path, body=None, headers=None):
+    """A request as botocore would not send it; (status, headers, decoded body)."""
+    request = urllib.request.Request(
+        emulator.url + path, data=body, method=method, headers=headers or {}
+    )
+    try:
+        with DIRECT_OPENER.open(request, timeout=10) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+def test_it_rejects_members_of_the_wrong_json_type_in_rest_json_error_form(emulator):
+    body = json.dumps({**import_request(), "name": 5, "loggingConfiguration": {}}).encode()
+
+    status, headers, answer = raw(emulator, "PUT", "/ImportVmImage", body)
+
+    assert status == 400
+    assert headers["x-amzn-ErrorType"] == "ClientException"
+    assert headers["x-amzn-RequestId"]
+    message = json.loads(answer)["message"]
+    assert "name: name must be a JSON string" in message
+    assert "loggingConfiguration: Unknown member" in message
+
+
+def test_it_rejects_a_body_that_is_not_json(emulator):
+    status, headers, answer = raw(emulator, "PUT", "/ImportVmImage", b"{not json")
+
+    assert status == 400
+    assert headers["x-amzn-ErrorType"] == "ClientException"
+
+
+# -- idempotency --------------------------------------------------------------
+
+
+def test_the_same_token_and_parameters_answer_the_original_response(emulator):
+    imagebuilder = client("imagebuilder", emulator)
+
+    first = imagebuilder.import_vm_image(**import_request())
+    again = imagebuilder.import_vm_image(**import_request())
+
+    assert again["imageArn"] == first["imageArn"]
+    assert again["requestId"] == first["requestId"]
+    calls = emulator.calls()
+    assert calls["imagesCreated"] == 1
+    assert calls["operations"]["ImportVmImage"] == 2
+    assert calls["clientTokens"]["0b6f2c1e-1d7e-4c55-9d61-1a2b3c4d5e6f"] == 2
+
+
+def test_the_same_token_with_other_parameters_is_a_mismatch(emulator):
+    imagebuilder = client("imagebuilder", emulator)
+    imagebuilder.import_vm_image(**import_request())
+
+    with pytest.raises(ClientError) as excinfo:
+        imagebuilder.import_vm_image(**import_request(description="Another image"))
+
+    code, _, metadata = error_of(excinfo)
+    assert code == "IdempotentParameterMismatchException"
+    assert metadata["HTTPStatusCode"] == 400
+    assert emulator.calls()["imagesCreated"] == 1
+
+
+# -- the life of an image -----------------------------------------------------
+
+
+def test_with_no_step_time_an_image_is_available_at_once_with_its_ami(emulator):
+    imagebuilder = client("imagebuilder", emulator)
+    arn = imagebuilder.import_vm_image(**import_request(description="Base"))["imageArn"]
+
+    image = imagebuilder.get_image(imageBuildVersionArn=arn)["image"]
+
+    assert image["state"] == {"status": "AVAILABLE"}
+    assert image["version"] == "1.0.0/1"
+    assert image["outputResources"]["amis"] == [
+        {
+            "region": "us-east-1",
+            "image": "ami-0a1b2c3d4e5f60718",
+            "name": "Web server base 1.0.0/1",
+            "description": "Base",
+            "state": {"status": "AVAILABLE"},
+            "accountId": ACCOUNT,
+        }
+    ]
+
+
+def test_an_image_waits_for_its_vm_import_then_walks_to_available(slow_emulator):
+    ec2 = client("ec2", slow_emulator)
+    imagebuilder = client("imagebuilder", slow_emulator)
+    task_id = new_vm_import(ec2)
+    arn = imagebuilder.import_vm_image(**import_request(vmImportTaskId=task_id))["imageArn"]
+
+    seen_tasks, seen_images = [], []
+    for _ in range(12):
+        [task] = ec2.describe_import_image_tasks(ImportTaskIds=[task_id])["ImportImageTasks"]
+        seen_tasks.append((task["Status"], task.get("Progress"), task.get("StatusMessage")))
+        seen_images.append(image_status(imagebuilder, arn))
+        slow_emulator.advance(10)
+
+    assert seen_tasks[:6] == [
+        ("active", "10", "pending"),
+        ("active", "30", "validating"),
+        ("active", "50", "converting"),
+        ("active", "70", "updating"),
+        ("active", "90", "preparing ami"),
+        ("completed", None, None),
+    ]
+    assert seen_images == ["PENDING"] * 5 + [
+        "CREATING",
+        "BUILDING",
+        "TESTING",
+        "DISTRIBUTING",
+        "INTEGRATING",
+        "AVAILABLE",
+        "AVAILABLE",
+    ]
+    [task] = ec2.describe_import_image_tasks(ImportTaskIds=[task_id])["ImportImageTasks"]
+    assert re.fullmatch(r"ami-[0-9a-f]{17}", task["ImageId"])
+    image = imagebuilder.get_image(imageBuildVersionArn=arn)["image"]
+    assert image["outputResources"]["amis"][0]["image"] == task["ImageId"]
+
+
+def test_a_cancelled_vm_import_fails_its_image(slow_emulator):
+    ec2 = client("ec2", slow_emulator)
+    imagebuilder = client("imagebuilder", slow_emulator)
+    arn = imagebuilder.import_vm_image(**import_request(vmImportTaskId=CONVERTING_TASK))["imageArn"]
+    assert image_status(imagebuilder, arn) == "PENDING"
+
+    cancelled = ec2.cancel_import_task(ImportTaskId=CONVERTING_TASK, CancelReason="wrong disk")
+
+    assert cancelled["PreviousState"] == "active"
+    assert cancelled["State"] == "deleting"
+    state = imagebuilder.get_image(imageBuildVersionArn=arn)["image"]["state"]
+    assert state["status"] == "FAILED"
+    assert CONVERTING_TASK in state["reason"]
+    slow_emulator.advance(10)
+    [task] = ec2.describe_import_image_tasks(ImportTaskIds=[CONVERTING_TASK])["ImportImageTasks"]
+    assert task["Status"] == "deleted"
+    assert task["StatusMessage"] == "wrong disk"
+    assert "ImageId" not in task
+
+
+@pytest.mark.parametrize("status", ["FAILED", "CANCELLED"])
+def test_the_control_api_can_end_an_image(emulator, status):
+    imagebuilder = client("imagebuilder", emulator)
+    arn = imagebuilder.import_vm_image(**import_request())["imageArn"]
+
+    assert emulator.end_image(arn, status, "Disk image is corrupt")["exists"] is True
+
+    image = imagebuilder.get_image(imageBuildVersionArn=arn)["image"]
+    assert image["state"] == {"status": status, "reason": "Disk image is corrupt"}
+    assert image["outputResources"]["amis"] == []
+
+
+def test_an_ending_can_be_arranged_before_the_image_exists(emulator):
+    imagebuilder = client("imagebuilder", emulator)
+    arn = "arn:aws:imagebuilder:us-east-1:123456789012:image/web-server-base/1.0.0/1"
+
+    assert emulator.end_image(arn, "FAILED", "No boot volume")["exists"] is False
+    assert imagebuilder.import_vm_image(**import_request())["imageArn"] == arn
+
+    assert image_status(imagebuilder, arn) == "FAILED"
+
+
+def test_get_image_answers_the_latest_build_for_a_version_arn(emulator):
+    imagebuilder = client("imagebuilder", emulator)
+    imagebuilder.import_vm_image(**import_request(clientToken="one"))
+    imagebuilder.import_vm_image(**import_request(clientToken="two"))
+
+    image = imagebuilder.get_image(
+        imageBuildVersionArn="arn:aws:imagebuilder:us-east-1:123456789012:image/web-server-base/1.0.0"
+    )["image"]
+
+    assert image["version"] == "1.0.0/2"
+
+
+@pytest.mark.parametrize(
+    ("arn", "code", "status"),
+    [
+        (
+            "arn:aws:imagebuilder:us-east-1:123456789012:image/missing/1.0.0/1",
+            "ResourceNotFoundException",
+            404,
+        ),
+        ("not-an-arn", "InvalidRequestException", 400),
+    ],
+)
+def test_get_image_rejects_unknown_and_malformed_arns(emulator, arn, code, status):
+    with pytest.raises(ClientError) as excinfo:
+        client("imagebuilder", emulator).get_image(imageBuildVersionArn=arn)
+
+    assert error_of(excinfo)[0] == code
+    assert error_of(excinfo)[2]["HTTPStatusCode"] == status
+
+
+# -- EC2 VM import ------------------------------------------------------------
+
+
+def test_it_is_seeded_with_completed_and_converting_vm_imports(slow_emulator):
+    tasks = client("ec2", slow_emulator).describe_import_image_tasks()["ImportImageTasks"]
+
+    completed = [task for task in tasks if task["Status"] == "completed"]
+    active = [task for task in tasks if task["Status"] == "active"]
+    assert len(completed) == 3
+    assert all(re.fullmatch(r"ami-[0-9a-f]{17}", task["ImageId"]) for task in completed)
+    assert {task["Platform"] for task in completed} == {"Linux", "Windows"}
+    assert len({task["Description"] for task in completed}) == 3
+    assert [(task["ImportTaskId"], task["StatusMessage"]) for task in active] == [
+        (CONVERTING_TASK, "converting")
+    ]
+
+
+def test_import_image_starts_a_task_and_keeps_its_client_token(slow_emulator):
+    ec2 = client("ec2", slow_emulator)
+
+    task_id = new_vm_import(ec2, ClientToken="vm-1")
+    again = new_vm_import(ec2, ClientToken="vm-1")
+
+    assert re.fullmatch(r"import-ami-[0-9a-f]{17}", task_id)
+    assert again == task_id
+    assert slow_emulator.calls()["importTasksCreated"] == 1
+
+
+def test_import_image_needs_a_disk_container(emulator):
+    with pytest.raises(ClientError) as excinfo:
+        client("ec2", emulator).import_image(Description="no disks")
+
+    assert error_of(excinfo)[0] == "MissingParameter"
+
+
+def test_describe_filters_by_task_state(slow_emulator):
+    ec2 = client("ec2", slow_emulator)
+
+    active = ec2.describe_import_image_tasks(Filters=[{"Name": "task-state", "Values": ["active"]}])
+
+    assert [task["ImportTaskId"] for task in active["ImportImageTasks"]] == [CONVERTING_TASK]
+
+
+def test_describe_filters_by_tag(emulator):
+    ec2 = client("ec2", emulator)
+    tags = [{"ResourceType": "import-image-task", "Tags": [{"Key": "team", "Value": "data"}]}]
+    task_id = new_vm_import(ec2, TagSpecifications=tags)
+
+    tagged = ec2.describe_import_image_tasks(Filters=[{"Name": "tag:team", "Values": ["data"]}])
+
+    [task] = tagged["ImportImageTasks"]
+    assert task["ImportTaskId"] == task_id
+    assert task["Tags"] == [{"Key": "team", "Value": "data"}]
+
+
+def test_describe_pages_with_max_results_and_next_token(emulator):
+    ec2 = client("ec2", emulator)
+    everything = [t["ImportTaskId"] for t in ec2.describe_import_image_tasks()["ImportImageTasks"]]
+
+    first = ec2.describe_import_image_tasks(MaxResults=3)
+    second = ec2.describe_import_image_tasks(MaxResults=3, NextToken=first["NextToken"])
+    pages = ec2.get_paginator("describe_import_image_tasks").paginate(
+        PaginationConfig={"PageSize": 1}
+    )
+
+    assert len(first["ImportImageTasks"]) == 3
+    assert "NextToken" not in second
+    assert [t["ImportTaskId"] for t in first["ImportImageTasks"] + second["ImportImageTasks"]] == (
+        everything
+    )
+    assert [t["ImportTaskId"] for page in pages for t in page["ImportImageTasks"]] == everything
+
+
+@pytest.mark.parametrize(
+    ("request_", "code"),
+    [
+        ({"ImportTaskIds": ["import-ami-00000000000000000"]}, "InvalidConversionTaskId"),
+        ({"ImportTaskIds": ["ami-123"]}, "InvalidConversionTaskId.Malformed"),
+        ({"Filters": [{"Name": "colour", "Values": ["red"]}]}, "InvalidParameterValue"),
+        ({"NextToken": "garbage"}, "InvalidNextToken"),
+    ],
+)
+def test_describe_rejects_unknown_tasks_filters_and_tokens(emulator, request_, code):
+    with pytest.raises(ClientError) as excinfo:
+        client("ec2", emulator).describe_import_image_tasks(**request_)
+
+    assert error_of(excinfo)[0] == code
+
+
+def test_a_completed_task_cannot_be_cancelled(emulator):
+    with pytest.raises(ClientError) as excinfo:
+        client("ec2", emulator).cancel_import_task(ImportTaskId=SEEDED_TASK)
+
+    assert error_of(excinfo)[0] == "IncorrectState"
+
+
+# -- STS ----------------------------------------------------------------------
+
+
+def test_assume_role_answers_temporary_credentials_and_records_the_external_id(emulator):
+    role_arn = "arn:aws:iam::210987654321:role/ImageImporter"
+
+    answer = client("sts", emulator).assume_role(
+        RoleArn=role_arn, RoleSessionName="vm-import-portal", ExternalId="team-42"
+    )
+
+    credentials = answer["Credentials"]
+    assert credentials["AccessKeyId"].startswith("ASIA")
+    assert credentials["SessionToken"]
+    assert credentials["Expiration"] > datetime.now(UTC)
+    assert answer["AssumedRoleUser"]["Arn"] == (
+        "arn:aws:sts::210987654321:assumed-role/ImageImporter/vm-import-portal"
+    )
+    [recorded] = emulator.calls()["assumedRoles"]
+    assert recorded["ExternalId"] == "team-42"
+    assert recorded["RoleArn"] == role_arn
+
+
+def test_assume_role_requires_a_session_name(emulator):
+    status, _, answer = raw(
+        emulator,
+        "POST",
+        "/",
+        b"Action=AssumeRole&Version=2011-06-15&RoleArn=arn:aws:iam::210987654321:role/R",
+        {"Content-Type": "application/x-www-form-urlencoded"},
+    )
+
+    assert status == 400
+    assert b"<Code>ValidationError</Code>" in answer
+    assert b"roleSessionName" in answer
+
+
+# -- faults -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        ("CallRateLimitExceededException", 429),
+        ("ServiceUnavailableException", 503),
+        ("ServiceException", 500),
+        ("ThrottlingException", 400),
+    ],
+)
+def test_it_fails_the_next_call_on_demand(emulator, error, status):
+    imagebuilder = client("imagebuilder", emulator)
+    emulator.fail_next(1, error, operation="ImportVmImage")
+
+    with pytest.raises(ClientError) as excinfo:
+        imagebuilder.import_vm_image(**import_request())
+
+    code, _, metadata = error_of(excinfo)
+    assert (code, metadata["HTTPStatusCode"]) == (error, status)
+    assert emulator.calls()["imagesCreated"] == 0
+    assert IMAGE_ARN.fullmatch(imagebuilder.import_vm_image(**import_request())["imageArn"])
+
+
+@pytest.mark.parametrize(
+    "error", ["ThrottlingException", "ServiceUnavailableException", "ServiceException"]
+)
+def test_botocore_retries_injected_retryable_errors(emulator, error):
+    imagebuilder = SESSION.client(
+        "imagebuilder",
+        region_name="us-east-1",
+        endpoint_url=emulator.url,
+        config=Config(retries={"total_max_attempts": 3, "mode": "standard"}),
+    )
+    emulator.fail_next(2, error)
+
+    imagebuilder.import_vm_image(**import_request())
+
+    calls = emulator.calls()
+    assert calls["operations"]["ImportVmImage"] == 3
+    assert calls["imagesCreated"] == 1
+
+
+def test_a_fault_for_one_operation_leaves_the_others_alone(emulator):
+    imagebuilder = client("imagebuilder", emulator)
+    emulator.fail_next(1, "ServiceException", operation="GetImage")
+
+    arn = imagebuilder.import_vm_image(**import_request())["imageArn"]
+
+    with pytest.raises(ClientError):
+        imagebuilder.get_image(imageBuildVersionArn=arn)
+    assert image_status(imagebuilder, arn) == "AVAILABLE"
+
+
+def test_ec2_faults_arrive_under_ec2_error_codes(emulator):
+    emulator.fail_next(1, "ThrottlingException", operation="DescribeImportImageTasks")
+
+    with pytest.raises(ClientError) as excinfo:
+        client("ec2", emulator).describe_import_image_tasks()
+
+    code, _, metadata = error_of(excinfo)
+    assert (code, metadata["HTTPStatusCode"]) == ("RequestLimitExceeded", 503)
+
+
+def test_a_dropped_connection_is_a_botocore_connection_error(emulator):
+    emulator.drop_next(1, operation="ImportVmImage")
+
+    with pytest.raises(ConnectionClosedError):
+        client("imagebuilder", emulator).import_vm_image(**import_request())
+
+    assert emulator.calls()["imagesCreated"] == 0
+
+
+def test_a_lost_answer_then_a_retry_creates_one_image(emulator):
+    imagebuilder = client("imagebuilder", emulator)
+    emulator.drop_next(1, operation="ImportVmImage", after=True)
+
+    with pytest.raises(ConnectionClosedError):
+        imagebuilder.import_vm_image(**import_request())
+    retried = imagebuilder.import_vm_image(**import_request())
+
+    calls = emulator.calls()
+    assert calls["images"] == [retried["imageArn"]]
+    assert calls["imagesCreated"] == 1
+
+
+def test_a_failure_rate_fails_that_fraction_of_calls(emulator):
+    ec2 = client("ec2", emulator)
+    emulator.fail_rate(1.0, "ServiceUnavailableException")
+    with pytest.raises(ClientError):
+        ec2.describe_import_image_tasks()
+
+    emulator.fail_rate(0.0)
+
+    assert ec2.describe_import_image_tasks()["ImportImageTasks"]
+
+
+def test_latency_delays_answers(emulator):
+    emulator.latency(0.3, operation="DescribeImportImageTasks")
+    started = time.monotonic()
+
+    client("ec2", emulator).describe_import_image_tasks()
+
+    assert time.monotonic() - started >= 0.3
+
+
+def test_startup_faults_and_clear_faults():
+    with running_emulator(fail_next=1, fail_with="ServiceException") as faulty:
+        imagebuilder = client("imagebuilder", faulty)
+        with pytest.raises(ClientError) as excinfo:
+            imagebuilder.import_vm_image(**import_request())
+        assert error_of(excinfo)[0] == "ServiceException"
+
+        faulty.fail_next(5, "ServiceException")
+        faulty.clear_faults()
+
+        assert imagebuilder.import_vm_image(**import_request())["imageArn"]
+
+
+def test_the_control_api_rejects_an_unknown_operation(emulator):
+    with pytest.raises(urllib.error.HTTPError) as excinfo:
+        emulator.fail_next(1, "ServiceException", operation="ImportVMImage")
+
+    assert excinfo.value.code == 400
+
+
+def test_reset_forgets_images_calls_and_the_clock(slow_emulator):
+    imagebuilder = client("imagebuilder", slow_emulator)
+    imagebuilder.import_vm_image(**import_request())
+    slow_emulator.advance(1000)
+
+    slow_emulator.reset()
+
+    calls = slow_emulator.calls()
+    assert calls["imagesCreated"] == 0
+    assert calls["operations"] == {}
+    state = slow_emulator.state()
+    assert [t["status"] for t in state["tasks"]] == ["completed"] * 3 + ["active"]
+
+
+def test_the_server_is_gone_after_the_context_manager():
+    with running_emulator() as emulator:
+        assert emulator.get("health") == {"ok": True}
+
+    with pytest.raises(urllib.error.URLError):
+        emulator.get("health")
+
+
+# -- the portal's own AWS module against the emulator -------------------------
+
+
+@pytest.fixture
+def portal_aws(emulator, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    for name, url in emulator.environ().items():
+        monkeypatch.setenv(name, url)
+    aws.client.cache_clear()
+    yield emulator
+    aws.client.cache_clear()
+
+
+def test_the_portal_submits_through_the_emulator(portal_aws):
+    accepted = aws.import_vm_image(import_request(), region="us-east-1")
+
+    assert IMAGE_ARN.fullmatch(accepted.image_arn)
+    assert portal_aws.calls()["imagesCreated"] == 1
+
+
+def test_the_portal_reads_an_injected_503_as_retryable(portal_aws):
+    portal_aws.fail_next(1, "ServiceUnavailableException")
+
+    with pytest.raises(aws.AwsError) as excinfo:
+        aws.import_vm_image(import_request(), region="us-east-1")
+
+    assert excinfo.value.code == "ServiceUnavailableException"
+    assert excinfo.value.retryable is True

@@ -1,0 +1,185 @@
+"""The emulator as people use it: the AWS CLI against it, and `manage.py fakeaws`."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from imports.emulator.testing import EmulatorControl, running_emulator
+
+VENV_BIN = Path(sys.executable).parent
+MANAGE_PY = Path(__file__).resolve().parent.parent / "manage.py"
+SEEDED_TASK = "import-ami-0123456789abcdef0"
+
+
+def offline_environ(**extra):
+    """The environment of a subprocess that must only ever talk to the emulator."""
+    environ = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("AWS_") and name.lower() not in ("http_proxy", "https_proxy")
+    }
+    environ.update(
+        AWS_ACCESS_KEY_ID="test",
+        AWS_SECRET_ACCESS_KEY="test",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_MAX_ATTEMPTS="1",
+        **extra,
+    )
+    return environ
+
+
+def aws_cli(emulator, *arguments):
+    return subprocess.run(
+        [str(VENV_BIN / "aws"), *arguments, "--endpoint-url", emulator.url, "--output", "json"],
+        env=offline_environ(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    with running_emulator(step_seconds=0) as emulator:
+        yield emulator
+
+
+def test_the_cli_imports_a_vm_image_and_reads_it_back(emulator):
+    imported = aws_cli(
+        emulator,
+        "imagebuilder",
+        "import-vm-image",
+        "--name",
+        "CLI image",
+        "--semantic-version",
+        "3.1.4",
+        "--platform",
+        "Windows",
+        "--vm-import-task-id",
+        SEEDED_TASK,
+        "--client-token",
+        "cli-token-1",
+    )
+    assert imported.returncode == 0, imported.stderr
+    arn = json.loads(imported.stdout)["imageArn"]
+    assert arn == "arn:aws:imagebuilder:us-east-1:123456789012:image/cli-image/3.1.4/1"
+
+    fetched = aws_cli(emulator, "imagebuilder", "get-image", "--image-build-version-arn", arn)
+
+    assert fetched.returncode == 0, fetched.stderr
+    image = json.loads(fetched.stdout)["image"]
+    assert image["state"]["status"] == "AVAILABLE"
+    assert image["outputResources"]["amis"][0]["image"] == "ami-0a1b2c3d4e5f60718"
+
+
+def test_the_cli_shows_the_service_validation_error(emulator):
+    rejected = aws_cli(
+        emulator,
+        "imagebuilder",
+        "import-vm-image",
+        "--name",
+        "CLI image",
+        "--semantic-version",
+        "1.0.0/1",
+        "--platform",
+        "Linux",
+        "--vm-import-task-id",
+        SEEDED_TASK,
+        "--client-token",
+        "cli-token-2",
+    )
+
+    assert rejected.returncode != 0
+    assert "(ClientException)" in rejected.stderr
+    assert "semanticVersion" in rejected.stderr
+
+
+def test_the_cli_describes_vm_import_tasks(emulator):
+    described = aws_cli(
+        emulator,
+        "ec2",
+        "describe-import-image-tasks",
+        "--filters",
+        "Name=task-state,Values=completed",
+    )
+
+    assert described.returncode == 0, described.stderr
+    tasks = json.loads(described.stdout)["ImportImageTasks"]
+    assert SEEDED_TASK in [task["ImportTaskId"] for task in tasks]
+    assert {task["Status"] for task in tasks} == {"completed"}
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_serving(control, process):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"fakeaws exited: {process.stdout.read()}")
+        try:
+            return control.get("health")
+        except OSError:
+            time.sleep(0.1)
+    pytest.fail("fakeaws did not start serving within 30 seconds")
+
+
+def test_the_management_command_serves_with_its_fault_flags():
+    port = free_port()
+    command = [
+        sys.executable,
+        str(MANAGE_PY),
+        "fakeaws",
+        "--port",
+        str(port),
+        "--step-seconds",
+        "0",
+        "--fail-next",
+        "1",
+        "--fail-with",
+        "ServiceException",
+        "--fail-operation",
+        "DescribeImportImageTasks",
+        "--quiet",
+    ]
+    process = subprocess.Popen(
+        command, env=offline_environ(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        control = EmulatorControl(f"http://127.0.0.1:{port}")
+        assert wait_until_serving(control, process) == {"ok": True}
+
+        failed = aws_cli(control, "ec2", "describe-import-image-tasks")
+        served = aws_cli(control, "ec2", "describe-import-image-tasks")
+
+        assert "(InternalError)" in failed.stderr
+        assert served.returncode == 0, served.stderr
+        assert control.calls()["operations"] == {"DescribeImportImageTasks": 2}
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_the_management_command_says_its_state_is_in_memory():
+    shown = subprocess.run(
+        [sys.executable, str(MANAGE_PY), "fakeaws", "--help"],
+        env=offline_environ(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert "in memory" in shown.stdout
+    assert "--fail-next" in shown.stdout
