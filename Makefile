@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+EMULATOR_PORT ?= 8001
+EMULATOR := http://127.0.0.1:$(EMULATOR_PORT)
 DATA_DIR ?= $(CURDIR)/var
 export DATA_DIR
 
@@ -19,8 +21,19 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_admin
-	@echo "The portal: http://127.0.0.1:$(PORT)/"
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --procfile Procfile --port $(PORT)
+	@export PATH="$(CURDIR)/$(BIN):$$PATH"; \
+	if [ "$$(python manage.py aws_mode)" = aws ]; then \
+	  echo "The portal: http://127.0.0.1:$(PORT)/ (real AWS)"; \
+	  exec honcho start --procfile Procfile --port $(PORT) web worker; \
+	else \
+	  echo "No AWS credentials or region configured: starting the local AWS emulator on $(EMULATOR)."; \
+	  echo "Nothing is sent to AWS. The portal: http://127.0.0.1:$(PORT)/"; \
+	  export EMULATOR_PORT=$(EMULATOR_PORT) AWS_REGION=us-east-1 \
+	    AWS_ACCESS_KEY_ID=emulator AWS_SECRET_ACCESS_KEY=emulator \
+	    AWS_ENDPOINT_URL_IMAGEBUILDER=$(EMULATOR) AWS_ENDPOINT_URL_EC2=$(EMULATOR) \
+	    AWS_ENDPOINT_URL_STS=$(EMULATOR); \
+	  exec honcho start --procfile Procfile --port $(PORT) web worker emulator; \
+	fi
 
 test: install
 	$(BIN)/ruff check .

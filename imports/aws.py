@@ -11,9 +11,14 @@ attempt carries the import's one clientToken.
 """
 
 import functools
+import ipaddress
+import os
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -243,3 +248,41 @@ def default_region():
 
 def is_throttling(error):
     return error.code in THROTTLING_CODES or error.http_status == 429
+
+
+# Variables through which boto3's default chain finds credentials without
+# asking the network (the instance metadata service is deliberately not
+# probed: on a laptop it only times out).
+CREDENTIAL_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_PROFILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
+
+
+def aws_configured(environ=os.environ):
+    """True when AWS credentials and a region are configured for real AWS."""
+    region = botocore.session.Session().get_config_variable("region")
+    credentials_file = Path(
+        environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials")
+    ).expanduser()
+    has_credentials = any(environ.get(name) for name in CREDENTIAL_VARIABLES) or (
+        credentials_file.is_file() and credentials_file.stat().st_size > 0
+    )
+    return bool(region and has_credentials)
+
+
+def uses_local_emulator(environ=os.environ):
+    """True when Image Builder calls go to an endpoint on this machine."""
+    endpoint = environ.get("AWS_ENDPOINT_URL_IMAGEBUILDER") or environ.get("AWS_ENDPOINT_URL")
+    if not endpoint:
+        return False
+    host = urlsplit(endpoint).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

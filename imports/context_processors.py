@@ -1,4 +1,4 @@
-from . import teams
+from . import aws, teams
 
 
 def portal(request):
@@ -7,9 +7,11 @@ def portal(request):
     Callables, so that the query runs only where a template shows the header,
     never for the small polled partials.
     """
+    portal = {"aws_emulated": aws.uses_local_emulator()}
     if not getattr(request, "user", None) or not request.user.is_authenticated:
-        return {}
+        return portal
     return {
+        **portal,
         "current_membership": lambda: teams.current_membership(request),
         "memberships": lambda: teams.memberships(request),
         "can_submit": lambda: teams.can_submit(teams.current_membership(request)),

@@ -1,8 +1,10 @@
 import pytest
 from botocore.stub import Stubber
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 
 from imports import aws
+from imports.emulator.testing import running_emulator
 from imports.forms import ImportVmImageForm
 from imports.models import ApiToken, Membership, Team, VmImport
 
@@ -92,8 +94,10 @@ def aws_credentials(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def fresh_aws_clients():
+def fresh_aws_clients_and_cache():
+    """Each test starts with new boto3 clients and an empty cache."""
     aws.client.cache_clear()
+    cache.clear()
     yield
     aws.client.cache_clear()
 
@@ -108,3 +112,23 @@ def imagebuilder_stub(aws_credentials):
 
 def bound_form(payload):
     return ImportVmImageForm.from_json(payload)
+
+
+def serve_emulator(monkeypatch, step_seconds):
+    with running_emulator(step_seconds=step_seconds) as control:
+        for name, value in control.environ().items():
+            monkeypatch.setenv(name, value)
+        aws.client.cache_clear()
+        yield control
+
+
+@pytest.fixture
+def emulator(monkeypatch, aws_credentials):
+    """The project's AWS emulator on a real port, boto3 pointed at it; no waiting."""
+    yield from serve_emulator(monkeypatch, step_seconds=0)
+
+
+@pytest.fixture
+def slow_emulator(monkeypatch, aws_credentials):
+    """The emulator with one-minute steps: advance() walks tasks and images."""
+    yield from serve_emulator(monkeypatch, step_seconds=60)

@@ -1,0 +1,172 @@
+"""The portal's real worker against the AWS emulator, over real HTTP.
+
+A Celery worker consumes from the configured broker (filesystem, or Redis
+in CI's second pass); boto3 talks HTTP to the emulator on a free port.
+"""
+
+import time
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.test import Client, override_settings
+from django.urls import reverse
+from django.utils.html import escape
+
+from config.celery import app
+from imports import tasks
+from imports.models import ApiToken, Status, VmImport
+
+from .conftest import valid_payload
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+SEEDED_TASK = "import-ami-0123456789abcdef0"
+SEEDED_AMI = "ami-0a1b2c3d4e5f60718"
+
+
+@pytest.fixture(scope="module")
+def worker(django_db_setup):
+    """One worker for the module: starting and stopping one costs seconds."""
+    # Retries at once: the tests wait for results rather than sleeping.
+    with override_settings(IMPORT_RETRY_BASE_DELAY=0):
+        app.control.purge()
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as w:
+            yield w
+
+
+@pytest.fixture
+def api(team, user):
+    _, raw_token = ApiToken.issue(user=user, team=team)
+    client = Client(headers={"Authorization": f"Bearer {raw_token}"})
+    return client
+
+
+def submit(api, **overrides):
+    response = api.post(
+        "/api/imports", data=valid_payload(**overrides), content_type="application/json"
+    )
+    assert response.status_code == 201, response.content
+    return VmImport.objects.get(pk=response.json()["id"])
+
+
+def wait_for_status(vm_import, *statuses, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        vm_import.refresh_from_db()
+        if vm_import.status in statuses:
+            return vm_import
+        time.sleep(0.1)
+    raise AssertionError(f"import {vm_import.pk} stayed {vm_import.status}, not {statuses}")
+
+
+def test_an_import_goes_to_importing_with_the_arn_then_to_available_with_its_ami(
+    emulator, worker, api
+):
+    vm_import = wait_for_status(submit(api), Status.IMPORTING)
+    assert vm_import.image_arn.startswith(
+        "arn:aws:imagebuilder:us-east-1:123456789012:image/web-server-base/1.0.0/"
+    )
+    assert vm_import.request_id
+    assert vm_import.response_client_token == vm_import.client_token
+
+    tasks.refresh_imports.delay()  # what beat does, through the same worker
+
+    vm_import = wait_for_status(vm_import, Status.AVAILABLE)
+    assert vm_import.amis == [
+        {"region": "us-east-1", "image": SEEDED_AMI, "accountId": "123456789012"}
+    ]
+    assert vm_import.progress == 100
+    assert vm_import.image_state == "AVAILABLE"
+    assert emulator.calls()["imagesCreated"] == 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        "ServiceUnavailableException",
+        "ThrottlingException",
+        "CallRateLimitExceededException",
+        "ServiceException",
+    ],
+)
+def test_retryable_errors_recover_with_the_same_token_and_one_image(emulator, worker, api, error):
+    emulator.fail_next(2, error, operation="ImportVmImage")
+
+    vm_import = wait_for_status(submit(api), Status.IMPORTING)
+
+    calls = emulator.calls()
+    assert vm_import.attempts == 3
+    assert calls["clientTokens"] == {vm_import.client_token: 3}
+    assert calls["imagesCreated"] == 1
+    retries = [e for e in vm_import.events.all() if e.detail.startswith(error)]
+    assert len(retries) == 2
+
+
+def test_an_answer_lost_after_aws_acted_is_retried_without_a_second_image(emulator, worker, api):
+    # The request reaches AWS and creates the image, but the answer never
+    # arrives: the retry with the same token must get the original back.
+    emulator.drop_next(1, operation="ImportVmImage", after=True)
+
+    vm_import = wait_for_status(submit(api), Status.IMPORTING)
+
+    assert vm_import.attempts == 2
+    assert emulator.calls()["imagesCreated"] == 1
+    assert "ConnectionError" in vm_import.events.all()[2].detail
+
+
+def test_a_dropped_connection_is_retried(emulator, worker, api):
+    emulator.drop_next(1, operation="ImportVmImage")
+    vm_import = wait_for_status(submit(api), Status.IMPORTING)
+    assert vm_import.attempts == 2
+    assert emulator.calls()["imagesCreated"] == 1
+
+
+def test_a_client_exception_is_shown_on_the_import_page_with_aws_message(
+    emulator, worker, api, client, user
+):
+    vm_import = wait_for_status(
+        submit(api, vmImportTaskId="import-ami-00000000000000000"), Status.FAILED
+    )
+    assert vm_import.error_code == "ClientException"
+    assert "import-ami-00000000000000000" in vm_import.error_message
+
+    client.force_login(user)
+    page = client.get(reverse("imports:detail", args=[vm_import.pk])).content.decode()
+    assert escape(vm_import.error_message) in page
+    assert "could not find that VM import task" in page  # the plain-language hint
+    assert emulator.calls()["imagesCreated"] == 0
+
+
+def test_an_image_that_ends_failed_fails_the_import_with_its_reason(emulator, worker, api):
+    vm_import = wait_for_status(submit(api), Status.IMPORTING)
+    emulator.end_image(vm_import.image_arn, "FAILED", "Disk image is not bootable")
+
+    tasks.refresh_imports()
+
+    vm_import.refresh_from_db()
+    assert vm_import.status == Status.FAILED
+    assert vm_import.error_code == "ImageFailed"
+    assert vm_import.error_message == "Disk image is not bootable"
+
+
+def test_an_image_that_ends_cancelled_fails_the_import(emulator, worker, api):
+    vm_import = wait_for_status(submit(api), Status.IMPORTING)
+    emulator.end_image(vm_import.image_arn, "CANCELLED", "Cancelled in the console")
+
+    tasks.refresh_imports()
+
+    vm_import.refresh_from_db()
+    assert (vm_import.status, vm_import.error_code) == (Status.FAILED, "ImageCancelled")
+
+
+def test_the_status_partial_stops_polling_when_the_import_ends(emulator, worker, api, client, user):
+    vm_import = wait_for_status(submit(api), Status.IMPORTING)
+    client.force_login(user)
+    url = reverse("imports:status", args=[vm_import.pk])
+    assert client.get(url, headers={"HX-Request": "true"}).status_code == 200
+
+    tasks.refresh_imports()
+
+    response = client.get(url, headers={"HX-Request": "true"})
+    assert response.status_code == 286
+    assert SEEDED_AMI in response.content.decode()
