@@ -120,6 +120,9 @@ def unknown_operation(request):
 
 class EmulatorHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as botocore's connection pool expects
+    # Headers and body go out in separate writes; with Nagle's algorithm on,
+    # each answer on a kept-alive connection waits ~40 ms for a delayed ACK.
+    disable_nagle_algorithm = True
     server_version = "fakeaws"
     timeout = 120  # an idle keep-alive connection gives its thread back
 
