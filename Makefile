@@ -9,7 +9,7 @@ EMULATOR := http://127.0.0.1:$(EMULATOR_PORT)
 DATA_DIR ?= $(CURDIR)/var
 export DATA_DIR
 
-.PHONY: run test lint format install clean
+.PHONY: run test bench lint format install clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python bench/refresh_imports.py
 
 lint: install
 	$(BIN)/ruff check .

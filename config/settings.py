@@ -193,6 +193,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    # boto's INFO lines ("Found credentials in ...") say nothing a person needs.
+    "loggers": {name: {"level": "WARNING"} for name in ("botocore", "boto3", "urllib3")},
 }
 
 # Celery: the filesystem transport needs no server; production uses Redis.
