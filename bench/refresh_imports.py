@@ -41,7 +41,7 @@ from imports.models import Status, Team, VmImport  # noqa: E402
 
 def vm_import_tasks(count):
     """A VM import task of its own for each import, as in real life."""
-    ec2 = aws.client("ec2", "us-east-1")
+    ec2 = aws.client("ec2")
     disk = {"Format": "VMDK", "UserBucket": {"S3Bucket": "vm-exports", "S3Key": "disk.vmdk"}}
     return [ec2.import_image(DiskContainers=[disk])["ImportTaskId"] for _ in range(count)]
 
@@ -57,7 +57,7 @@ def submit_imports(task_ids):
             "platform": "Linux",
             "vmImportTaskId": task_id,
         }
-        vm_import, _ = VmImport.submit(team=team, user=user, payload=payload, region="us-east-1")
+        vm_import, _ = VmImport.submit(team=team, user=user, payload=payload)
         tasks.submit_import(vm_import.pk)
 
 
@@ -69,7 +69,7 @@ def main():
 
     with running_emulator(step_seconds=0) as emulator:
         os.environ.update(emulator.environ())
-        aws.client.cache_clear()
+        aws.clear_clients()
         started = time.perf_counter()
         submit_imports(vm_import_tasks(args.imports))
         submitted_in = time.perf_counter() - started

@@ -1,16 +1,31 @@
-"""The audit: every import and every event, read-only.
+"""The audit: every import and every event, read-only, and the teams.
 
-Imports and events are written only by the portal's own transitions, so the
-admin may look but never add, change or delete them. Teams, memberships and
-tokens are managed here.
+Imports and events are written only by the portal's own code, so the admin
+may look but never add, change or delete them. Superusers and auditors (the
+"Auditors" group: view permissions plus `audit_all_teams`) read every team;
+other staff read only their own teams' rows.
 """
 
-from django.contrib import admin
+import csv
 
-from .models import ApiToken, ImportEvent, Membership, Team, VmImport
+from django.contrib import admin
+from django.http import StreamingHttpResponse
+from django.urls import path
+from django.utils import timezone
+
+from . import teams
+from .models import ApiToken, AuditEvent, Membership, Team, VmImport
+
+AUDIT_ALL = "imports.audit_all_teams"
+
+
+def teams_of(request):
+    return Team.objects.filter(memberships__user=request.user)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    team_field = "team"
+
     def has_add_permission(self, request, obj=None):
         return False
 
@@ -20,14 +35,19 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser or request.user.has_perm(AUDIT_ALL):
+            return queryset
+        return queryset.filter(**{f"{self.team_field}__in": teams_of(request)})
 
-class ImportEventInline(admin.TabularInline):
-    model = ImportEvent
-    fields = ("created_at", "actor", "from_status", "to_status", "detail")
+
+class AuditEventInline(admin.TabularInline):
+    model = AuditEvent
+    fields = ("created_at", "action", "actor", "client_ip", "from_status", "to_status", "detail")
     readonly_fields = fields
     extra = 0
     can_delete = False
-    show_change_link = False
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -59,22 +79,120 @@ class VmImportAdmin(ReadOnlyAdmin):
     )
     date_hierarchy = "created_at"
     list_select_related = ("team", "submitted_by")
-    inlines = [ImportEventInline]
+    inlines = [AuditEventInline]
 
 
-@admin.register(ImportEvent)
-class ImportEventAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "vm_import", "actor", "from_status", "to_status", "detail")
-    list_filter = ("to_status", "vm_import__team", "created_at")
+class ImportStatusFilter(admin.SimpleListFilter):
+    title = "import status"
+    parameter_name = "import_status"
+
+    def lookups(self, request, model_admin):
+        return VmImport._meta.get_field("status").choices
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(vm_import__status=self.value())
+        return queryset
+
+
+class ImportPlatformFilter(admin.SimpleListFilter):
+    title = "platform"
+    parameter_name = "platform"
+
+    def lookups(self, request, model_admin):
+        from .forms import PLATFORMS
+
+        return [(platform, platform) for platform in PLATFORMS]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(vm_import__platform=self.value())
+        return queryset
+
+
+CSV_COLUMNS = (
+    ("when (UTC)", lambda e: e.created_at.isoformat()),
+    ("action", lambda e: e.action),
+    ("user", lambda e: e.actor.get_username() if e.actor else ""),
+    ("client IP", lambda e: e.client_ip or ""),
+    ("team", lambda e: e.team.name if e.team else ""),
+    ("import", lambda e: e.vm_import_id or ""),
+    ("client token", lambda e: e.vm_import.client_token if e.vm_import else ""),
+    ("name", lambda e: e.vm_import.name if e.vm_import else ""),
+    ("platform", lambda e: e.vm_import.platform if e.vm_import else ""),
+    ("VM import task", lambda e: e.vm_import.vm_import_task_id if e.vm_import else ""),
+    ("image ARN", lambda e: e.vm_import.image_arn if e.vm_import else ""),
+    ("from", lambda e: e.from_status),
+    ("to", lambda e: e.to_status),
+    ("detail", lambda e: e.detail),
+)
+
+
+class Echo:
+    """A file-like object for csv.writer that hands each line straight back."""
+
+    def write(self, value):
+        return value
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    change_list_template = "admin/imports/auditevent/change_list.html"
+    list_display = (
+        "created_at",
+        "action",
+        "actor",
+        "client_ip",
+        "team",
+        "vm_import",
+        "from_status",
+        "to_status",
+        "detail",
+    )
+    list_filter = (
+        "team",
+        ("actor", admin.RelatedOnlyFieldListFilter),
+        "action",
+        ImportStatusFilter,
+        ImportPlatformFilter,
+        "created_at",
+    )
     search_fields = (
         "vm_import__client_token",
         "vm_import__image_arn",
+        "vm_import__vm_import_task_id",
         "vm_import__name",
         "actor__username",
         "detail",
     )
     date_hierarchy = "created_at"
-    list_select_related = ("vm_import", "actor")
+    list_select_related = ("vm_import", "actor", "team")
+
+    def get_urls(self):
+        export = path(
+            "export.csv",
+            self.admin_site.admin_view(self.export_csv),
+            name="imports_auditevent_export",
+        )
+        return [export, *super().get_urls()]
+
+    def export_csv(self, request):
+        """The filtered history as CSV, streamed row by row: no size limit in memory."""
+        if not self.has_view_permission(request):
+            raise PermissionError
+        events = self.get_changelist_instance(request).get_queryset(request)
+        writer = csv.writer(Echo())
+        header = [writer.writerow([title for title, _ in CSV_COLUMNS])]
+        rows = (
+            writer.writerow([value(event) for _, value in CSV_COLUMNS])
+            for event in events.iterator(chunk_size=2000)
+        )
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        response = StreamingHttpResponse(
+            (line for part in (header, rows) for line in part), content_type="text/csv"
+        )
+        response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.csv"'
+        return response
 
 
 class MembershipInline(admin.TabularInline):
@@ -85,19 +203,38 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    list_display = ("name",)
+    """Teams, their AWS target and members; every change is audited as on the team page."""
+
+    list_display = ("name", "aws_account_id", "aws_region", "aws_role_arn")
     search_fields = ("name",)
+    readonly_fields = ("external_id",)
     inlines = [MembershipInline]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            new_target = {name: getattr(obj, name) for name in teams.TARGET_FIELDS}
+            teams.change_target(obj, new_target, by=request.user)
+        super().save_model(request, obj, form, change)
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Membership:
+            return super().save_formset(request, form, formset, change)
+        changed = formset.save(commit=False)
+        for membership in formset.deleted_objects:
+            teams.remove_member(membership, by=request.user)
+        for membership in changed:
+            if membership.pk is None:
+                teams.add_member(membership.team, membership.user, membership.role, by=request.user)
+            else:
+                teams.change_role(
+                    Membership.objects.get(pk=membership.pk), membership.role, by=request.user
+                )
+        formset.save_m2m()
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ("name", "user", "team", "created_at", "last_used_at")
+class ApiTokenAdmin(ReadOnlyAdmin):
+    list_display = ("name", "user", "team", "created_at", "last_used_at", "revoked_at")
     list_filter = ("team",)
     search_fields = ("name", "user__username")
-    fields = ("name", "user", "team", "created_at", "last_used_at")
-    readonly_fields = ("name", "user", "team", "created_at", "last_used_at")
-
-    def has_add_permission(self, request):
-        # A token is shown once, when created: the create_api_token command does that.
-        return False
+    fields = ("name", "user", "team", "created_at", "last_used_at", "revoked_at")

@@ -121,7 +121,6 @@ def create_import(request):
             team=api_token.team,
             user=api_token.user,
             payload=form.payload(),
-            region=aws.default_region(),
         )
     except ClientTokenConflict as conflict:
         return json_error(
@@ -147,7 +146,7 @@ def import_detail(request, pk):
 def vm_import_tasks(request):
     """The VM import tasks of the team's account and region, completed ones first."""
     try:
-        tasks = cached_vm_import_tasks(aws.default_region())
+        tasks = cached_vm_import_tasks(request.api_token.team)
     except aws.AwsError as error:
         return json_error(502, f"AWS did not list the VM import tasks: {error.message}")
     return JsonResponse([task.as_json() for task in tasks], safe=False)

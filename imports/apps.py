@@ -1,6 +1,25 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+AUDITORS = "Auditors"
+
+
+def ensure_auditors_group(sender, **kwargs):
+    """The "Auditors" group: staff in it read every team's audit and change nothing."""
+    from django.contrib.auth.models import Group, Permission
+
+    group, _ = Group.objects.get_or_create(name=AUDITORS)
+    readable = Permission.objects.filter(
+        content_type__app_label__in=["imports", "auth"], codename__startswith="view_"
+    ) | Permission.objects.filter(codename="audit_all_teams")
+    group.permissions.set(readable)
 
 
 class ImportsConfig(AppConfig):
     name = "imports"
     verbose_name = "VM imports"
+
+    def ready(self):
+        from . import audit  # noqa: F401  (connects the sign-in signal receivers)
+
+        post_migrate.connect(ensure_auditors_group, sender=self)

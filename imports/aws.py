@@ -13,6 +13,7 @@ attempt carries the import's one clientToken.
 import functools
 import ipaddress
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 import boto3
 import botocore.session
 from botocore.config import Config
+from botocore.credentials import DeferredRefreshableCredentials
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -77,25 +79,95 @@ class ImportAccepted:
     client_token: str
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where a call goes: a region, and optionally a role to assume there."""
+
+    region: str = ""
+    role_arn: str = ""
+    external_id: str = ""
+
+    @classmethod
+    def for_team(cls, team):
+        return cls(
+            region=team.aws_region or settings.AWS_REGION,
+            role_arn=team.aws_role_arn,
+            external_id=team.external_id if team.aws_role_arn else "",
+        )
+
+
+ROLE_SESSION_NAME = "vm-import-portal"
+
+
+def client(service, target=None):
+    """A client per process for each service and target, reused across calls."""
+    target = target or Target()
+    if not target.region:
+        target = Target(settings.AWS_REGION, target.role_arn, target.external_id)
+    # Sessions are not thread-safe and the refresher calls from a thread pool:
+    # clients are made under a lock, then shared (clients are thread-safe).
+    with _clients_lock:
+        return _client(service, target)
+
+
+_clients_lock = threading.RLock()
+
+
 @functools.cache
-def client(service, region):
-    # A session of its own: boto3's default session is not thread-safe,
-    # while clients are.
-    session = boto3.session.Session()
-    return session.client(
-        service,
-        region_name=region or None,
-        config=Config(
-            connect_timeout=settings.AWS_CONNECT_TIMEOUT,
-            read_timeout=settings.AWS_READ_TIMEOUT,
-            retries={"total_max_attempts": 1, "mode": "standard"},
-        ),
+def _client(service, target):
+    session = assumed_role_session(target) if target.role_arn else boto3.session.Session()
+    return session.client(service, region_name=target.region or None, config=client_config())
+
+
+def clear_clients():
+    """Forget every client, so new ones read the environment again (tests, benchmarks)."""
+    with _clients_lock:
+        _client.cache_clear()
+        assumed_role_session.cache_clear()
+
+
+def client_config():
+    return Config(
+        connect_timeout=settings.AWS_CONNECT_TIMEOUT,
+        read_timeout=settings.AWS_READ_TIMEOUT,
+        retries={"total_max_attempts": 1, "mode": "standard"},
     )
 
 
-def import_vm_image(request, *, region):
+@functools.cache
+def assumed_role_session(target):
+    """A session whose credentials come from STS AssumeRole with the team's external ID.
+
+    One session per target, so every service's client shares the same
+    credentials; botocore refreshes them by itself shortly before they
+    expire, and until then every call reuses them. The worker's own
+    credentials only ever call STS.
+    """
+    sts = client("sts", Target(region=target.region))
+
+    def fetch():
+        credentials = sts.assume_role(
+            RoleArn=target.role_arn,
+            RoleSessionName=ROLE_SESSION_NAME,
+            ExternalId=target.external_id,
+        )["Credentials"]
+        return {
+            "access_key": credentials["AccessKeyId"],
+            "secret_key": credentials["SecretAccessKey"],
+            "token": credentials["SessionToken"],
+            "expiry_time": credentials["Expiration"].isoformat(),
+        }
+
+    botocore_session = botocore.session.Session()
+    botocore_session._credentials = DeferredRefreshableCredentials(
+        refresh_using=fetch, method="sts-assume-role"
+    )
+    return boto3.session.Session(botocore_session=botocore_session)
+
+
+def import_vm_image(request, *, target):
     """Send one ImportVmImage request exactly as stored, clientToken included."""
-    imagebuilder = _call(client, "imagebuilder", region)
+    imagebuilder = _call(client, "imagebuilder", target)
     response = _call(imagebuilder.import_vm_image, **request)
     return ImportAccepted(
         image_arn=response["imageArn"],
@@ -164,9 +236,9 @@ class ImageState:
 DESCRIBE_BATCH = 100  # task ids per DescribeImportImageTasks call
 
 
-def describe_import_image_tasks(task_ids, *, region):
+def describe_import_image_tasks(task_ids, *, target):
     """The named tasks by id, in as few calls as the batch size allows."""
-    ec2 = _call(client, "ec2", region)
+    ec2 = _call(client, "ec2", target)
     tasks = {}
     task_ids = sorted(set(task_ids))
     for start in range(0, len(task_ids), DESCRIBE_BATCH):
@@ -177,9 +249,9 @@ def describe_import_image_tasks(task_ids, *, region):
     return tasks
 
 
-def list_vm_import_tasks(*, region, limit=200):
+def list_vm_import_tasks(*, target, limit=200):
     """The account's recent VM import tasks: completed ones first, then newest."""
-    ec2 = _call(client, "ec2", region)
+    ec2 = _call(client, "ec2", target)
     tasks, token = [], None
     while len(tasks) < limit:
         kwargs = {"MaxResults": 100, **({"NextToken": token} if token else {})}
@@ -192,15 +264,15 @@ def list_vm_import_tasks(*, region, limit=200):
     return tasks[:limit]
 
 
-def get_image(image_arn, *, region):
-    imagebuilder = _call(client, "imagebuilder", region)
+def get_image(image_arn, *, target):
+    imagebuilder = _call(client, "imagebuilder", target)
     response = _call(imagebuilder.get_image, imageBuildVersionArn=image_arn)
     return ImageState.from_imagebuilder(response.get("image", {}))
 
 
-def cancel_import_task(task_id, *, region):
+def cancel_import_task(task_id, *, target):
     """Ask EC2 to cancel a VM import task; returns EC2's new state for it."""
-    ec2 = _call(client, "ec2", region)
+    ec2 = _call(client, "ec2", target)
     response = _call(ec2.cancel_import_task, ImportTaskId=task_id)
     return response.get("State", "")
 
@@ -240,10 +312,6 @@ def translate(error):
     if isinstance(error, ParamValidationError):
         return AwsError("InvalidParameter", str(error), retryable=False)
     return AwsError(type(error).__name__, str(error), retryable=False)
-
-
-def default_region():
-    return settings.AWS_REGION
 
 
 def is_throttling(error):

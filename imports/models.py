@@ -2,7 +2,7 @@
 
 `VmImport` is a small state machine. Each transition is a method that moves
 the row with a conditional UPDATE (it acts only if the row is still in the
-status it expects) and writes an `ImportEvent` in the same transaction, so
+status it expects) and writes an `AuditEvent` in the same transaction, so
 two workers, or a worker and a person, can never both win a transition.
 Nothing else writes `status`.
 """
@@ -17,14 +17,34 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 
+def new_external_id():
+    return secrets.token_hex(16)
+
+
 class Team(models.Model):
     name = models.CharField(max_length=100, unique=True)
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="teams"
     )
+    # The team's AWS target. Without a role the worker's own credentials are
+    # used; with one, the worker assumes it through STS with the external ID,
+    # which the portal generates and the role's trust policy must require.
+    aws_region = models.CharField("AWS region", max_length=30, blank=True)
+    aws_account_id = models.CharField("AWS account ID", max_length=12, blank=True)
+    aws_role_arn = models.CharField("IAM role ARN to assume", max_length=2048, blank=True)
+    external_id = models.CharField(max_length=64, default=new_external_id, editable=False)
 
     def __str__(self):
         return self.name
+
+    @property
+    def target_summary(self):
+        region = self.aws_region or "the portal's default region"
+        account = (
+            f"account {self.aws_account_id}" if self.aws_account_id else "the worker's account"
+        )
+        role = f", assuming {self.aws_role_arn}" if self.aws_role_arn else ""
+        return f"{account} in {region}{role}"
 
 
 class Membership(models.Model):
@@ -79,9 +99,6 @@ class ClientTokenConflict(Exception):
 
 
 class VmImportQuerySet(models.QuerySet):
-    def visible_to(self, user):
-        return self.filter(team__memberships__user=user)
-
     def in_flight(self):
         return self.exclude(status__in=TERMINAL_STATUSES)
 
@@ -110,7 +127,12 @@ class VmImport(models.Model):
     name = models.CharField(max_length=1024)
     platform = models.CharField(max_length=20)
     vm_import_task_id = models.CharField(max_length=1024)
+    # The team's AWS target when it was submitted; a later change to the
+    # team's target does not move imports already made.
     region = models.CharField(max_length=30, blank=True)
+    account_id = models.CharField(max_length=12, blank=True)
+    role_arn = models.CharField(max_length=2048, blank=True)
+    external_id = models.CharField(max_length=64, blank=True)
 
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     attempts = models.PositiveIntegerField(default=0)
@@ -173,8 +195,14 @@ class VmImport(models.Model):
 
     # -- creation -----------------------------------------------------------
 
+    @property
+    def target(self):
+        from .aws import Target
+
+        return Target(region=self.region, role_arn=self.role_arn, external_id=self.external_id)
+
     @classmethod
-    def submit(cls, *, team, user, payload, region=""):
+    def submit(cls, *, team, user, payload):
         """Record a new import, or find the one this clientToken already made.
 
         Returns (vm_import, created). The same token with another request
@@ -192,13 +220,30 @@ class VmImport(models.Model):
                     name=payload["name"],
                     platform=payload["platform"],
                     vm_import_task_id=payload["vmImportTaskId"],
-                    region=region,
+                    region=team.aws_region or settings.AWS_REGION,
+                    account_id=team.aws_account_id,
+                    role_arn=team.aws_role_arn,
+                    external_id=team.external_id if team.aws_role_arn else "",
                 )
-                vm_import._record(user, "", Status.QUEUED, "Submitted")
+                vm_import._record(user, "", Status.QUEUED, "Submitted", Action.SUBMITTED)
         except IntegrityError:
             existing = cls.objects.get(team=team, client_token=token)
             if existing.request != payload:
+                existing._record(
+                    user,
+                    "",
+                    "",
+                    "The same client token came with a different request; refused",
+                    Action.CONFLICT,
+                )
                 raise ClientTokenConflict(existing) from None
+            existing._record(
+                user,
+                "",
+                "",
+                "The same request came again; answered with this import, nothing sent to AWS",
+                Action.REPLAYED,
+            )
             return existing, False
         return vm_import, True
 
@@ -288,6 +333,7 @@ class VmImport(models.Model):
             Status.FAILED,
             user=user,
             detail_for=lambda: f"Cancelled by {user.get_username()} before it was sent to AWS",
+            action=Action.CANCELLED,
             error_code="Cancelled",
             error_message=f"Cancelled by {user.get_username()}.",
             finished_at=timezone.now(),
@@ -308,9 +354,9 @@ class VmImport(models.Model):
             finished_at=timezone.now(),
         )
 
-    def note(self, detail, *, user=None):
-        """An event that changes no status: a refused cancel, say."""
-        self._record(user, self.status, self.status, detail)
+    def note_cancel_refused(self, detail, *, user):
+        """A cancel that EC2 refused: recorded, and the import goes on."""
+        self._record(user, self.status, self.status, detail, Action.CANCEL_REQUESTED)
 
     def mark_retrying(self, *, code, message, delay):
         return self._move(
@@ -354,7 +400,9 @@ class VmImport(models.Model):
             ).update(updated_at=timezone.now())
         )
 
-    def _move(self, expected, new_status, *, detail_for, user=None, only_if=None, **fields):
+    def _move(
+        self, expected, new_status, *, detail_for, user=None, only_if=None, action=None, **fields
+    ):
         only_if = only_if if only_if is not None else Q()
         now = timezone.now()
         with transaction.atomic():
@@ -363,18 +411,19 @@ class VmImport(models.Model):
                 moved = rows.update(status=new_status, updated_at=now, **fields)
                 if moved:
                     self.refresh_from_db()
-                    self._record(user, old_status, new_status, detail_for())
+                    self._record(user, old_status, new_status, detail_for(), action)
                     return True
         self.refresh_from_db()
         return False
 
-    def _record(self, user, from_status, to_status, detail):
-        ImportEvent.objects.create(
-            vm_import=self,
+    def _record(self, user, from_status, to_status, detail, action=None):
+        AuditEvent.record(
+            action or Action.STATUS,
             actor=user,
+            vm_import=self,
+            detail=detail,
             from_status=from_status,
             to_status=to_status,
-            detail=detail,
         )
 
 
@@ -393,10 +442,32 @@ class AppendOnlyError(Exception):
     pass
 
 
-class ImportEvent(models.Model):
-    """One line of an import's history. Written once, never changed."""
+class Action(models.TextChoices):
+    SUBMITTED = "import.submitted", "Import submitted"
+    REPLAYED = "import.replayed", "Submission replayed (same token, same request)"
+    CONFLICT = "import.conflict", "Submission refused (token reused for another request)"
+    STATUS = "import.status", "Import status or progress"
+    CANCEL_REQUESTED = "import.cancel_requested", "Cancel requested"
+    CANCELLED = "import.cancelled", "Import cancelled"
+    MEMBER_ADDED = "team.member_added", "Member added"
+    ROLE_CHANGED = "team.role_changed", "Role changed"
+    MEMBER_REMOVED = "team.member_removed", "Member removed"
+    TARGET_CHANGED = "team.target_changed", "AWS target changed"
+    TOKEN_CREATED = "token.created", "API token created"
+    TOKEN_REVOKED = "token.revoked", "API token revoked"
+    SIGNED_IN = "auth.signed_in", "Signed in"
+    SIGN_IN_FAILED = "auth.sign_in_failed", "Sign-in failed"
 
-    vm_import = models.ForeignKey(VmImport, on_delete=models.PROTECT, related_name="events")
+
+class AuditEvent(models.Model):
+    """One line of the audit: who did what, when, from where. Never changed.
+
+    An import's timeline is its events; everything else that changes state
+    (roles, AWS targets, tokens, sign-ins) is recorded here too.
+    """
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    action = models.CharField(max_length=40, choices=Action.choices, db_index=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -404,24 +475,47 @@ class ImportEvent(models.Model):
         blank=True,
         help_text="Empty when the worker acted.",
     )
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, null=True, blank=True)
+    vm_import = models.ForeignKey(
+        VmImport, on_delete=models.PROTECT, null=True, blank=True, related_name="events"
+    )
     from_status = models.CharField(max_length=20, blank=True)
     to_status = models.CharField(max_length=20, blank=True)
     detail = models.TextField(blank=True)
 
     class Meta:
         ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["team", "-created_at"], name="team_audit")]
+        permissions = [("audit_all_teams", "Can read the audit of every team")]
 
     def __str__(self):
-        return f"{self.from_status or 'new'} -> {self.to_status}: {self.detail}"
+        return f"{self.get_action_display()}: {self.detail}"
 
     def save(self, *args, **kwargs):
         if self.pk is not None:
-            raise AppendOnlyError("Import events are append-only; they cannot be changed.")
+            raise AppendOnlyError("Audit events are append-only; they cannot be changed.")
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
-        raise AppendOnlyError("Import events are append-only; they cannot be deleted.")
+        raise AppendOnlyError("Audit events are append-only; they cannot be deleted.")
+
+    @classmethod
+    def record(cls, action, *, actor=None, team=None, vm_import=None, detail="", **statuses):
+        """Write one event; the client IP comes from the request being served, if any."""
+        from .audit import current_client_ip
+
+        if actor is not None and not actor.is_authenticated:
+            actor = None
+        return cls.objects.create(
+            action=action,
+            actor=actor,
+            team=team if team is not None else getattr(vm_import, "team", None),
+            vm_import=vm_import,
+            client_ip=current_client_ip(),
+            detail=detail,
+            **statuses,
+        )
 
 
 class ApiToken(models.Model):
@@ -440,9 +534,28 @@ class ApiToken(models.Model):
     digest = models.CharField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self):
         return f"{self.name or 'token'} for {self.user} in {self.team}"
+
+    @property
+    def is_active(self):
+        return self.revoked_at is None
+
+    def revoke(self, *, by):
+        """Stop the token working; kept, not deleted, so the audit still names it."""
+        revoked = ApiToken.objects.filter(pk=self.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        if revoked:
+            AuditEvent.record(
+                Action.TOKEN_REVOKED,
+                actor=by,
+                team=self.team,
+                detail=f"API token {self.name!r} of {self.user.get_username()} revoked",
+            )
+        return bool(revoked)
 
     @staticmethod
     def digest_of(raw_token):
@@ -455,6 +568,12 @@ class ApiToken(models.Model):
         api_token = cls.objects.create(
             user=user, team=team, name=name, digest=cls.digest_of(raw_token)
         )
+        AuditEvent.record(
+            Action.TOKEN_CREATED,
+            actor=user,
+            team=team,
+            detail=f"API token {name!r} created for {user.get_username()}",
+        )
         return api_token, raw_token
 
     @classmethod
@@ -463,6 +582,7 @@ class ApiToken(models.Model):
             cls.objects.select_related("user", "team")
             .filter(
                 digest=cls.digest_of(raw_token),
+                revoked_at__isnull=True,
                 user__is_active=True,
                 team__memberships__user=F("user"),  # still a member of the team
             )

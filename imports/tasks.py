@@ -42,7 +42,7 @@ def submit_import(pk):
     if vm_import is None or not vm_import.claim():
         return  # gone, or another worker already has it
     try:
-        accepted = aws.import_vm_image(vm_import.request, region=vm_import.region)
+        accepted = aws.import_vm_image(vm_import.request, target=vm_import.target)
     except aws.AwsError as error:
         handle_submit_error(vm_import, error)
         return
@@ -107,8 +107,8 @@ def refresh_imports():
         return {"paused": True}
     due = list(VmImport.objects.due_for_refresh())
     throttled = False
-    for region, vm_imports in group_by_region(due).items():
-        throttled |= refresh_region(region, vm_imports)
+    for target, vm_imports in group_by_target(due).items():
+        throttled |= refresh_target(target, vm_imports)
     if throttled:
         pause_refreshing()
     else:
@@ -116,27 +116,27 @@ def refresh_imports():
     return {"refreshed": len(due), "throttled": throttled}
 
 
-def group_by_region(vm_imports):
-    regions = {}
+def group_by_target(vm_imports):
+    targets = {}
     for vm_import in vm_imports:
-        regions.setdefault(vm_import.region or aws.default_region(), []).append(vm_import)
-    return regions
+        targets.setdefault(vm_import.target, []).append(vm_import)
+    return targets
 
 
-def refresh_region(region, vm_imports):
-    """Refresh one region's imports; True if AWS throttled any call."""
+def refresh_target(target, vm_imports):
+    """Refresh the imports of one account and region; True if AWS throttled any call."""
     throttled = False
     try:
         tasks = aws.describe_import_image_tasks(
-            [vm_import.vm_import_task_id for vm_import in vm_imports], region=region
+            [vm_import.vm_import_task_id for vm_import in vm_imports], target=target
         )
     except aws.AwsError as error:
         # The task's progress only adds detail; the image decides the status.
         throttled = aws.is_throttling(error)
-        logger.warning("DescribeImportImageTasks failed in %s: %s", region, error)
+        logger.warning("DescribeImportImageTasks failed in %s: %s", target.region, error)
         tasks = {}
     with ThreadPoolExecutor(max_workers=settings.IMPORT_REFRESH_CONCURRENCY) as pool:
-        images = pool.map(lambda vm_import: fetch_image(vm_import, region), vm_imports)
+        images = pool.map(lambda vm_import: fetch_image(vm_import, target), vm_imports)
         for vm_import, image in zip(vm_imports, images, strict=True):
             if isinstance(image, aws.AwsError):
                 throttled |= aws.is_throttling(image)
@@ -149,9 +149,9 @@ def refresh_region(region, vm_imports):
     return throttled
 
 
-def fetch_image(vm_import, region):
+def fetch_image(vm_import, target):
     try:
-        return aws.get_image(vm_import.image_arn, region=region)
+        return aws.get_image(vm_import.image_arn, target=target)
     except aws.AwsError as error:
         return error
 

@@ -4,19 +4,25 @@ A person may belong to several teams; the session remembers the one they
 chose, and everything they see or submit is scoped to it.
 """
 
-from .models import Membership
+from .models import Action, AuditEvent, Membership, Team, VmImport
 
 SESSION_KEY = "team_id"
 
 
 def memberships(request):
-    """The person's memberships, team names in order; read once per request."""
+    """The person's memberships, team names in order; read once per request.
+
+    A superuser sees every team, as a team admin of those they are not in.
+    """
     if not hasattr(request, "_memberships"):
-        request._memberships = list(
-            Membership.objects.filter(user=request.user)
-            .select_related("team")
-            .order_by("team__name")
-        )
+        mine = list(Membership.objects.filter(user=request.user).select_related("team"))
+        if request.user.is_superuser:
+            joined = {membership.team_id for membership in mine}
+            mine += [
+                Membership(team=team, user=request.user, role=Membership.Role.ADMIN)
+                for team in Team.objects.exclude(pk__in=joined)
+            ]
+        request._memberships = sorted(mine, key=lambda membership: membership.team.name)
     return request._memberships
 
 
@@ -29,7 +35,23 @@ def current_membership(request):
     for membership in mine:
         if membership.team_id == chosen:
             return membership
-    return mine[0] if mine else None
+    if not mine:
+        return None
+    # Remembered, so that the small polled partials can scope without a query.
+    request.session[SESSION_KEY] = mine[0].team_id
+    return mine[0]
+
+
+def team_imports(request):
+    """The imports of the team the person acts for: one query, membership checked in it."""
+    team_id = request.session.get(SESSION_KEY)
+    if team_id is None:
+        membership = current_membership(request)
+        team_id = membership.team_id if membership else None
+    imports = VmImport.objects.filter(team_id=team_id)
+    if not request.user.is_superuser:
+        imports = imports.filter(team__memberships__user=request.user)
+    return imports
 
 
 def membership_in(request, team_id):
@@ -46,3 +68,65 @@ def switch_team(request, team_id):
 
 def can_submit(membership):
     return membership is not None and membership.role != Membership.Role.VIEWER
+
+
+def can_manage(membership):
+    return membership is not None and membership.role == Membership.Role.ADMIN
+
+
+# -- changes a team admin makes: each one an audit event -------------------------
+
+
+def add_member(team, user, role, *, by):
+    membership = Membership.objects.create(team=team, user=user, role=role)
+    AuditEvent.record(
+        Action.MEMBER_ADDED,
+        actor=by,
+        team=team,
+        detail=f"{user.get_username()} added as {membership.get_role_display()}",
+    )
+    return membership
+
+
+def change_role(membership, role, *, by):
+    old = membership.get_role_display()
+    if membership.role == role:
+        return False
+    membership.role = role
+    membership.save(update_fields=["role"])
+    AuditEvent.record(
+        Action.ROLE_CHANGED,
+        actor=by,
+        team=membership.team,
+        detail=f"{membership.user.get_username()}: {old} -> {membership.get_role_display()}",
+    )
+    return True
+
+
+def remove_member(membership, *, by):
+    membership.delete()
+    AuditEvent.record(
+        Action.MEMBER_REMOVED,
+        actor=by,
+        team=membership.team,
+        detail=f"{membership.user.get_username()} removed",
+    )
+
+
+TARGET_FIELDS = ("aws_region", "aws_account_id", "aws_role_arn")
+
+
+def change_target(team, new_values, *, by):
+    """Record a change of the team's AWS target; returns what changed."""
+    old = Team.objects.get(pk=team.pk)
+    changes = [
+        f"{name}: {getattr(old, name) or '(none)'} -> {new_values[name] or '(none)'}"
+        for name in TARGET_FIELDS
+        if getattr(old, name) != new_values[name]
+    ]
+    if changes:
+        Team.objects.filter(pk=team.pk).update(**{name: new_values[name] for name in TARGET_FIELDS})
+        for name in TARGET_FIELDS:
+            setattr(team, name, new_values[name])
+        AuditEvent.record(Action.TARGET_CHANGED, actor=by, team=team, detail="; ".join(changes))
+    return changes

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import team_views, views
 
 app_name = "imports"
 
@@ -14,4 +14,8 @@ urlpatterns = [
     path("imports/<int:pk>/status", views.status, name="status"),
     path("imports/<int:pk>/row", views.history_row, name="row"),
     path("teams/switch", views.switch_team, name="switch_team"),
+    path("team", team_views.team_settings, name="team"),
+    path("team/members", team_views.change_member, name="change_member"),
+    path("tokens", team_views.api_tokens, name="tokens"),
+    path("tokens/<int:pk>/revoke", team_views.revoke_token, name="revoke_token"),
 ]

@@ -70,7 +70,7 @@ def history(request):
 @login_required
 @require_GET
 def history_row(request, pk):
-    vm_import = get_object_or_404(VmImport.objects.visible_to(request.user), pk=pk)
+    vm_import = get_object_or_404(teams.team_imports(request), pk=pk)
     response = render(request, "imports/history.html#row", {"vm_import": vm_import})
     return stop_polling_when_done(response, vm_import)
 
@@ -94,7 +94,6 @@ def new_import(request):
             team=membership.team,
             user=request.user,
             payload=form.payload(),
-            region=aws.default_region(),
         )
     except ClientTokenConflict as conflict:
         return render_conflict(request, form, conflict.existing)
@@ -184,7 +183,7 @@ def vm_import_tasks(request):
     if membership is None:
         raise Http404
     try:
-        tasks = cached_vm_import_tasks(aws.default_region())
+        tasks = cached_vm_import_tasks(membership.team)
         problem = ""
     except aws.AwsError as error:
         tasks, problem = [], error.message
@@ -193,12 +192,13 @@ def vm_import_tasks(request):
     )
 
 
-def cached_vm_import_tasks(region):
-    """EC2's list for the region, kept briefly so the form stays quick."""
-    key = f"vm-import-tasks:{region}"
+def cached_vm_import_tasks(team):
+    """EC2's list for the team's account and region, kept briefly so the form stays quick."""
+    target = aws.Target.for_team(team)
+    key = f"vm-import-tasks:{target.region}:{target.role_arn}"
     tasks = cache.get(key)
     if tasks is None:
-        tasks = aws.list_vm_import_tasks(region=region)
+        tasks = aws.list_vm_import_tasks(target=target)
         cache.set(key, tasks, settings.VM_IMPORT_TASKS_CACHE_SECONDS)
     return tasks
 
@@ -206,7 +206,7 @@ def cached_vm_import_tasks(region):
 @login_required
 @require_POST
 def cancel(request, pk):
-    vm_import = get_object_or_404(VmImport.objects.visible_to(request.user), pk=pk)
+    vm_import = get_object_or_404(teams.team_imports(request), pk=pk)
     membership = teams.membership_in(request, vm_import.team_id)
     if not teams.can_submit(membership):
         raise PermissionDenied("You need the submitter role in this team to cancel imports.")
@@ -222,9 +222,11 @@ def cancel_import(vm_import, user):
         status = vm_import.get_status_display().lower()
         return f"This import is {status}; it cannot be cancelled now."
     try:
-        ec2_state = aws.cancel_import_task(vm_import.vm_import_task_id, region=vm_import.region)
+        ec2_state = aws.cancel_import_task(vm_import.vm_import_task_id, target=vm_import.target)
     except aws.AwsError as error:
-        vm_import.note(f"Cancel requested, but EC2 refused: {error.message}", user=user)
+        vm_import.note_cancel_refused(
+            f"Cancel requested, but EC2 refused: {error.message}", user=user
+        )
         return f"EC2 did not cancel the VM import task: {error.message}"
     vm_import.mark_cancelled(user=user, ec2_state=ec2_state)
     return "EC2 is cancelling the VM import task; the import is marked cancelled."
@@ -234,7 +236,7 @@ def cancel_import(vm_import, user):
 @require_GET
 def detail(request, pk):
     vm_import = get_object_or_404(
-        VmImport.objects.visible_to(request.user).select_related("submitted_by", "team"), pk=pk
+        teams.team_imports(request).select_related("submitted_by", "team"), pk=pk
     )
     context = {
         "vm_import": vm_import,
@@ -251,7 +253,7 @@ def detail(request, pk):
 @require_GET
 def status(request, pk):
     """The polled status panel: one query for the import, and stop when it is done."""
-    vm_import = get_object_or_404(VmImport.objects.visible_to(request.user), pk=pk)
+    vm_import = get_object_or_404(teams.team_imports(request), pk=pk)
     context = {"vm_import": vm_import, "hint": failure_hint(vm_import)}
     response = render(request, "imports/detail.html#status", context)
     return stop_polling_when_done(response, vm_import)

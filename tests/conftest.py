@@ -71,7 +71,7 @@ def outsider_client(client, outsider):
 
 @pytest.fixture
 def vm_import(team, user, payload):
-    vm_import, _ = VmImport.submit(team=team, user=user, payload=payload, region="us-east-1")
+    vm_import, _ = VmImport.submit(team=team, user=user, payload=payload)
     return vm_import
 
 
@@ -94,17 +94,23 @@ def aws_credentials(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Tests create many users; the production hasher is slow on purpose."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def fresh_aws_clients_and_cache():
     """Each test starts with new boto3 clients and an empty cache."""
-    aws.client.cache_clear()
+    aws.clear_clients()
     cache.clear()
     yield
-    aws.client.cache_clear()
+    aws.clear_clients()
 
 
 @pytest.fixture
 def imagebuilder_stub(aws_credentials):
-    client = aws.client("imagebuilder", "us-east-1")
+    client = aws.client("imagebuilder")
     with Stubber(client) as stubber:
         yield stubber
         stubber.assert_no_pending_responses()
@@ -118,7 +124,7 @@ def serve_emulator(monkeypatch, step_seconds):
     with running_emulator(step_seconds=step_seconds) as control:
         for name, value in control.environ().items():
             monkeypatch.setenv(name, value)
-        aws.client.cache_clear()
+        aws.clear_clients()
         yield control
 
 

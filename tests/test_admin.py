@@ -36,7 +36,7 @@ def test_an_import_shows_its_events_inline_and_cannot_be_changed(
     assert vm_import.status == "queued"
 
 
-@pytest.mark.parametrize("model", ["vmimport", "importevent"])
+@pytest.mark.parametrize("model", ["vmimport", "auditevent"])
 def test_no_add_or_delete(admin_client_with_import, vm_import, model):
     assert admin_client_with_import.get(reverse(f"admin:imports_{model}_add")).status_code == 403
     obj_id = vm_import.pk if model == "vmimport" else vm_import.events.first().pk
@@ -45,7 +45,7 @@ def test_no_add_or_delete(admin_client_with_import, vm_import, model):
 
 
 def test_events_are_listed_and_searchable(admin_client_with_import, vm_import):
-    url = reverse("admin:imports_importevent_changelist")
+    url = reverse("admin:imports_auditevent_changelist")
     response = admin_client_with_import.get(url, {"q": vm_import.client_token})
     assert response.status_code == 200
     assert "Submitted" in response.content.decode()

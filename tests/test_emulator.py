@@ -635,13 +635,13 @@ def portal_aws(emulator, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     for name, url in emulator.environ().items():
         monkeypatch.setenv(name, url)
-    aws.client.cache_clear()
+    aws.clear_clients()
     yield emulator
-    aws.client.cache_clear()
+    aws.clear_clients()
 
 
 def test_the_portal_submits_through_the_emulator(portal_aws):
-    accepted = aws.import_vm_image(import_request(), region="us-east-1")
+    accepted = aws.import_vm_image(import_request(), target=aws.Target("us-east-1"))
 
     assert IMAGE_ARN.fullmatch(accepted.image_arn)
     assert portal_aws.calls()["imagesCreated"] == 1
@@ -651,7 +651,7 @@ def test_the_portal_reads_an_injected_503_as_retryable(portal_aws):
     portal_aws.fail_next(1, "ServiceUnavailableException")
 
     with pytest.raises(aws.AwsError) as excinfo:
-        aws.import_vm_image(import_request(), region="us-east-1")
+        aws.import_vm_image(import_request(), target=aws.Target("us-east-1"))
 
     assert excinfo.value.code == "ServiceUnavailableException"
     assert excinfo.value.retryable is True

@@ -3,7 +3,7 @@ import threading
 import pytest
 from django.db import connection
 
-from imports.models import ClientTokenConflict, ImportEvent, Status, VmImport
+from imports.models import AuditEvent, ClientTokenConflict, Status, VmImport
 
 
 def test_submit_records_a_queued_import_with_its_first_event(team, user, payload):
@@ -65,7 +65,7 @@ def test_concurrent_claims_let_exactly_one_worker_win(team, user, payload):
     for thread in threads:
         thread.join()
     assert sorted(results) == [False, False, False, True]
-    assert ImportEvent.objects.filter(vm_import=vm_import, to_status="submitting").count() == 1
+    assert AuditEvent.objects.filter(vm_import=vm_import, to_status="submitting").count() == 1
 
 
 @pytest.mark.django_db(transaction=True)

@@ -29,9 +29,7 @@ def no_pause():
 
 def importing(team, user, emulator, **overrides):
     """An import sent to the emulator by the real submit task."""
-    vm_import, _ = VmImport.submit(
-        team=team, user=user, payload=valid_payload(**overrides), region="us-east-1"
-    )
+    vm_import, _ = VmImport.submit(team=team, user=user, payload=valid_payload(**overrides))
     tasks.submit_import(vm_import.pk)
     vm_import.refresh_from_db()
     assert vm_import.status == Status.IMPORTING, vm_import.error_message
@@ -102,12 +100,14 @@ def test_describe_calls_are_batched_by_100_and_get_image_is_one_per_import(team,
 
 
 def test_describe_batches_split_at_100_distinct_task_ids(emulator):
-    ec2 = tasks.aws.client("ec2", "us-east-1")
+    ec2 = tasks.aws.client("ec2")
     disk = {"Format": "VMDK", "UserBucket": {"S3Bucket": "vm-exports", "S3Key": "disk.vmdk"}}
     task_ids = [ec2.import_image(DiskContainers=[disk])["ImportTaskId"] for _ in range(201)]
     before = emulator.calls()["operations"].get("DescribeImportImageTasks", 0)
 
-    found = tasks.aws.describe_import_image_tasks(task_ids + task_ids[:10], region="us-east-1")
+    found = tasks.aws.describe_import_image_tasks(
+        task_ids + task_ids[:10], target=tasks.aws.Target("us-east-1")
+    )
 
     assert sorted(found) == sorted(task_ids)
     assert emulator.calls()["operations"]["DescribeImportImageTasks"] - before == 3

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from imports import tasks
-from imports.models import ImportEvent, Status, VmImport
+from imports.models import AuditEvent, Status, VmImport
 
 ARN = "arn:aws:imagebuilder:us-east-1:123456789012:image/web-server-base/1.0.0/1"
 
@@ -57,7 +57,7 @@ def test_tags_and_optional_members_reach_aws_exactly(team, user, imagebuilder_st
         "vmImportTaskId": "import-ami-0123456789abcdef0",
         "tags": {"team": "web", "cost:centre": "42"},
     }
-    vm_import, _ = VmImport.submit(team=team, user=user, payload=payload, region="us-east-1")
+    vm_import, _ = VmImport.submit(team=team, user=user, payload=payload)
     imagebuilder_stub.add_response("import_vm_image", accepted(payload), expected_params=payload)
 
     tasks.submit_import(vm_import.pk)
@@ -220,7 +220,7 @@ def test_retry_delay_grows_and_is_capped(settings):
 
 
 def test_events_cannot_be_changed_or_deleted(vm_import):
-    event = ImportEvent.objects.filter(vm_import=vm_import).first()
+    event = AuditEvent.objects.filter(vm_import=vm_import).first()
     event.detail = "rewritten"
     with pytest.raises(Exception, match="append-only"):
         event.save()

@@ -1,0 +1,122 @@
+"""Team self-service: members and roles, the AWS target, and API tokens."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from . import teams
+from .models import ApiToken, Membership
+from .team_forms import AddMemberForm, AwsTargetForm, RoleForm, TokenForm
+
+
+def managed_membership(request):
+    membership = teams.current_membership(request)
+    if membership is None:
+        raise Http404("You are not in any team.")
+    if not teams.can_manage(membership):
+        raise PermissionDenied("Only a team admin can change the team.")
+    return membership
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def team_settings(request):
+    membership = teams.current_membership(request)
+    if membership is None:
+        raise Http404("You are not in any team.")
+    team = membership.team
+    target_form = AwsTargetForm(initial={name: getattr(team, name) for name in teams.TARGET_FIELDS})
+    add_form = AddMemberForm(team=team)
+    if request.method == "POST":
+        membership = managed_membership(request)
+        action = request.POST.get("action")
+        if action == "target":
+            target_form = AwsTargetForm(request.POST)
+            if target_form.is_valid():
+                changes = teams.change_target(team, target_form.cleaned_data, by=request.user)
+                messages.success(request, "AWS target saved." if changes else "Nothing changed.")
+                return redirect("imports:team")
+        elif action == "add_member":
+            add_form = AddMemberForm(request.POST, team=team)
+            if add_form.is_valid():
+                teams.add_member(
+                    team, add_form.user, add_form.cleaned_data["role"], by=request.user
+                )
+                messages.success(request, f"{add_form.user.get_username()} added.")
+                return redirect("imports:team")
+        else:
+            return redirect("imports:team")
+    context = {
+        "team": team,
+        "membership": membership,
+        "can_manage": teams.can_manage(membership),
+        "members": team.memberships.select_related("user").order_by("user__username"),
+        "roles": Membership.Role.choices,
+        "target_form": target_form,
+        "add_form": add_form,
+    }
+    return render(request, "imports/team.html", context)
+
+
+@login_required
+@require_POST
+def change_member(request):
+    membership = managed_membership(request)
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a member and a role.")
+        return redirect("imports:team")
+    member = get_object_or_404(
+        Membership.objects.select_related("user", "team"),
+        pk=form.cleaned_data["membership"],
+        team=membership.team,
+    )
+    if request.POST.get("remove"):
+        if member.user == request.user:
+            messages.error(request, "You cannot remove yourself; ask another team admin.")
+        else:
+            teams.remove_member(member, by=request.user)
+            messages.success(request, f"{member.user.get_username()} removed.")
+    elif member.user == request.user and form.cleaned_data["role"] != Membership.Role.ADMIN:
+        messages.error(request, "You cannot lower your own role; ask another team admin.")
+    elif teams.change_role(member, form.cleaned_data["role"], by=request.user):
+        messages.success(
+            request, f"{member.user.get_username()} is now {member.get_role_display()}."
+        )
+    return redirect("imports:team")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_tokens(request):
+    mine = teams.memberships(request)
+    form = TokenForm(memberships=mine)
+    new_token = None
+    if request.method == "POST":
+        form = TokenForm(request.POST, memberships=mine)
+        if form.is_valid():
+            team = next(m.team for m in mine if m.team_id == form.cleaned_data["team"])
+            _, new_token = ApiToken.issue(
+                user=request.user, team=team, name=form.cleaned_data["name"]
+            )
+            form = TokenForm(memberships=mine)
+    tokens = (
+        ApiToken.objects.filter(user=request.user).select_related("team").order_by("-created_at")
+    )
+    context = {"form": form, "tokens": tokens, "new_token": new_token}
+    # The new token is in this answer only: never stored, never in a redirect.
+    response = render(request, "imports/tokens.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def revoke_token(request, pk):
+    api_token = get_object_or_404(ApiToken, pk=pk, user=request.user)
+    if api_token.revoke(by=request.user):
+        messages.success(request, f"Token {api_token.name!r} revoked; it no longer works.")
+    return redirect("imports:tokens")

@@ -1,0 +1,238 @@
+"""Team self-service: roles, the AWS target (with STS over HTTP), API tokens."""
+
+import pytest
+from django.urls import reverse
+
+from imports import aws, tasks
+from imports.models import Action, ApiToken, AuditEvent, Membership, Status, VmImport
+
+from .conftest import make_member, valid_payload
+
+ROLE_ARN = "arn:aws:iam::210987654321:role/ImageBuilderImport"
+
+
+@pytest.fixture
+def team_admin(team):
+    return make_member("ada", team, Membership.Role.ADMIN)
+
+
+@pytest.fixture
+def admin_client(client, team_admin):
+    client.force_login(team_admin)
+    return client
+
+
+def set_target(client, **values):
+    data = {"action": "target", "aws_region": "", "aws_account_id": "", "aws_role_arn": ""}
+    return client.post(reverse("imports:team"), {**data, **values})
+
+
+# -- the AWS target --------------------------------------------------------------
+
+
+def test_a_team_admin_sets_the_target_and_it_is_audited(admin_client, team):
+    response = set_target(
+        admin_client, aws_region="eu-west-1", aws_account_id="210987654321", aws_role_arn=ROLE_ARN
+    )
+    assert response.status_code == 302
+    team.refresh_from_db()
+    assert (team.aws_region, team.aws_account_id, team.aws_role_arn) == (
+        "eu-west-1",
+        "210987654321",
+        ROLE_ARN,
+    )
+    event = AuditEvent.objects.get(action=Action.TARGET_CHANGED)
+    assert event.actor.username == "ada" and event.team == team
+    assert "aws_region: (none) -> eu-west-1" in event.detail
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"aws_region": "Europe"}, "A region looks like"),
+        ({"aws_account_id": "1234"}, "exactly 12 digits"),
+        ({"aws_role_arn": "role/x"}, "A role ARN looks like"),
+        ({"aws_account_id": "111111111111", "aws_role_arn": ROLE_ARN}, "in the target account"),
+    ],
+)
+def test_a_wrong_target_says_which_rule_it_broke(admin_client, team, values, message):
+    response = set_target(admin_client, **values)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not AuditEvent.objects.filter(action=Action.TARGET_CHANGED).exists()
+
+
+def test_the_external_id_is_shown_to_team_admins_only(admin_client, client, user, team):
+    assert team.external_id in admin_client.get(reverse("imports:team")).content.decode()
+    client.force_login(user)
+    page = client.get(reverse("imports:team"))
+    assert page.status_code == 200
+    assert team.external_id not in page.content.decode()
+
+
+def test_only_team_admins_change_the_team(user_client, team):
+    assert set_target(user_client, aws_region="eu-west-1").status_code == 403
+    team.refresh_from_db()
+    assert team.aws_region == ""
+
+
+def test_an_import_keeps_the_target_it_was_submitted_with(team, user):
+    team.aws_region, team.aws_role_arn = "eu-west-1", ROLE_ARN
+    team.save()
+    vm_import, _ = VmImport.submit(team=team, user=user, payload=valid_payload())
+    team.aws_region, team.aws_role_arn = "us-west-2", ""
+    team.save()
+    vm_import.refresh_from_db()
+    assert vm_import.target == aws.Target("eu-west-1", ROLE_ARN, team.external_id)
+
+
+def test_the_worker_assumes_the_teams_role_with_its_external_id(team, user, emulator):
+    team.aws_role_arn = ROLE_ARN
+    team.save()
+    first, _ = VmImport.submit(team=team, user=user, payload=valid_payload(clientToken="one"))
+    second, _ = VmImport.submit(team=team, user=user, payload=valid_payload(clientToken="two"))
+
+    tasks.submit_import(first.pk)
+    tasks.submit_import(second.pk)
+    tasks.refresh_imports()
+
+    calls = emulator.calls()
+    assert [(r["RoleArn"], r["ExternalId"]) for r in calls["assumedRoles"]] == [
+        (ROLE_ARN, team.external_id)
+    ]  # once: the temporary credentials are reused until shortly before they expire
+    assert VmImport.objects.filter(status=Status.AVAILABLE).count() == 2
+
+
+def test_without_a_role_no_role_is_assumed(vm_import, emulator):
+    tasks.submit_import(vm_import.pk)
+    assert emulator.calls()["assumedRoles"] == []
+
+
+# -- members and roles --------------------------------------------------------------
+
+
+def test_a_team_admin_adds_a_member_changes_a_role_and_removes_them(
+    admin_client, team, django_user_model
+):
+    django_user_model.objects.create_user("carol")
+    admin_client.post(
+        reverse("imports:team"), {"action": "add_member", "username": "carol", "role": "viewer"}
+    )
+    carol = Membership.objects.get(team=team, user__username="carol")
+    assert carol.role == "viewer"
+
+    admin_client.post(
+        reverse("imports:change_member"), {"membership": carol.pk, "role": "submitter"}
+    )
+    carol.refresh_from_db()
+    assert carol.role == "submitter"
+
+    admin_client.post(
+        reverse("imports:change_member"),
+        {"membership": carol.pk, "role": "submitter", "remove": "1"},
+    )
+    assert not Membership.objects.filter(pk=carol.pk).exists()
+
+    actions = list(AuditEvent.objects.filter(team=team).values_list("action", "detail"))
+    assert (Action.MEMBER_ADDED, "carol added as Viewer") in actions
+    assert (Action.ROLE_CHANGED, "carol: Viewer -> Submitter") in actions
+    assert (Action.MEMBER_REMOVED, "carol removed") in actions
+
+
+def test_adding_an_unknown_user_says_so(admin_client):
+    response = admin_client.post(
+        reverse("imports:team"), {"action": "add_member", "username": "nobody", "role": "viewer"}
+    )
+    assert "No active user is called" in response.content.decode()
+
+
+def test_a_team_admin_cannot_demote_or_remove_themselves(admin_client, team_admin):
+    mine = team_admin.memberships.get()
+    admin_client.post(reverse("imports:change_member"), {"membership": mine.pk, "role": "viewer"})
+    admin_client.post(
+        reverse("imports:change_member"), {"membership": mine.pk, "role": "admin", "remove": "1"}
+    )
+    mine.refresh_from_db()
+    assert mine.role == "admin"
+
+
+def test_members_of_another_team_cannot_be_touched(admin_client, outsider):
+    theirs = outsider.memberships.get()
+    response = admin_client.post(
+        reverse("imports:change_member"), {"membership": theirs.pk, "role": "viewer"}
+    )
+    assert response.status_code == 404
+
+
+def test_a_viewer_sees_the_imports_but_cannot_submit(client, team, vm_import):
+    viewer = make_member("vic", team, Membership.Role.VIEWER)
+    client.force_login(viewer)
+    assert vm_import.name in client.get("/").content.decode()
+    assert client.get(reverse("imports:detail", args=[vm_import.pk])).status_code == 200
+    assert client.post("/imports/new", valid_payload()).status_code == 403
+
+
+# -- API tokens ------------------------------------------------------------------------
+
+
+def test_a_token_is_shown_once_stored_hashed_and_listed(user_client, team):
+    response = user_client.post(reverse("imports:tokens"), {"name": "CI", "team": team.pk})
+    raw = response.context["new_token"]
+    assert raw.startswith("vmip_") and raw in response.content.decode()
+    assert response["Cache-Control"] == "no-store"
+    token = ApiToken.objects.get()
+    assert token.digest != raw and token.name == "CI"
+    listing = user_client.get(reverse("imports:tokens")).content.decode()
+    assert "CI" in listing and raw not in listing
+    assert AuditEvent.objects.filter(action=Action.TOKEN_CREATED, team=team).exists()
+
+
+def test_a_token_records_its_last_use(client, api_token, api_headers):
+    client.get("/api/imports", headers=api_headers)
+    assert ApiToken.objects.get().last_used_at is not None
+
+
+def test_a_revoked_token_stops_working_and_the_revocation_is_audited(
+    user_client, client, api_token, api_headers
+):
+    token = ApiToken.objects.get()
+    user_client.post(reverse("imports:revoke_token", args=[token.pk]))
+    assert client.get("/api/imports", headers=api_headers).status_code == 401
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+    assert AuditEvent.objects.filter(action=Action.TOKEN_REVOKED).count() == 1
+
+
+def test_someone_elses_token_cannot_be_revoked(outsider_client, api_token):
+    token = ApiToken.objects.get()
+    response = outsider_client.post(reverse("imports:revoke_token", args=[token.pk]))
+    assert response.status_code == 404
+
+
+def test_a_token_for_a_team_you_are_not_in_is_refused(user_client, other_team):
+    response = user_client.post(reverse("imports:tokens"), {"name": "x", "team": other_team.pk})
+    assert response.context["new_token"] is None
+    assert not ApiToken.objects.exists()
+
+
+def test_tokens_act_with_their_users_role_in_their_team(client, team, user, other_team):
+    Membership.objects.create(user=user, team=other_team, role=Membership.Role.VIEWER)
+    _, raw = ApiToken.issue(user=user, team=other_team)
+    response = client.post(
+        "/api/imports",
+        data=valid_payload(),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {raw}"},
+    )
+    assert response.status_code == 403
+
+
+# -- superusers ---------------------------------------------------------------------------
+
+
+def test_a_superuser_sees_every_team(client, admin_user, vm_import, other_team):
+    client.force_login(admin_user)
+    content = client.get("/").content.decode()
+    assert other_team.name in content and vm_import.team.name in content
+    client.post("/teams/switch", {"team": vm_import.team_id})
+    assert client.get(reverse("imports:detail", args=[vm_import.pk])).status_code == 200
