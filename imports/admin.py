@@ -166,6 +166,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
         "detail",
     )
     date_hierarchy = "created_at"
+    ordering = ("-created_at", "-id")
     list_select_related = ("vm_import", "actor", "team")
 
     def get_urls(self):

@@ -157,6 +157,7 @@ class VmImport(models.Model):
     objects = VmImportQuerySet.as_manager()
 
     class Meta:
+        verbose_name = "VM import"
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["team", "client_token"], name="one_import_per_token")
@@ -188,6 +189,11 @@ class VmImport(models.Model):
     @property
     def elapsed(self):
         return (self.finished_at or timezone.now()) - self.created_at
+
+    @property
+    def version(self):
+        """Changes whenever the import does: lets a poll ask "anything new?"."""
+        return f"{self.updated_at.timestamp():.6f}"
 
     @property
     def can_cancel(self):
@@ -535,6 +541,9 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API token"
 
     def __str__(self):
         return f"{self.name or 'token'} for {self.user} in {self.team}"

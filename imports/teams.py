@@ -7,6 +7,7 @@ chose, and everything they see or submit is scoped to it.
 from .models import Action, AuditEvent, Membership, Team, VmImport
 
 SESSION_KEY = "team_id"
+ROLE_SESSION_KEY = "team_role"
 
 
 def memberships(request):
@@ -32,14 +33,25 @@ def current_membership(request):
         return None
     mine = memberships(request)
     chosen = request.session.get(SESSION_KEY)
-    for membership in mine:
-        if membership.team_id == chosen:
-            return membership
-    if not mine:
-        return None
-    # Remembered, so that the small polled partials can scope without a query.
-    request.session[SESSION_KEY] = mine[0].team_id
-    return mine[0]
+    current = next((m for m in mine if m.team_id == chosen), mine[0] if mine else None)
+    if current is not None:
+        remember(request, current)
+    return current
+
+
+def remember(request, membership):
+    """Keep the team and role in the session, so that the small polled partials
+    can scope and decide what to show without a query. Every action still
+    checks the role in the database."""
+    if request.session.get(SESSION_KEY) != membership.team_id:
+        request.session[SESSION_KEY] = membership.team_id
+    if request.session.get(ROLE_SESSION_KEY) != membership.role:
+        request.session[ROLE_SESSION_KEY] = membership.role
+
+
+def session_can_submit(request):
+    role = request.session.get(ROLE_SESSION_KEY)
+    return role is not None and role != Membership.Role.VIEWER
 
 
 def team_imports(request):
@@ -60,10 +72,11 @@ def membership_in(request, team_id):
 
 def switch_team(request, team_id):
     """Act for team_id from now on; False if the person is not in that team."""
-    if any(m.team_id == team_id for m in memberships(request)):
-        request.session[SESSION_KEY] = team_id
-        return True
-    return False
+    membership = membership_in(request, team_id)
+    if membership is None:
+        return False
+    remember(request, membership)
+    return True
 
 
 def can_submit(membership):

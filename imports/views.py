@@ -16,6 +16,7 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -240,7 +241,7 @@ def detail(request, pk):
     )
     context = {
         "vm_import": vm_import,
-        "can_cancel": vm_import.can_cancel
+        "may_cancel": vm_import.can_cancel
         and teams.can_submit(teams.membership_in(request, vm_import.team_id)),
         "events": vm_import.events.select_related("actor"),
         "payload_json": json.dumps(vm_import.request, indent=2, ensure_ascii=False),
@@ -252,11 +253,24 @@ def detail(request, pk):
 @login_required
 @require_GET
 def status(request, pk):
-    """The polled status panel: one query for the import, and stop when it is done."""
+    """The polled status panel: one query for the import, and stop when it is done.
+
+    When the import changed since the poll before (its `seen` version), the
+    timeline comes along as an out-of-band swap: one more query, only then.
+    """
     vm_import = get_object_or_404(teams.team_imports(request), pk=pk)
-    context = {"vm_import": vm_import, "hint": failure_hint(vm_import)}
-    response = render(request, "imports/detail.html#status", context)
-    return stop_polling_when_done(response, vm_import)
+    context = {
+        "vm_import": vm_import,
+        "hint": failure_hint(vm_import),
+        "may_cancel": vm_import.can_cancel and teams.session_can_submit(request),
+    }
+    html = render_to_string("imports/detail.html#status", context, request)
+    if request.GET.get("seen") not in (None, vm_import.version):
+        events = vm_import.events.select_related("actor")
+        html += render_to_string(
+            "imports/detail.html#timeline", {"events": events, "oob": True}, request
+        )
+    return stop_polling_when_done(HttpResponse(html), vm_import)
 
 
 def stop_polling_when_done(response, vm_import):

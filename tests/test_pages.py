@@ -1,12 +1,13 @@
 """The HTML pages and their htmx partials (one section per page)."""
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from imports.forms import tag_formset_data
 from imports.models import Membership, Status, VmImport
 
-from .conftest import valid_payload
+from .conftest import make_member, valid_payload
 
 HTMX = {"HX-Request": "true"}
 
@@ -321,3 +322,33 @@ def test_statuses_are_listed_in_the_filter(user_client):
     content = user_client.get("/").content.decode()
     for value in Status.values:
         assert f'value="{value}"' in content
+
+
+def test_the_polled_partial_brings_the_timeline_only_when_the_import_changed(
+    user_client, vm_import, django_assert_max_num_queries
+):
+    url = reverse("imports:status", args=[vm_import.pk])
+    user_client.get("/")  # the session learns the team and role
+    unchanged = user_client.get(url, {"seen": vm_import.version}, headers=HTMX)
+    assert 'id="timeline"' not in unchanged.content.decode()
+    seen = vm_import.version
+    vm_import.claim()
+    with django_assert_max_num_queries(3):
+        changed = user_client.get(url, {"seen": seen}, headers=HTMX).content.decode()
+    assert 'id="timeline" hx-swap-oob="true"' in changed
+    assert "Attempt 1 sending to AWS" in changed
+    assert f"seen={vm_import.version}" in changed  # the next poll asks from here
+
+
+def test_the_cancel_button_is_offered_to_submitters_while_it_can_cancel(
+    user_client, team, vm_import
+):
+    url = reverse("imports:status", args=[vm_import.pk])
+    user_client.get("/")
+    assert "Cancel this import" in user_client.get(url, headers=HTMX).content.decode()
+    viewer_client = Client()
+    viewer_client.force_login(make_member("vic", team, Membership.Role.VIEWER))
+    viewer_client.get("/")
+    assert "Cancel this import" not in viewer_client.get(url, headers=HTMX).content.decode()
+    vm_import.mark_failed(code="X", message="y")
+    assert "Cancel this import" not in user_client.get(url, headers=HTMX).content.decode()

@@ -202,7 +202,7 @@ SEED_TASKS = (
     {
         "task_id": "import-ami-0c0ffee0123456789",
         "image_id": "ami-0d4e5f60718293a4b",
-        "description": "RHEL 9 database server (VMware OVA export, still converting)",
+        "description": "RHEL 9 database server (VMware OVA export)",
         "platform": "Linux",
         "disks": [{"format": "VMDK", "s3_key": "exports/rhel9-db.vmdk"}],
         # Half-way through "converting" at start-up.
