@@ -15,6 +15,8 @@ from botocore.exceptions import ClientError, ConnectionClosedError
 from imports import aws
 from imports.emulator.testing import running_emulator
 
+from .conftest import valid_payload as import_request
+
 SEEDED_TASK = "import-ami-0123456789abcdef0"  # completed
 CONVERTING_TASK = "import-ami-0c0ffee0123456789"  # active at start-up
 ACCOUNT = "123456789012"
@@ -48,18 +50,6 @@ def client(service, emulator, region="us-east-1"):
         endpoint_url=emulator.url,
         config=Config(retries={"total_max_attempts": 1}, read_timeout=10, connect_timeout=5),
     )
-
-
-def import_request(**overrides):
-    request = {
-        "clientToken": "0b6f2c1e-1d7e-4c55-9d61-1a2b3c4d5e6f",
-        "name": "Web server base",
-        "semanticVersion": "1.0.0",
-        "platform": "Linux",
-        "vmImportTaskId": SEEDED_TASK,
-    }
-    request.update(overrides)
-    return request
 
 
 def error_of(excinfo):
