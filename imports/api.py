@@ -15,7 +15,6 @@ from django.views.decorators.csrf import csrf_exempt
 from . import aws
 from .forms import ImportVmImageForm, RequestShapeError
 from .models import ApiToken, ClientTokenConflict, VmImport
-from .tasks import enqueue_submit
 from .teams import can_submit
 from .views import cached_vm_import_tasks
 
@@ -129,8 +128,6 @@ def create_import(request):
             "different request; use a new clientToken for a new import.",
             id=conflict.existing.pk,
         )
-    if created:
-        enqueue_submit(vm_import)
     return JsonResponse(serialize(vm_import), status=201 if created else 200)
 
 

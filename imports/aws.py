@@ -332,7 +332,11 @@ CREDENTIAL_VARIABLES = (
 
 def aws_configured(environ=os.environ):
     """True when AWS credentials and a region are configured for real AWS."""
-    region = botocore.session.Session().get_config_variable("region")
+    region = (
+        environ.get("AWS_REGION")
+        or environ.get("AWS_DEFAULT_REGION")
+        or botocore.session.Session().get_config_variable("region")  # ~/.aws/config
+    )
     credentials_file = Path(
         environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials")
     ).expanduser()

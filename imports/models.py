@@ -211,10 +211,13 @@ class VmImport(models.Model):
     def submit(cls, *, team, user, payload):
         """Record a new import, or find the one this clientToken already made.
 
-        Returns (vm_import, created). The same token with another request
-        raises ClientTokenConflict. The unique constraint, not a prior
-        lookup, decides between concurrent identical requests.
+        Returns (vm_import, created). A new import is queued for the worker
+        once it is committed. The same token with another request raises
+        ClientTokenConflict. The unique constraint, not a prior lookup,
+        decides between concurrent identical requests.
         """
+        from .tasks import enqueue_submit  # the tasks module imports this one
+
         token = payload["clientToken"]
         try:
             with transaction.atomic():
@@ -232,6 +235,7 @@ class VmImport(models.Model):
                     external_id=team.external_id if team.aws_role_arn else "",
                 )
                 vm_import._record(user, "", Status.QUEUED, "Submitted", Action.SUBMITTED)
+                enqueue_submit(vm_import)
         except IntegrityError:
             existing = cls.objects.get(team=team, client_token=token)
             if existing.request != payload:
@@ -465,6 +469,16 @@ class Action(models.TextChoices):
     SIGN_IN_FAILED = "auth.sign_in_failed", "Sign-in failed"
 
 
+class AuditEventQuerySet(models.QuerySet):
+    """Bulk changes are refused too, not only changes through one event."""
+
+    def update(self, **kwargs):
+        raise AppendOnlyError("Audit events are append-only; they cannot be changed.")
+
+    def delete(self):
+        raise AppendOnlyError("Audit events are append-only; they cannot be deleted.")
+
+
 class AuditEvent(models.Model):
     """One line of the audit: who did what, when, from where. Never changed.
 
@@ -489,6 +503,8 @@ class AuditEvent(models.Model):
     from_status = models.CharField(max_length=20, blank=True)
     to_status = models.CharField(max_length=20, blank=True)
     detail = models.TextField(blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["created_at", "id"]

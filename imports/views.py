@@ -26,7 +26,6 @@ from . import aws, teams
 from .forms import PLATFORMS, ImportVmImageForm, TagFormSet, tag_rows
 from .hints import failure_hint
 from .models import ClientTokenConflict, Status, VmImport
-from .tasks import enqueue_submit
 
 POLL_STOP_STATUS = HttpResponseStopPolling.status_code
 
@@ -99,7 +98,6 @@ def new_import(request):
     except ClientTokenConflict as conflict:
         return render_conflict(request, form, conflict.existing)
     if created:
-        enqueue_submit(vm_import)
         messages.success(request, "Import recorded; the worker is sending it to AWS.")
     return redirect_to(request, reverse("imports:detail", args=[vm_import.pk]))
 

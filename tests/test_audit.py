@@ -171,3 +171,11 @@ def test_the_csv_export_needs_the_audit_view_permission(client, user, vm_import)
     client.force_login(user)
     response = client.get(reverse("admin:imports_auditevent_export"))
     assert response.status_code == 302  # not staff: to the admin's sign-in
+
+
+def test_bulk_updates_and_deletes_of_events_are_refused_too(vm_import):
+    with pytest.raises(AppendOnlyError):
+        AuditEvent.objects.all().update(detail="rewritten")
+    with pytest.raises(AppendOnlyError):
+        AuditEvent.objects.filter(vm_import=vm_import).delete()
+    assert AuditEvent.objects.count() == 1

@@ -236,3 +236,22 @@ def test_a_superuser_sees_every_team(client, admin_user, vm_import, other_team):
     assert other_team.name in content and vm_import.team.name in content
     client.post("/teams/switch", {"team": vm_import.team_id})
     assert client.get(reverse("imports:detail", args=[vm_import.pk])).status_code == 200
+
+
+def test_no_access_key_or_secret_is_stored_or_logged(team, user, emulator, caplog):
+    from django.core import serializers
+
+    team.aws_role_arn = ROLE_ARN
+    team.save()
+    vm_import, _ = VmImport.submit(team=team, user=user, payload=valid_payload())
+    caplog.set_level("DEBUG")
+    tasks.submit_import(vm_import.pk)
+    credentials = aws.client("imagebuilder", vm_import.target)._request_signer._credentials
+    frozen = credentials.get_frozen_credentials()  # what STS handed the worker
+    everything = "".join(
+        serializers.serialize("json", model.objects.all())
+        for model in (VmImport, AuditEvent, ApiToken, Membership, type(team))
+    )
+    for secret in (frozen.access_key, frozen.secret_key, frozen.token, "testing"):
+        assert secret not in everything
+        assert secret not in caplog.text
