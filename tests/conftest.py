@@ -1,12 +1,22 @@
+import time
+
 import pytest
 from botocore.stub import Stubber
+from celery.contrib.testing.worker import start_worker
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.test import override_settings
 
+from config.celery import app
 from imports import aws
 from imports.emulator.testing import running_emulator
 from imports.forms import ImportVmImageForm
 from imports.models import ApiToken, Membership, Team, VmImport
+
+# The emulator's seeded VM import tasks: completed (with its AMI), and converting.
+SEEDED_TASK = "import-ami-0123456789abcdef0"
+SEEDED_AMI = "ami-0a1b2c3d4e5f60718"
+CONVERTING_TASK = "import-ami-0c0ffee0123456789"
 
 
 def valid_payload(**overrides):
@@ -15,7 +25,7 @@ def valid_payload(**overrides):
         "name": "Web server base",
         "semanticVersion": "1.0.0",
         "platform": "Linux",
-        "vmImportTaskId": "import-ami-0123456789abcdef0",
+        "vmImportTaskId": SEEDED_TASK,
     }
     payload.update(overrides)
     return {key: value for key, value in payload.items() if value is not None}
@@ -138,3 +148,24 @@ def emulator(monkeypatch, aws_credentials):
 def slow_emulator(monkeypatch, aws_credentials):
     """The emulator with one-minute steps: advance() walks tasks and images."""
     yield from serve_emulator(monkeypatch, step_seconds=60)
+
+
+@pytest.fixture(scope="module")
+def worker(django_db_setup):
+    """A real Celery worker on the configured broker, one per module (each costs seconds)."""
+    # Retries at once: the tests wait for results rather than sleeping.
+    with override_settings(IMPORT_RETRY_BASE_DELAY=0):
+        app.control.purge()  # nothing left over from an earlier run may reach this one
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as w:
+            yield w
+
+
+def wait_for_status(vm_import, *statuses, timeout=30):
+    """The import once the worker has moved it to one of `statuses`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        vm_import.refresh_from_db()
+        if vm_import.status in statuses:
+            return vm_import
+        time.sleep(0.1)
+    raise AssertionError(f"import {vm_import.pk} stayed {vm_import.status}, not {statuses}")

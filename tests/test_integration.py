@@ -4,34 +4,17 @@ A Celery worker consumes from the configured broker (filesystem, or Redis
 in CI's second pass); boto3 talks HTTP to the emulator on a free port.
 """
 
-import time
-
 import pytest
-from celery.contrib.testing.worker import start_worker
-from django.test import Client, override_settings
+from django.test import Client
 from django.urls import reverse
 from django.utils.html import escape
 
-from config.celery import app
 from imports import tasks
 from imports.models import ApiToken, Status, VmImport
 
-from .conftest import valid_payload
+from .conftest import SEEDED_AMI, valid_payload, wait_for_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-SEEDED_TASK = "import-ami-0123456789abcdef0"
-SEEDED_AMI = "ami-0a1b2c3d4e5f60718"
-
-
-@pytest.fixture(scope="module")
-def worker(django_db_setup):
-    """One worker for the module: starting and stopping one costs seconds."""
-    # Retries at once: the tests wait for results rather than sleeping.
-    with override_settings(IMPORT_RETRY_BASE_DELAY=0):
-        app.control.purge()
-        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as w:
-            yield w
 
 
 @pytest.fixture
@@ -47,16 +30,6 @@ def submit(api, **overrides):
     )
     assert response.status_code == 201, response.content
     return VmImport.objects.get(pk=response.json()["id"])
-
-
-def wait_for_status(vm_import, *statuses, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        vm_import.refresh_from_db()
-        if vm_import.status in statuses:
-            return vm_import
-        time.sleep(0.1)
-    raise AssertionError(f"import {vm_import.pk} stayed {vm_import.status}, not {statuses}")
 
 
 def test_an_import_goes_to_importing_with_the_arn_then_to_available_with_its_ami(

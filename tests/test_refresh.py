@@ -14,10 +14,7 @@ from imports import tasks
 from imports.aws import ImageState, VmImportTask
 from imports.models import IMAGE_STATES_IN_ORDER, Status, VmImport
 
-from .conftest import valid_payload
-
-SEEDED_TASK = "import-ami-0123456789abcdef0"
-CONVERTING_TASK = "import-ami-0c0ffee0123456789"
+from .conftest import CONVERTING_TASK, SEEDED_TASK, valid_payload
 
 
 @pytest.fixture(autouse=True)

@@ -2,43 +2,24 @@
 
 The filesystem broker on the embedded defaults; Redis in CI's second pass
 (CELERY_BROKER_URL). AWS is botocore's Stubber here; over real HTTP, see
-the emulator's integration tests.
+test_integration.py.
 """
 
-import time
-
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.test import Client
 
-from config.celery import app
-from imports.models import ApiToken, Status, VmImport
+from imports.models import ApiToken, Status
+
+from .conftest import wait_for_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 ARN = "arn:aws:imagebuilder:us-east-1:123456789012:image/web-server-base/1.0.0/1"
 
 
-@pytest.fixture
-def worker():
-    app.control.purge()  # nothing left over from an earlier run may reach this one
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as w:
-        yield w
-
-
-def wait_for(predicate, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_an_api_submission_reaches_aws_through_the_worker(
-    team, user, payload, imagebuilder_stub, worker, settings
+    team, user, payload, imagebuilder_stub, worker
 ):
-    settings.IMPORT_RETRY_BASE_DELAY = 0
     imagebuilder_stub.add_client_error(
         "import_vm_image",
         service_error_code="ServiceUnavailableException",
@@ -61,8 +42,6 @@ def test_an_api_submission_reaches_aws_through_the_worker(
     )
     assert response.status_code == 201
 
-    vm_import = VmImport.objects.get(pk=response.json()["id"])
-    assert wait_for(lambda: VmImport.objects.get(pk=vm_import.pk).status == Status.IMPORTING)
-    vm_import.refresh_from_db()
+    vm_import = wait_for_status(team.imports.get(pk=response.json()["id"]), Status.IMPORTING)
     assert vm_import.image_arn == ARN
     assert vm_import.attempts == 2  # the 503, then the success, with the same token

@@ -1,0 +1,259 @@
+"""The portal in a real browser: what a person sees, end to end.
+
+Playwright drives Debian's Chromium against pytest-django's live server. A
+real Celery worker runs in this process and its boto3 calls travel over
+HTTP to the project's AWS emulator, so the status panel's htmx polling shows
+the worker's results as they happen.
+"""
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from imports import tasks
+from imports.models import Status, VmImport
+
+from .conftest import SEEDED_AMI, SEEDED_TASK, wait_for_status
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists() and not os.environ.get("CI"):
+    pytest.skip(
+        f"Chromium is not installed at {CHROMIUM} (apt-get install chromium); "
+        "CI installs it and runs these tests",
+        allow_module_level=True,
+    )
+
+# Without the networking switches Chromium reaches out to Google's servers
+# (updates, sync, field trials); this machine allows loopback only.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# The status panel polls every 2 s; allow several polls on a busy machine.
+POLLED = 15_000
+IMAGE_ARN = re.compile(r"^arn:aws:imagebuilder:us-east-1:123456789012:image/")
+DETAIL_URL = re.compile(r"/imports/\d+$")
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail(f"CI is set but Chromium is missing at {CHROMIUM}: install Debian's chromium")
+    # Playwright's sync API keeps an asyncio event loop running in the test's
+    # thread, so Django's async-safety check would refuse every ORM call the
+    # tests (and fixtures such as `user`) make from it. Nothing here shares a
+    # connection with async code: the live server answers in threads of its
+    # own. Set only while the browser runs, not at import: pytest imports
+    # every test module first, and the variable would reach the rest of the
+    # session (`check --deploy` in test_security.py rejects it: async.E001).
+    with pytest.MonkeyPatch.context() as env, sync_playwright() as playwright:
+        env.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+def open_page(browser, live_server, **context_options):
+    """A page in a fresh context (its own cookies), closed once the page is quiet."""
+    context = browser.new_context(base_url=live_server.url, **context_options)
+    page = context.new_page()
+    yield page
+    # Let the last htmx request (the task picker loads as the form opens)
+    # finish before the emulator stops and the database is flushed under it.
+    page.wait_for_load_state("networkidle")
+    context.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    yield from open_page(browser, live_server)
+
+
+@pytest.fixture
+def page_without_js(browser, live_server):
+    yield from open_page(browser, live_server, java_script_enabled=False)
+
+
+def sign_in(page, user):
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill(user.username)
+    page.get_by_label("Password").fill("pw-" + user.username)  # conftest's make_member
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name=re.compile("^Imports"))).to_be_visible()
+
+
+def open_new_import(page):
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="New import").click()
+    expect(page.get_by_role("heading", name="New import")).to_be_visible()
+
+
+def fill_form(page, *, name="Web server base", semantic_version="1.0.0", platform="Linux"):
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("Semantic version").fill(semantic_version)
+    page.get_by_label("Platform").select_option(platform)
+
+
+def errors_under(page, field_name):
+    """The message list under a field, which live validation replaces."""
+    return page.locator(f"#errors-{field_name}")
+
+
+def tag_rows(page):
+    return page.locator("#tags .tag-row")
+
+
+def test_the_new_import_page_says_nothing_is_sent_to_aws(page, user, emulator):
+    sign_in(page, user)
+    open_new_import(page)
+
+    expect(page.get_by_role("note")).to_have_text("Local AWS emulator: nothing is sent to AWS.")
+
+
+def test_a_field_is_checked_when_the_person_leaves_it(page, user, emulator):
+    sign_in(page, user)
+    open_new_import(page)
+    version = page.get_by_label("Semantic version")
+
+    version.fill("1.0.0/1")
+    version.press("Tab")
+
+    expect(errors_under(page, "semanticVersion")).to_have_text(
+        re.compile("AWS assigns the build number after the slash itself")
+    )
+    expect(page).to_have_url(re.compile("/imports/new$"))  # nothing was submitted
+
+    version.fill("1.0.0")
+    version.press("Tab")
+
+    expect(errors_under(page, "semanticVersion")).to_be_empty()
+    assert not VmImport.objects.exists()
+
+
+def test_tag_rows_are_added_checked_and_removed_keeping_the_other_rows(page, user, emulator):
+    sign_in(page, user)
+    open_new_import(page)
+    add_tag = page.get_by_role("button", name="Add a tag")
+
+    add_tag.click()
+    expect(tag_rows(page)).to_have_count(1)
+    add_tag.click()
+    expect(tag_rows(page)).to_have_count(2)
+
+    first, second = tag_rows(page).nth(0), tag_rows(page).nth(1)
+    first.get_by_label("Key").fill("aws:owner")
+    first.get_by_label("Key").press("Tab")
+    expect(errors_under(page, "tags-0-key")).to_have_text(
+        re.compile('Tag keys may not begin with "aws:"')
+    )
+    second.get_by_label("Key").fill("team")
+    second.get_by_label("Value").fill("platform")
+
+    page.get_by_role("button", name="Remove tag 1").click()
+
+    expect(tag_rows(page)).to_have_count(1)
+    expect(tag_rows(page).first.get_by_label("Key")).to_have_value("team")
+    expect(tag_rows(page).first.get_by_label("Value")).to_have_value("platform")
+
+
+def test_enter_in_a_field_starts_the_import_and_keeps_the_tags(page, user, emulator, worker):
+    sign_in(page, user)
+    open_new_import(page)
+    page.get_by_role("button", name="Add a tag").click()
+    tag_rows(page).first.get_by_label("Key").fill("team")
+    fill_form(page)
+    page.get_by_label("VM import task ID").fill(SEEDED_TASK)
+
+    page.get_by_label("Name").press("Enter")
+
+    expect(page).to_have_url(DETAIL_URL)
+    assert VmImport.objects.get().request["tags"] == {"team": ""}
+
+
+def test_an_import_shows_its_image_arn_then_its_ami_without_a_reload(page, user, emulator, worker):
+    # AWS answers slowly, so the page is open before the image ARN exists
+    # and only the status panel's polling can bring it.
+    emulator.latency(3, operation="ImportVmImage")
+    sign_in(page, user)
+    open_new_import(page)
+    fill_form(page)
+
+    page.get_by_role("row", name=re.compile(SEEDED_TASK)).get_by_role("button", name="Use").click()
+    expect(page.get_by_label("VM import task ID")).to_have_value(SEEDED_TASK)
+    page.get_by_role("button", name="Start import").click()
+
+    expect(page).to_have_url(DETAIL_URL)
+    expect(page.get_by_role("heading", name="Web server base")).to_be_visible()
+    expect(page.locator("#image-arn")).to_have_count(0)
+    page.evaluate("window.stillTheSamePage = true")  # a reload would lose it
+
+    expect(page.locator("#image-arn")).to_have_text(IMAGE_ARN, timeout=POLLED)
+    status = page.locator("#status .status")
+    expect(status).to_have_text("Importing")
+    cancel = page.get_by_role("button", name="Cancel this import")
+    expect(cancel).to_be_visible()
+
+    tasks.refresh_imports()  # what beat does every few seconds
+
+    expect(status).to_have_text("Available", timeout=POLLED)
+    expect(page.locator("#status code.ami")).to_have_text(SEEDED_AMI)
+    # The rest of the page follows the status: no cancelling a finished import.
+    expect(cancel).to_have_count(0)
+    expect(page.locator("#timeline")).to_contain_text("importing → available")
+    assert page.evaluate("window.stillTheSamePage") is True
+    page.screenshot(path="/tmp/browser-detail.png", full_page=True)
+
+
+def test_a_double_click_on_submit_makes_one_import(page, user, emulator, worker):
+    sign_in(page, user)
+    open_new_import(page)
+    fill_form(page)
+    page.get_by_label("VM import task ID").fill(SEEDED_TASK)
+
+    # Both clicks post the form with its one clientToken: the second finds
+    # the import the first recorded instead of making another.
+    page.get_by_role("button", name="Start import").dblclick()
+
+    expect(page).to_have_url(DETAIL_URL)
+    expect(page.locator("#image-arn")).to_have_text(IMAGE_ARN, timeout=POLLED)
+    assert VmImport.objects.count() == 1
+    assert emulator.calls()["imagesCreated"] == 1
+
+
+def test_without_javascript_tags_are_added_and_the_form_submits(
+    page_without_js, user, emulator, worker
+):
+    page = page_without_js
+    sign_in(page, user)
+    open_new_import(page)
+    fill_form(page)
+    page.get_by_label("VM import task ID").fill(SEEDED_TASK)
+
+    page.get_by_role("button", name="Add a tag").click()  # a full page round trip
+
+    expect(tag_rows(page)).to_have_count(1)
+    expect(page.get_by_label("Name")).to_have_value("Web server base")
+    tag_rows(page).first.get_by_label("Key").fill("team")
+    tag_rows(page).first.get_by_label("Value").fill("platform")
+    page.get_by_role("button", name="Start import").click()
+
+    expect(page).to_have_url(DETAIL_URL)
+    expect(page.get_by_role("status")).to_have_text(
+        "Import recorded; the worker is sending it to AWS."
+    )
+    expect(page.get_by_role("row", name="team platform")).to_be_visible()
+    # Nothing polls without JavaScript: the person reloads once the worker is done.
+    wait_for_status(VmImport.objects.get(), Status.IMPORTING)
+    page.reload()
+    expect(page.locator("#image-arn")).to_have_text(IMAGE_ARN)
