@@ -1,3 +1,4 @@
+import threading
 import time
 
 import pytest
@@ -5,6 +6,7 @@ from botocore.stub import Stubber
 from celery.contrib.testing.worker import start_worker
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.db import connection
 from django.test import override_settings
 
 from config.celery import app
@@ -169,3 +171,28 @@ def wait_for_status(vm_import, *statuses, timeout=30):
             return vm_import
         time.sleep(0.1)
     raise AssertionError(f"import {vm_import.pk} stayed {vm_import.status}, not {statuses}")
+
+
+def at_once(action, times=4):
+    """Run `action` in `times` threads released together; returns their results.
+
+    Each thread closes its own database connection, as a web or worker
+    process would at the end of its work.
+    """
+    barrier = threading.Barrier(times)
+    results = []
+
+    def run():
+        barrier.wait()
+        try:
+            results.append(action())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(times)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == times, "a thread failed; see its traceback above"
+    return results

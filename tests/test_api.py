@@ -1,14 +1,12 @@
 import json
-import threading
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 from django.test import Client
 
 from imports.models import ApiToken, Membership, Status, VmImport
 
-from .conftest import valid_payload
+from .conftest import at_once, valid_payload
 
 URL = "/api/imports"
 
@@ -198,26 +196,18 @@ def test_create_api_token_command_creates_user_team_and_a_working_token(db, caps
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_identical_requests_make_one_import(team, user, payload):
     _, raw_token = ApiToken.issue(user=user, team=team)
-    statuses = []
-    barrier = threading.Barrier(4)
 
     def send():
-        barrier.wait()
-        try:
-            response = Client().post(
+        return (
+            Client()
+            .post(
                 URL,
                 data=payload,
                 content_type="application/json",
                 headers={"Authorization": f"Bearer {raw_token}"},
             )
-            statuses.append(response.status_code)
-        finally:
-            connection.close()
+            .status_code
+        )
 
-    threads = [threading.Thread(target=send) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(statuses) == [200, 200, 200, 201]
+    assert sorted(at_once(send)) == [200, 200, 200, 201]
     assert VmImport.objects.count() == 1

@@ -1,9 +1,8 @@
-import threading
-
 import pytest
-from django.db import connection
 
 from imports.models import AuditEvent, ClientTokenConflict, Status, VmImport
+
+from .conftest import at_once
 
 
 def test_submit_records_a_queued_import_with_its_first_event(team, user, payload):
@@ -49,43 +48,21 @@ def test_a_transition_acts_only_from_the_status_it_expects(vm_import):
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_claims_let_exactly_one_worker_win(team, user, payload):
     vm_import, _ = VmImport.submit(team=team, user=user, payload=payload)
-    results = []
-    barrier = threading.Barrier(4)
 
-    def claim():
-        barrier.wait()
-        try:
-            results.append(VmImport.objects.get(pk=vm_import.pk).claim())
-        finally:
-            connection.close()
+    results = at_once(lambda: VmImport.objects.get(pk=vm_import.pk).claim())
 
-    threads = [threading.Thread(target=claim) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
     assert sorted(results) == [False, False, False, True]
     assert AuditEvent.objects.filter(vm_import=vm_import, to_status="submitting").count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_identical_submissions_make_one_import(team, user, payload):
-    outcomes = []
-    barrier = threading.Barrier(4)
-
     def submit():
-        barrier.wait()
-        try:
-            vm_import, created = VmImport.submit(team=team, user=user, payload=dict(payload))
-            outcomes.append((vm_import.pk, created))
-        finally:
-            connection.close()
+        vm_import, created = VmImport.submit(team=team, user=user, payload=dict(payload))
+        return vm_import.pk, created
 
-    threads = [threading.Thread(target=submit) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = at_once(submit)
+
     assert VmImport.objects.count() == 1
     assert len({pk for pk, _ in outcomes}) == 1
     assert sorted(created for _, created in outcomes) == [False, False, False, True]
