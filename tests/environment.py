@@ -2,8 +2,9 @@
 
 Keeps a test run away from the developer's own data and from real AWS: its
 own DATA_DIR (so the filesystem broker never feeds `make run`'s worker), no
-AWS credentials or profile unless a test sets them, and no instance-metadata
-look-ups (those would leave this machine).
+AWS credentials or profile unless a test sets them, AWS endpoints on a
+closed local port unless a test starts the emulator, and no
+instance-metadata look-ups (those would leave this machine).
 """
 
 import os
@@ -27,3 +28,8 @@ for name in (
 ):
     os.environ.pop(name, None)
 os.environ["AWS_REGION"] = "us-east-1"
+# A safety net: any AWS call a test makes without the emulator (or Stubber)
+# is refused on this machine's discard port instead of leaving for the
+# internet. The emulator fixture points these at itself.
+for name in ("AWS_ENDPOINT_URL_IMAGEBUILDER", "AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL_STS"):
+    os.environ[name] = "http://127.0.0.1:9"

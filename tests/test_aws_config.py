@@ -48,6 +48,7 @@ def test_the_emulator_is_recognised_by_its_loopback_endpoint(endpoint, local):
 
 
 def test_every_page_shows_the_emulator_banner_only_with_the_emulator(user_client, monkeypatch):
+    monkeypatch.delenv("AWS_ENDPOINT_URL_IMAGEBUILDER")  # as with real AWS
     assert "Local AWS emulator" not in user_client.get("/").content.decode()
     monkeypatch.setenv("AWS_ENDPOINT_URL_IMAGEBUILDER", "http://127.0.0.1:8001")
     for url in ["/", "/imports/new", "/accounts/login/"]:

@@ -16,7 +16,7 @@ from playwright.sync_api import expect, sync_playwright
 from imports import tasks
 from imports.models import Status, VmImport
 
-from .conftest import SEEDED_AMI, SEEDED_TASK, wait_for_status
+from .conftest import SEEDED_AMI, SEEDED_TASK, valid_payload, wait_for_status
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists() and not os.environ.get("CI"):
@@ -257,3 +257,23 @@ def test_without_javascript_tags_are_added_and_the_form_submits(
     wait_for_status(VmImport.objects.get(), Status.IMPORTING)
     page.reload()
     expect(page.locator("#image-arn")).to_have_text(IMAGE_ARN)
+
+
+def test_two_teams_each_see_only_their_own_imports(browser, live_server, user, outsider, emulator):
+    """alice (team platform) and mallory (team data), side by side in two browsers."""
+    from imports.models import VmImport
+
+    VmImport.submit(
+        team=user.memberships.get().team, user=user, payload=valid_payload(name="Platform base")
+    )
+    VmImport.submit(
+        team=outsider.memberships.get().team, user=outsider, payload=valid_payload(name="Data base")
+    )
+    for person, own, other in [
+        (user, "Platform base", "Data base"),
+        (outsider, "Data base", "Platform base"),
+    ]:
+        for page in open_page(browser, live_server):
+            sign_in(page, person)
+            expect(page.get_by_role("link", name=own)).to_be_visible()
+            expect(page.get_by_role("link", name=other)).to_have_count(0)

@@ -255,3 +255,61 @@ def test_no_access_key_or_secret_is_stored_or_logged(team, user, emulator, caplo
     for secret in (frozen.access_key, frozen.secret_key, frozen.token, "testing"):
         assert secret not in everything
         assert secret not in caplog.text
+
+
+def test_a_team_set_up_through_the_admin_is_audited_and_sees_only_its_imports(
+    admin_user, client, django_user_model, vm_import
+):
+    from imports.models import Team
+
+    newcomer = django_user_model.objects.create_user("nina", password="pw-nina")
+    client.force_login(admin_user)
+    response = client.post(
+        reverse("admin:imports_team_add"),
+        {
+            "name": "gamma",
+            "aws_region": "eu-west-1",
+            "aws_account_id": "",
+            "aws_role_arn": "",
+            "memberships-TOTAL_FORMS": "1",
+            "memberships-INITIAL_FORMS": "0",
+            "memberships-0-user": newcomer.pk,
+            "memberships-0-role": "submitter",
+        },
+    )
+    assert response.status_code == 302, response.content[:500]
+    gamma = Team.objects.get(name="gamma")
+    assert AuditEvent.objects.filter(
+        action=Action.MEMBER_ADDED, team=gamma, detail="nina added as Submitter"
+    ).exists()
+
+    client.force_login(newcomer)
+    assert vm_import.name not in client.get("/").content.decode()
+    assert client.get(reverse("imports:detail", args=[vm_import.pk])).status_code == 404
+    _, raw = ApiToken.issue(user=newcomer, team=gamma)
+    listed = client.get("/api/imports", headers={"Authorization": f"Bearer {raw}"}).json()
+    assert listed["count"] == 0
+
+
+def test_changing_a_target_and_a_role_in_the_admin_is_audited(admin_user, client, team, user):
+    client.force_login(admin_user)
+    membership = user.memberships.get()
+    response = client.post(
+        reverse("admin:imports_team_change", args=[team.pk]),
+        {
+            "name": team.name,
+            "aws_region": "ap-south-1",
+            "aws_account_id": "",
+            "aws_role_arn": "",
+            "memberships-TOTAL_FORMS": "1",
+            "memberships-INITIAL_FORMS": "1",
+            "memberships-0-id": membership.pk,
+            "memberships-0-team": team.pk,
+            "memberships-0-user": user.pk,
+            "memberships-0-role": "viewer",
+        },
+    )
+    assert response.status_code == 302, response.content[:500]
+    details = set(AuditEvent.objects.filter(team=team).values_list("detail", flat=True))
+    assert "aws_region: (none) -> ap-south-1" in details
+    assert "alice: Submitter -> Viewer" in details
