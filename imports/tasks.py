@@ -92,6 +92,7 @@ def requeue_stuck_imports():
 
 
 REFRESH_PAUSE_KEY = "imports:refresh-paused"
+REFRESH_LOCK_KEY = "imports:refresh-running"
 
 
 @shared_task(ignore_result=True)
@@ -105,10 +106,17 @@ def refresh_imports():
     """
     if cache.get(REFRESH_PAUSE_KEY, {}).get("until", 0) > time.time():
         return {"paused": True}
-    due = list(VmImport.objects.due_for_refresh())
-    throttled = False
-    for target, vm_imports in group_by_target(due).items():
-        throttled |= refresh_target(target, vm_imports)
+    # One cycle at a time: beat fires again while a long cycle still runs on
+    # another worker, and a second one would only double the AWS calls.
+    if not cache.add(REFRESH_LOCK_KEY, True, timeout=settings.IMPORT_REFRESH_LOCK_SECONDS):
+        return {"busy": True}
+    try:
+        due = list(VmImport.objects.due_for_refresh())
+        throttled = False
+        for target, vm_imports in group_by_target(due).items():
+            throttled |= refresh_target(target, vm_imports)
+    finally:
+        cache.delete(REFRESH_LOCK_KEY)
     if throttled:
         pause_refreshing()
     else:

@@ -134,6 +134,16 @@ def test_throttled_describe_calls_still_let_images_decide(team, user, emulator):
     assert vm_import.status == Status.AVAILABLE
 
 
+def test_only_one_refresh_cycle_runs_at_a_time(team, user, emulator):
+    importing(team, user, emulator)
+    cache.add(tasks.REFRESH_LOCK_KEY, True)  # a cycle running on another worker
+    assert tasks.refresh_imports() == {"busy": True}
+    assert "GetImage" not in emulator.calls()["operations"]
+    cache.delete(tasks.REFRESH_LOCK_KEY)
+    assert tasks.refresh_imports()["refreshed"] == 1
+    assert cache.get(tasks.REFRESH_LOCK_KEY) is None  # released after the cycle
+
+
 def test_the_pause_grows_and_is_capped(settings):
     settings.IMPORT_REFRESH_MAX_PAUSE = 5
     pauses = []
