@@ -16,6 +16,8 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from .aws import Target
+
 
 def new_external_id():
     return secrets.token_hex(16)
@@ -99,9 +101,6 @@ class ClientTokenConflict(Exception):
 
 
 class VmImportQuerySet(models.QuerySet):
-    def in_flight(self):
-        return self.exclude(status__in=TERMINAL_STATUSES)
-
     def due_for_refresh(self, now=None):
         """Importing imports not refreshed lately: often while young, then less often."""
         now = now or timezone.now()
@@ -199,13 +198,11 @@ class VmImport(models.Model):
     def can_cancel(self):
         return self.status in (Status.QUEUED, Status.IMPORTING)
 
-    # -- creation -----------------------------------------------------------
-
     @property
     def target(self):
-        from .aws import Target
-
         return Target(region=self.region, role_arn=self.role_arn, external_id=self.external_id)
+
+    # -- creation -----------------------------------------------------------
 
     @classmethod
     def submit(cls, *, team, user, payload):
@@ -219,6 +216,7 @@ class VmImport(models.Model):
         from .tasks import enqueue_submit  # the tasks module imports this one
 
         token = payload["clientToken"]
+        target = Target.for_team(team)
         try:
             with transaction.atomic():
                 vm_import = cls.objects.create(
@@ -229,10 +227,10 @@ class VmImport(models.Model):
                     name=payload["name"],
                     platform=payload["platform"],
                     vm_import_task_id=payload["vmImportTaskId"],
-                    region=team.aws_region or settings.AWS_REGION,
+                    region=target.region,
                     account_id=team.aws_account_id,
-                    role_arn=team.aws_role_arn,
-                    external_id=team.external_id if team.aws_role_arn else "",
+                    role_arn=target.role_arn,
+                    external_id=target.external_id,
                 )
                 vm_import._record(user, "", Status.QUEUED, "Submitted", Action.SUBMITTED)
                 enqueue_submit(vm_import)
