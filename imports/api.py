@@ -107,11 +107,10 @@ def create_import(request):
     if not can_submit(membership):
         return json_error(403, "This token's user may not submit imports in its team.")
     try:
-        body = decode_json(request.body)
-        form = ImportVmImageForm.from_json(body)
+        form = ImportVmImageForm.from_json(decode_json(request.body))
+    except RequestShapeError as error:  # before ValueError, its base
+        return JsonResponse({"errors": error.errors}, status=400)
     except ValueError as error:
-        if isinstance(error, RequestShapeError):
-            return JsonResponse({"errors": error.errors}, status=400)
         return json_error(400, str(error))
     if not form.is_valid():
         return JsonResponse({"errors": form.error_map()}, status=400)

@@ -27,11 +27,20 @@ logger = logging.getLogger(__name__)
 def enqueue_submit(vm_import):
     """Queue the AWS call once the row that records it is committed."""
     pk = vm_import.pk
-    transaction.on_commit(lambda: submit_import.delay(pk))
+    transaction.on_commit(lambda: send_to_worker(pk))
+
+
+def send_to_worker(pk):
+    # The import is already recorded: if the broker is down, the person still
+    # gets their answer, and the sweeper sends the import once it is back.
+    try:
+        submit_import.delay(pk)
+    except Exception:
+        logger.exception("Could not queue import %s; the sweeper will send it later", pk)
 
 
 def retry_delay(attempt):
-    """Capped exponential backoff with full jitter, in seconds."""
+    """Capped exponential backoff with jitter (half to all of the cap), in seconds."""
     ceiling = min(settings.IMPORT_RETRY_MAX_DELAY, settings.IMPORT_RETRY_BASE_DELAY * 2**attempt)
     return random.uniform(ceiling / 2, ceiling)
 

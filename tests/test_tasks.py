@@ -226,3 +226,18 @@ def test_events_cannot_be_changed_or_deleted(vm_import):
         event.save()
     with pytest.raises(Exception, match="append-only"):
         event.delete()
+
+
+def test_a_broker_that_is_down_loses_nothing(
+    team, user, payload, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(tasks.submit_import, "delay", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        vm_import, created = VmImport.submit(team=team, user=user, payload=payload)
+
+    assert created
+    assert VmImport.objects.get(pk=vm_import.pk).status == Status.QUEUED  # the sweeper's to send
+    assert "the sweeper will send it later" in caplog.text
