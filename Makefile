@@ -42,6 +42,7 @@ test: install
 
 bench: install
 	$(BIN)/python bench/refresh_imports.py
+	$(BIN)/python bench/audit_export.py
 
 lint: install
 	$(BIN)/ruff check .
