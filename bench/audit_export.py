@@ -29,13 +29,13 @@ from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.urls import reverse  # noqa: E402
 
-from imports.models import Action, AuditEvent, Team, VmImport  # noqa: E402
+from imports.models import Action, AuditEvent, ImageImport, Team  # noqa: E402
 
 
 def fill(count):
     team, _ = Team.objects.get_or_create(name="bench")
     user = get_user_model().objects.create_superuser("bench-admin", password="x")
-    vm_import, _ = VmImport.submit(
+    image_import, _ = ImageImport.submit(
         team=team,
         user=user,
         payload={
@@ -51,7 +51,7 @@ def fill(count):
             action=Action.STATUS,
             actor=user,
             team=team,
-            vm_import=vm_import,
+            image_import=image_import,
             from_status="importing",
             to_status="importing",
             detail=f"VM import task: converting ({number % 100}%)",

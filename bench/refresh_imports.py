@@ -36,7 +36,7 @@ from django.core.management import call_command  # noqa: E402
 
 from imports import aws, tasks  # noqa: E402
 from imports.emulator.testing import running_emulator  # noqa: E402
-from imports.models import Status, Team, VmImport  # noqa: E402
+from imports.models import ImageImport, Status, Team  # noqa: E402
 
 
 def vm_import_tasks(count):
@@ -57,8 +57,8 @@ def submit_imports(task_ids):
             "platform": "Linux",
             "vmImportTaskId": task_id,
         }
-        vm_import, _ = VmImport.submit(team=team, user=user, payload=payload)
-        tasks.submit_import(vm_import.pk)
+        image_import, _ = ImageImport.submit(team=team, user=user, payload=payload)
+        tasks.submit_import(image_import.pk)
 
 
 def main():
@@ -73,7 +73,7 @@ def main():
         started = time.perf_counter()
         submit_imports(vm_import_tasks(args.imports))
         submitted_in = time.perf_counter() - started
-        in_flight = VmImport.objects.filter(status=Status.IMPORTING).count()
+        in_flight = ImageImport.objects.filter(status=Status.IMPORTING).count()
         before = emulator.calls()["operations"]
 
         started = time.perf_counter()
@@ -85,7 +85,7 @@ def main():
         "DescribeImportImageTasks", 0
     )
     get_image_calls = after.get("GetImage", 0) - before.get("GetImage", 0)
-    available = VmImport.objects.filter(status=Status.AVAILABLE).count()
+    available = ImageImport.objects.filter(status=Status.AVAILABLE).count()
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     print(f"database:                  {django.db.connection.vendor}")

@@ -14,7 +14,7 @@ from django.urls import path
 from django.utils import timezone
 
 from . import teams
-from .models import ApiToken, AuditEvent, Membership, Team, VmImport
+from .models import ApiToken, AuditEvent, ImageImport, Membership, Team
 
 AUDIT_ALL = "imports.audit_all_teams"
 
@@ -56,7 +56,7 @@ class AuditEventInline(admin.TabularInline):
         return False
 
 
-@admin.register(VmImport)
+@admin.register(ImageImport)
 class VmImportAdmin(ReadOnlyAdmin):
     list_display = (
         "id",
@@ -87,11 +87,11 @@ class ImportStatusFilter(admin.SimpleListFilter):
     parameter_name = "import_status"
 
     def lookups(self, request, model_admin):
-        return VmImport._meta.get_field("status").choices
+        return ImageImport._meta.get_field("status").choices
 
     def queryset(self, request, queryset):
         if self.value():
-            return queryset.filter(vm_import__status=self.value())
+            return queryset.filter(image_import__status=self.value())
         return queryset
 
 
@@ -106,7 +106,7 @@ class ImportPlatformFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value():
-            return queryset.filter(vm_import__platform=self.value())
+            return queryset.filter(image_import__platform=self.value())
         return queryset
 
 
@@ -116,12 +116,12 @@ CSV_COLUMNS = (
     ("user", lambda e: e.actor.get_username() if e.actor else ""),
     ("client IP", lambda e: e.client_ip or ""),
     ("team", lambda e: e.team.name if e.team else ""),
-    ("import", lambda e: e.vm_import_id or ""),
-    ("client token", lambda e: e.vm_import.client_token if e.vm_import else ""),
-    ("name", lambda e: e.vm_import.name if e.vm_import else ""),
-    ("platform", lambda e: e.vm_import.platform if e.vm_import else ""),
-    ("VM import task", lambda e: e.vm_import.vm_import_task_id if e.vm_import else ""),
-    ("image ARN", lambda e: e.vm_import.image_arn if e.vm_import else ""),
+    ("import", lambda e: e.image_import_id or ""),
+    ("client token", lambda e: e.image_import.client_token if e.image_import else ""),
+    ("name", lambda e: e.image_import.name if e.image_import else ""),
+    ("platform", lambda e: e.image_import.platform if e.image_import else ""),
+    ("VM import task", lambda e: e.image_import.vm_import_task_id if e.image_import else ""),
+    ("image ARN", lambda e: e.image_import.image_arn if e.image_import else ""),
     ("from", lambda e: e.from_status),
     ("to", lambda e: e.to_status),
     ("detail", lambda e: e.detail),
@@ -144,7 +144,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
         "actor",
         "client_ip",
         "team",
-        "vm_import",
+        "image_import",
         "from_status",
         "to_status",
         "detail",
@@ -158,16 +158,16 @@ class AuditEventAdmin(ReadOnlyAdmin):
         "created_at",
     )
     search_fields = (
-        "vm_import__client_token",
-        "vm_import__image_arn",
-        "vm_import__vm_import_task_id",
-        "vm_import__name",
+        "image_import__client_token",
+        "image_import__image_arn",
+        "image_import__vm_import_task_id",
+        "image_import__name",
         "actor__username",
         "detail",
     )
     date_hierarchy = "created_at"
     ordering = ("-created_at", "-id")
-    list_select_related = ("vm_import", "actor", "team")
+    list_select_related = ("image_import", "actor", "team")
 
     def get_urls(self):
         export = path(

@@ -14,7 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from . import aws
 from .forms import ImportVmImageForm, RequestShapeError
-from .models import ApiToken, ClientTokenConflict, VmImport
+from .models import ApiToken, ClientTokenConflict, ImageImport
 from .teams import can_submit
 from .views import cached_vm_import_tasks
 
@@ -88,7 +88,7 @@ def decode_json(body):
 def imports_collection(request):
     if request.method == "POST":
         return create_import(request)
-    imports = VmImport.objects.filter(team=request.api_token.team)
+    imports = ImageImport.objects.filter(team=request.api_token.team)
     page = Paginator(imports, settings.API_PAGE_SIZE).get_page(request.GET.get("page"))
     return JsonResponse(
         {
@@ -96,7 +96,7 @@ def imports_collection(request):
             "page": page.number,
             "pages": page.paginator.num_pages,
             "next": page.next_page_number() if page.has_next() else None,
-            "results": [serialize(vm_import) for vm_import in page],
+            "results": [serialize(image_import) for image_import in page],
         }
     )
 
@@ -115,7 +115,7 @@ def create_import(request):
     if not form.is_valid():
         return JsonResponse({"errors": form.error_map()}, status=400)
     try:
-        vm_import, created = VmImport.submit(
+        image_import, created = ImageImport.submit(
             team=api_token.team,
             user=api_token.user,
             payload=form.payload(),
@@ -127,15 +127,15 @@ def create_import(request):
             "different request; use a new clientToken for a new import.",
             id=conflict.existing.pk,
         )
-    return JsonResponse(serialize(vm_import), status=201 if created else 200)
+    return JsonResponse(serialize(image_import), status=201 if created else 200)
 
 
 @api_view("GET")
 def import_detail(request, pk):
-    vm_import = VmImport.objects.filter(team=request.api_token.team, pk=pk).first()
-    if vm_import is None:
+    image_import = ImageImport.objects.filter(team=request.api_token.team, pk=pk).first()
+    if image_import is None:
         return json_error(404, f"No import {pk} in this team.")
-    return JsonResponse(serialize(vm_import))
+    return JsonResponse(serialize(image_import))
 
 
 @api_view("GET")
@@ -148,15 +148,15 @@ def vm_import_tasks(request):
     return JsonResponse([task.as_json() for task in tasks], safe=False)
 
 
-def serialize(vm_import):
-    request = vm_import.request
+def serialize(image_import):
+    request = image_import.payload
     error = None
-    if vm_import.error_code and vm_import.status == "failed":
-        error = {"code": vm_import.error_code, "message": vm_import.error_message}
+    if image_import.error_code and image_import.status == "failed":
+        error = {"code": image_import.error_code, "message": image_import.error_message}
     return {
-        "id": vm_import.pk,
-        "clientToken": vm_import.client_token,
-        "status": vm_import.status,
+        "id": image_import.pk,
+        "clientToken": image_import.client_token,
+        "status": image_import.status,
         "name": request.get("name"),
         "description": request.get("description"),
         "semanticVersion": request.get("semanticVersion"),
@@ -164,13 +164,13 @@ def serialize(vm_import):
         "osVersion": request.get("osVersion"),
         "vmImportTaskId": request.get("vmImportTaskId"),
         "tags": request.get("tags", {}),
-        "imageArn": vm_import.image_arn or None,
-        "requestId": vm_import.request_id or None,
+        "imageArn": image_import.image_arn or None,
+        "requestId": image_import.request_id or None,
         "error": error,
-        "progress": vm_import.progress,
-        "statusMessage": vm_import.status_message or None,
-        "imageState": vm_import.image_state or None,
-        "amis": vm_import.amis,
-        "createdAt": vm_import.created_at.isoformat(),
-        "updatedAt": vm_import.updated_at.isoformat(),
+        "progress": image_import.progress,
+        "statusMessage": image_import.status_message or None,
+        "imageState": image_import.image_state or None,
+        "amis": image_import.amis,
+        "createdAt": image_import.created_at.isoformat(),
+        "updatedAt": image_import.updated_at.isoformat(),
     }

@@ -177,7 +177,7 @@ def import_vm_image(request, *, target):
 
 
 @dataclass(frozen=True)
-class VmImportTask:
+class Ec2ImportTask:
     """One EC2 VM import task, as DescribeImportImageTasks reports it."""
 
     import_task_id: str
@@ -245,7 +245,7 @@ def describe_import_image_tasks(task_ids, *, target):
         batch = task_ids[start : start + DESCRIBE_BATCH]
         response = _call(ec2.describe_import_image_tasks, ImportTaskIds=batch)
         for task in response.get("ImportImageTasks", []):
-            tasks[task["ImportTaskId"]] = VmImportTask.from_ec2(task)
+            tasks[task["ImportTaskId"]] = Ec2ImportTask.from_ec2(task)
     return tasks
 
 
@@ -256,7 +256,7 @@ def list_vm_import_tasks(*, target, limit=200):
     while len(tasks) < limit:
         kwargs = {"MaxResults": 100, **({"NextToken": token} if token else {})}
         response = _call(ec2.describe_import_image_tasks, **kwargs)
-        tasks += [VmImportTask.from_ec2(t) for t in response.get("ImportImageTasks", [])]
+        tasks += [Ec2ImportTask.from_ec2(t) for t in response.get("ImportImageTasks", [])]
         token = response.get("NextToken")
         if not token:
             break

@@ -37,11 +37,11 @@ HINTS = (
 )
 
 
-def failure_hint(vm_import):
+def failure_hint(image_import):
     """A sentence on what to do next, or "" when nothing useful can be said."""
-    if vm_import.status != "failed" or vm_import.error_code == "Cancelled":
+    if image_import.status != "failed" or image_import.error_code == "Cancelled":
         return ""
-    text = f"{vm_import.error_code} {vm_import.error_message}"
+    text = f"{image_import.error_code} {image_import.error_message}"
     for pattern, hint in HINTS:
         if pattern.search(text):
             return hint

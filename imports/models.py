@@ -1,6 +1,6 @@
 """Teams, their imports, and the append-only history of every import.
 
-`VmImport` is a small state machine. Each transition is a method that moves
+`ImageImport` is a small state machine. Each transition is a method that moves
 the row with a conditional UPDATE (it acts only if the row is still in the
 status it expects) and writes an `AuditEvent` in the same transaction, so
 two workers, or a worker and a person, can never both win a transition.
@@ -100,7 +100,7 @@ class ClientTokenConflict(Exception):
         self.existing = existing
 
 
-class VmImportQuerySet(models.QuerySet):
+class ImageImportQuerySet(models.QuerySet):
     def due_for_refresh(self, now=None):
         """Importing imports not refreshed lately: often while young, then less often."""
         now = now or timezone.now()
@@ -114,14 +114,15 @@ class VmImportQuerySet(models.QuerySet):
         )
 
 
-class VmImport(models.Model):
+class ImageImport(models.Model):
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="imports")
     submitted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="vm_imports"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="image_imports"
     )
-    # The request exactly as it is sent on every attempt. The columns below
-    # copy three of its members once, at creation, for the history's filters.
-    request = models.JSONField()
+    # The ImportVmImage request exactly as it is sent on every attempt. The
+    # columns below copy three of its members once, at creation, for the
+    # history's filters.
+    payload = models.JSONField()
     client_token = models.CharField(max_length=36)
     name = models.CharField(max_length=1024)
     platform = models.CharField(max_length=20)
@@ -153,10 +154,10 @@ class VmImport(models.Model):
     submitted_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
-    objects = VmImportQuerySet.as_manager()
+    objects = ImageImportQuerySet.as_manager()
 
     class Meta:
-        verbose_name = "VM import"
+        verbose_name = "image import"
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["team", "client_token"], name="one_import_per_token")
@@ -177,7 +178,7 @@ class VmImport(models.Model):
 
     @property
     def tags(self):
-        return self.request.get("tags", {})
+        return self.payload.get("tags", {})
 
     @property
     def poll_seconds(self):
@@ -208,7 +209,7 @@ class VmImport(models.Model):
     def submit(cls, *, team, user, payload):
         """Record a new import, or find the one this clientToken already made.
 
-        Returns (vm_import, created). A new import is queued for the worker
+        Returns (image_import, created). A new import is queued for the worker
         once it is committed. The same token with another request raises
         ClientTokenConflict. The unique constraint, not a prior lookup,
         decides between concurrent identical requests.
@@ -219,10 +220,10 @@ class VmImport(models.Model):
         target = Target.for_team(team)
         try:
             with transaction.atomic():
-                vm_import = cls.objects.create(
+                image_import = cls.objects.create(
                     team=team,
                     submitted_by=user,
-                    request=payload,
+                    payload=payload,
                     client_token=token,
                     name=payload["name"],
                     platform=payload["platform"],
@@ -232,11 +233,11 @@ class VmImport(models.Model):
                     role_arn=target.role_arn,
                     external_id=target.external_id,
                 )
-                vm_import._record(user, "", Status.QUEUED, "Submitted", Action.SUBMITTED)
-                enqueue_submit(vm_import)
+                image_import._record(user, "", Status.QUEUED, "Submitted", Action.SUBMITTED)
+                enqueue_submit(image_import)
         except IntegrityError:
             existing = cls.objects.get(team=team, client_token=token)
-            if existing.request != payload:
+            if existing.payload != payload:
                 existing._record(
                     user,
                     "",
@@ -253,7 +254,7 @@ class VmImport(models.Model):
                 Action.REPLAYED,
             )
             return existing, False
-        return vm_import, True
+        return image_import, True
 
     # -- transitions ----------------------------------------------------------
 
@@ -282,7 +283,7 @@ class VmImport(models.Model):
     def observe(self, *, task=None, image=None):
         """Apply what AWS reports about an importing import; True if anything changed.
 
-        `task` is the EC2 VM import task (aws.VmImportTask), `image` the
+        `task` is the EC2 VM import task (aws.Ec2ImportTask), `image` the
         Image Builder image (aws.ImageState); either may be missing. Status
         only moves forward: an answer older than what is recorded changes
         nothing, and an answer that repeats it adds no event.
@@ -305,7 +306,7 @@ class VmImport(models.Model):
                 forward &= Q(progress__isnull=True) | Q(progress__lte=progress)
                 updates["progress"] = progress
             updates["status_message"] = task.status_message or task.status
-        VmImport.objects.filter(pk=self.pk).update(refreshed_at=timezone.now())
+        ImageImport.objects.filter(pk=self.pk).update(refreshed_at=timezone.now())
         changed = {name: value for name, value in updates.items() if getattr(self, name) != value}
         if not changed:
             return False
@@ -403,7 +404,7 @@ class VmImport(models.Model):
                 ),
             )
         return bool(
-            VmImport.objects.filter(
+            ImageImport.objects.filter(
                 pk=self.pk, status=Status.QUEUED, updated_at__lt=stuck_before
             ).update(updated_at=timezone.now())
         )
@@ -415,7 +416,7 @@ class VmImport(models.Model):
         now = timezone.now()
         with transaction.atomic():
             for old_status in expected:
-                rows = VmImport.objects.filter(only_if, pk=self.pk, status=old_status)
+                rows = ImageImport.objects.filter(only_if, pk=self.pk, status=old_status)
                 moved = rows.update(status=new_status, updated_at=now, **fields)
                 if moved:
                     self.refresh_from_db()
@@ -428,7 +429,7 @@ class VmImport(models.Model):
         AuditEvent.record(
             action or Action.STATUS,
             actor=user,
-            vm_import=self,
+            image_import=self,
             detail=detail,
             from_status=from_status,
             to_status=to_status,
@@ -495,8 +496,8 @@ class AuditEvent(models.Model):
     )
     client_ip = models.GenericIPAddressField(null=True, blank=True)
     team = models.ForeignKey(Team, on_delete=models.PROTECT, null=True, blank=True)
-    vm_import = models.ForeignKey(
-        VmImport, on_delete=models.PROTECT, null=True, blank=True, related_name="events"
+    image_import = models.ForeignKey(
+        ImageImport, on_delete=models.PROTECT, null=True, blank=True, related_name="events"
     )
     from_status = models.CharField(max_length=20, blank=True)
     to_status = models.CharField(max_length=20, blank=True)
@@ -521,7 +522,7 @@ class AuditEvent(models.Model):
         raise AppendOnlyError("Audit events are append-only; they cannot be deleted.")
 
     @classmethod
-    def record(cls, action, *, actor=None, team=None, vm_import=None, detail="", **statuses):
+    def record(cls, action, *, actor=None, team=None, image_import=None, detail="", **statuses):
         """Write one event; the client IP comes from the request being served, if any."""
         from .audit import current_client_ip
 
@@ -530,8 +531,8 @@ class AuditEvent(models.Model):
         return cls.objects.create(
             action=action,
             actor=actor,
-            team=team if team is not None else getattr(vm_import, "team", None),
-            vm_import=vm_import,
+            team=team if team is not None else getattr(image_import, "team", None),
+            image_import=image_import,
             client_ip=current_client_ip(),
             detail=detail,
             **statuses,

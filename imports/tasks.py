@@ -1,7 +1,7 @@
 """Celery tasks: thin, take a primary key, re-read the row, safe to run twice.
 
 The AWS call happens outside any transaction; each result is written by a
-short transition of its own (see VmImport). Because every attempt sends the
+short transition of its own (see ImageImport). Because every attempt sends the
 stored payload with its stored clientToken, a retry, a redelivered message
 or a sweep can never create a second image: AWS answers with the original.
 """
@@ -19,14 +19,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import aws
-from .models import Status, VmImport
+from .models import ImageImport, Status
 
 logger = logging.getLogger(__name__)
 
 
-def enqueue_submit(vm_import):
+def enqueue_submit(image_import):
     """Queue the AWS call once the row that records it is committed."""
-    pk = vm_import.pk
+    pk = image_import.pk
     transaction.on_commit(lambda: send_to_worker(pk))
 
 
@@ -47,35 +47,35 @@ def retry_delay(attempt):
 
 @shared_task(acks_late=True, ignore_result=True)
 def submit_import(pk):
-    vm_import = VmImport.objects.filter(pk=pk).first()
-    if vm_import is None or not vm_import.claim():
+    image_import = ImageImport.objects.filter(pk=pk).first()
+    if image_import is None or not image_import.claim():
         return  # gone, or another worker already has it
     try:
-        accepted = aws.import_vm_image(vm_import.request, target=vm_import.target)
+        accepted = aws.import_vm_image(image_import.payload, target=image_import.target)
     except aws.AwsError as error:
-        handle_submit_error(vm_import, error)
+        handle_submit_error(image_import, error)
         return
-    vm_import.mark_importing(
+    image_import.mark_importing(
         image_arn=accepted.image_arn,
         request_id=accepted.request_id,
         client_token=accepted.client_token,
     )
 
 
-def handle_submit_error(vm_import, error):
+def handle_submit_error(image_import, error):
     if not error.retryable:
-        vm_import.mark_failed(code=error.code, message=error.message)
+        image_import.mark_failed(code=error.code, message=error.message)
         return
-    if vm_import.attempts >= settings.IMPORT_MAX_ATTEMPTS:
-        vm_import.mark_failed(
+    if image_import.attempts >= settings.IMPORT_MAX_ATTEMPTS:
+        image_import.mark_failed(
             code=error.code,
-            message=f"{error.message} (gave up after {vm_import.attempts} attempts; "
+            message=f"{error.message} (gave up after {image_import.attempts} attempts; "
             "AWS may still be recovering, submit again with a new import later)",
         )
         return
-    delay = retry_delay(vm_import.attempts)
-    if vm_import.mark_retrying(code=error.code, message=error.message, delay=delay):
-        submit_import.apply_async((vm_import.pk,), countdown=delay)
+    delay = retry_delay(image_import.attempts)
+    if image_import.mark_retrying(code=error.code, message=error.message, delay=delay):
+        submit_import.apply_async((image_import.pk,), countdown=delay)
 
 
 @shared_task(ignore_result=True)
@@ -87,13 +87,13 @@ def requeue_stuck_imports():
     again because the clientToken makes the call idempotent.
     """
     cutoff = timezone.now() - timedelta(seconds=settings.IMPORT_STUCK_AFTER)
-    stuck = VmImport.objects.filter(
+    stuck = ImageImport.objects.filter(
         status__in=[Status.QUEUED, Status.SUBMITTING], updated_at__lt=cutoff
     )
     requeued = 0
-    for vm_import in stuck.iterator():
-        if vm_import.requeue(stuck_before=cutoff):
-            submit_import.delay(vm_import.pk)
+    for image_import in stuck.iterator():
+        if image_import.requeue(stuck_before=cutoff):
+            submit_import.delay(image_import.pk)
             requeued += 1
     if requeued:
         logger.warning("Re-enqueued %d stuck import(s)", requeued)
@@ -120,10 +120,10 @@ def refresh_imports():
     if not cache.add(REFRESH_LOCK_KEY, True, timeout=settings.IMPORT_REFRESH_LOCK_SECONDS):
         return {"busy": True}
     try:
-        due = list(VmImport.objects.due_for_refresh())
+        due = list(ImageImport.objects.due_for_refresh())
         throttled = False
-        for target, vm_imports in group_by_target(due).items():
-            throttled |= refresh_target(target, vm_imports)
+        for target, image_imports in group_by_target(due).items():
+            throttled |= refresh_target(target, image_imports)
     finally:
         cache.delete(REFRESH_LOCK_KEY)
     if throttled:
@@ -133,19 +133,19 @@ def refresh_imports():
     return {"refreshed": len(due), "throttled": throttled}
 
 
-def group_by_target(vm_imports):
+def group_by_target(image_imports):
     targets = {}
-    for vm_import in vm_imports:
-        targets.setdefault(vm_import.target, []).append(vm_import)
+    for image_import in image_imports:
+        targets.setdefault(image_import.target, []).append(image_import)
     return targets
 
 
-def refresh_target(target, vm_imports):
+def refresh_target(target, image_imports):
     """Refresh the imports of one account and region; True if AWS throttled any call."""
     throttled = False
     try:
         tasks = aws.describe_import_image_tasks(
-            [vm_import.vm_import_task_id for vm_import in vm_imports], target=target
+            [image_import.vm_import_task_id for image_import in image_imports], target=target
         )
     except aws.AwsError as error:
         # The task's progress only adds detail; the image decides the status.
@@ -153,22 +153,22 @@ def refresh_target(target, vm_imports):
         logger.warning("DescribeImportImageTasks failed in %s: %s", target.region, error)
         tasks = {}
     with ThreadPoolExecutor(max_workers=settings.IMPORT_REFRESH_CONCURRENCY) as pool:
-        images = pool.map(lambda vm_import: fetch_image(vm_import, target), vm_imports)
-        for vm_import, image in zip(vm_imports, images, strict=True):
+        images = pool.map(lambda image_import: fetch_image(image_import, target), image_imports)
+        for image_import, image in zip(image_imports, images, strict=True):
             if isinstance(image, aws.AwsError):
                 throttled |= aws.is_throttling(image)
-                logger.warning("GetImage failed for import %s: %s", vm_import.pk, image)
+                logger.warning("GetImage failed for import %s: %s", image_import.pk, image)
                 image = None
             try:
-                vm_import.observe(task=tasks.get(vm_import.vm_import_task_id), image=image)
+                image_import.observe(task=tasks.get(image_import.vm_import_task_id), image=image)
             except Exception:
-                logger.exception("Could not record the refresh of import %s", vm_import.pk)
+                logger.exception("Could not record the refresh of import %s", image_import.pk)
     return throttled
 
 
-def fetch_image(vm_import, target):
+def fetch_image(image_import, target):
     try:
-        return aws.get_image(vm_import.image_arn, target=target)
+        return aws.get_image(image_import.image_arn, target=target)
     except aws.AwsError as error:
         return error
 

@@ -4,7 +4,7 @@ A person may belong to several teams; the session remembers the one they
 chose, and everything they see or submit is scoped to it.
 """
 
-from .models import Action, AuditEvent, Membership, Team, VmImport
+from .models import Action, AuditEvent, ImageImport, Membership, Team
 
 SESSION_KEY = "team_id"
 ROLE_SESSION_KEY = "team_role"
@@ -60,7 +60,7 @@ def team_imports(request):
     if team_id is None:
         membership = current_membership(request)
         team_id = membership.team_id if membership else None
-    imports = VmImport.objects.filter(team_id=team_id)
+    imports = ImageImport.objects.filter(team_id=team_id)
     if not request.user.is_superuser:
         imports = imports.filter(team__memberships__user=request.user)
     return imports

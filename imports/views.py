@@ -25,7 +25,7 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 from . import aws, teams
 from .forms import PLATFORMS, ImportVmImageForm, TagFormSet, tag_rows
 from .hints import failure_hint
-from .models import ClientTokenConflict, Status, VmImport
+from .models import ClientTokenConflict, ImageImport, Status
 
 POLL_STOP_STATUS = HttpResponseStopPolling.status_code
 
@@ -34,9 +34,9 @@ POLL_STOP_STATUS = HttpResponseStopPolling.status_code
 @require_GET
 def history(request):
     membership = teams.current_membership(request)
-    imports = VmImport.objects.none()
+    imports = ImageImport.objects.none()
     if membership:
-        imports = VmImport.objects.filter(team=membership.team)
+        imports = ImageImport.objects.filter(team=membership.team)
     status = request.GET.get("status", "")
     if status in Status.values:
         imports = imports.filter(status=status)
@@ -70,9 +70,9 @@ def history(request):
 @login_required
 @require_GET
 def history_row(request, pk):
-    vm_import = get_object_or_404(teams.team_imports(request), pk=pk)
-    response = render(request, "imports/history.html#row", {"vm_import": vm_import})
-    return stop_polling_when_done(response, vm_import)
+    image_import = get_object_or_404(teams.team_imports(request), pk=pk)
+    response = render(request, "imports/history.html#row", {"image_import": image_import})
+    return stop_polling_when_done(response, image_import)
 
 
 @login_required
@@ -90,7 +90,7 @@ def new_import(request):
     if not form.is_valid():
         return render_form(request, form)
     try:
-        vm_import, created = VmImport.submit(
+        image_import, created = ImageImport.submit(
             team=membership.team,
             user=request.user,
             payload=form.payload(),
@@ -99,7 +99,7 @@ def new_import(request):
         return render_conflict(request, form, conflict.existing)
     if created:
         messages.success(request, "Import recorded; the worker is sending it to AWS.")
-    return redirect_to(request, reverse("imports:detail", args=[vm_import.pk]))
+    return redirect_to(request, reverse("imports:detail", args=[image_import.pk]))
 
 
 def render_form(request, form, status=200):
@@ -205,45 +205,47 @@ def cached_vm_import_tasks(team):
 @login_required
 @require_POST
 def cancel(request, pk):
-    vm_import = get_object_or_404(teams.team_imports(request), pk=pk)
-    membership = teams.membership_in(request, vm_import.team_id)
+    image_import = get_object_or_404(teams.team_imports(request), pk=pk)
+    membership = teams.membership_in(request, image_import.team_id)
     if not teams.can_submit(membership):
         raise PermissionDenied("You need the submitter role in this team to cancel imports.")
-    messages.info(request, cancel_import(vm_import, request.user))
-    return redirect_to(request, reverse("imports:detail", args=[vm_import.pk]))
+    messages.info(request, cancel_import(image_import, request.user))
+    return redirect_to(request, reverse("imports:detail", args=[image_import.pk]))
 
 
-def cancel_import(vm_import, user):
+def cancel_import(image_import, user):
     """Withdraw a queued import, or ask EC2 to cancel an importing one; say what happened."""
-    if vm_import.withdraw(user=user):
+    if image_import.withdraw(user=user):
         return "Cancelled before anything was sent to AWS."
-    if vm_import.status != Status.IMPORTING:
-        status = vm_import.get_status_display().lower()
+    if image_import.status != Status.IMPORTING:
+        status = image_import.get_status_display().lower()
         return f"This import is {status}; it cannot be cancelled now."
     try:
-        ec2_state = aws.cancel_import_task(vm_import.vm_import_task_id, target=vm_import.target)
+        ec2_state = aws.cancel_import_task(
+            image_import.vm_import_task_id, target=image_import.target
+        )
     except aws.AwsError as error:
-        vm_import.note_cancel_refused(
+        image_import.note_cancel_refused(
             f"Cancel requested, but EC2 refused: {error.message}", user=user
         )
         return f"EC2 did not cancel the VM import task: {error.message}"
-    vm_import.mark_cancelled(user=user, ec2_state=ec2_state)
+    image_import.mark_cancelled(user=user, ec2_state=ec2_state)
     return "EC2 is cancelling the VM import task; the import is marked cancelled."
 
 
 @login_required
 @require_GET
 def detail(request, pk):
-    vm_import = get_object_or_404(
+    image_import = get_object_or_404(
         teams.team_imports(request).select_related("submitted_by", "team"), pk=pk
     )
     context = {
-        "vm_import": vm_import,
-        "may_cancel": vm_import.can_cancel
-        and teams.can_submit(teams.membership_in(request, vm_import.team_id)),
-        "events": vm_import.events.select_related("actor"),
-        "payload_json": json.dumps(vm_import.request, indent=2, ensure_ascii=False),
-        "hint": failure_hint(vm_import),
+        "image_import": image_import,
+        "may_cancel": image_import.can_cancel
+        and teams.can_submit(teams.membership_in(request, image_import.team_id)),
+        "events": image_import.events.select_related("actor"),
+        "payload_json": json.dumps(image_import.payload, indent=2, ensure_ascii=False),
+        "hint": failure_hint(image_import),
     }
     return render(request, "imports/detail.html", context)
 
@@ -256,23 +258,23 @@ def status(request, pk):
     When the import changed since the poll before (its `seen` version), the
     timeline comes along as an out-of-band swap: one more query, only then.
     """
-    vm_import = get_object_or_404(teams.team_imports(request), pk=pk)
+    image_import = get_object_or_404(teams.team_imports(request), pk=pk)
     context = {
-        "vm_import": vm_import,
-        "hint": failure_hint(vm_import),
-        "may_cancel": vm_import.can_cancel and teams.session_can_submit(request),
+        "image_import": image_import,
+        "hint": failure_hint(image_import),
+        "may_cancel": image_import.can_cancel and teams.session_can_submit(request),
     }
     html = render_to_string("imports/detail.html#status", context, request)
-    if request.GET.get("seen") not in (None, vm_import.version):
-        events = vm_import.events.select_related("actor")
+    if request.GET.get("seen") not in (None, image_import.version):
+        events = image_import.events.select_related("actor")
         html += render_to_string(
             "imports/detail.html#timeline", {"events": events, "oob": True}, request
         )
-    return stop_polling_when_done(HttpResponse(html), vm_import)
+    return stop_polling_when_done(HttpResponse(html), image_import)
 
 
-def stop_polling_when_done(response, vm_import):
-    if vm_import.is_terminal:
+def stop_polling_when_done(response, image_import):
+    if image_import.is_terminal:
         response.status_code = POLL_STOP_STATUS
     return response
 

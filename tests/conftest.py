@@ -1,36 +1,15 @@
-import threading
-import time
-
 import pytest
 from botocore.stub import Stubber
 from celery.contrib.testing.worker import start_worker
-from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.db import connection
 from django.test import override_settings
 
 from config.celery import app
 from imports import aws
 from imports.emulator.testing import running_emulator
-from imports.forms import ImportVmImageForm
-from imports.models import ApiToken, Membership, Team, VmImport
+from imports.models import ApiToken, ImageImport, Team
 
-# The emulator's seeded VM import tasks: completed (with its AMI), and converting.
-SEEDED_TASK = "import-ami-0123456789abcdef0"
-SEEDED_AMI = "ami-0a1b2c3d4e5f60718"
-CONVERTING_TASK = "import-ami-0c0ffee0123456789"
-
-
-def valid_payload(**overrides):
-    payload = {
-        "clientToken": "0b6f2c1e-1d7e-4c55-9d61-1a2b3c4d5e6f",
-        "name": "Web server base",
-        "semanticVersion": "1.0.0",
-        "platform": "Linux",
-        "vmImportTaskId": SEEDED_TASK,
-    }
-    payload.update(overrides)
-    return {key: value for key, value in payload.items() if value is not None}
+from .factories import make_member, valid_payload
 
 
 @pytest.fixture
@@ -46,12 +25,6 @@ def team(db):
 @pytest.fixture
 def other_team(db):
     return Team.objects.create(name="data")
-
-
-def make_member(username, team, role=Membership.Role.SUBMITTER):
-    user = get_user_model().objects.create_user(username=username, password="pw-" + username)
-    Membership.objects.create(user=user, team=team, role=role)
-    return user
 
 
 @pytest.fixture
@@ -82,9 +55,9 @@ def outsider_client(client, outsider):
 
 
 @pytest.fixture
-def vm_import(team, user, payload):
-    vm_import, _ = VmImport.submit(team=team, user=user, payload=payload)
-    return vm_import
+def image_import(team, user, payload):
+    image_import, _ = ImageImport.submit(team=team, user=user, payload=payload)
+    return image_import
 
 
 @pytest.fixture
@@ -128,10 +101,6 @@ def imagebuilder_stub(aws_credentials):
         stubber.assert_no_pending_responses()
 
 
-def bound_form(payload):
-    return ImportVmImageForm.from_json(payload)
-
-
 def serve_emulator(monkeypatch, step_seconds):
     with running_emulator(step_seconds=step_seconds) as control:
         for name, value in control.environ().items():
@@ -160,39 +129,3 @@ def worker(django_db_setup):
         app.control.purge()  # nothing left over from an earlier run may reach this one
         with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as w:
             yield w
-
-
-def wait_for_status(vm_import, *statuses, timeout=30):
-    """The import once the worker has moved it to one of `statuses`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        vm_import.refresh_from_db()
-        if vm_import.status in statuses:
-            return vm_import
-        time.sleep(0.1)
-    raise AssertionError(f"import {vm_import.pk} stayed {vm_import.status}, not {statuses}")
-
-
-def at_once(action, times=4):
-    """Run `action` in `times` threads released together; returns their results.
-
-    Each thread closes its own database connection, as a web or worker
-    process would at the end of its work.
-    """
-    barrier = threading.Barrier(times)
-    results = []
-
-    def run():
-        barrier.wait()
-        try:
-            results.append(action())
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(times)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(results) == times, "a thread failed; see its traceback above"
-    return results

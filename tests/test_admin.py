@@ -5,47 +5,47 @@ from django.urls import reverse
 
 
 @pytest.fixture
-def admin_client_with_import(admin_client, vm_import):
+def admin_client_with_import(admin_client, image_import):
     return admin_client
 
 
-def test_imports_are_listed_filterable_and_searchable(admin_client_with_import, vm_import):
-    url = reverse("admin:imports_vmimport_changelist")
-    response = admin_client_with_import.get(url, {"q": vm_import.client_token})
+def test_imports_are_listed_filterable_and_searchable(admin_client_with_import, image_import):
+    url = reverse("admin:imports_imageimport_changelist")
+    response = admin_client_with_import.get(url, {"q": image_import.client_token})
     assert response.status_code == 200
-    assert vm_import.name in response.content.decode()
+    assert image_import.name in response.content.decode()
     for params in (
         {"status__exact": "queued"},
         {"platform": "Linux"},
-        {"team__id__exact": vm_import.team_id},
-        {"q": vm_import.submitted_by.username},
+        {"team__id__exact": image_import.team_id},
+        {"q": image_import.submitted_by.username},
     ):
         assert admin_client_with_import.get(url, params).status_code == 200
 
 
 def test_an_import_shows_its_events_inline_and_cannot_be_changed(
-    admin_client_with_import, vm_import
+    admin_client_with_import, image_import
 ):
-    url = reverse("admin:imports_vmimport_change", args=[vm_import.pk])
+    url = reverse("admin:imports_imageimport_change", args=[image_import.pk])
     response = admin_client_with_import.get(url)
     assert response.status_code == 200
     assert "Submitted" in response.content.decode()
     response = admin_client_with_import.post(url, {"status": "available"})
     assert response.status_code == 403
-    vm_import.refresh_from_db()
-    assert vm_import.status == "queued"
+    image_import.refresh_from_db()
+    assert image_import.status == "queued"
 
 
-@pytest.mark.parametrize("model", ["vmimport", "auditevent"])
-def test_no_add_or_delete(admin_client_with_import, vm_import, model):
+@pytest.mark.parametrize("model", ["imageimport", "auditevent"])
+def test_no_add_or_delete(admin_client_with_import, image_import, model):
     assert admin_client_with_import.get(reverse(f"admin:imports_{model}_add")).status_code == 403
-    obj_id = vm_import.pk if model == "vmimport" else vm_import.events.first().pk
+    obj_id = image_import.pk if model == "imageimport" else image_import.events.first().pk
     delete_url = reverse(f"admin:imports_{model}_delete", args=[obj_id])
     assert admin_client_with_import.post(delete_url, {"post": "yes"}).status_code == 403
 
 
-def test_events_are_listed_and_searchable(admin_client_with_import, vm_import):
+def test_events_are_listed_and_searchable(admin_client_with_import, image_import):
     url = reverse("admin:imports_auditevent_changelist")
-    response = admin_client_with_import.get(url, {"q": vm_import.client_token})
+    response = admin_client_with_import.get(url, {"q": image_import.client_token})
     assert response.status_code == 200
     assert "Submitted" in response.content.decode()

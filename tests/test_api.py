@@ -4,9 +4,10 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from imports.models import ApiToken, Membership, Status, VmImport
+from imports.models import ApiToken, ImageImport, Membership, Status
 
-from .conftest import at_once, valid_payload
+from .factories import valid_payload
+from .helpers import at_once
 
 URL = "/api/imports"
 
@@ -28,7 +29,7 @@ def test_it_creates_an_import_and_queues_the_aws_call(
     assert body["tags"] == {}
     assert body["imageArn"] is None and body["error"] is None
     assert len(callbacks) == 1
-    assert VmImport.objects.get().request == payload
+    assert ImageImport.objects.get().payload == payload
 
 
 def test_the_same_token_and_body_again_answers_200_with_the_same_import_and_no_second_call(
@@ -40,7 +41,7 @@ def test_the_same_token_and_body_again_answers_200_with_the_same_import_and_no_s
     assert again.status_code == 200
     assert again.json()["id"] == first["id"]
     assert callbacks == []
-    assert VmImport.objects.count() == 1
+    assert ImageImport.objects.count() == 1
 
 
 def test_the_same_token_with_a_different_body_is_a_409(client, api_headers, payload):
@@ -57,7 +58,7 @@ def test_invalid_members_answer_400_with_errors_by_seed_name(client, api_headers
     assert response.status_code == 400
     errors = response.json()["errors"]
     assert set(errors) == {"semanticVersion", "platform", "tags"}
-    assert VmImport.objects.count() == 0
+    assert ImageImport.objects.count() == 0
 
 
 def test_a_member_of_the_wrong_json_type_is_a_400_naming_it(client, api_headers):
@@ -111,15 +112,15 @@ def test_a_viewer_token_may_read_but_not_submit(client, api_headers, user, paylo
     assert client.get(URL, headers=api_headers).status_code == 200
 
 
-def test_wrong_methods_are_405_in_json(client, api_headers, vm_import):
+def test_wrong_methods_are_405_in_json(client, api_headers, image_import):
     response = client.delete(URL, headers=api_headers)
     assert response.status_code == 405
     assert response["Allow"] == "GET, POST"
-    assert client.post(f"{URL}/{vm_import.pk}", headers=api_headers).status_code == 405
+    assert client.post(f"{URL}/{image_import.pk}", headers=api_headers).status_code == 405
 
 
-def test_get_one_import_returns_every_documented_field(client, api_headers, vm_import, payload):
-    response = client.get(f"{URL}/{vm_import.pk}", headers=api_headers)
+def test_get_one_import_returns_every_documented_field(client, api_headers, image_import, payload):
+    response = client.get(f"{URL}/{image_import.pk}", headers=api_headers)
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {
@@ -147,16 +148,16 @@ def test_get_one_import_returns_every_documented_field(client, api_headers, vm_i
     assert body["description"] is None
 
 
-def test_a_failed_import_reports_its_error(client, api_headers, vm_import):
-    vm_import.mark_failed(code="ClientException", message="Unknown VM import task.")
-    body = client.get(f"{URL}/{vm_import.pk}", headers=api_headers).json()
+def test_a_failed_import_reports_its_error(client, api_headers, image_import):
+    image_import.mark_failed(code="ClientException", message="Unknown VM import task.")
+    body = client.get(f"{URL}/{image_import.pk}", headers=api_headers).json()
     assert body["status"] == Status.FAILED
     assert body["error"] == {"code": "ClientException", "message": "Unknown VM import task."}
 
 
-def test_another_teams_import_is_404(client, vm_import, other_team, outsider):
+def test_another_teams_import_is_404(client, image_import, other_team, outsider):
     _, raw = ApiToken.issue(user=outsider, team=other_team)
-    response = client.get(f"{URL}/{vm_import.pk}", headers={"Authorization": f"Bearer {raw}"})
+    response = client.get(f"{URL}/{image_import.pk}", headers={"Authorization": f"Bearer {raw}"})
     assert response.status_code == 404
     listed = client.get(URL, headers={"Authorization": f"Bearer {raw}"}).json()
     assert listed["count"] == 0
@@ -167,7 +168,7 @@ def test_the_list_is_the_teams_imports_newest_first_and_paginated(
 ):
     settings.API_PAGE_SIZE = 2
     for number in range(3):
-        VmImport.submit(team=team, user=user, payload=valid_payload(clientToken=f"t{number}"))
+        ImageImport.submit(team=team, user=user, payload=valid_payload(clientToken=f"t{number}"))
     first = client.get(URL, headers=api_headers).json()
     assert first["count"] == 3 and first["pages"] == 2 and first["next"] == 2
     assert [item["clientToken"] for item in first["results"]] == ["t2", "t1"]
@@ -190,7 +191,7 @@ def test_create_api_token_command_creates_user_team_and_a_working_token(db, caps
         headers={"Authorization": f"Bearer {raw_token}"},
     )
     assert response.status_code == 201
-    assert VmImport.objects.get().team.name == "automation"
+    assert ImageImport.objects.get().team.name == "automation"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -210,4 +211,4 @@ def test_concurrent_identical_requests_make_one_import(team, user, payload):
         )
 
     assert sorted(at_once(send)) == [200, 200, 200, 201]
-    assert VmImport.objects.count() == 1
+    assert ImageImport.objects.count() == 1

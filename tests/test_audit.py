@@ -10,9 +10,9 @@ from django.urls import reverse
 
 from imports.apps import AUDITORS
 from imports.audit import client_ip
-from imports.models import Action, AppendOnlyError, AuditEvent, VmImport
+from imports.models import Action, AppendOnlyError, AuditEvent, ImageImport
 
-from .conftest import make_member, valid_payload
+from .factories import make_member, valid_payload
 
 
 def actions():
@@ -35,7 +35,7 @@ def test_a_submission_a_replay_and_a_conflict_are_each_recorded(client, api_head
     ]
     replay = AuditEvent.objects.get(action=Action.REPLAYED)
     assert replay.actor.username == "alice"
-    assert replay.vm_import == VmImport.objects.get()
+    assert replay.image_import == ImageImport.objects.get()
     assert replay.client_ip == "127.0.0.1"
 
 
@@ -69,13 +69,13 @@ def test_the_client_address_is_taken_correctly_behind_proxies(
     assert client_ip(request) == expected
 
 
-def test_worker_transitions_record_no_user_and_no_address(vm_import):
-    vm_import.claim()
-    event = vm_import.events.last()
+def test_worker_transitions_record_no_user_and_no_address(image_import):
+    image_import.claim()
+    event = image_import.events.last()
     assert (event.actor, event.client_ip, event.to_status) == (None, None, "submitting")
 
 
-def test_the_application_never_updates_or_deletes_an_event(vm_import):
+def test_the_application_never_updates_or_deletes_an_event(image_import):
     event = AuditEvent.objects.first()
     event.detail = "rewritten"
     with pytest.raises(AppendOnlyError):
@@ -102,12 +102,12 @@ def auditor_client(client, auditor):
 
 
 def test_auditors_read_every_team_but_change_nothing(
-    auditor_client, vm_import, other_team, outsider
+    auditor_client, image_import, other_team, outsider
 ):
-    theirs, _ = VmImport.submit(team=other_team, user=outsider, payload=valid_payload())
-    page = auditor_client.get(reverse("admin:imports_vmimport_changelist")).content.decode()
-    assert f"/admin/imports/vmimport/{vm_import.pk}/" in page
-    assert f"/admin/imports/vmimport/{theirs.pk}/" in page
+    theirs, _ = ImageImport.submit(team=other_team, user=outsider, payload=valid_payload())
+    page = auditor_client.get(reverse("admin:imports_imageimport_changelist")).content.decode()
+    assert f"/admin/imports/imageimport/{image_import.pk}/" in page
+    assert f"/admin/imports/imageimport/{theirs.pk}/" in page
     assert auditor_client.get(reverse("admin:imports_team_changelist")).status_code == 200
     team_url = reverse("admin:imports_team_change", args=[other_team.pk])
     auditor_client.post(team_url, {"name": "renamed"})
@@ -116,7 +116,7 @@ def test_auditors_read_every_team_but_change_nothing(
 
 
 def test_staff_without_the_audit_permission_see_only_their_teams(
-    client, team, vm_import, other_team, outsider
+    client, team, image_import, other_team, outsider
 ):
     staff = make_member("sam", team)
     staff.is_staff = True
@@ -127,11 +127,11 @@ def test_staff_without_the_audit_permission_see_only_their_teams(
         Group.objects.get(name=AUDITORS).permissions.exclude(codename="audit_all_teams")
     )
     staff.groups.set([group])
-    theirs, _ = VmImport.submit(team=other_team, user=outsider, payload=valid_payload())
+    theirs, _ = ImageImport.submit(team=other_team, user=outsider, payload=valid_payload())
     client.force_login(staff)
-    page = client.get(reverse("admin:imports_vmimport_changelist")).content.decode()
-    assert f"/admin/imports/vmimport/{vm_import.pk}/" in page
-    assert f"/admin/imports/vmimport/{theirs.pk}/" not in page
+    page = client.get(reverse("admin:imports_imageimport_changelist")).content.decode()
+    assert f"/admin/imports/imageimport/{image_import.pk}/" in page
+    assert f"/admin/imports/imageimport/{theirs.pk}/" not in page
 
 
 @pytest.mark.parametrize(
@@ -144,38 +144,38 @@ def test_staff_without_the_audit_permission_see_only_their_teams(
         {"q": "import-ami-0123456789abcdef0"},
     ],
 )
-def test_the_audit_list_filters_and_searches(auditor_client, vm_import, params):
+def test_the_audit_list_filters_and_searches(auditor_client, image_import, params):
     response = auditor_client.get(reverse("admin:imports_auditevent_changelist"), params)
     assert response.status_code == 200
     assert "Submitted" in response.content.decode()
 
 
-def test_the_filtered_history_exports_as_streamed_csv(auditor_client, vm_import, team, user):
-    other, _ = VmImport.submit(
+def test_the_filtered_history_exports_as_streamed_csv(auditor_client, image_import, team, user):
+    other, _ = ImageImport.submit(
         team=team, user=user, payload=valid_payload(clientToken="other", name="Other one")
     )
     url = reverse("admin:imports_auditevent_export")
-    response = auditor_client.get(url, {"q": vm_import.client_token})
+    response = auditor_client.get(url, {"q": image_import.client_token})
     assert response.status_code == 200
     assert response.streaming
     assert response["Content-Type"] == "text/csv"
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert rows[0][:3] == ["when (UTC)", "action", "user"]
-    assert [row[6] for row in rows[1:]] == [vm_import.client_token]
+    assert [row[6] for row in rows[1:]] == [image_import.client_token]
     assert all(row[1] == "import.submitted" for row in rows[1:])
     listing = auditor_client.get(reverse("admin:imports_auditevent_changelist")).content.decode()
     assert "Export these events as CSV" in listing
 
 
-def test_the_csv_export_needs_the_audit_view_permission(client, user, vm_import):
+def test_the_csv_export_needs_the_audit_view_permission(client, user, image_import):
     client.force_login(user)
     response = client.get(reverse("admin:imports_auditevent_export"))
     assert response.status_code == 302  # not staff: to the admin's sign-in
 
 
-def test_bulk_updates_and_deletes_of_events_are_refused_too(vm_import):
+def test_bulk_updates_and_deletes_of_events_are_refused_too(image_import):
     with pytest.raises(AppendOnlyError):
         AuditEvent.objects.all().update(detail="rewritten")
     with pytest.raises(AppendOnlyError):
-        AuditEvent.objects.filter(vm_import=vm_import).delete()
+        AuditEvent.objects.filter(image_import=image_import).delete()
     assert AuditEvent.objects.count() == 1

@@ -17,9 +17,9 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from imports.apps import AUDITORS
-from imports.models import ApiToken, Membership, Team, VmImport
+from imports.models import ApiToken, ImageImport, Membership, Team
 
-from .conftest import make_member, valid_payload
+from .factories import make_member, valid_payload
 
 SUBJECTS = ("anonymous", "outsider", "viewer", "submitter", "team_admin", "superuser")
 LOGIN = "login"  # a redirect to the sign-in page
@@ -63,7 +63,7 @@ EXPECTED = {
 
 # Admin views by kind: staff only; read-only models refuse add, change and delete.
 READ_ONLY_MODELS = {
-    "imports_vmimport",
+    "imports_imageimport",
     "imports_auditevent",
     "imports_apitoken",
     "axes_accessattempt",
@@ -143,7 +143,9 @@ def world(db, emulator, django_user_model):
         "team_admin": make_member("team_admin", home, Membership.Role.ADMIN),
         "superuser": django_user_model.objects.create_superuser("root", password="pw"),
     }
-    vm_import, _ = VmImport.submit(team=home, user=people["submitter"], payload=valid_payload())
+    image_import, _ = ImageImport.submit(
+        team=home, user=people["submitter"], payload=valid_payload()
+    )
     token, _ = ApiToken.issue(user=people["submitter"], team=home)
     raw_tokens = {
         subject: ApiToken.issue(user=user, team=user.memberships.get().team)[1]
@@ -153,7 +155,7 @@ def world(db, emulator, django_user_model):
     return {
         "home": home,
         "people": people,
-        "import": vm_import,
+        "import": image_import,
         "token": token,
         "raw_tokens": raw_tokens,
     }
@@ -161,15 +163,15 @@ def world(db, emulator, django_user_model):
 
 def url_for(name, world):
     """A URL of that name, with arguments pointing at the home team's objects."""
-    vm_import, home = world["import"], world["home"]
+    image_import, home = world["import"], world["home"]
     args = {
         "imports:validate": ["name"],
-        "imports:detail": [vm_import.pk],
-        "imports:status": [vm_import.pk],
-        "imports:row": [vm_import.pk],
-        "imports:cancel": [vm_import.pk],
+        "imports:detail": [image_import.pk],
+        "imports:status": [image_import.pk],
+        "imports:row": [image_import.pk],
+        "imports:cancel": [image_import.pk],
         "imports:revoke_token": [world["token"].pk],
-        "api:import": [vm_import.pk],
+        "api:import": [image_import.pk],
         "admin:view_on_site": [1, 1],
         "admin:app_list": ["imports"],
         "admin:auth_user_password_change": [world["people"]["viewer"].pk],

@@ -14,9 +14,10 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from imports import tasks
-from imports.models import Status, VmImport
+from imports.models import ImageImport, Status
 
-from .conftest import SEEDED_AMI, SEEDED_TASK, valid_payload, wait_for_status
+from .factories import SEEDED_AMI, SEEDED_TASK, valid_payload
+from .helpers import wait_for_status
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists() and not os.environ.get("CI"):
@@ -138,7 +139,7 @@ def test_a_field_is_checked_when_the_person_leaves_it(page, user, emulator):
     version.press("Tab")
 
     expect(errors_under(page, "semanticVersion")).to_be_empty()
-    assert not VmImport.objects.exists()
+    assert not ImageImport.objects.exists()
 
 
 def test_tag_rows_are_added_checked_and_removed_keeping_the_other_rows(page, user, emulator):
@@ -178,7 +179,7 @@ def test_enter_in_a_field_starts_the_import_and_keeps_the_tags(page, user, emula
     page.get_by_label("Name").press("Enter")
 
     expect(page).to_have_url(DETAIL_URL)
-    assert VmImport.objects.get().request["tags"] == {"team": ""}
+    assert ImageImport.objects.get().payload["tags"] == {"team": ""}
 
 
 def test_an_import_shows_its_image_arn_then_its_ami_without_a_reload(page, user, emulator, worker):
@@ -227,7 +228,7 @@ def test_a_double_click_on_submit_makes_one_import(page, user, emulator, worker)
 
     expect(page).to_have_url(DETAIL_URL)
     expect(page.locator("#image-arn")).to_have_text(IMAGE_ARN, timeout=POLLED)
-    assert VmImport.objects.count() == 1
+    assert ImageImport.objects.count() == 1
     assert emulator.calls()["imagesCreated"] == 1
 
 
@@ -254,19 +255,19 @@ def test_without_javascript_tags_are_added_and_the_form_submits(
     )
     expect(page.get_by_role("row", name="team platform")).to_be_visible()
     # Nothing polls without JavaScript: the person reloads once the worker is done.
-    wait_for_status(VmImport.objects.get(), Status.IMPORTING)
+    wait_for_status(ImageImport.objects.get(), Status.IMPORTING)
     page.reload()
     expect(page.locator("#image-arn")).to_have_text(IMAGE_ARN)
 
 
 def test_two_teams_each_see_only_their_own_imports(browser, live_server, user, outsider, emulator):
     """alice (team platform) and mallory (team data), side by side in two browsers."""
-    from imports.models import VmImport
+    from imports.models import ImageImport
 
-    VmImport.submit(
+    ImageImport.submit(
         team=user.memberships.get().team, user=user, payload=valid_payload(name="Platform base")
     )
-    VmImport.submit(
+    ImageImport.submit(
         team=outsider.memberships.get().team, user=outsider, payload=valid_payload(name="Data base")
     )
     for person, own, other in [

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError, ConnectionClosedError
 from imports import aws
 from imports.emulator.testing import running_emulator
 
-from .conftest import valid_payload as import_request
+from .factories import valid_payload as import_request
 
 SEEDED_TASK = "import-ami-0123456789abcdef0"  # completed
 CONVERTING_TASK = "import-ami-0c0ffee0123456789"  # active at start-up

@@ -4,7 +4,7 @@ import pytest
 
 from imports.forms import ImportVmImageForm, RequestShapeError, tag_formset_data
 
-from .conftest import valid_payload
+from .factories import valid_payload
 
 
 def errors_for(**overrides):

@@ -10,9 +10,10 @@ from django.urls import reverse
 from django.utils.html import escape
 
 from imports import tasks
-from imports.models import ApiToken, Status, VmImport
+from imports.models import ApiToken, ImageImport, Status
 
-from .conftest import SEEDED_AMI, valid_payload, wait_for_status
+from .factories import SEEDED_AMI, valid_payload
+from .helpers import wait_for_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -29,27 +30,27 @@ def submit(api, **overrides):
         "/api/imports", data=valid_payload(**overrides), content_type="application/json"
     )
     assert response.status_code == 201, response.content
-    return VmImport.objects.get(pk=response.json()["id"])
+    return ImageImport.objects.get(pk=response.json()["id"])
 
 
 def test_an_import_goes_to_importing_with_the_arn_then_to_available_with_its_ami(
     emulator, worker, api
 ):
-    vm_import = wait_for_status(submit(api), Status.IMPORTING)
-    assert vm_import.image_arn.startswith(
+    image_import = wait_for_status(submit(api), Status.IMPORTING)
+    assert image_import.image_arn.startswith(
         "arn:aws:imagebuilder:us-east-1:123456789012:image/web-server-base/1.0.0/"
     )
-    assert vm_import.request_id
-    assert vm_import.response_client_token == vm_import.client_token
+    assert image_import.request_id
+    assert image_import.response_client_token == image_import.client_token
 
     tasks.refresh_imports.delay()  # what beat does, through the same worker
 
-    vm_import = wait_for_status(vm_import, Status.AVAILABLE)
-    assert vm_import.amis == [
+    image_import = wait_for_status(image_import, Status.AVAILABLE)
+    assert image_import.amis == [
         {"region": "us-east-1", "image": SEEDED_AMI, "accountId": "123456789012"}
     ]
-    assert vm_import.progress == 100
-    assert vm_import.image_state == "AVAILABLE"
+    assert image_import.progress == 100
+    assert image_import.image_state == "AVAILABLE"
     assert emulator.calls()["imagesCreated"] == 1
 
 
@@ -65,13 +66,13 @@ def test_an_import_goes_to_importing_with_the_arn_then_to_available_with_its_ami
 def test_retryable_errors_recover_with_the_same_token_and_one_image(emulator, worker, api, error):
     emulator.fail_next(2, error, operation="ImportVmImage")
 
-    vm_import = wait_for_status(submit(api), Status.IMPORTING)
+    image_import = wait_for_status(submit(api), Status.IMPORTING)
 
     calls = emulator.calls()
-    assert vm_import.attempts == 3
-    assert calls["clientTokens"] == {vm_import.client_token: 3}
+    assert image_import.attempts == 3
+    assert calls["clientTokens"] == {image_import.client_token: 3}
     assert calls["imagesCreated"] == 1
-    retries = [e for e in vm_import.events.all() if e.detail.startswith(error)]
+    retries = [e for e in image_import.events.all() if e.detail.startswith(error)]
     assert len(retries) == 2
 
 
@@ -80,62 +81,62 @@ def test_an_answer_lost_after_aws_acted_is_retried_without_a_second_image(emulat
     # arrives: the retry with the same token must get the original back.
     emulator.drop_next(1, operation="ImportVmImage", after=True)
 
-    vm_import = wait_for_status(submit(api), Status.IMPORTING)
+    image_import = wait_for_status(submit(api), Status.IMPORTING)
 
-    assert vm_import.attempts == 2
+    assert image_import.attempts == 2
     assert emulator.calls()["imagesCreated"] == 1
-    assert "ConnectionError" in vm_import.events.all()[2].detail
+    assert "ConnectionError" in image_import.events.all()[2].detail
 
 
 def test_a_dropped_connection_is_retried(emulator, worker, api):
     emulator.drop_next(1, operation="ImportVmImage")
-    vm_import = wait_for_status(submit(api), Status.IMPORTING)
-    assert vm_import.attempts == 2
+    image_import = wait_for_status(submit(api), Status.IMPORTING)
+    assert image_import.attempts == 2
     assert emulator.calls()["imagesCreated"] == 1
 
 
 def test_a_client_exception_is_shown_on_the_import_page_with_aws_message(
     emulator, worker, api, client, user
 ):
-    vm_import = wait_for_status(
+    image_import = wait_for_status(
         submit(api, vmImportTaskId="import-ami-00000000000000000"), Status.FAILED
     )
-    assert vm_import.error_code == "ClientException"
-    assert "import-ami-00000000000000000" in vm_import.error_message
+    assert image_import.error_code == "ClientException"
+    assert "import-ami-00000000000000000" in image_import.error_message
 
     client.force_login(user)
-    page = client.get(reverse("imports:detail", args=[vm_import.pk])).content.decode()
-    assert escape(vm_import.error_message) in page
+    page = client.get(reverse("imports:detail", args=[image_import.pk])).content.decode()
+    assert escape(image_import.error_message) in page
     assert "could not find that VM import task" in page  # the plain-language hint
     assert emulator.calls()["imagesCreated"] == 0
 
 
 def test_an_image_that_ends_failed_fails_the_import_with_its_reason(emulator, worker, api):
-    vm_import = wait_for_status(submit(api), Status.IMPORTING)
-    emulator.end_image(vm_import.image_arn, "FAILED", "Disk image is not bootable")
+    image_import = wait_for_status(submit(api), Status.IMPORTING)
+    emulator.end_image(image_import.image_arn, "FAILED", "Disk image is not bootable")
 
     tasks.refresh_imports()
 
-    vm_import.refresh_from_db()
-    assert vm_import.status == Status.FAILED
-    assert vm_import.error_code == "ImageFailed"
-    assert vm_import.error_message == "Disk image is not bootable"
+    image_import.refresh_from_db()
+    assert image_import.status == Status.FAILED
+    assert image_import.error_code == "ImageFailed"
+    assert image_import.error_message == "Disk image is not bootable"
 
 
 def test_an_image_that_ends_cancelled_fails_the_import(emulator, worker, api):
-    vm_import = wait_for_status(submit(api), Status.IMPORTING)
-    emulator.end_image(vm_import.image_arn, "CANCELLED", "Cancelled in the console")
+    image_import = wait_for_status(submit(api), Status.IMPORTING)
+    emulator.end_image(image_import.image_arn, "CANCELLED", "Cancelled in the console")
 
     tasks.refresh_imports()
 
-    vm_import.refresh_from_db()
-    assert (vm_import.status, vm_import.error_code) == (Status.FAILED, "ImageCancelled")
+    image_import.refresh_from_db()
+    assert (image_import.status, image_import.error_code) == (Status.FAILED, "ImageCancelled")
 
 
 def test_the_status_partial_stops_polling_when_the_import_ends(emulator, worker, api, client, user):
-    vm_import = wait_for_status(submit(api), Status.IMPORTING)
+    image_import = wait_for_status(submit(api), Status.IMPORTING)
     client.force_login(user)
-    url = reverse("imports:status", args=[vm_import.pk])
+    url = reverse("imports:status", args=[image_import.pk])
     assert client.get(url, headers={"HX-Request": "true"}).status_code == 200
 
     tasks.refresh_imports()

@@ -5,9 +5,9 @@ from django.test import Client
 from django.urls import reverse
 
 from imports.forms import tag_formset_data
-from imports.models import Membership, Status, VmImport
+from imports.models import ImageImport, Membership, Status
 
-from .conftest import make_member, valid_payload
+from .factories import make_member, valid_payload
 
 HTMX = {"HX-Request": "true"}
 
@@ -21,30 +21,30 @@ def form_data(**overrides):
 
 def test_history_lists_the_current_teams_imports_newest_first(user_client, team, user):
     for number in range(3):
-        VmImport.submit(
+        ImageImport.submit(
             team=team,
             user=user,
             payload=valid_payload(clientToken=f"t{number}", name=f"Image {number}"),
         )
     response = user_client.get("/")
     assert response.status_code == 200
-    names = [vm_import.name for vm_import in response.context["page"]]
+    names = [image_import.name for image_import in response.context["page"]]
     assert names == ["Image 2", "Image 1", "Image 0"]
 
 
-def test_history_never_shows_another_teams_imports(outsider_client, vm_import):
+def test_history_never_shows_another_teams_imports(outsider_client, image_import):
     response = outsider_client.get("/")
-    assert vm_import.name not in response.content.decode()
+    assert image_import.name not in response.content.decode()
     assert list(response.context["page"]) == []
 
 
 def test_history_filters_by_status_platform_and_search(user_client, team, user):
-    VmImport.submit(
+    ImageImport.submit(
         team=team,
         user=user,
         payload=valid_payload(clientToken="a", name="Alpha", platform="Windows"),
     )
-    beta, _ = VmImport.submit(
+    beta, _ = ImageImport.submit(
         team=team,
         user=user,
         payload=valid_payload(
@@ -68,7 +68,7 @@ def test_history_costs_a_constant_number_of_queries(
     user_client, team, user, django_assert_num_queries
 ):
     for number in range(30):
-        VmImport.submit(team=team, user=user, payload=valid_payload(clientToken=f"t{number}"))
+        ImageImport.submit(team=team, user=user, payload=valid_payload(clientToken=f"t{number}"))
     user_client.get("/")  # warm the session cache
     with django_assert_num_queries(4):  # user, memberships, count, page
         user_client.get("/")
@@ -76,31 +76,31 @@ def test_history_costs_a_constant_number_of_queries(
         user_client.get("/", {"page": 2})
 
 
-def test_history_table_partial_for_htmx_filters(user_client, vm_import):
+def test_history_table_partial_for_htmx_filters(user_client, image_import):
     response = user_client.get("/", {"q": "Web"}, headers={**HTMX, "HX-Target": "history-table"})
     content = response.content.decode()
     assert content.lstrip().startswith('<div id="history-table">')
     assert "<header" not in content
 
 
-def test_history_rows_in_flight_poll_and_finished_rows_stop(user_client, vm_import):
-    url = reverse("imports:row", args=[vm_import.pk])
+def test_history_rows_in_flight_poll_and_finished_rows_stop(user_client, image_import):
+    url = reverse("imports:row", args=[image_import.pk])
     response = user_client.get(url, headers=HTMX)
     assert response.status_code == 200
     assert f'hx-get="{url}"' in response.content.decode()
-    vm_import.mark_failed(code="X", message="y")
+    image_import.mark_failed(code="X", message="y")
     response = user_client.get(url, headers=HTMX)
     assert response.status_code == 286
     assert "hx-get" not in response.content.decode()
 
 
-def test_history_wrong_method_anonymous_and_other_team(client, user_client, outsider, vm_import):
+def test_history_wrong_method_anonymous_and_other_team(client, user_client, outsider, image_import):
     assert user_client.post("/").status_code == 405
     client.logout()
     response = client.get("/")
     assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
     client.force_login(outsider)
-    assert client.get(reverse("imports:row", args=[vm_import.pk])).status_code == 404
+    assert client.get(reverse("imports:row", args=[image_import.pk])).status_code == 404
 
 
 def test_someone_in_no_team_is_told_so(client, django_user_model):
@@ -125,17 +125,17 @@ def test_submitting_records_the_import_queues_it_and_shows_its_page(
 ):
     with django_capture_on_commit_callbacks() as callbacks:
         response = user_client.post("/imports/new", form_data())
-    vm_import = VmImport.objects.get()
+    image_import = ImageImport.objects.get()
     assert response.status_code == 302
-    assert response["Location"] == reverse("imports:detail", args=[vm_import.pk])
+    assert response["Location"] == reverse("imports:detail", args=[image_import.pk])
     assert len(callbacks) == 1
-    assert vm_import.request == valid_payload()
+    assert image_import.payload == valid_payload()
 
 
 def test_an_htmx_submit_answers_a_client_redirect(user_client):
     response = user_client.post("/imports/new", form_data(), headers=HTMX)
     assert response.status_code == 200
-    assert response["HX-Redirect"] == reverse("imports:detail", args=[VmImport.objects.get().pk])
+    assert response["HX-Redirect"] == reverse("imports:detail", args=[ImageImport.objects.get().pk])
 
 
 def test_a_double_submit_makes_one_import(user_client, django_capture_on_commit_callbacks):
@@ -143,7 +143,7 @@ def test_a_double_submit_makes_one_import(user_client, django_capture_on_commit_
         first = user_client.post("/imports/new", form_data())
         second = user_client.post("/imports/new", form_data())
     assert first["Location"] == second["Location"]
-    assert VmImport.objects.count() == 1
+    assert ImageImport.objects.count() == 1
     assert len(callbacks) == 1
 
 
@@ -153,7 +153,7 @@ def test_an_invalid_form_says_which_rule_failed_and_keeps_what_was_typed(user_cl
     assert response.status_code == 200
     assert "three whole numbers" in content
     assert 'value="Kept"' in content
-    assert VmImport.objects.count() == 0
+    assert ImageImport.objects.count() == 0
 
 
 def test_an_invalid_htmx_submit_re_renders_only_the_form(user_client):
@@ -171,7 +171,7 @@ def test_the_same_token_with_other_values_explains_and_offers_a_new_token(user_c
     assert response.status_code == 409
     assert "already submitted as import" in content
     assert valid_payload()["clientToken"] not in content.split('name="clientToken"')[1][:80]
-    assert VmImport.objects.count() == 1
+    assert ImageImport.objects.count() == 1
 
 
 def test_each_field_is_checked_as_the_person_leaves_it(user_client):
@@ -203,7 +203,7 @@ def test_tag_rows_are_added_and_removed_without_javascript(user_client):
     response = user_client.post("/imports/new", data)
     tags = response.context["form"].tags
     assert [form.initial for form in tags.forms] == [{"key": "b", "value": "2"}]
-    assert VmImport.objects.count() == 0
+    assert ImageImport.objects.count() == 0
 
 
 def test_tag_rows_are_edited_with_htmx_as_a_partial(user_client):
@@ -218,7 +218,7 @@ def test_tag_errors_are_shown_on_their_row(user_client):
     data = {**valid_payload(), **tag_formset_data([("good", "1"), ("bad key", "2")])}
     response = user_client.post("/imports/new", data)
     assert "characters that are not allowed" in response.content.decode()
-    assert VmImport.objects.count() == 0
+    assert ImageImport.objects.count() == 0
 
 
 def test_a_viewer_may_not_open_the_form(client, team, django_user_model):
@@ -237,17 +237,17 @@ def test_new_import_wrong_method_and_anonymous(client, user_client):
 # -- one import: /imports/<id> and its status partial ----------------------------
 
 
-def test_the_import_page_shows_every_field_sent_and_the_timeline(user_client, vm_import):
-    vm_import.claim()
-    vm_import.mark_importing(
+def test_the_import_page_shows_every_field_sent_and_the_timeline(user_client, image_import):
+    image_import.claim()
+    image_import.mark_importing(
         image_arn="arn:aws:imagebuilder:us-east-1:123456789012:image/x/1.0.0/1",
         request_id="req-9",
-        client_token=vm_import.client_token,
+        client_token=image_import.client_token,
     )
-    response = user_client.get(reverse("imports:detail", args=[vm_import.pk]))
+    response = user_client.get(reverse("imports:detail", args=[image_import.pk]))
     content = response.content.decode()
     assert response.status_code == 200
-    for value in vm_import.request.values():
+    for value in image_import.payload.values():
         assert value in content
     assert "arn:aws:imagebuilder:us-east-1:123456789012:image/x/1.0.0/1" in content
     assert 'data-copy="arn:aws' in content
@@ -255,55 +255,57 @@ def test_the_import_page_shows_every_field_sent_and_the_timeline(user_client, vm
     assert "Attempt 1 sending to AWS" in content
 
 
-def test_a_failed_import_shows_aws_message_in_plain_words(user_client, vm_import):
-    vm_import.mark_failed(code="ClientException", message="The VM import task does not exist.")
-    content = user_client.get(reverse("imports:detail", args=[vm_import.pk])).content.decode()
+def test_a_failed_import_shows_aws_message_in_plain_words(user_client, image_import):
+    image_import.mark_failed(code="ClientException", message="The VM import task does not exist.")
+    content = user_client.get(reverse("imports:detail", args=[image_import.pk])).content.decode()
     assert "The import failed." in content
     assert "The VM import task does not exist." in content
 
 
-def test_the_status_partial_polls_until_terminal_then_answers_286(user_client, vm_import):
-    url = reverse("imports:status", args=[vm_import.pk])
+def test_the_status_partial_polls_until_terminal_then_answers_286(user_client, image_import):
+    url = reverse("imports:status", args=[image_import.pk])
     response = user_client.get(url, headers=HTMX)
     assert response.status_code == 200
     assert 'hx-trigger="every 2s"' in response.content.decode()
-    vm_import.mark_failed(code="ClientException", message="bad")
+    image_import.mark_failed(code="ClientException", message="bad")
     response = user_client.get(url, headers=HTMX)
     assert response.status_code == 286
     assert "hx-trigger" not in response.content.decode()
 
 
 def test_the_polled_partial_costs_at_most_two_queries(
-    user_client, vm_import, django_assert_max_num_queries
+    user_client, image_import, django_assert_max_num_queries
 ):
-    url = reverse("imports:status", args=[vm_import.pk])
+    url = reverse("imports:status", args=[image_import.pk])
     user_client.get(url, headers=HTMX)  # warm the session cache
     with django_assert_max_num_queries(2):
         user_client.get(url, headers=HTMX)
 
 
 @pytest.mark.parametrize("name", ["detail", "status", "row"])
-def test_another_teams_import_is_404(outsider_client, vm_import, name):
-    assert outsider_client.get(reverse(f"imports:{name}", args=[vm_import.pk])).status_code == 404
+def test_another_teams_import_is_404(outsider_client, image_import, name):
+    assert (
+        outsider_client.get(reverse(f"imports:{name}", args=[image_import.pk])).status_code == 404
+    )
 
 
 @pytest.mark.parametrize("name", ["detail", "status", "row"])
-def test_import_pages_wrong_method_and_anonymous(client, user_client, vm_import, name):
-    url = reverse(f"imports:{name}", args=[vm_import.pk])
+def test_import_pages_wrong_method_and_anonymous(client, user_client, image_import, name):
+    url = reverse(f"imports:{name}", args=[image_import.pk])
     assert user_client.post(url).status_code == 405
     client.logout()
     assert client.get(url).status_code == 302
 
 
-def test_a_teammate_sees_the_import(client, teammate, vm_import):
+def test_a_teammate_sees_the_import(client, teammate, image_import):
     client.force_login(teammate)
-    assert client.get(reverse("imports:detail", args=[vm_import.pk])).status_code == 200
+    assert client.get(reverse("imports:detail", args=[image_import.pk])).status_code == 200
 
 
 # -- team switcher ----------------------------------------------------------------
 
 
-def test_switching_team_scopes_the_history(client, user, team, other_team, vm_import):
+def test_switching_team_scopes_the_history(client, user, team, other_team, image_import):
     Membership.objects.create(user=user, team=other_team)
     client.force_login(user)
     assert "Switch" in client.get("/").content.decode()
@@ -325,30 +327,30 @@ def test_statuses_are_listed_in_the_filter(user_client):
 
 
 def test_the_polled_partial_brings_the_timeline_only_when_the_import_changed(
-    user_client, vm_import, django_assert_max_num_queries
+    user_client, image_import, django_assert_max_num_queries
 ):
-    url = reverse("imports:status", args=[vm_import.pk])
+    url = reverse("imports:status", args=[image_import.pk])
     user_client.get("/")  # the session learns the team and role
-    unchanged = user_client.get(url, {"seen": vm_import.version}, headers=HTMX)
+    unchanged = user_client.get(url, {"seen": image_import.version}, headers=HTMX)
     assert 'id="timeline"' not in unchanged.content.decode()
-    seen = vm_import.version
-    vm_import.claim()
+    seen = image_import.version
+    image_import.claim()
     with django_assert_max_num_queries(3):
         changed = user_client.get(url, {"seen": seen}, headers=HTMX).content.decode()
     assert 'id="timeline" hx-swap-oob="true"' in changed
     assert "Attempt 1 sending to AWS" in changed
-    assert f"seen={vm_import.version}" in changed  # the next poll asks from here
+    assert f"seen={image_import.version}" in changed  # the next poll asks from here
 
 
 def test_the_cancel_button_is_offered_to_submitters_while_it_can_cancel(
-    user_client, team, vm_import
+    user_client, team, image_import
 ):
-    url = reverse("imports:status", args=[vm_import.pk])
+    url = reverse("imports:status", args=[image_import.pk])
     user_client.get("/")
     assert "Cancel this import" in user_client.get(url, headers=HTMX).content.decode()
     viewer_client = Client()
     viewer_client.force_login(make_member("vic", team, Membership.Role.VIEWER))
     viewer_client.get("/")
     assert "Cancel this import" not in viewer_client.get(url, headers=HTMX).content.decode()
-    vm_import.mark_failed(code="X", message="y")
+    image_import.mark_failed(code="X", message="y")
     assert "Cancel this import" not in user_client.get(url, headers=HTMX).content.decode()

@@ -11,10 +11,10 @@ from django.core.cache import cache
 from django.urls import reverse
 
 from imports import tasks
-from imports.aws import ImageState, VmImportTask
-from imports.models import IMAGE_STATES_IN_ORDER, Status, VmImport
+from imports.aws import Ec2ImportTask, ImageState
+from imports.models import IMAGE_STATES_IN_ORDER, ImageImport, Status
 
-from .conftest import CONVERTING_TASK, SEEDED_TASK, valid_payload
+from .factories import CONVERTING_TASK, SEEDED_TASK, valid_payload
 
 
 @pytest.fixture(autouse=True)
@@ -26,60 +26,60 @@ def no_pause():
 
 def importing(team, user, emulator, **overrides):
     """An import sent to the emulator by the real submit task."""
-    vm_import, _ = VmImport.submit(team=team, user=user, payload=valid_payload(**overrides))
-    tasks.submit_import(vm_import.pk)
-    vm_import.refresh_from_db()
-    assert vm_import.status == Status.IMPORTING, vm_import.error_message
-    return vm_import
+    image_import, _ = ImageImport.submit(team=team, user=user, payload=valid_payload(**overrides))
+    tasks.submit_import(image_import.pk)
+    image_import.refresh_from_db()
+    assert image_import.status == Status.IMPORTING, image_import.error_message
+    return image_import
 
 
 def test_the_image_walks_its_states_with_one_event_per_change(team, user, slow_emulator):
-    vm_import = importing(team, user, slow_emulator, vmImportTaskId=CONVERTING_TASK)
+    image_import = importing(team, user, slow_emulator, vmImportTaskId=CONVERTING_TASK)
     seen = []
     for _ in range(12):
         tasks.refresh_imports()
         tasks.refresh_imports()  # an unchanged answer adds nothing
-        vm_import.refresh_from_db()
-        seen.append((vm_import.progress, vm_import.image_state, vm_import.status))
-        VmImport.objects.filter(pk=vm_import.pk).update(refreshed_at=None)
+        image_import.refresh_from_db()
+        seen.append((image_import.progress, image_import.image_state, image_import.status))
+        ImageImport.objects.filter(pk=image_import.pk).update(refreshed_at=None)
         slow_emulator.advance(60)
-    assert vm_import.status == Status.AVAILABLE
+    assert image_import.status == Status.AVAILABLE
     progresses = [progress for progress, _, _ in seen if progress is not None]
     assert progresses == sorted(progresses) and progresses[-1] == 100
     assert any(state == "BUILDING" for _, state, _ in seen)
-    details = [event.detail for event in vm_import.events.all()]
+    details = [event.detail for event in image_import.events.all()]
     assert len(details) == len(set(details))  # no repeated event
     assert any("VM import task: converting" in detail for detail in details)
     assert details[-1].startswith("Image available: ami-")
 
 
-def test_shuffled_answers_never_move_an_import_back(team, user, vm_import):
-    vm_import.claim()
-    vm_import.mark_importing(image_arn="arn", request_id="r", client_token="t")
+def test_shuffled_answers_never_move_an_import_back(team, user, image_import):
+    image_import.claim()
+    image_import.mark_importing(image_arn="arn", request_id="r", client_token="t")
     answers = [
-        (VmImportTask(SEEDED_TASK, "active", message, progress, "", ""), ImageState(state, "", []))
+        (Ec2ImportTask(SEEDED_TASK, "active", message, progress, "", ""), ImageState(state, "", []))
         for progress, message in [(10, "pending"), (30, "validating"), (50, "converting")]
         for state in IMAGE_STATES_IN_ORDER[:4]
     ]
     random.Random(7).shuffle(answers)
     best_rank, best_progress = -1, -1
     for task, image in answers:
-        vm_import.observe(task=task, image=image)
-        vm_import.refresh_from_db()
-        rank = IMAGE_STATES_IN_ORDER.index(vm_import.image_state)
-        assert rank >= best_rank and vm_import.progress >= best_progress
-        best_rank, best_progress = rank, vm_import.progress
-    assert vm_import.status == Status.IMPORTING
+        image_import.observe(task=task, image=image)
+        image_import.refresh_from_db()
+        rank = IMAGE_STATES_IN_ORDER.index(image_import.image_state)
+        assert rank >= best_rank and image_import.progress >= best_progress
+        best_rank, best_progress = rank, image_import.progress
+    assert image_import.status == Status.IMPORTING
     # Terminal answers are final too: a late "BUILDING" cannot revive it.
-    vm_import.observe(
+    image_import.observe(
         image=ImageState(
             "AVAILABLE", "", [{"region": "us-east-1", "image": "ami-1", "accountId": "1"}]
         )
     )
-    vm_import.observe(image=ImageState("BUILDING", "", []))
-    vm_import.observe(image=ImageState("FAILED", "late", []))
-    vm_import.refresh_from_db()
-    assert (vm_import.status, vm_import.image_state) == (Status.AVAILABLE, "AVAILABLE")
+    image_import.observe(image=ImageState("BUILDING", "", []))
+    image_import.observe(image=ImageState("FAILED", "late", []))
+    image_import.refresh_from_db()
+    assert (image_import.status, image_import.image_state) == (Status.AVAILABLE, "AVAILABLE")
 
 
 def test_describe_calls_are_batched_by_100_and_get_image_is_one_per_import(team, user, emulator):
@@ -93,7 +93,7 @@ def test_describe_calls_are_batched_by_100_and_get_image_is_one_per_import(team,
     assert result == {"refreshed": 150, "throttled": False}
     assert after["DescribeImportImageTasks"] - before.get("DescribeImportImageTasks", 0) == 1
     assert after["GetImage"] - before.get("GetImage", 0) == 150
-    assert VmImport.objects.filter(status=Status.AVAILABLE).count() == 150
+    assert ImageImport.objects.filter(status=Status.AVAILABLE).count() == 150
 
 
 def test_describe_batches_split_at_100_distinct_task_ids(emulator):
@@ -111,27 +111,27 @@ def test_describe_batches_split_at_100_distinct_task_ids(emulator):
 
 
 def test_throttling_pauses_the_refresher_instead_of_failing_imports(team, user, emulator, settings):
-    vm_import = importing(team, user, emulator)
+    image_import = importing(team, user, emulator)
     emulator.fail_next(1, "CallRateLimitExceededException", operation="GetImage")
 
     assert tasks.refresh_imports() == {"refreshed": 1, "throttled": True}
-    vm_import.refresh_from_db()
-    assert vm_import.status == Status.IMPORTING
+    image_import.refresh_from_db()
+    assert image_import.status == Status.IMPORTING
     assert tasks.refresh_imports() == {"paused": True}
 
     cache.delete(tasks.REFRESH_PAUSE_KEY)  # the pause has run out
-    VmImport.objects.filter(pk=vm_import.pk).update(refreshed_at=None)
+    ImageImport.objects.filter(pk=image_import.pk).update(refreshed_at=None)
     assert tasks.refresh_imports() == {"refreshed": 1, "throttled": False}
-    vm_import.refresh_from_db()
-    assert vm_import.status == Status.AVAILABLE
+    image_import.refresh_from_db()
+    assert image_import.status == Status.AVAILABLE
 
 
 def test_throttled_describe_calls_still_let_images_decide(team, user, emulator):
-    vm_import = importing(team, user, emulator)
+    image_import = importing(team, user, emulator)
     emulator.fail_next(1, "ThrottlingException", operation="DescribeImportImageTasks")
     assert tasks.refresh_imports()["throttled"]
-    vm_import.refresh_from_db()
-    assert vm_import.status == Status.AVAILABLE
+    image_import.refresh_from_db()
+    assert image_import.status == Status.AVAILABLE
 
 
 def test_only_one_refresh_cycle_runs_at_a_time(team, user, emulator):
@@ -156,7 +156,7 @@ def test_the_pause_grows_and_is_capped(settings):
 def test_one_broken_import_never_stops_the_others(team, user, emulator):
     good = importing(team, user, emulator, clientToken="good")
     broken = importing(team, user, emulator, clientToken="broken")
-    VmImport.objects.filter(pk=broken.pk).update(
+    ImageImport.objects.filter(pk=broken.pk).update(
         image_arn="arn:aws:imagebuilder:us-east-1:123456789012:image/gone/1.0.0/9"
     )
 
@@ -168,68 +168,70 @@ def test_one_broken_import_never_stops_the_others(team, user, emulator):
     assert broken.status == Status.IMPORTING
 
 
-def test_young_imports_are_refreshed_often_and_old_ones_less(team, user, vm_import, settings):
+def test_young_imports_are_refreshed_often_and_old_ones_less(team, user, image_import, settings):
     from datetime import timedelta
 
     from django.utils import timezone
 
     now = timezone.now()
-    vm_import.claim()
-    vm_import.mark_importing(image_arn="arn", request_id="r", client_token="t")
-    VmImport.objects.filter(pk=vm_import.pk).update(
+    image_import.claim()
+    image_import.mark_importing(image_arn="arn", request_id="r", client_token="t")
+    ImageImport.objects.filter(pk=image_import.pk).update(
         submitted_at=now - timedelta(minutes=1), refreshed_at=now - timedelta(seconds=15)
     )
-    assert list(VmImport.objects.due_for_refresh(now)) == [vm_import]
-    VmImport.objects.filter(pk=vm_import.pk).update(submitted_at=now - timedelta(hours=1))
-    assert list(VmImport.objects.due_for_refresh(now)) == []
-    VmImport.objects.filter(pk=vm_import.pk).update(refreshed_at=now - timedelta(minutes=2))
-    assert list(VmImport.objects.due_for_refresh(now)) == [vm_import]
+    assert list(ImageImport.objects.due_for_refresh(now)) == [image_import]
+    ImageImport.objects.filter(pk=image_import.pk).update(submitted_at=now - timedelta(hours=1))
+    assert list(ImageImport.objects.due_for_refresh(now)) == []
+    ImageImport.objects.filter(pk=image_import.pk).update(refreshed_at=now - timedelta(minutes=2))
+    assert list(ImageImport.objects.due_for_refresh(now)) == [image_import]
 
 
 # -- cancel ---------------------------------------------------------------------
 
 
-def test_a_queued_import_is_withdrawn_before_any_aws_call(user_client, vm_import, emulator):
-    response = user_client.post(reverse("imports:cancel", args=[vm_import.pk]))
+def test_a_queued_import_is_withdrawn_before_any_aws_call(user_client, image_import, emulator):
+    response = user_client.post(reverse("imports:cancel", args=[image_import.pk]))
     assert response.status_code == 302
-    vm_import.refresh_from_db()
-    assert vm_import.status == Status.FAILED
-    assert vm_import.error_message == "Cancelled by alice."
-    tasks.submit_import(vm_import.pk)  # a message still in the queue does nothing
+    image_import.refresh_from_db()
+    assert image_import.status == Status.FAILED
+    assert image_import.error_message == "Cancelled by alice."
+    tasks.submit_import(image_import.pk)  # a message still in the queue does nothing
     assert emulator.calls()["operations"] == {}
 
 
 def test_an_importing_import_asks_ec2_to_cancel_its_task(team, user, user_client, slow_emulator):
-    vm_import = importing(team, user, slow_emulator, vmImportTaskId=CONVERTING_TASK)
-    user_client.post(reverse("imports:cancel", args=[vm_import.pk]))
-    vm_import.refresh_from_db()
-    assert vm_import.status == Status.FAILED
-    assert vm_import.error_code == "Cancelled"
-    assert "EC2 import task import-ami-0c0ffee0123456789 is" in vm_import.events.last().detail
+    image_import = importing(team, user, slow_emulator, vmImportTaskId=CONVERTING_TASK)
+    user_client.post(reverse("imports:cancel", args=[image_import.pk]))
+    image_import.refresh_from_db()
+    assert image_import.status == Status.FAILED
+    assert image_import.error_code == "Cancelled"
+    assert "EC2 import task import-ami-0c0ffee0123456789 is" in image_import.events.last().detail
     assert slow_emulator.calls()["operations"]["CancelImportTask"] == 1
 
 
 def test_a_cancel_ec2_refuses_is_recorded_and_the_import_goes_on(team, user, user_client, emulator):
-    vm_import = importing(team, user, emulator)  # its task is already completed
-    response = user_client.post(reverse("imports:cancel", args=[vm_import.pk]), follow=True)
+    image_import = importing(team, user, emulator)  # its task is already completed
+    response = user_client.post(reverse("imports:cancel", args=[image_import.pk]), follow=True)
     assert "EC2 did not cancel the VM import task" in response.content.decode()
-    vm_import.refresh_from_db()
-    assert vm_import.status == Status.IMPORTING
-    assert vm_import.events.last().detail.startswith("Cancel requested, but EC2 refused")
+    image_import.refresh_from_db()
+    assert image_import.status == Status.IMPORTING
+    assert image_import.events.last().detail.startswith("Cancel requested, but EC2 refused")
 
 
-def test_a_finished_import_cannot_be_cancelled(user_client, vm_import):
-    vm_import.mark_failed(code="ClientException", message="x")
-    response = user_client.post(reverse("imports:cancel", args=[vm_import.pk]), follow=True)
+def test_a_finished_import_cannot_be_cancelled(user_client, image_import):
+    image_import.mark_failed(code="ClientException", message="x")
+    response = user_client.post(reverse("imports:cancel", args=[image_import.pk]), follow=True)
     assert "cannot be cancelled now" in response.content.decode()
 
 
-def test_cancel_needs_the_submitter_role_and_the_team(client, outsider_client, vm_import, user):
-    assert outsider_client.post(reverse("imports:cancel", args=[vm_import.pk])).status_code == 404
+def test_cancel_needs_the_submitter_role_and_the_team(client, outsider_client, image_import, user):
+    assert (
+        outsider_client.post(reverse("imports:cancel", args=[image_import.pk])).status_code == 404
+    )
     user.memberships.update(role="viewer")
     client.force_login(user)
-    assert client.post(reverse("imports:cancel", args=[vm_import.pk])).status_code == 403
-    assert client.get(reverse("imports:cancel", args=[vm_import.pk])).status_code == 405
+    assert client.post(reverse("imports:cancel", args=[image_import.pk])).status_code == 403
+    assert client.get(reverse("imports:cancel", args=[image_import.pk])).status_code == 405
 
 
 # -- the task picker --------------------------------------------------------------
@@ -268,9 +270,9 @@ def test_the_api_lists_vm_import_tasks(client, api_headers, emulator):
 
 
 def test_the_api_reports_progress_and_amis(client, api_headers, team, user, emulator):
-    vm_import = importing(team, user, emulator)
+    image_import = importing(team, user, emulator)
     tasks.refresh_imports()
-    body = client.get(f"/api/imports/{vm_import.pk}", headers=api_headers).json()
+    body = client.get(f"/api/imports/{image_import.pk}", headers=api_headers).json()
     assert body["status"] == "available"
     assert body["progress"] == 100
     assert body["imageState"] == "AVAILABLE"

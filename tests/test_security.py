@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from imports.forms import tag_formset_data
 
-from .conftest import valid_payload
+from .factories import valid_payload
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION = {
@@ -56,8 +56,8 @@ def test_every_page_carries_a_strict_content_security_policy(user_client):
     assert "unsafe" not in policy
 
 
-def test_pages_have_no_inline_script_or_style(user_client, vm_import):
-    for url in ["/", "/imports/new", reverse("imports:detail", args=[vm_import.pk])]:
+def test_pages_have_no_inline_script_or_style(user_client, image_import):
+    for url in ["/", "/imports/new", reverse("imports:detail", args=[image_import.pk])]:
         content = user_client.get(url).content.decode()
         assert "<script>" not in content and " style=" not in content
         for line in content.splitlines():

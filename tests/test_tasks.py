@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from imports import tasks
-from imports.models import AuditEvent, Status, VmImport
+from imports.models import AuditEvent, ImageImport, Status
 
 ARN = "arn:aws:imagebuilder:us-east-1:123456789012:image/web-server-base/1.0.0/1"
 
@@ -26,20 +26,20 @@ def no_requeue(monkeypatch):
 
 
 def test_it_sends_the_stored_payload_with_its_token_and_records_the_answer(
-    vm_import, imagebuilder_stub, payload
+    image_import, imagebuilder_stub, payload
 ):
     imagebuilder_stub.add_response("import_vm_image", accepted(payload), expected_params=payload)
 
-    tasks.submit_import(vm_import.pk)
+    tasks.submit_import(image_import.pk)
 
-    vm_import.refresh_from_db()
-    assert vm_import.status == Status.IMPORTING
-    assert vm_import.image_arn == ARN
-    assert vm_import.request_id == "req-1"
-    assert vm_import.response_client_token == payload["clientToken"]
-    assert vm_import.attempts == 1
-    assert vm_import.submitted_at is not None
-    assert [(e.from_status, e.to_status) for e in vm_import.events.all()] == [
+    image_import.refresh_from_db()
+    assert image_import.status == Status.IMPORTING
+    assert image_import.image_arn == ARN
+    assert image_import.request_id == "req-1"
+    assert image_import.response_client_token == payload["clientToken"]
+    assert image_import.attempts == 1
+    assert image_import.submitted_at is not None
+    assert [(e.from_status, e.to_status) for e in image_import.events.all()] == [
         ("", "queued"),
         ("queued", "submitting"),
         ("submitting", "importing"),
@@ -57,13 +57,13 @@ def test_tags_and_optional_members_reach_aws_exactly(team, user, imagebuilder_st
         "vmImportTaskId": "import-ami-0123456789abcdef0",
         "tags": {"team": "web", "cost:centre": "42"},
     }
-    vm_import, _ = VmImport.submit(team=team, user=user, payload=payload)
+    image_import, _ = ImageImport.submit(team=team, user=user, payload=payload)
     imagebuilder_stub.add_response("import_vm_image", accepted(payload), expected_params=payload)
 
-    tasks.submit_import(vm_import.pk)
+    tasks.submit_import(image_import.pk)
 
-    vm_import.refresh_from_db()
-    assert vm_import.status == Status.IMPORTING
+    image_import.refresh_from_db()
+    assert image_import.status == Status.IMPORTING
 
 
 @pytest.mark.parametrize(
@@ -76,7 +76,7 @@ def test_tags_and_optional_members_reach_aws_exactly(team, user, imagebuilder_st
     ],
 )
 def test_retryable_errors_go_back_to_queued_and_retry_with_the_same_token(
-    vm_import, imagebuilder_stub, payload, no_requeue, code, http_status
+    image_import, imagebuilder_stub, payload, no_requeue, code, http_status
 ):
     imagebuilder_stub.add_client_error(
         "import_vm_image",
@@ -87,42 +87,42 @@ def test_retryable_errors_go_back_to_queued_and_retry_with_the_same_token(
     )
     imagebuilder_stub.add_response("import_vm_image", accepted(payload), expected_params=payload)
 
-    tasks.submit_import(vm_import.pk)
+    tasks.submit_import(image_import.pk)
 
-    vm_import.refresh_from_db()
-    assert vm_import.status == Status.QUEUED
-    assert vm_import.error_code == code
+    image_import.refresh_from_db()
+    assert image_import.status == Status.QUEUED
+    assert image_import.error_code == code
     assert len(no_requeue) == 1
     (args, countdown) = no_requeue[0]
-    assert args == (vm_import.pk,)
+    assert args == (image_import.pk,)
     assert 0 < countdown <= 300
 
-    tasks.submit_import(vm_import.pk)  # the re-enqueued attempt, same stored token
+    tasks.submit_import(image_import.pk)  # the re-enqueued attempt, same stored token
 
-    vm_import.refresh_from_db()
-    assert vm_import.status == Status.IMPORTING
-    assert vm_import.attempts == 2
-    details = [event.detail for event in vm_import.events.all()]
+    image_import.refresh_from_db()
+    assert image_import.status == Status.IMPORTING
+    assert image_import.attempts == 2
+    details = [event.detail for event in image_import.events.all()]
     assert details[1] == "Attempt 1 sending to AWS"
     assert details[2].startswith(f"{code}: Try again later (retrying in")
     assert details[3] == "Attempt 2 sending to AWS"
 
 
-def test_a_connection_error_is_retried(vm_import, aws_credentials, no_requeue, monkeypatch):
+def test_a_connection_error_is_retried(image_import, aws_credentials, no_requeue, monkeypatch):
     # Nothing listens on this port: a real connection refusal from botocore.
     monkeypatch.setenv("AWS_ENDPOINT_URL_IMAGEBUILDER", "http://127.0.0.1:9")
 
-    tasks.submit_import(vm_import.pk)
+    tasks.submit_import(image_import.pk)
 
-    vm_import.refresh_from_db()
-    assert vm_import.status == Status.QUEUED
-    assert vm_import.error_code == "ConnectionError"
-    assert "Could not reach AWS" in vm_import.error_message
+    image_import.refresh_from_db()
+    assert image_import.status == Status.QUEUED
+    assert image_import.error_code == "ConnectionError"
+    assert "Could not reach AWS" in image_import.error_message
     assert len(no_requeue) == 1
 
 
 def test_a_client_exception_fails_the_import_with_aws_message(
-    vm_import, imagebuilder_stub, payload, no_requeue
+    image_import, imagebuilder_stub, payload, no_requeue
 ):
     imagebuilder_stub.add_client_error(
         "import_vm_image",
@@ -132,20 +132,20 @@ def test_a_client_exception_fails_the_import_with_aws_message(
         expected_params=payload,
     )
 
-    tasks.submit_import(vm_import.pk)
+    tasks.submit_import(image_import.pk)
 
-    vm_import.refresh_from_db()
-    assert vm_import.status == Status.FAILED
-    assert vm_import.error_code == "ClientException"
-    assert vm_import.error_message == (
+    image_import.refresh_from_db()
+    assert image_import.status == Status.FAILED
+    assert image_import.error_code == "ClientException"
+    assert image_import.error_message == (
         "The VM import task import-ami-0123456789abcdef0 does not exist."
     )
-    assert vm_import.finished_at is not None
+    assert image_import.finished_at is not None
     assert no_requeue == []
 
 
 def test_it_gives_up_after_the_maximum_attempts(
-    vm_import, imagebuilder_stub, payload, no_requeue, settings
+    image_import, imagebuilder_stub, payload, no_requeue, settings
 ):
     settings.IMPORT_MAX_ATTEMPTS = 2
     for _ in range(2):
@@ -157,53 +157,57 @@ def test_it_gives_up_after_the_maximum_attempts(
             expected_params=payload,
         )
 
-    tasks.submit_import(vm_import.pk)
-    tasks.submit_import(vm_import.pk)
+    tasks.submit_import(image_import.pk)
+    tasks.submit_import(image_import.pk)
 
-    vm_import.refresh_from_db()
-    assert vm_import.status == Status.FAILED
-    assert "gave up after 2 attempts" in vm_import.error_message
+    image_import.refresh_from_db()
+    assert image_import.status == Status.FAILED
+    assert "gave up after 2 attempts" in image_import.error_message
     assert len(no_requeue) == 1
 
 
-def test_without_credentials_the_import_fails_with_a_clear_message(vm_import):
-    tasks.submit_import(vm_import.pk)
+def test_without_credentials_the_import_fails_with_a_clear_message(image_import):
+    tasks.submit_import(image_import.pk)
 
-    vm_import.refresh_from_db()
-    assert vm_import.status == Status.FAILED
-    assert vm_import.error_code == "NoCredentials"
-    assert vm_import.error_message.startswith("No AWS credentials configured")
+    image_import.refresh_from_db()
+    assert image_import.status == Status.FAILED
+    assert image_import.error_code == "NoCredentials"
+    assert image_import.error_message.startswith("No AWS credentials configured")
 
 
-def test_a_second_delivery_of_the_same_message_does_nothing(vm_import, imagebuilder_stub, payload):
+def test_a_second_delivery_of_the_same_message_does_nothing(
+    image_import, imagebuilder_stub, payload
+):
     imagebuilder_stub.add_response("import_vm_image", accepted(payload), expected_params=payload)
 
-    tasks.submit_import(vm_import.pk)
-    tasks.submit_import(vm_import.pk)  # Stubber would fail on a second call
+    tasks.submit_import(image_import.pk)
+    tasks.submit_import(image_import.pk)  # Stubber would fail on a second call
 
-    vm_import.refresh_from_db()
-    assert vm_import.attempts == 1
+    image_import.refresh_from_db()
+    assert image_import.attempts == 1
 
 
 def test_a_missing_import_is_ignored(db):
     tasks.submit_import(987654)
 
 
-def test_the_sweeper_requeues_stuck_rows_only(vm_import, team, user, monkeypatch, settings):
+def test_the_sweeper_requeues_stuck_rows_only(image_import, team, user, monkeypatch, settings):
     sent = []
     monkeypatch.setattr(tasks.submit_import, "delay", lambda pk: sent.append(pk))
     long_ago = timezone.now() - timedelta(seconds=settings.IMPORT_STUCK_AFTER + 5)
-    stuck_submitting, _ = VmImport.submit(
-        team=team, user=user, payload={**vm_import.request, "clientToken": "stuck"}
+    stuck_submitting, _ = ImageImport.submit(
+        team=team, user=user, payload={**image_import.payload, "clientToken": "stuck"}
     )
     stuck_submitting.claim()
-    fresh, _ = VmImport.submit(
-        team=team, user=user, payload={**vm_import.request, "clientToken": "fresh"}
+    fresh, _ = ImageImport.submit(
+        team=team, user=user, payload={**image_import.payload, "clientToken": "fresh"}
     )
-    VmImport.objects.filter(pk__in=[vm_import.pk, stuck_submitting.pk]).update(updated_at=long_ago)
+    ImageImport.objects.filter(pk__in=[image_import.pk, stuck_submitting.pk]).update(
+        updated_at=long_ago
+    )
 
     assert tasks.requeue_stuck_imports() == 2
-    assert sorted(sent) == sorted([vm_import.pk, stuck_submitting.pk])
+    assert sorted(sent) == sorted([image_import.pk, stuck_submitting.pk])
     stuck_submitting.refresh_from_db()
     assert stuck_submitting.status == Status.QUEUED
     assert stuck_submitting.events.last().detail.startswith("No answer recorded")
@@ -219,8 +223,8 @@ def test_retry_delay_grows_and_is_capped(settings):
     assert 30 <= tasks.retry_delay(20) <= 60
 
 
-def test_events_cannot_be_changed_or_deleted(vm_import):
-    event = AuditEvent.objects.filter(vm_import=vm_import).first()
+def test_events_cannot_be_changed_or_deleted(image_import):
+    event = AuditEvent.objects.filter(image_import=image_import).first()
     event.detail = "rewritten"
     with pytest.raises(Exception, match="append-only"):
         event.save()
@@ -236,8 +240,10 @@ def test_a_broker_that_is_down_loses_nothing(
 
     monkeypatch.setattr(tasks.submit_import, "delay", broker_down)
     with django_capture_on_commit_callbacks(execute=True):
-        vm_import, created = VmImport.submit(team=team, user=user, payload=payload)
+        image_import, created = ImageImport.submit(team=team, user=user, payload=payload)
 
     assert created
-    assert VmImport.objects.get(pk=vm_import.pk).status == Status.QUEUED  # the sweeper's to send
+    assert (
+        ImageImport.objects.get(pk=image_import.pk).status == Status.QUEUED
+    )  # the sweeper's to send
     assert "the sweeper will send it later" in caplog.text

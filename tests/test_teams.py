@@ -4,9 +4,9 @@ import pytest
 from django.urls import reverse
 
 from imports import aws, tasks
-from imports.models import Action, ApiToken, AuditEvent, Membership, Status, VmImport
+from imports.models import Action, ApiToken, AuditEvent, ImageImport, Membership, Status
 
-from .conftest import make_member, valid_payload
+from .factories import make_member, valid_payload
 
 ROLE_ARN = "arn:aws:iam::210987654321:role/ImageBuilderImport"
 
@@ -79,18 +79,18 @@ def test_only_team_admins_change_the_team(user_client, team):
 def test_an_import_keeps_the_target_it_was_submitted_with(team, user):
     team.aws_region, team.aws_role_arn = "eu-west-1", ROLE_ARN
     team.save()
-    vm_import, _ = VmImport.submit(team=team, user=user, payload=valid_payload())
+    image_import, _ = ImageImport.submit(team=team, user=user, payload=valid_payload())
     team.aws_region, team.aws_role_arn = "us-west-2", ""
     team.save()
-    vm_import.refresh_from_db()
-    assert vm_import.target == aws.Target("eu-west-1", ROLE_ARN, team.external_id)
+    image_import.refresh_from_db()
+    assert image_import.target == aws.Target("eu-west-1", ROLE_ARN, team.external_id)
 
 
 def test_the_worker_assumes_the_teams_role_with_its_external_id(team, user, emulator):
     team.aws_role_arn = ROLE_ARN
     team.save()
-    first, _ = VmImport.submit(team=team, user=user, payload=valid_payload(clientToken="one"))
-    second, _ = VmImport.submit(team=team, user=user, payload=valid_payload(clientToken="two"))
+    first, _ = ImageImport.submit(team=team, user=user, payload=valid_payload(clientToken="one"))
+    second, _ = ImageImport.submit(team=team, user=user, payload=valid_payload(clientToken="two"))
 
     tasks.submit_import(first.pk)
     tasks.submit_import(second.pk)
@@ -100,11 +100,11 @@ def test_the_worker_assumes_the_teams_role_with_its_external_id(team, user, emul
     assert [(r["RoleArn"], r["ExternalId"]) for r in calls["assumedRoles"]] == [
         (ROLE_ARN, team.external_id)
     ]  # once: the temporary credentials are reused until shortly before they expire
-    assert VmImport.objects.filter(status=Status.AVAILABLE).count() == 2
+    assert ImageImport.objects.filter(status=Status.AVAILABLE).count() == 2
 
 
-def test_without_a_role_no_role_is_assumed(vm_import, emulator):
-    tasks.submit_import(vm_import.pk)
+def test_without_a_role_no_role_is_assumed(image_import, emulator):
+    tasks.submit_import(image_import.pk)
     assert emulator.calls()["assumedRoles"] == []
 
 
@@ -164,11 +164,11 @@ def test_members_of_another_team_cannot_be_touched(admin_client, outsider):
     assert response.status_code == 404
 
 
-def test_a_viewer_sees_the_imports_but_cannot_submit(client, team, vm_import):
+def test_a_viewer_sees_the_imports_but_cannot_submit(client, team, image_import):
     viewer = make_member("vic", team, Membership.Role.VIEWER)
     client.force_login(viewer)
-    assert vm_import.name in client.get("/").content.decode()
-    assert client.get(reverse("imports:detail", args=[vm_import.pk])).status_code == 200
+    assert image_import.name in client.get("/").content.decode()
+    assert client.get(reverse("imports:detail", args=[image_import.pk])).status_code == 200
     assert client.post("/imports/new", valid_payload()).status_code == 403
 
 
@@ -230,12 +230,12 @@ def test_tokens_act_with_their_users_role_in_their_team(client, team, user, othe
 # -- superusers ---------------------------------------------------------------------------
 
 
-def test_a_superuser_sees_every_team(client, admin_user, vm_import, other_team):
+def test_a_superuser_sees_every_team(client, admin_user, image_import, other_team):
     client.force_login(admin_user)
     content = client.get("/").content.decode()
-    assert other_team.name in content and vm_import.team.name in content
-    client.post("/teams/switch", {"team": vm_import.team_id})
-    assert client.get(reverse("imports:detail", args=[vm_import.pk])).status_code == 200
+    assert other_team.name in content and image_import.team.name in content
+    client.post("/teams/switch", {"team": image_import.team_id})
+    assert client.get(reverse("imports:detail", args=[image_import.pk])).status_code == 200
 
 
 def test_no_access_key_or_secret_is_stored_or_logged(team, user, emulator, caplog):
@@ -243,14 +243,14 @@ def test_no_access_key_or_secret_is_stored_or_logged(team, user, emulator, caplo
 
     team.aws_role_arn = ROLE_ARN
     team.save()
-    vm_import, _ = VmImport.submit(team=team, user=user, payload=valid_payload())
+    image_import, _ = ImageImport.submit(team=team, user=user, payload=valid_payload())
     caplog.set_level("DEBUG")
-    tasks.submit_import(vm_import.pk)
-    credentials = aws.client("imagebuilder", vm_import.target)._request_signer._credentials
+    tasks.submit_import(image_import.pk)
+    credentials = aws.client("imagebuilder", image_import.target)._request_signer._credentials
     frozen = credentials.get_frozen_credentials()  # what STS handed the worker
     everything = "".join(
         serializers.serialize("json", model.objects.all())
-        for model in (VmImport, AuditEvent, ApiToken, Membership, type(team))
+        for model in (ImageImport, AuditEvent, ApiToken, Membership, type(team))
     )
     for secret in (frozen.access_key, frozen.secret_key, frozen.token, "testing"):
         assert secret not in everything
@@ -258,7 +258,7 @@ def test_no_access_key_or_secret_is_stored_or_logged(team, user, emulator, caplo
 
 
 def test_a_team_set_up_through_the_admin_is_audited_and_sees_only_its_imports(
-    admin_user, client, django_user_model, vm_import
+    admin_user, client, django_user_model, image_import
 ):
     from imports.models import Team
 
@@ -284,8 +284,8 @@ def test_a_team_set_up_through_the_admin_is_audited_and_sees_only_its_imports(
     ).exists()
 
     client.force_login(newcomer)
-    assert vm_import.name not in client.get("/").content.decode()
-    assert client.get(reverse("imports:detail", args=[vm_import.pk])).status_code == 404
+    assert image_import.name not in client.get("/").content.decode()
+    assert client.get(reverse("imports:detail", args=[image_import.pk])).status_code == 404
     _, raw = ApiToken.issue(user=newcomer, team=gamma)
     listed = client.get("/api/imports", headers={"Authorization": f"Bearer {raw}"}).json()
     assert listed["count"] == 0

@@ -10,7 +10,7 @@ from django.test import Client
 
 from imports.models import ApiToken, Status
 
-from .conftest import wait_for_status
+from .helpers import wait_for_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -42,6 +42,6 @@ def test_an_api_submission_reaches_aws_through_the_worker(
     )
     assert response.status_code == 201
 
-    vm_import = wait_for_status(team.imports.get(pk=response.json()["id"]), Status.IMPORTING)
-    assert vm_import.image_arn == ARN
-    assert vm_import.attempts == 2  # the 503, then the success, with the same token
+    image_import = wait_for_status(team.imports.get(pk=response.json()["id"]), Status.IMPORTING)
+    assert image_import.image_arn == ARN
+    assert image_import.attempts == 2  # the 503, then the success, with the same token

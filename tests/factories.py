@@ -1,0 +1,60 @@
+"""Test builders as plain functions: requests, people and imports in any status.
+
+Rows are made directly (as healthchecks' tests do), so a test about the
+history or the refresher need not walk an import through the worker first.
+"""
+
+import uuid
+
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from imports.models import ImageImport, Membership, Status
+
+# The emulator's seeded VM import tasks: completed (with its AMI), and converting.
+SEEDED_TASK = "import-ami-0123456789abcdef0"
+SEEDED_AMI = "ami-0a1b2c3d4e5f60718"
+CONVERTING_TASK = "import-ami-0c0ffee0123456789"
+
+
+def valid_payload(**overrides):
+    """A valid ImportVmImage request; an override of None leaves the member out."""
+    payload = {
+        "clientToken": "0b6f2c1e-1d7e-4c55-9d61-1a2b3c4d5e6f",
+        "name": "Web server base",
+        "semanticVersion": "1.0.0",
+        "platform": "Linux",
+        "vmImportTaskId": SEEDED_TASK,
+    }
+    payload.update(overrides)
+    return {key: value for key, value in payload.items() if value is not None}
+
+
+def make_member(username, team, role=Membership.Role.SUBMITTER):
+    user = get_user_model().objects.create_user(username=username, password="pw-" + username)
+    Membership.objects.create(user=user, team=team, role=role)
+    return user
+
+
+def make_import(team, user, status=Status.QUEUED, **fields):
+    """An import row in any status, written directly (no audit event, no task queued)."""
+    payload = valid_payload(clientToken=str(uuid.uuid4()), **fields.pop("payload", {}))
+    now = timezone.now()
+    defaults = {
+        "client_token": payload["clientToken"],
+        "name": payload["name"],
+        "platform": payload["platform"],
+        "vm_import_task_id": payload.get("vmImportTaskId", ""),
+        "region": team.aws_region or "us-east-1",
+    }
+    if status in (Status.IMPORTING, Status.AVAILABLE, Status.FAILED):
+        defaults["submitted_at"] = now
+    if status == Status.IMPORTING:
+        defaults["image_arn"] = (
+            "arn:aws:imagebuilder:us-east-1:123456789012:image/web-server-base/1.0.0/1"
+        )
+    if status in (Status.AVAILABLE, Status.FAILED):
+        defaults["finished_at"] = now
+    return ImageImport.objects.create(
+        team=team, submitted_by=user, payload=payload, status=status, **{**defaults, **fields}
+    )

@@ -1,0 +1,42 @@
+"""Waiting for the worker, and racing threads."""
+
+import threading
+import time
+
+from django.db import connection
+
+
+def wait_for_status(image_import, *statuses, timeout=30):
+    """The import once the worker has moved it to one of `statuses`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        image_import.refresh_from_db()
+        if image_import.status in statuses:
+            return image_import
+        time.sleep(0.1)
+    raise AssertionError(f"import {image_import.pk} stayed {image_import.status}, not {statuses}")
+
+
+def at_once(action, times=4):
+    """Run `action` in `times` threads released together; returns their results.
+
+    Each thread closes its own database connection, as a web or worker
+    process would at the end of its work.
+    """
+    barrier = threading.Barrier(times)
+    results = []
+
+    def run():
+        barrier.wait()
+        try:
+            results.append(action())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(times)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == times, "a thread failed; see its traceback above"
+    return results
