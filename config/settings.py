@@ -258,22 +258,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE = {
-    "refresh-imports": {
-        "task": "imports.tasks.refresh_imports",
-        "schedule": env_int("IMPORT_REFRESH_INTERVAL", 10),
-    },
-    "requeue-stuck-imports": {
-        "task": "imports.tasks.requeue_stuck_imports",
-        "schedule": env_int("IMPORT_SWEEP_INTERVAL", 60),
-    },
-}
 
 # The portal's own knobs (seconds unless said otherwise).
 IMPORT_MAX_ATTEMPTS = env_int("IMPORT_MAX_ATTEMPTS", 8)
 IMPORT_RETRY_BASE_DELAY = env_int("IMPORT_RETRY_BASE_DELAY", 2)
 IMPORT_RETRY_MAX_DELAY = env_int("IMPORT_RETRY_MAX_DELAY", 300)
 IMPORT_STUCK_AFTER = env_int("IMPORT_STUCK_AFTER", 600)
+IMPORT_SWEEP_INTERVAL = env_int("IMPORT_SWEEP_INTERVAL", 60)
 # The refresher follows young imports every IMPORT_REFRESH_INTERVAL seconds,
 # and those older than IMPORT_REFRESH_SLOW_AFTER every IMPORT_REFRESH_SLOW_INTERVAL.
 IMPORT_REFRESH_INTERVAL = env_int("IMPORT_REFRESH_INTERVAL", 10)
@@ -289,3 +280,14 @@ AWS_REGION = env("AWS_REGION") or env("AWS_DEFAULT_REGION")
 VM_IMPORT_TASKS_CACHE_SECONDS = env_int("VM_IMPORT_TASKS_CACHE_SECONDS", 30)
 API_PAGE_SIZE = 50
 HISTORY_PAGE_SIZE = 25
+
+CELERY_BEAT_SCHEDULE = {
+    "refresh-imports": {
+        "task": "imports.tasks.refresh_imports",
+        "schedule": IMPORT_REFRESH_INTERVAL,
+    },
+    "requeue-stuck-imports": {
+        "task": "imports.tasks.requeue_stuck_imports",
+        "schedule": IMPORT_SWEEP_INTERVAL,
+    },
+}

@@ -9,11 +9,11 @@ other staff read only their own teams' rows.
 import csv
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.http import StreamingHttpResponse
 from django.urls import path
 from django.utils import timezone
 
-from . import teams
 from .models import ApiToken, AuditEvent, ImageImport, Membership, Team
 
 AUDIT_ALL = "imports.audit_all_teams"
@@ -180,7 +180,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
     def export_csv(self, request):
         """The filtered history as CSV, streamed row by row: no size limit in memory."""
         if not self.has_view_permission(request):
-            raise PermissionError
+            raise PermissionDenied
         events = self.get_changelist_instance(request).get_queryset(request)
         writer = csv.writer(Echo())
         header = [writer.writerow([title for title, _ in CSV_COLUMNS])]
@@ -213,8 +213,8 @@ class TeamAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            new_target = {name: getattr(obj, name) for name in teams.TARGET_FIELDS}
-            teams.change_target(obj, new_target, by=request.user)
+            new_target = {name: getattr(obj, name) for name in obj.TARGET_FIELDS}
+            obj.change_target(new_target, by=request.user)
         super().save_model(request, obj, form, change)
 
     def save_formset(self, request, form, formset, change):
@@ -222,14 +222,13 @@ class TeamAdmin(admin.ModelAdmin):
             return super().save_formset(request, form, formset, change)
         changed = formset.save(commit=False)
         for membership in formset.deleted_objects:
-            teams.remove_member(membership, by=request.user)
+            membership.remove(by=request.user)
         for membership in changed:
             if membership.pk is None:
-                teams.add_member(membership.team, membership.user, membership.role, by=request.user)
+                membership.team.add_member(membership.user, membership.role, by=request.user)
             else:
-                teams.change_role(
-                    Membership.objects.get(pk=membership.pk), membership.role, by=request.user
-                )
+                stored = Membership.objects.get(pk=membership.pk)
+                stored.change_role(membership.role, by=request.user)
         formset.save_m2m()
 
 

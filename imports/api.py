@@ -12,11 +12,9 @@ from django.core.paginator import Paginator
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from . import aws
+from . import aws, services
 from .forms import ImportVmImageForm, RequestShapeError
 from .models import ApiToken, ClientTokenConflict, ImageImport
-from .teams import can_submit
-from .views import cached_vm_import_tasks
 
 
 class DuplicateMemberError(ValueError):
@@ -104,7 +102,7 @@ def imports_collection(request):
 def create_import(request):
     api_token = request.api_token
     membership = api_token.team.memberships.filter(user=api_token.user).first()
-    if not can_submit(membership):
+    if membership is None or not membership.can_submit:
         return json_error(403, "This token's user may not submit imports in its team.")
     try:
         form = ImportVmImageForm.from_json(decode_json(request.body))
@@ -115,7 +113,7 @@ def create_import(request):
     if not form.is_valid():
         return JsonResponse({"errors": form.error_map()}, status=400)
     try:
-        image_import, created = ImageImport.submit(
+        image_import, created = services.submit_import(
             team=api_token.team,
             user=api_token.user,
             payload=form.payload(),
@@ -142,7 +140,7 @@ def import_detail(request, pk):
 def vm_import_tasks(request):
     """The VM import tasks of the team's account and region, completed ones first."""
     try:
-        tasks = cached_vm_import_tasks(request.api_token.team)
+        tasks = services.vm_import_tasks(request.api_token.team)
     except aws.AwsError as error:
         return json_error(502, f"AWS did not list the VM import tasks: {error.message}")
     return JsonResponse([task.as_json() for task in tasks], safe=False)
@@ -151,7 +149,7 @@ def vm_import_tasks(request):
 def serialize(image_import):
     request = image_import.payload
     error = None
-    if image_import.error_code and image_import.status == "failed":
+    if image_import.error_code and image_import.is_failed:
         error = {"code": image_import.error_code, "message": image_import.error_message}
     return {
         "id": image_import.pk,

@@ -20,6 +20,9 @@ class ImportsConfig(AppConfig):
     verbose_name = "VM imports"
 
     def ready(self):
-        from . import audit  # noqa: F401  (connects the sign-in signal receivers)
+        from django.contrib.auth.signals import user_logged_in
 
+        from .teams import choose_team_on_sign_in
+
+        user_logged_in.connect(choose_team_on_sign_in, dispatch_uid="choose_team_on_sign_in")
         post_migrate.connect(ensure_auditors_group, sender=self)

@@ -4,14 +4,14 @@ Events are written deep in model methods; rather than thread the request
 through every call, a middleware keeps the client address in a context
 variable for the length of the request. Work outside a request (the
 worker) records no address.
+
+A leaf: it imports nothing of the portal, so the models can import it.
 """
 
 import ipaddress
 from contextvars import ContextVar
 
 from django.conf import settings
-from django.contrib.auth.signals import user_logged_in, user_login_failed
-from django.dispatch import receiver
 
 _client_ip = ContextVar("client_ip", default=None)
 
@@ -50,19 +50,3 @@ class AuditMiddleware:
             return self.get_response(request)
         finally:
             _client_ip.reset(token)
-
-
-@receiver(user_logged_in)
-def record_sign_in(sender, request, user, **kwargs):
-    from .models import Action, AuditEvent
-
-    AuditEvent.record(Action.SIGNED_IN, actor=user, detail=f"{user.get_username()} signed in")
-
-
-@receiver(user_login_failed)
-def record_failed_sign_in(sender, credentials, request=None, **kwargs):
-    from .models import Action, AuditEvent
-
-    # The password is never recorded; the username tried is.
-    username = credentials.get("username", "")
-    AuditEvent.record(Action.SIGN_IN_FAILED, detail=f"Failed sign-in as {username!r}")

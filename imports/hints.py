@@ -39,7 +39,7 @@ HINTS = (
 
 def failure_hint(image_import):
     """A sentence on what to do next, or "" when nothing useful can be said."""
-    if image_import.status != "failed" or image_import.error_code == "Cancelled":
+    if not image_import.is_failed or image_import.is_cancelled:
         return ""
     text = f"{image_import.error_code} {image_import.error_message}"
     for pattern, hint in HINTS:

@@ -12,10 +12,13 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.db import IntegrityError, models, transaction
 from django.db.models import F, Q
+from django.dispatch import receiver
 from django.utils import timezone
 
+from .audit import current_client_ip
 from .aws import Target
 
 
@@ -36,8 +39,38 @@ class Team(models.Model):
     aws_role_arn = models.CharField("IAM role ARN to assume", max_length=2048, blank=True)
     external_id = models.CharField(max_length=64, default=new_external_id, editable=False)
 
+    TARGET_FIELDS = ("aws_region", "aws_account_id", "aws_role_arn")
+
     def __str__(self):
         return self.name
+
+    # -- changes a team admin makes: each one an audit event ------------------
+
+    def add_member(self, user, role, *, by):
+        membership = Membership.objects.create(team=self, user=user, role=role)
+        AuditEvent.record(
+            Action.MEMBER_ADDED,
+            actor=by,
+            team=self,
+            detail=f"{user.get_username()} added as {membership.get_role_display()}",
+        )
+        return membership
+
+    def change_target(self, new_values, *, by):
+        """Change the team's AWS target, recorded; returns what changed."""
+        old = Team.objects.get(pk=self.pk)
+        changes = [
+            f"{name}: {getattr(old, name) or '(none)'} -> {new_values[name] or '(none)'}"
+            for name in self.TARGET_FIELDS
+            if getattr(old, name) != new_values[name]
+        ]
+        if changes:
+            updates = {name: new_values[name] for name in self.TARGET_FIELDS}
+            Team.objects.filter(pk=self.pk).update(**updates)
+            for name, value in updates.items():
+                setattr(self, name, value)
+            AuditEvent.record(Action.TARGET_CHANGED, actor=by, team=self, detail="; ".join(changes))
+        return changes
 
     @property
     def target_summary(self):
@@ -67,6 +100,43 @@ class Membership(models.Model):
     def __str__(self):
         return f"{self.user} in {self.team} ({self.get_role_display()})"
 
+    @staticmethod
+    def role_can_submit(role):
+        """Submitters and team admins start and cancel imports; viewers only look."""
+        return role is not None and role != Membership.Role.VIEWER
+
+    @property
+    def can_submit(self):
+        return self.role_can_submit(self.role)
+
+    @property
+    def can_manage(self):
+        return self.role == self.Role.ADMIN
+
+    def change_role(self, role, *, by):
+        """Give the member another role, recorded; False if it is the same one."""
+        if self.role == role:
+            return False
+        old = self.get_role_display()
+        self.role = role
+        self.save(update_fields=["role"])
+        AuditEvent.record(
+            Action.ROLE_CHANGED,
+            actor=by,
+            team=self.team,
+            detail=f"{self.user.get_username()}: {old} -> {self.get_role_display()}",
+        )
+        return True
+
+    def remove(self, *, by):
+        self.delete()
+        AuditEvent.record(
+            Action.MEMBER_REMOVED,
+            actor=by,
+            team=self.team,
+            detail=f"{self.user.get_username()} removed",
+        )
+
 
 class Status(models.TextChoices):
     QUEUED = "queued", "Queued"
@@ -90,6 +160,11 @@ IMAGE_STATES_IN_ORDER = (
     "AVAILABLE",
 )
 IMAGE_FAILED_STATES = frozenset({"FAILED", "CANCELLED", "DEPRECATED", "DISABLED", "DELETED"})
+
+
+# A cancelled import ends `failed` with this error code (see the README's
+# design notes): the five statuses stay as designed.
+CANCELLED = "Cancelled"
 
 
 class ClientTokenConflict(Exception):
@@ -177,6 +252,14 @@ class ImageImport(models.Model):
         return self.status in TERMINAL_STATUSES
 
     @property
+    def is_failed(self):
+        return self.status == Status.FAILED
+
+    @property
+    def is_cancelled(self):
+        return self.is_failed and self.error_code == CANCELLED
+
+    @property
     def tags(self):
         return self.payload.get("tags", {})
 
@@ -209,13 +292,11 @@ class ImageImport(models.Model):
     def submit(cls, *, team, user, payload):
         """Record a new import, or find the one this clientToken already made.
 
-        Returns (image_import, created). A new import is queued for the worker
-        once it is committed. The same token with another request raises
-        ClientTokenConflict. The unique constraint, not a prior lookup,
+        Returns (image_import, created); sending it to AWS is the caller's
+        business (services.submit_import). The same token with another request
+        raises ClientTokenConflict. The unique constraint, not a prior lookup,
         decides between concurrent identical requests.
         """
-        from .tasks import enqueue_submit  # the tasks module imports this one
-
         token = payload["clientToken"]
         target = Target.for_team(team)
         try:
@@ -233,25 +314,24 @@ class ImageImport(models.Model):
                     role_arn=target.role_arn,
                     external_id=target.external_id,
                 )
-                image_import._record(user, "", Status.QUEUED, "Submitted", Action.SUBMITTED)
-                enqueue_submit(image_import)
+                image_import._record(
+                    action=Action.SUBMITTED, actor=user, to_status=Status.QUEUED, detail="Submitted"
+                )
         except IntegrityError:
             existing = cls.objects.get(team=team, client_token=token)
             if existing.payload != payload:
                 existing._record(
-                    user,
-                    "",
-                    "",
-                    "The same client token came with a different request; refused",
-                    Action.CONFLICT,
+                    action=Action.CONFLICT,
+                    actor=user,
+                    detail="The same client token came with a different request; refused",
                 )
                 raise ClientTokenConflict(existing) from None
             existing._record(
-                user,
-                "",
-                "",
-                "The same request came again; answered with this import, nothing sent to AWS",
-                Action.REPLAYED,
+                action=Action.REPLAYED,
+                actor=user,
+                detail=(
+                    "The same request came again; answered with this import, nothing sent to AWS"
+                ),
             )
             return existing, False
         return image_import, True
@@ -343,7 +423,7 @@ class ImageImport(models.Model):
             user=user,
             detail_for=lambda: f"Cancelled by {user.get_username()} before it was sent to AWS",
             action=Action.CANCELLED,
-            error_code="Cancelled",
+            error_code=CANCELLED,
             error_message=f"Cancelled by {user.get_username()}.",
             finished_at=timezone.now(),
         )
@@ -358,14 +438,23 @@ class ImageImport(models.Model):
                 f"Cancelled by {user.get_username()}; EC2 import task "
                 f"{self.vm_import_task_id} is {ec2_state or 'cancelling'}"
             ),
-            error_code="Cancelled",
+            # Audited as a cancel, like a withdrawal: the audit's "cancelled"
+            # filter finds every cancel, before or after AWS.
+            action=Action.CANCELLED,
+            error_code=CANCELLED,
             error_message=f"Cancelled by {user.get_username()}.",
             finished_at=timezone.now(),
         )
 
     def note_cancel_refused(self, detail, *, user):
         """A cancel that EC2 refused: recorded, and the import goes on."""
-        self._record(user, self.status, self.status, detail, Action.CANCEL_REQUESTED)
+        self._record(
+            action=Action.CANCEL_REQUESTED,
+            actor=user,
+            from_status=self.status,
+            to_status=self.status,
+            detail=detail,
+        )
 
     def mark_retrying(self, *, code, message, delay):
         return self._move(
@@ -420,15 +509,21 @@ class ImageImport(models.Model):
                 moved = rows.update(status=new_status, updated_at=now, **fields)
                 if moved:
                     self.refresh_from_db()
-                    self._record(user, old_status, new_status, detail_for(), action)
+                    self._record(
+                        action=action or Action.STATUS,
+                        actor=user,
+                        from_status=old_status,
+                        to_status=new_status,
+                        detail=detail_for(),
+                    )
                     return True
         self.refresh_from_db()
         return False
 
-    def _record(self, user, from_status, to_status, detail, action=None):
+    def _record(self, *, action, detail, actor=None, from_status="", to_status=""):
         AuditEvent.record(
-            action or Action.STATUS,
-            actor=user,
+            action,
+            actor=actor,
             image_import=self,
             detail=detail,
             from_status=from_status,
@@ -524,8 +619,6 @@ class AuditEvent(models.Model):
     @classmethod
     def record(cls, action, *, actor=None, team=None, image_import=None, detail="", **statuses):
         """Write one event; the client IP comes from the request being served, if any."""
-        from .audit import current_client_ip
-
         if actor is not None and not actor.is_authenticated:
             actor = None
         return cls.objects.create(
@@ -616,3 +709,18 @@ class ApiToken(models.Model):
             return None
         cls.objects.filter(pk=api_token.pk).update(last_used_at=timezone.now())
         return api_token
+
+
+# -- sign-ins: recorded where the audit lives ----------------------------------
+
+
+@receiver(user_logged_in)
+def record_sign_in(sender, request, user, **kwargs):
+    AuditEvent.record(Action.SIGNED_IN, actor=user, detail=f"{user.get_username()} signed in")
+
+
+@receiver(user_login_failed)
+def record_failed_sign_in(sender, credentials, request=None, **kwargs):
+    # The password is never recorded; the username tried is.
+    username = credentials.get("username", "")
+    AuditEvent.record(Action.SIGN_IN_FAILED, detail=f"Failed sign-in as {username!r}")

@@ -15,7 +15,6 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
 from django.utils import timezone
 
 from . import aws
@@ -24,13 +23,8 @@ from .models import ImageImport, Status
 logger = logging.getLogger(__name__)
 
 
-def enqueue_submit(image_import):
-    """Queue the AWS call once the row that records it is committed."""
-    pk = image_import.pk
-    transaction.on_commit(lambda: send_to_worker(pk))
-
-
 def send_to_worker(pk):
+    """Queue the AWS call for an import already recorded."""
     # The import is already recorded: if the broker is down, the person still
     # gets their answer, and the sweeper sends the import once it is back.
     try:

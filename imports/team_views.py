@@ -16,7 +16,7 @@ def managed_membership(request):
     membership = teams.current_membership(request)
     if membership is None:
         raise Http404("You are not in any team.")
-    if not teams.can_manage(membership):
+    if not membership.can_manage:
         raise PermissionDenied("Only a team admin can change the team.")
     return membership
 
@@ -28,7 +28,7 @@ def team_settings(request):
     if membership is None:
         raise Http404("You are not in any team.")
     team = membership.team
-    target_form = AwsTargetForm(initial={name: getattr(team, name) for name in teams.TARGET_FIELDS})
+    target_form = AwsTargetForm(initial={name: getattr(team, name) for name in team.TARGET_FIELDS})
     add_form = AddMemberForm(team=team)
     if request.method == "POST":
         membership = managed_membership(request)
@@ -36,15 +36,13 @@ def team_settings(request):
         if action == "target":
             target_form = AwsTargetForm(request.POST)
             if target_form.is_valid():
-                changes = teams.change_target(team, target_form.cleaned_data, by=request.user)
+                changes = team.change_target(target_form.cleaned_data, by=request.user)
                 messages.success(request, "AWS target saved." if changes else "Nothing changed.")
                 return redirect("imports:team")
         elif action == "add_member":
             add_form = AddMemberForm(request.POST, team=team)
             if add_form.is_valid():
-                teams.add_member(
-                    team, add_form.user, add_form.cleaned_data["role"], by=request.user
-                )
+                team.add_member(add_form.user, add_form.cleaned_data["role"], by=request.user)
                 messages.success(request, f"{add_form.user.get_username()} added.")
                 return redirect("imports:team")
         else:
@@ -52,7 +50,7 @@ def team_settings(request):
     context = {
         "team": team,
         "membership": membership,
-        "can_manage": teams.can_manage(membership),
+        "can_manage": membership.can_manage,
         "members": team.memberships.select_related("user").order_by("user__username"),
         "roles": Membership.Role.choices,
         "target_form": target_form,
@@ -78,11 +76,11 @@ def change_member(request):
         if member.user == request.user:
             messages.error(request, "You cannot remove yourself; ask another team admin.")
         else:
-            teams.remove_member(member, by=request.user)
+            member.remove(by=request.user)
             messages.success(request, f"{member.user.get_username()} removed.")
     elif member.user == request.user and form.cleaned_data["role"] != Membership.Role.ADMIN:
         messages.error(request, "You cannot lower your own role; ask another team admin.")
-    elif teams.change_role(member, form.cleaned_data["role"], by=request.user):
+    elif member.change_role(form.cleaned_data["role"], by=request.user):
         messages.success(
             request, f"{member.user.get_username()} is now {member.get_role_display()}."
         )

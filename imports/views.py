@@ -10,11 +10,10 @@ import json
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -22,10 +21,10 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
-from . import aws, teams
+from . import aws, services, teams
 from .forms import PLATFORMS, ImportVmImageForm, TagFormSet, tag_rows
 from .hints import failure_hint
-from .models import ClientTokenConflict, ImageImport, Status
+from .models import ClientTokenConflict, ImageImport, Membership, Status
 
 POLL_STOP_STATUS = HttpResponseStopPolling.status_code
 
@@ -56,6 +55,7 @@ def history(request):
     filters.pop("page", None)
     context = {
         "page": page,
+        "in_flight": in_flight_ids(page),
         "membership": membership,
         "statuses": Status.choices,
         "platforms": PLATFORMS,
@@ -67,19 +67,47 @@ def history(request):
     return render(request, "imports/history.html", context)
 
 
+def in_flight_ids(imports):
+    return ",".join(str(i.pk) for i in imports if not i.is_terminal)
+
+
 @login_required
 @require_GET
-def history_row(request, pk):
-    image_import = get_object_or_404(teams.team_imports(request), pk=pk)
-    response = render(request, "imports/history.html#row", {"image_import": image_import})
-    return stop_polling_when_done(response, image_import)
+def history_poll(request):
+    """One poll for the whole history page: the rows still in flight, in one query.
+
+    The rows come back as out-of-band swaps, with the poller itself carrying
+    the ids still in flight; when none is left, polling stops.
+    """
+    ids = parse_ids(request.GET.get("ids", ""))
+    if ids is None:
+        return HttpResponseBadRequest("ids must be import numbers separated by commas.")
+    imports = list(teams.team_imports(request).filter(pk__in=ids))
+    context = {"imports": imports, "in_flight": in_flight_ids(imports)}
+    response = render(request, "imports/history.html#poll", context)
+    if not context["in_flight"]:
+        response.status_code = POLL_STOP_STATUS
+    return response
+
+
+MAX_POLLED_IDS = 100
+
+
+def parse_ids(text):
+    """Comma-separated ASCII-digit ids (at most MAX_POLLED_IDS), or None if malformed."""
+    parts = [part for part in text.split(",") if part]
+    if len(parts) > MAX_POLLED_IDS:
+        return None
+    if not all(part.isascii() and part.isdigit() and len(part) <= 18 for part in parts):
+        return None
+    return [int(part) for part in parts]
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def new_import(request):
     membership = teams.current_membership(request)
-    if not teams.can_submit(membership):
+    if membership is None or not membership.can_submit:
         raise PermissionDenied("You need the submitter role in a team to start imports.")
     if request.method == "GET":
         return render_form(request, ImportVmImageForm())
@@ -90,7 +118,7 @@ def new_import(request):
     if not form.is_valid():
         return render_form(request, form)
     try:
-        image_import, created = ImageImport.submit(
+        image_import, created = services.submit_import(
             team=membership.team,
             user=request.user,
             payload=form.payload(),
@@ -182,7 +210,7 @@ def vm_import_tasks(request):
     if membership is None:
         raise Http404
     try:
-        tasks = cached_vm_import_tasks(membership.team)
+        tasks = services.vm_import_tasks(membership.team)
         problem = ""
     except aws.AwsError as error:
         tasks, problem = [], error.message
@@ -191,46 +219,15 @@ def vm_import_tasks(request):
     )
 
 
-def cached_vm_import_tasks(team):
-    """EC2's list for the team's account and region, kept briefly so the form stays quick."""
-    target = aws.Target.for_team(team)
-    key = f"vm-import-tasks:{target.region}:{target.role_arn}"
-    tasks = cache.get(key)
-    if tasks is None:
-        tasks = aws.list_vm_import_tasks(target=target)
-        cache.set(key, tasks, settings.VM_IMPORT_TASKS_CACHE_SECONDS)
-    return tasks
-
-
 @login_required
 @require_POST
 def cancel(request, pk):
     image_import = get_object_or_404(teams.team_imports(request), pk=pk)
-    membership = teams.membership_in(request, image_import.team_id)
-    if not teams.can_submit(membership):
+    if not Membership.role_can_submit(image_import.viewer_role):
         raise PermissionDenied("You need the submitter role in this team to cancel imports.")
-    messages.info(request, cancel_import(image_import, request.user))
+    outcome = services.cancel_import(image_import, user=request.user)
+    (messages.success if outcome.cancelled else messages.error)(request, outcome.message)
     return redirect_to(request, reverse("imports:detail", args=[image_import.pk]))
-
-
-def cancel_import(image_import, user):
-    """Withdraw a queued import, or ask EC2 to cancel an importing one; say what happened."""
-    if image_import.withdraw(user=user):
-        return "Cancelled before anything was sent to AWS."
-    if image_import.status != Status.IMPORTING:
-        status = image_import.get_status_display().lower()
-        return f"This import is {status}; it cannot be cancelled now."
-    try:
-        ec2_state = aws.cancel_import_task(
-            image_import.vm_import_task_id, target=image_import.target
-        )
-    except aws.AwsError as error:
-        image_import.note_cancel_refused(
-            f"Cancel requested, but EC2 refused: {error.message}", user=user
-        )
-        return f"EC2 did not cancel the VM import task: {error.message}"
-    image_import.mark_cancelled(user=user, ec2_state=ec2_state)
-    return "EC2 is cancelling the VM import task; the import is marked cancelled."
 
 
 @login_required
@@ -241,8 +238,7 @@ def detail(request, pk):
     )
     context = {
         "image_import": image_import,
-        "may_cancel": image_import.can_cancel
-        and teams.can_submit(teams.membership_in(request, image_import.team_id)),
+        "may_cancel": may_cancel(image_import),
         "events": image_import.events.select_related("actor"),
         "payload_json": json.dumps(image_import.payload, indent=2, ensure_ascii=False),
         "hint": failure_hint(image_import),
@@ -262,7 +258,7 @@ def status(request, pk):
     context = {
         "image_import": image_import,
         "hint": failure_hint(image_import),
-        "may_cancel": image_import.can_cancel and teams.session_can_submit(request),
+        "may_cancel": may_cancel(image_import),
     }
     html = render_to_string("imports/detail.html#status", context, request)
     if request.GET.get("seen") not in (None, image_import.version):
@@ -271,6 +267,11 @@ def status(request, pk):
             "imports/detail.html#timeline", {"events": events, "oob": True}, request
         )
     return stop_polling_when_done(HttpResponse(html), image_import)
+
+
+def may_cancel(image_import):
+    """For an import from teams.team_imports(), which carries the person's role."""
+    return image_import.can_cancel and Membership.role_can_submit(image_import.viewer_role)
 
 
 def stop_polling_when_done(response, image_import):

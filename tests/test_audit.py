@@ -173,6 +173,16 @@ def test_the_csv_export_needs_the_audit_view_permission(client, user, image_impo
     assert response.status_code == 302  # not staff: to the admin's sign-in
 
 
+def test_the_csv_export_is_403_for_staff_without_the_view_permission(client, user):
+    # A staff member who may open the admin but not read events: refused
+    # plainly, not a server error (it used to raise the builtin PermissionError).
+    user.is_staff = True
+    user.save()
+    client.force_login(user)
+    response = client.get(reverse("admin:imports_auditevent_export"))
+    assert response.status_code == 403
+
+
 def test_bulk_updates_and_deletes_of_events_are_refused_too(image_import):
     with pytest.raises(AppendOnlyError):
         AuditEvent.objects.all().update(detail="rewritten")

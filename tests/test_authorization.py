@@ -45,7 +45,8 @@ EXPECTED = {
     "imports:vm_import_tasks": ("get", signed_in(200)),
     "imports:detail": ("get", signed_in(200, outsider=404)),
     "imports:status": ("get", signed_in(200, outsider=404)),
-    "imports:row": ("get", signed_in(200, outsider=404)),
+    # Asked for no ids, it has nothing in flight to report: stop polling.
+    "imports:history_poll": ("get", signed_in(286)),
     "imports:cancel": ("post", signed_in(302, outsider=404, viewer=403)),
     "imports:switch_team": ("post", signed_in(302, outsider=400)),
     "imports:team": ("get", signed_in(200)),
@@ -168,7 +169,6 @@ def url_for(name, world):
         "imports:validate": ["name"],
         "imports:detail": [image_import.pk],
         "imports:status": [image_import.pk],
-        "imports:row": [image_import.pk],
         "imports:cancel": [image_import.pk],
         "imports:revoke_token": [world["token"].pk],
         "api:import": [image_import.pk],

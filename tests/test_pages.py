@@ -7,7 +7,7 @@ from django.urls import reverse
 from imports.forms import tag_formset_data
 from imports.models import ImageImport, Membership, Status
 
-from .factories import make_member, valid_payload
+from .factories import make_import, make_member, valid_payload
 
 HTMX = {"HX-Request": "true"}
 
@@ -83,24 +83,70 @@ def test_history_table_partial_for_htmx_filters(user_client, image_import):
     assert "<header" not in content
 
 
-def test_history_rows_in_flight_poll_and_finished_rows_stop(user_client, image_import):
-    url = reverse("imports:row", args=[image_import.pk])
-    response = user_client.get(url, headers=HTMX)
+def test_the_history_polls_once_for_all_rows_in_flight(user_client, team, user):
+    queued = make_import(team, user, Status.QUEUED, name="Queued")
+    importing = make_import(team, user, Status.IMPORTING, name="Importing")
+    done = make_import(team, user, Status.AVAILABLE, name="Done")
+    page = user_client.get("/").content.decode()
+    assert page.count('hx-trigger="every') == 1  # one poller, not one per row
+    poll_url = reverse("imports:history_poll")
+    assert f"{poll_url}?ids={importing.pk},{queued.pk}" in page
+    assert str(done.pk) not in page.split("?ids=")[1].split('"')[0]
+
+
+def test_the_poll_swaps_the_rows_in_flight_and_keeps_polling(user_client, team, user):
+    queued = make_import(team, user, Status.QUEUED, name="Queued")
+    importing = make_import(team, user, Status.IMPORTING, name="Importing")
+    url = reverse("imports:history_poll")
+    queued.mark_failed(code="ClientException", message="nope")
+    response = user_client.get(url, {"ids": f"{queued.pk},{importing.pk}"}, headers=HTMX)
+    content = response.content.decode()
     assert response.status_code == 200
-    assert f'hx-get="{url}"' in response.content.decode()
-    image_import.mark_failed(code="X", message="y")
-    response = user_client.get(url, headers=HTMX)
+    assert f'<tr id="import-{queued.pk}" hx-swap-oob="true">' in content
+    assert f'<tr id="import-{importing.pk}" hx-swap-oob="true">' in content
+    assert f"?ids={importing.pk}" in content  # the next poll asks only for what is left
+
+
+def test_the_poll_stops_when_nothing_is_left_in_flight(user_client, team, user):
+    done = make_import(team, user, Status.AVAILABLE)
+    response = user_client.get(reverse("imports:history_poll"), {"ids": done.pk}, headers=HTMX)
     assert response.status_code == 286
-    assert "hx-get" not in response.content.decode()
+    assert "hx-trigger" not in response.content.decode()
+
+
+def test_one_poll_costs_the_same_queries_for_1_or_40_rows(
+    user_client, team, user, django_assert_num_queries
+):
+    url = reverse("imports:history_poll")
+    rows = [make_import(team, user, Status.IMPORTING) for _ in range(40)]
+    user_client.get("/")  # warm the session cache
+    with django_assert_num_queries(2):  # user, imports with the role
+        user_client.get(url, {"ids": rows[0].pk}, headers=HTMX)
+    with django_assert_num_queries(2):
+        user_client.get(url, {"ids": ",".join(str(row.pk) for row in rows)}, headers=HTMX)
+
+
+@pytest.mark.parametrize("ids", ["x", "1,-2", "²", "1" * 19, ",".join(["1"] * 101)])
+def test_the_poll_refuses_malformed_ids(user_client, ids):
+    response = user_client.get(reverse("imports:history_poll"), {"ids": ids}, headers=HTMX)
+    assert response.status_code == 400
+
+
+def test_the_poll_never_shows_another_teams_rows(outsider_client, image_import):
+    url = reverse("imports:history_poll")
+    response = outsider_client.get(url, {"ids": image_import.pk}, headers=HTMX)
+    assert response.status_code == 286
+    assert f"import-{image_import.pk}" not in response.content.decode()
 
 
 def test_history_wrong_method_anonymous_and_other_team(client, user_client, outsider, image_import):
     assert user_client.post("/").status_code == 405
+    assert user_client.post(reverse("imports:history_poll")).status_code == 405
     client.logout()
     response = client.get("/")
     assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
-    client.force_login(outsider)
-    assert client.get(reverse("imports:row", args=[image_import.pk])).status_code == 404
+    response = client.get(reverse("imports:history_poll"))
+    assert response.status_code == 302
 
 
 def test_someone_in_no_team_is_told_so(client, django_user_model):
@@ -282,14 +328,14 @@ def test_the_polled_partial_costs_at_most_two_queries(
         user_client.get(url, headers=HTMX)
 
 
-@pytest.mark.parametrize("name", ["detail", "status", "row"])
+@pytest.mark.parametrize("name", ["detail", "status"])
 def test_another_teams_import_is_404(outsider_client, image_import, name):
     assert (
         outsider_client.get(reverse(f"imports:{name}", args=[image_import.pk])).status_code == 404
     )
 
 
-@pytest.mark.parametrize("name", ["detail", "status", "row"])
+@pytest.mark.parametrize("name", ["detail", "status"])
 def test_import_pages_wrong_method_and_anonymous(client, user_client, image_import, name):
     url = reverse(f"imports:{name}", args=[image_import.pk])
     assert user_client.post(url).status_code == 405

@@ -12,9 +12,9 @@ from django.urls import reverse
 
 from imports import tasks
 from imports.aws import Ec2ImportTask, ImageState
-from imports.models import IMAGE_STATES_IN_ORDER, ImageImport, Status
+from imports.models import IMAGE_STATES_IN_ORDER, Action, AuditEvent, ImageImport, Status
 
-from .factories import CONVERTING_TASK, SEEDED_TASK, valid_payload
+from .factories import CONVERTING_TASK, SEEDED_TASK, make_import, valid_payload
 
 
 @pytest.fixture(autouse=True)
@@ -204,9 +204,22 @@ def test_an_importing_import_asks_ec2_to_cancel_its_task(team, user, user_client
     user_client.post(reverse("imports:cancel", args=[image_import.pk]))
     image_import.refresh_from_db()
     assert image_import.status == Status.FAILED
-    assert image_import.error_code == "Cancelled"
+    assert image_import.is_cancelled
     assert "EC2 import task import-ami-0c0ffee0123456789 is" in image_import.events.last().detail
     assert slow_emulator.calls()["operations"]["CancelImportTask"] == 1
+
+
+@pytest.mark.parametrize("before_aws", [True, False], ids=["withdrawn", "after-aws"])
+def test_every_cancel_is_audited_as_a_cancel(team, user, user_client, slow_emulator, before_aws):
+    if before_aws:
+        image_import = make_import(team, user, Status.QUEUED)
+    else:
+        image_import = importing(team, user, slow_emulator, vmImportTaskId=CONVERTING_TASK)
+    user_client.post(reverse("imports:cancel", args=[image_import.pk]))
+    cancels = AuditEvent.objects.filter(image_import=image_import, action=Action.CANCELLED)
+    assert cancels.count() == 1
+    assert cancels.get().to_status == Status.FAILED
+    assert cancels.get().actor == user
 
 
 def test_a_cancel_ec2_refuses_is_recorded_and_the_import_goes_on(team, user, user_client, emulator):

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from imports import tasks
+from imports import services, tasks
 from imports.models import AuditEvent, ImageImport, Status
 
 ARN = "arn:aws:imagebuilder:us-east-1:123456789012:image/web-server-base/1.0.0/1"
@@ -240,7 +240,7 @@ def test_a_broker_that_is_down_loses_nothing(
 
     monkeypatch.setattr(tasks.submit_import, "delay", broker_down)
     with django_capture_on_commit_callbacks(execute=True):
-        image_import, created = ImageImport.submit(team=team, user=user, payload=payload)
+        image_import, created = services.submit_import(team=team, user=user, payload=payload)
 
     assert created
     assert (

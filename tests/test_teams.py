@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from imports import aws, tasks
+from imports import aws, tasks, teams
 from imports.models import Action, ApiToken, AuditEvent, ImageImport, Membership, Status
 
 from .factories import make_member, valid_payload
@@ -313,3 +313,38 @@ def test_changing_a_target_and_a_role_in_the_admin_is_audited(admin_user, client
     details = set(AuditEvent.objects.filter(team=team).values_list("detail", flat=True))
     assert "aws_region: (none) -> ap-south-1" in details
     assert "alice: Submitter -> Viewer" in details
+
+
+# -- which team a person acts for: the session is written at sign-in and switch only
+
+
+def test_sign_in_remembers_the_first_team(client, user, team):
+    client.force_login(user)
+    assert client.session[teams.SESSION_KEY] == team.pk
+
+
+def test_reading_the_current_team_never_writes_the_session(client, user, team, other_team):
+    Membership.objects.create(user=user, team=other_team, role=Membership.Role.VIEWER)
+    client.force_login(user)
+    session_key = client.session.session_key
+    before = dict(client.session.items())
+    for url in ("/", reverse("imports:team"), reverse("imports:tokens")):
+        assert client.get(url).status_code == 200
+    assert dict(client.session.items()) == before
+    assert client.session.session_key == session_key
+
+
+def test_switching_team_writes_the_session(client, user, team, other_team):
+    Membership.objects.create(user=user, team=other_team, role=Membership.Role.VIEWER)
+    client.force_login(user)
+    client.post(reverse("imports:switch_team"), {"team": other_team.pk})
+    assert client.session[teams.SESSION_KEY] == other_team.pk
+
+
+def test_a_team_left_since_sign_in_falls_back_to_the_first(client, user, team, other_team):
+    membership = Membership.objects.create(user=user, team=other_team)
+    client.force_login(user)
+    client.post(reverse("imports:switch_team"), {"team": other_team.pk})
+    membership.delete()
+    response = client.get("/")
+    assert response.context["membership"].team == team

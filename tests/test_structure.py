@@ -1,0 +1,85 @@
+"""The app's modules form a graph without cycles, and each layer looks only down.
+
+An AST walk over every import statement, module-level or inside a function
+(a lazy import is still a dependency).
+"""
+
+import ast
+from pathlib import Path
+
+APP = Path(__file__).resolve().parent.parent / "imports"
+
+# Who may not import whom: the layers of DESIGN.md (views/api -> services ->
+# models -> aws), with audit a leaf.
+FORBIDDEN = {
+    "audit": {"*"},
+    "aws": {"*"},
+    "models": {"tasks", "services", "views", "api", "teams", "team_views", "forms", "admin"},
+    "tasks": {"services", "views", "api", "teams", "team_views"},
+    "services": {"views", "api", "team_views"},
+    "teams": {"services", "views", "api", "team_views"},
+    "forms": {"models", "tasks", "services", "views", "api"},
+    "api": {"views", "team_views"},
+}
+
+
+def app_imports(path):
+    """The app modules (`imports.X`, first level) that one file imports."""
+    package = path.relative_to(APP.parent).with_suffix("").parts
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level]
+                parts = [*base, *(node.module.split(".") if node.module else [])]
+                if node.module is None:
+                    found |= {f"{'.'.join(parts)}.{alias.name}" for alias in node.names}
+                    continue
+                found.add(".".join(parts))
+            elif node.module:
+                found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+    return {name.split(".")[1] for name in found if name.startswith("imports.")}
+
+
+def module_graph():
+    graph = {}
+    for path in APP.glob("*.py"):
+        if path.stem != "__init__":
+            graph[path.stem] = app_imports(path) - {path.stem}
+    return graph
+
+
+def test_the_walk_sees_relative_and_lazy_imports():
+    graph = module_graph()
+    assert "services" in graph["views"]
+    assert "teams" in graph["apps"]  # imported inside ready()
+
+
+def test_the_app_has_no_import_cycle():
+    graph = module_graph()
+    visiting, done = [], set()
+
+    def visit(module):
+        if module in done:
+            return
+        assert module not in visiting, "import cycle: " + " -> ".join([*visiting, module])
+        visiting.append(module)
+        for imported in graph.get(module, ()):
+            visit(imported)
+        visiting.pop()
+        done.add(module)
+
+    for module in graph:
+        visit(module)
+
+
+def test_each_module_imports_only_the_layers_below_it():
+    graph = module_graph()
+    for module, forbidden in FORBIDDEN.items():
+        imported = graph[module]
+        if "*" in forbidden:
+            assert imported == set(), f"{module} must be a leaf; it imports {imported}"
+        else:
+            assert not imported & forbidden, f"{module} imports {imported & forbidden}"
