@@ -16,7 +16,7 @@ from playwright.sync_api import expect, sync_playwright
 from imports import tasks
 from imports.models import ImageImport, Status
 
-from .factories import SEEDED_AMI, SEEDED_TASK, valid_payload
+from .factories import SEEDED_AMI, SEEDED_TASK, make_import, valid_payload
 from .helpers import wait_for_status
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -278,3 +278,24 @@ def test_two_teams_each_see_only_their_own_imports(browser, live_server, user, o
             sign_in(page, person)
             expect(page.get_by_role("link", name=own)).to_be_visible()
             expect(page.get_by_role("link", name=other)).to_have_count(0)
+
+
+def test_the_history_follows_every_import_in_flight_with_one_poll(page, user, team, emulator):
+    first = make_import(team, user, Status.IMPORTING, name="First in flight")
+    second = make_import(team, user, Status.QUEUED, name="Second in flight")
+    polls = []
+    page.on("request", lambda request: "/imports/in-flight" in request.url and polls.append(1))
+    sign_in(page, user)
+    first_row = page.locator(f"#import-{first.pk} .status")
+    second_row = page.locator(f"#import-{second.pk} .status")
+    expect(first_row).to_have_text("Importing")
+
+    first.mark_available(amis=[])
+    second.mark_failed(code="ClientException", message="no such task")
+
+    expect(first_row).to_have_text("Available", timeout=POLLED)
+    expect(second_row).to_have_text("Failed", timeout=POLLED)
+    settled = len(polls)
+    page.wait_for_timeout(4000)  # longer than the 3 s interval
+    assert len(polls) == settled, "the page kept polling with nothing in flight"
+    assert settled >= 1
