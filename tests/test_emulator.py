@@ -24,6 +24,7 @@ IMAGE_ARN = re.compile(
     r"arn:aws:imagebuilder:us-east-1:123456789012:image/web-server-base/1\.0\.0/(\d+)"
 )
 DIRECT_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 @pytest.fixture
@@ -530,6 +531,52 @@ def test_describe_rejects_unknown_tasks_filters_and_tokens(emulator, request_, c
     assert error_of(excinfo)[0] == code
 
 
+@pytest.mark.parametrize(
+    ("params", "code", "message"),
+    [
+        (
+            "MaxResults=many",
+            "InvalidParameterValue",
+            "Value (many) for parameter MaxResults is invalid. Expected type: integer.",
+        ),
+        ("MaxResults=0", "InvalidMaxResults", "Value (0) for parameter MaxResults is invalid"),
+        ("Colour=red", "UnknownParameter", "The parameter Colour is not recognized"),
+    ],
+)
+def test_describe_reads_its_parameters_through_the_ec2_model(emulator, params, code, message):
+    body = f"Action=DescribeImportImageTasks&Version=2016-11-15&{params}".encode()
+
+    status, _, answer = raw(emulator, "POST", "/", body, FORM)
+
+    assert status == 400
+    assert f"<Code>{code}</Code>".encode() in answer
+    assert message.encode() in answer
+
+
+def test_import_image_checks_the_models_enums(emulator):
+    tags = [{"ResourceType": "bucket", "Tags": [{"Key": "team", "Value": "data"}]}]
+
+    with pytest.raises(ClientError) as excinfo:
+        new_vm_import(client("ec2", emulator), TagSpecifications=tags)
+
+    code, message, _ = error_of(excinfo)
+    assert code == "InvalidParameterValue"
+    assert message.startswith(
+        "Value (bucket) for parameter TagSpecifications.1.ResourceType is invalid. "
+        "Member must satisfy enum value set: [capacity-reservation, "
+    )
+
+
+def test_a_dry_run_is_answered_after_the_checks(emulator):
+    ec2 = client("ec2", emulator)
+
+    with pytest.raises(ClientError) as excinfo:
+        ec2.describe_import_image_tasks(DryRun=True)
+
+    assert error_of(excinfo)[0] == "DryRunOperation"
+    assert error_of(excinfo)[2]["HTTPStatusCode"] == 412
+
+
 def test_a_completed_task_cannot_be_cancelled(emulator):
     with pytest.raises(ClientError) as excinfo:
         client("ec2", emulator).cancel_import_task(ImportTaskId=SEEDED_TASK)
@@ -571,6 +618,42 @@ def test_assume_role_requires_a_session_name(emulator):
     assert status == 400
     assert b"<Code>ValidationError</Code>" in answer
     assert b"roleSessionName" in answer
+
+
+@pytest.mark.parametrize(
+    ("params", "problem"),
+    [
+        (
+            "RoleSessionName=my%20session",
+            "Value 'my session' at 'roleSessionName' failed to satisfy constraint: "
+            r"Member must satisfy regular expression pattern: [\w+=,.@-]*",
+        ),
+        (
+            "RoleSessionName=s",
+            "Value 's' at 'roleSessionName' failed to satisfy constraint: "
+            "Member must have length greater than or equal to 2",
+        ),
+        (
+            "RoleSessionName=portal&DurationSeconds=43201",
+            "Value '43201' at 'durationSeconds' failed to satisfy constraint: "
+            "Member must have value less than or equal to 43200",
+        ),
+        (
+            "RoleSessionName=portal&ExternalId=team%2042",
+            "Value 'team 42' at 'externalId' failed to satisfy constraint: "
+            r"Member must satisfy regular expression pattern: [\w+=,.@:\/-]*",
+        ),
+    ],
+)
+def test_assume_role_judges_its_parameters_by_the_sts_model(emulator, params, problem):
+    body = "Action=AssumeRole&Version=2011-06-15&RoleArn=arn:aws:iam::210987654321:role/R&" + params
+
+    status, _, answer = raw(emulator, "POST", "/", body.encode(), FORM)
+
+    assert status == 400
+    assert b"<Code>ValidationError</Code>" in answer
+    assert f"<Message>1 validation error detected: {problem}</Message>".encode() in answer
+    assert emulator.calls()["assumedRoles"] == []
 
 
 # -- faults -------------------------------------------------------------------
