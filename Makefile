@@ -9,7 +9,7 @@ EMULATOR := http://127.0.0.1:$(EMULATOR_PORT)
 DATA_DIR ?= $(CURDIR)/var
 export DATA_DIR
 
-.PHONY: run test bench lint format install clean
+.PHONY: run test emulator bench lint format install clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest
+
+# The local AWS emulator alone, as `make run` starts it (python -m fakeaws --help).
+emulator: install
+	$(BIN)/python -m fakeaws --port $(EMULATOR_PORT)
 
 bench: install
 	$(BIN)/python bench/refresh_imports.py

@@ -1,10 +1,12 @@
 """The ImportVmImage request: every constraint of the API, in one place.
 
-The contract is the seed spec (shared/spec/ImportVmImage.txt); where
-botocore's model differs (a longer clientToken, another tag key pattern, a
-loggingConfiguration member), the seed wins. The web form, the JSON API and
-the local emulator all validate through `ImportVmImageForm`, so a rule
-changed here changes everywhere.
+The contract is the seed spec, docs/spec/ImportVmImage.txt (AWS's Image
+Builder API Reference); where botocore's model of the service differs (a
+longer clientToken, another tag key pattern, a loggingConfiguration member),
+the seed wins here. The web form and the JSON API both validate through
+`ImportVmImageForm`, so a rule changed here changes in both. The local
+emulator (fakeaws/) judges requests by botocore's model instead, never by
+this module; tests/test_differential.py holds the two side by side.
 """
 
 import re

@@ -5,8 +5,8 @@ from django.core.cache import cache
 from django.test import override_settings
 
 from config.celery import app
+from fakeaws.testing import running_emulator
 from imports import aws
-from imports.emulator.testing import running_emulator
 from imports.models import ApiToken, ImageImport, Team
 
 from .factories import make_member, valid_payload

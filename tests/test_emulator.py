@@ -12,8 +12,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError
 
+from fakeaws.testing import running_emulator
 from imports import aws
-from imports.emulator.testing import running_emulator
 
 from .factories import valid_payload as import_request
 
@@ -24,6 +24,7 @@ IMAGE_ARN = re.compile(
     r"arn:aws:imagebuilder:us-east-1:123456789012:image/web-server-base/1\.0\.0/(\d+)"
 )
 DIRECT_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 @pytest.fixture
@@ -107,27 +108,97 @@ def test_it_numbers_builds_per_name_and_version(emulator):
     assert other_version["imageArn"].endswith("/web-server-base/2.0.0/1")
 
 
+TAG_KEY_RULES = (
+    "Member must have length less than or equal to 128, "
+    "Member must have length greater than or equal to 1, "
+    r"Member must satisfy regular expression pattern: ^(?!aws:)[a-zA-Z0-9\s_.:/=+\-@]*$"
+)
+
+
 @pytest.mark.parametrize(
-    ("overrides", "member", "rule"),
+    ("overrides", "problem"),
     [
-        ({"semanticVersion": "1.0.0/1"}, "semanticVersion", "build number"),
-        ({"semanticVersion": "1073741824.0.0"}, "semanticVersion", "1073741823"),
-        ({"tags": {"aws:team": "platform"}}, "tags", "aws:"),
-        ({"tags": {f"key{n}": "v" for n in range(51)}}, "tags", "At most 50 tags"),
-        ({"platform": "linux"}, "platform", "Windows, Linux, macOS"),
-        ({"clientToken": "x" * 37}, "clientToken", "at most 36 characters"),
+        (
+            {"semanticVersion": "1.0.0/1"},
+            "Value '1.0.0/1' at 'semanticVersion' failed to satisfy constraint: "
+            r"Member must satisfy regular expression pattern: ^[0-9]+\.[0-9]+\.[0-9]+$",
+        ),
+        (
+            # The model's ^...$ matched as AWS matches it: against the whole value.
+            {"semanticVersion": "1.0.0\n"},
+            "Value '1.0.0\n' at 'semanticVersion' failed to satisfy constraint: "
+            r"Member must satisfy regular expression pattern: ^[0-9]+\.[0-9]+\.[0-9]+$",
+        ),
+        (
+            {"tags": {"aws:team": "platform"}},
+            "Value '{aws:team=platform}' at 'tags' failed to satisfy constraint: "
+            f"Map keys must satisfy constraint: [{TAG_KEY_RULES}]",
+        ),
+        (
+            {"tags": {"team": "x" * 257}},
+            f"Value '{{team={'x' * 257}}}' at 'tags' failed to satisfy constraint: "
+            "Map value must satisfy constraint: "
+            "[Member must have length less than or equal to 256]",
+        ),
+        (
+            {"tags": {f"key{n}": "v" for n in range(51)}},
+            "at 'tags' failed to satisfy constraint: "
+            "Member must have length less than or equal to 50",
+        ),
+        (
+            {"platform": "linux"},
+            "Value 'linux' at 'platform' failed to satisfy constraint: "
+            "Member must satisfy enum value set: [Windows, Linux, macOS]",
+        ),
+        (
+            {"clientToken": "x" * 65},
+            f"Value '{'x' * 65}' at 'clientToken' failed to satisfy constraint: "
+            "Member must have length less than or equal to 64",
+        ),
+        (
+            {"name": "n" * 1025},
+            f"Value '{'n' * 1025}' at 'name' failed to satisfy constraint: "
+            "Member must have length less than or equal to 1024",
+        ),
     ],
 )
-def test_it_rejects_what_the_service_rejects_naming_the_member(emulator, overrides, member, rule):
+def test_it_rejects_what_the_model_rejects_in_aws_words(emulator, overrides, problem):
     with pytest.raises(ClientError) as excinfo:
         client("imagebuilder", emulator).import_vm_image(**import_request(**overrides))
 
     code, message, metadata = error_of(excinfo)
     assert code == "ClientException"
     assert metadata["HTTPStatusCode"] == 400
-    assert f"{member}:" in message
-    assert rule in message
+    assert message.startswith("1 validation error detected: ")
+    assert message.endswith(problem)
     assert emulator.calls()["imagesCreated"] == 0
+
+
+def test_it_counts_every_broken_rule(emulator):
+    with pytest.raises(ClientError) as excinfo:
+        client("imagebuilder", emulator).import_vm_image(
+            **import_request(platform="linux", description="d" * 1025)
+        )
+
+    message = error_of(excinfo)[1]
+    assert message.startswith("2 validation errors detected: Value '")
+    assert "at 'description' failed" in message
+    assert "; Value 'linux' at 'platform' failed" in message
+
+
+def test_a_version_node_above_2_to_the_30_minus_1_is_refused_by_the_api_reference_rule(emulator):
+    imagebuilder = client("imagebuilder", emulator)
+
+    with pytest.raises(ClientError) as excinfo:
+        imagebuilder.import_vm_image(**import_request(semanticVersion="0.1073741824.0"))
+    accepted = imagebuilder.import_vm_image(
+        **import_request(semanticVersion="1073741823.0.01073741823")
+    )
+
+    code, message, _ = error_of(excinfo)
+    assert code == "ClientException"
+    assert "at most 1073741823 (2^30-1)" in message
+    assert accepted["imageArn"].endswith("/1073741823.0.01073741823/1")
 
 
 def test_it_rejects_an_unknown_vm_import_task(emulator):
@@ -153,24 +224,60 @@ def raw(emulator, method, path, body=None, headers=None):
         return error.code, error.headers, error.read()
 
 
-def test_it_rejects_members_of_the_wrong_json_type_in_rest_json_error_form(emulator):
-    body = json.dumps({**import_request(), "name": 5, "loggingConfiguration": {}}).encode()
+def test_a_member_of_the_wrong_json_type_fails_before_validation(emulator):
+    body = json.dumps({**import_request(), "name": 5}).encode()
 
     status, headers, answer = raw(emulator, "PUT", "/ImportVmImage", body)
 
     assert status == 400
-    assert headers["x-amzn-ErrorType"] == "ClientException"
+    assert headers["x-amzn-ErrorType"] == "SerializationException"
     assert headers["x-amzn-RequestId"]
-    message = json.loads(answer)["message"]
-    assert "name: name must be a JSON string" in message
-    assert "loggingConfiguration: Unknown member" in message
+    assert json.loads(answer)["message"] == "Cannot read 'name': expected string, found 5."
 
 
 def test_it_rejects_a_body_that_is_not_json(emulator):
     status, headers, answer = raw(emulator, "PUT", "/ImportVmImage", b"{not json")
 
     assert status == 400
-    assert headers["x-amzn-ErrorType"] == "ClientException"
+    assert headers["x-amzn-ErrorType"] == "SerializationException"
+
+
+def test_it_ignores_members_the_model_does_not_define_and_takes_those_it_does(emulator):
+    body = {
+        **import_request(),
+        "colour": "red",
+        "loggingConfiguration": {"logGroupName": "/aws/imagebuilder/web"},
+    }
+
+    status, _, answer = raw(emulator, "PUT", "/ImportVmImage", json.dumps(body).encode())
+
+    assert status == 200
+    assert IMAGE_ARN.fullmatch(json.loads(answer)["imageArn"])
+
+
+def test_it_checks_structures_inside_the_request(emulator):
+    body = {**import_request(), "loggingConfiguration": {"logGroupName": "no spaces here"}}
+
+    status, headers, answer = raw(emulator, "PUT", "/ImportVmImage", json.dumps(body).encode())
+
+    assert (status, headers["x-amzn-ErrorType"]) == (400, "ClientException")
+    assert json.loads(answer)["message"] == (
+        "1 validation error detected: Value 'no spaces here' at "
+        "'loggingConfiguration.logGroupName' failed to satisfy constraint: "
+        r"Member must satisfy regular expression pattern: ^[a-zA-Z0-9\-_/\.]{1,512}$"
+    )
+
+
+def test_a_missing_required_member_is_null_in_aws_words(emulator):
+    body = json.dumps(import_request(name=None)).encode()
+
+    status, _, answer = raw(emulator, "PUT", "/ImportVmImage", body)
+
+    assert status == 400
+    assert json.loads(answer)["message"] == (
+        "1 validation error detected: Value null at 'name' failed to satisfy constraint: "
+        "Member must not be null"
+    )
 
 
 # -- idempotency --------------------------------------------------------------
@@ -324,7 +431,7 @@ def test_get_image_answers_the_latest_build_for_a_version_arn(emulator):
             "ResourceNotFoundException",
             404,
         ),
-        ("not-an-arn", "InvalidRequestException", 400),
+        ("not-an-arn", "ClientException", 400),
     ],
 )
 def test_get_image_rejects_unknown_and_malformed_arns(emulator, arn, code, status):
@@ -424,6 +531,52 @@ def test_describe_rejects_unknown_tasks_filters_and_tokens(emulator, request_, c
     assert error_of(excinfo)[0] == code
 
 
+@pytest.mark.parametrize(
+    ("params", "code", "message"),
+    [
+        (
+            "MaxResults=many",
+            "InvalidParameterValue",
+            "Value (many) for parameter MaxResults is invalid. Expected type: integer.",
+        ),
+        ("MaxResults=0", "InvalidMaxResults", "Value (0) for parameter MaxResults is invalid"),
+        ("Colour=red", "UnknownParameter", "The parameter Colour is not recognized"),
+    ],
+)
+def test_describe_reads_its_parameters_through_the_ec2_model(emulator, params, code, message):
+    body = f"Action=DescribeImportImageTasks&Version=2016-11-15&{params}".encode()
+
+    status, _, answer = raw(emulator, "POST", "/", body, FORM)
+
+    assert status == 400
+    assert f"<Code>{code}</Code>".encode() in answer
+    assert message.encode() in answer
+
+
+def test_import_image_checks_the_models_enums(emulator):
+    tags = [{"ResourceType": "bucket", "Tags": [{"Key": "team", "Value": "data"}]}]
+
+    with pytest.raises(ClientError) as excinfo:
+        new_vm_import(client("ec2", emulator), TagSpecifications=tags)
+
+    code, message, _ = error_of(excinfo)
+    assert code == "InvalidParameterValue"
+    assert message.startswith(
+        "Value (bucket) for parameter TagSpecifications.1.ResourceType is invalid. "
+        "Member must satisfy enum value set: [capacity-reservation, "
+    )
+
+
+def test_a_dry_run_is_answered_after_the_checks(emulator):
+    ec2 = client("ec2", emulator)
+
+    with pytest.raises(ClientError) as excinfo:
+        ec2.describe_import_image_tasks(DryRun=True)
+
+    assert error_of(excinfo)[0] == "DryRunOperation"
+    assert error_of(excinfo)[2]["HTTPStatusCode"] == 412
+
+
 def test_a_completed_task_cannot_be_cancelled(emulator):
     with pytest.raises(ClientError) as excinfo:
         client("ec2", emulator).cancel_import_task(ImportTaskId=SEEDED_TASK)
@@ -465,6 +618,42 @@ def test_assume_role_requires_a_session_name(emulator):
     assert status == 400
     assert b"<Code>ValidationError</Code>" in answer
     assert b"roleSessionName" in answer
+
+
+@pytest.mark.parametrize(
+    ("params", "problem"),
+    [
+        (
+            "RoleSessionName=my%20session",
+            "Value 'my session' at 'roleSessionName' failed to satisfy constraint: "
+            r"Member must satisfy regular expression pattern: [\w+=,.@-]*",
+        ),
+        (
+            "RoleSessionName=s",
+            "Value 's' at 'roleSessionName' failed to satisfy constraint: "
+            "Member must have length greater than or equal to 2",
+        ),
+        (
+            "RoleSessionName=portal&DurationSeconds=43201",
+            "Value '43201' at 'durationSeconds' failed to satisfy constraint: "
+            "Member must have value less than or equal to 43200",
+        ),
+        (
+            "RoleSessionName=portal&ExternalId=team%2042",
+            "Value 'team 42' at 'externalId' failed to satisfy constraint: "
+            r"Member must satisfy regular expression pattern: [\w+=,.@:\/-]*",
+        ),
+    ],
+)
+def test_assume_role_judges_its_parameters_by_the_sts_model(emulator, params, problem):
+    body = "Action=AssumeRole&Version=2011-06-15&RoleArn=arn:aws:iam::210987654321:role/R&" + params
+
+    status, _, answer = raw(emulator, "POST", "/", body.encode(), FORM)
+
+    assert status == 400
+    assert b"<Code>ValidationError</Code>" in answer
+    assert f"<Message>1 validation error detected: {problem}</Message>".encode() in answer
+    assert emulator.calls()["assumedRoles"] == []
 
 
 # -- faults -------------------------------------------------------------------

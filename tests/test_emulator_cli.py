@@ -1,4 +1,4 @@
-"""The emulator as people use it: the AWS CLI against it, and `manage.py fakeaws`."""
+"""The emulator as people use it: the AWS CLI, `python -m fakeaws` and `manage.py fakeaws`."""
 
 import json
 import os
@@ -10,10 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from imports.emulator.testing import EmulatorControl, running_emulator
+from fakeaws.testing import EmulatorControl, running_emulator
 
 VENV_BIN = Path(sys.executable).parent
-MANAGE_PY = Path(__file__).resolve().parent.parent / "manage.py"
+PROJECT = Path(__file__).resolve().parent.parent
+# The package's own entry point, and manage.py's thin wrapper around it.
+COMMANDS = {
+    "python -m fakeaws": [sys.executable, "-m", "fakeaws"],
+    "manage.py fakeaws": [sys.executable, str(PROJECT / "manage.py"), "fakeaws"],
+}
 SEEDED_TASK = "import-ami-0123456789abcdef0"
 
 
@@ -136,12 +141,11 @@ def wait_until_serving(control, process):
     pytest.fail("fakeaws did not start serving within 30 seconds")
 
 
-def test_the_management_command_serves_with_its_fault_flags():
+@pytest.mark.parametrize("command", COMMANDS.values(), ids=COMMANDS.keys())
+def test_the_command_serves_with_its_fault_flags(command):
     port = free_port()
     command = [
-        sys.executable,
-        str(MANAGE_PY),
-        "fakeaws",
+        *command,
         "--port",
         str(port),
         "--step-seconds",
@@ -155,7 +159,12 @@ def test_the_management_command_serves_with_its_fault_flags():
         "--quiet",
     ]
     process = subprocess.Popen(
-        command, env=offline_environ(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command,
+        cwd=PROJECT,
+        env=offline_environ(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         control = EmulatorControl(f"http://127.0.0.1:{port}")
@@ -172,9 +181,11 @@ def test_the_management_command_serves_with_its_fault_flags():
         process.wait(timeout=10)
 
 
-def test_the_management_command_says_its_state_is_in_memory():
+@pytest.mark.parametrize("command", COMMANDS.values(), ids=COMMANDS.keys())
+def test_the_command_says_its_state_is_in_memory(command):
     shown = subprocess.run(
-        [sys.executable, str(MANAGE_PY), "fakeaws", "--help"],
+        [*command, "--help"],
+        cwd=PROJECT,
         env=offline_environ(),
         capture_output=True,
         text=True,
@@ -183,3 +194,17 @@ def test_the_management_command_says_its_state_is_in_memory():
 
     assert "in memory" in shown.stdout
     assert "--fail-next" in shown.stdout
+
+
+def test_the_command_refuses_a_failure_rate_above_one():
+    refused = subprocess.run(
+        [*COMMANDS["python -m fakeaws"], "--fail-rate", "2"],
+        cwd=PROJECT,
+        env=offline_environ(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert refused.returncode == 2
+    assert "--fail-rate must be between 0 and 1." in refused.stderr

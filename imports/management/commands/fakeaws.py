@@ -1,106 +1,16 @@
-from django.core.management.base import BaseCommand, CommandError
+"""`manage.py fakeaws`: the emulator's own command line, for those used to manage.py."""
 
-from imports.emulator.control import OPERATIONS
-from imports.emulator.server import EmulatorOptions, make_server
+from pathlib import Path
 
-DEFAULT_PORT = 8001
+from django.core.management.base import BaseCommand
+
+from fakeaws import cli
 
 
 class Command(BaseCommand):
-    help = (
-        "Serve the local AWS emulator: EC2 Image Builder (ImportVmImage, GetImage), EC2 VM "
-        "import (ImportImage, DescribeImportImageTasks, CancelImportTask) and STS "
-        "(AssumeRole), all on one port, so AWS_ENDPOINT_URL_IMAGEBUILDER, "
-        "AWS_ENDPOINT_URL_EC2 and AWS_ENDPOINT_URL_STS can all point at it. State lives in "
-        "memory only: a restart starts again from the seeded VM import tasks. Faults can be "
-        "armed here or through the JSON control API under /_emulator/."
-    )
-    # The emulator never touches the database.
-    requires_system_checks = []
+    help = cli.DESCRIPTION
 
-    def add_arguments(self, parser):
-        parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-        parser.add_argument(
-            "--step-seconds",
-            type=float,
-            default=2.0,
-            help="How long each import and image step lasts; 0 puts everything at its "
-            "end at once (default 2).",
-        )
-        parser.add_argument("--account-id", default="123456789012")
-        parser.add_argument(
-            "--fail-next",
-            type=int,
-            default=0,
-            metavar="N",
-            help="Answer the next N calls with the --fail-with error.",
-        )
-        parser.add_argument(
-            "--fail-with",
-            default="ServiceUnavailableException",
-            metavar="CODE",
-            help="Error code for --fail-next and --fail-rate: ServiceUnavailableException, "
-            "ServiceException, CallRateLimitExceededException, ThrottlingException, ... "
-            "(EC2 and STS calls get their own service's equivalent).",
-        )
-        parser.add_argument(
-            "--fail-operation",
-            choices=OPERATIONS,
-            help="Limit --fail-next, --drop-next and --fail-rate to one operation.",
-        )
-        parser.add_argument(
-            "--drop-next",
-            type=int,
-            default=0,
-            metavar="N",
-            help="Close the connection without an answer on the next N calls.",
-        )
-        parser.add_argument(
-            "--fail-rate",
-            type=float,
-            default=0.0,
-            metavar="FRACTION",
-            help="Answer this fraction of calls (0 to 1) with the --fail-with error.",
-        )
-        parser.add_argument(
-            "--latency", type=float, default=0.0, metavar="SECONDS", help="Delay every answer."
-        )
-        parser.add_argument("--seed", type=int, help="Seed for --fail-rate, for repeatable runs.")
-        parser.add_argument("--quiet", action="store_true", help="Do not log each request.")
-
-    def handle(self, *args, **options):
-        if not 0 <= options["fail_rate"] <= 1:
-            raise CommandError("--fail-rate must be between 0 and 1.")
-        emulator_options = EmulatorOptions(
-            step_seconds=options["step_seconds"],
-            account_id=options["account_id"],
-            fail_next=options["fail_next"],
-            fail_with=options["fail_with"],
-            fail_operation=options["fail_operation"],
-            drop_next=options["drop_next"],
-            fail_rate=options["fail_rate"],
-            latency=options["latency"],
-            seed=options["seed"],
-        )
-        try:
-            server = make_server(
-                options["host"], options["port"], emulator_options, verbose=not options["quiet"]
-            )
-        except OSError as error:
-            raise CommandError(
-                f"Cannot listen on {options['host']}:{options['port']}: {error}"
-            ) from None
-        self.stdout.write(
-            f"Fake AWS listening on {server.url} (state in memory; lost on restart).\n"
-            f"  export AWS_ENDPOINT_URL_IMAGEBUILDER={server.url}\n"
-            f"  export AWS_ENDPOINT_URL_EC2={server.url}\n"
-            f"  export AWS_ENDPOINT_URL_STS={server.url}\n"
-            f"Control API: {server.url}/_emulator/ (calls, state, reset, advance, faults)."
-        )
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            server.server_close()
+    def run_from_argv(self, argv):
+        # The emulator touches neither Django nor the database: its argparse
+        # command line takes every argument (and --help) as it is.
+        cli.main(argv[2:], prog=f"{Path(argv[0]).name} fakeaws")

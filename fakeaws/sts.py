@@ -1,22 +1,29 @@
 """STS AssumeRole over the query protocol: fake temporary credentials.
 
-Each call is recorded (ExternalId included) so that a test can check what
-the portal sent when a team's AWS target names a role to assume.
+Parameters are read back through botocore's model of STS (query.py) and
+checked against it (validation.py): RoleSessionName's length and pattern,
+DurationSeconds' bounds and the rest are the model's. Each call is recorded
+(ExternalId included) so that a test can check what the portal sent when a
+team's AWS target names a role to assume.
 """
 
 import re
 import secrets
 import xml.etree.ElementTree as ET
 
+from . import query, validation
 from .state import iso_time, new_request_id
+from .validation import ShapeError
 from .wire import ServiceError, xml_element, xml_response
 
 SERVICE = "sts"
 NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
 OPERATIONS = ("AssumeRole",)
+# A guess: STS refuses a RoleArn that passes the model (any 20 to 2048
+# characters) but names no IAM role.
 ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):role/(?:[\w+=,.@-]+/)*([\w+=,.@-]+)")
-SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
-DURATION_MIN, DURATION_MAX, DURATION_DEFAULT = 900, 43200, 3600
+# From the API reference, not the model: "By default, the value is set to 3600 seconds."
+DURATION_DEFAULT = 3600
 
 STS_CODES = {
     "ServiceException": "InternalFailure",
@@ -24,14 +31,40 @@ STS_CODES = {
     "ThrottlingException": "Throttling",
     "CallRateLimitExceededException": "Throttling",
 }
-ERROR_STATUSES = {"AccessDenied": 403, "InternalFailure": 500, "ServiceUnavailable": 503}
+# AWS's common errors, which the model does not list; its own error shapes
+# (MalformedPolicyDocument, RegionDisabledException...) carry their statuses.
+COMMON_ERROR_STATUSES = {"AccessDenied": 403, "InternalFailure": 500, "ServiceUnavailable": 503}
 
 
 def handle(world, operation, request):
     try:
-        return answer(operation, assume_role(world, request.form))
+        return answer(operation, assume_role(world, valid_members(operation, request.form)))
     except ServiceError as error:
         return error_response(error.code, error.message)
+
+
+def valid_members(operation, params):
+    """The operation's members, typed, under the model's names; or STS's refusal.
+
+    A guess: parameters the model does not define are ignored, as AWS's
+    JSON services ignore unknown members (EC2, unlike them, documents
+    UnknownParameter).
+    """
+    shape = validation.operation_model(SERVICE, operation).input_shape
+    try:
+        members, _unknown = query.decode(shape, params, ec2=False)
+        broken = validation.violations(shape, members)
+    except ShapeError as error:
+        # A guess: AWS's common InvalidParameterValue and its wording.
+        raise ServiceError(
+            "InvalidParameterValue",
+            f"Value '{error.value}' at '{validation.coral_path(error.location)}' is not a "
+            f"valid {error.expected}.",
+        ) from None
+    if broken:
+        # ValidationError, in the words STS answers with.
+        raise ServiceError("ValidationError", validation.describe(broken))
+    return members
 
 
 def answer(operation, result):
@@ -43,7 +76,8 @@ def answer(operation, result):
 
 def error_response(code, message):
     code = STS_CODES.get(code, code)
-    status = ERROR_STATUSES.get(code, 400)
+    statuses = {**COMMON_ERROR_STATUSES, **validation.error_statuses(SERVICE)}
+    status = statuses.get(code, 400)
     root = ET.Element("ErrorResponse", {"xmlns": NAMESPACE})
     error = {"Type": "Receiver" if status >= 500 else "Sender", "Code": code, "Message": message}
     root.append(xml_element("Error", error))
@@ -51,24 +85,20 @@ def error_response(code, message):
     return xml_response(status, root)
 
 
-def assume_role(world, params):
-    role_arn = required(params, "RoleArn")
-    session_name = required(params, "RoleSessionName")
+def assume_role(world, members):
+    role_arn = members["RoleArn"]
+    session_name = members["RoleSessionName"]
     role = ROLE_ARN.fullmatch(role_arn)
     if not role:
+        # A guess: the wording.
         raise ServiceError("ValidationError", f"{role_arn} is not a valid IAM role ARN.")
-    if not SESSION_NAME.fullmatch(session_name):
-        raise ServiceError(
-            "ValidationError",
-            "RoleSessionName must be 2-64 characters of letters, digits and _+=,.@-.",
-        )
-    duration = duration_of(params.get("DurationSeconds"))
+    duration = members.get("DurationSeconds", DURATION_DEFAULT)
     with world.lock:
         world.assumed_roles.append(
             {
                 "RoleArn": role_arn,
                 "RoleSessionName": session_name,
-                "ExternalId": params.get("ExternalId"),
+                "ExternalId": members.get("ExternalId"),
                 "DurationSeconds": duration,
             }
         )
@@ -88,25 +118,3 @@ def assume_role(world, params):
         },
         "PackedPolicySize": 0,
     }
-
-
-def required(params, name):
-    value = params.get(name)
-    if not value:
-        raise ServiceError(
-            "ValidationError",
-            f"1 validation error detected: Value null at '{name[0].lower() + name[1:]}' "
-            "failed to satisfy constraint: Member must not be null",
-        )
-    return value
-
-
-def duration_of(value):
-    if value is None:
-        return DURATION_DEFAULT
-    if not value.isdigit() or not DURATION_MIN <= int(value) <= DURATION_MAX:
-        raise ServiceError(
-            "ValidationError",
-            f"DurationSeconds must be between {DURATION_MIN} and {DURATION_MAX}.",
-        )
-    return int(value)

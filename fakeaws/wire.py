@@ -113,22 +113,3 @@ def add_content(element, value):
         element.text = "true" if value else "false"
     else:
         element.text = str(value)
-
-
-def indexed(params, prefix):
-    """The members of a query-protocol list, `Prefix.1...`, `Prefix.2...`, in order.
-
-    Each member is a dict of its sub-parameters ("" for a plain value), so
-    `Filters.1.Value.2=x` reads as [{"Name": ..., "Value.2": "x"}].
-    """
-    members = {}
-    pattern = re.compile(re.escape(prefix) + r"\.(\d+)(?:\.(.+))?$")
-    for name, value in params.items():
-        match = pattern.match(name)
-        if match:
-            members.setdefault(int(match[1]), {})[match[2] or ""] = value
-    return [members[number] for number in sorted(members)]
-
-
-def indexed_values(params, prefix):
-    return [member[""] for member in indexed(params, prefix) if "" in member]

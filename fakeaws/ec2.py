@@ -1,13 +1,22 @@
 """EC2 VM import over the EC2 query protocol: ImportImage, DescribeImportImageTasks,
-CancelImportTask. Answers are XML in EC2's 2016-11-15 namespace."""
+CancelImportTask. Answers are XML in EC2's 2016-11-15 namespace.
+
+Parameters are read back through botocore's model of EC2 (query.py) and
+checked against it (validation.py). EC2's model constrains little (types,
+and enums such as TagSpecification's ResourceType); the rules the API
+reference adds are written here, each marked so. Error codes are the ones
+EC2's API reference lists ("Error codes for the Amazon EC2 API").
+"""
 
 import base64
 import binascii
 import re
 import xml.etree.ElementTree as ET
 
+from . import query, validation
 from .state import ImportTask, hex_id, new_request_id
-from .wire import ServiceError, indexed, indexed_values, xml_element, xml_response
+from .validation import ShapeError
+from .wire import ServiceError, xml_element, xml_response
 
 SERVICE = "ec2"
 NAMESPACE = "http://ec2.amazonaws.com/doc/2016-11-15/"
@@ -21,6 +30,9 @@ EC2_CODES = {
     "ThrottlingException": "RequestLimitExceeded",
     "CallRateLimitExceededException": "RequestLimitExceeded",
 }
+# EC2's model has no error shapes. The reference lists client errors (4xx)
+# and server errors (5xx) without their statuses; these are a guess within
+# that split, 400 for every client error not named.
 ERROR_STATUSES = {
     "InternalError": 500,
     "Unavailable": 503,
@@ -30,10 +42,13 @@ ERROR_STATUSES = {
     "UnauthorizedOperation": 403,
 }
 TASK_ID = re.compile(r"import-ami-[0-9a-f]{17}")
+# From the API reference, not the model (whose members are plain strings):
+# ImportImage's Platform and Architecture valid values.
 PLATFORMS = ("Windows", "Linux")
-ARCHITECTURES = ("x86_64", "arm64", "i386")
-TASK_STATES = ("active", "completed", "deleting", "deleted")
+ARCHITECTURES = ("i386", "x86_64", "arm64")
 DISK_SIZE_BYTES = 8 * 1024**3
+# A guess: the bounds of DescribeImportImageTasks' MaxResults (the model and
+# the reference give none).
 MAX_RESULTS_LIMIT = 1000
 
 
@@ -43,15 +58,43 @@ def handle(world, operation, request):
         "DescribeImportImageTasks": describe_import_image_tasks,
         "CancelImportTask": cancel_import_task,
     }[operation]
-    params = request.form
     try:
-        if params.get("DryRun") == "true":
+        members = valid_members(operation, request.form)
+        if members.get("DryRun"):
             raise ServiceError(
                 "DryRunOperation", "Request would have succeeded, but DryRun flag is set."
             )
-        return answer(operation, handler(world, params))
+        return answer(operation, handler(world, members))
     except ServiceError as error:
         return error_response(error.code, error.message)
+
+
+def valid_members(operation, params):
+    """The operation's members, typed, under the model's names; or EC2's refusal."""
+    shape = validation.operation_model(SERVICE, operation).input_shape
+    try:
+        members, unknown = query.decode(shape, params, ec2=True)
+        broken = validation.violations(shape, members)
+    except ShapeError as error:
+        # A guess: the wording. The code is EC2's for a value it cannot use.
+        raise ServiceError(
+            "InvalidParameterValue",
+            f"Value ({error.value}) for parameter {validation.model_path(error.location)} "
+            f"is invalid. Expected type: {error.expected}.",
+        ) from None
+    if unknown:
+        # EC2 documents UnknownParameter; a guess: the wording.
+        raise ServiceError("UnknownParameter", f"The parameter {unknown[0]} is not recognized")
+    if broken:
+        first = broken[0]
+        # A guess: EC2 does not answer in the ValidationException words of
+        # AWS's JSON services, but names one bad parameter.
+        raise ServiceError(
+            "InvalidParameterValue",
+            f"Value ({validation.java_text(first.value)}) for parameter "
+            f"{validation.model_path(first.location)} is invalid. {first.constraint}.",
+        )
+    return members
 
 
 def answer(operation, result):
@@ -74,54 +117,54 @@ def error_response(code, message):
 # -- ImportImage ------------------------------------------------------------
 
 
-def import_image(world, params):
-    client_token = params.get("ClientToken")
-    request = {name: value for name, value in params.items() if name not in ("Action", "Version")}
+def import_image(world, members):
+    client_token = members.get("ClientToken")
     with world.lock:
         if client_token in world.task_tokens:
             task = world.tasks[world.task_tokens[client_token]]
-            if task.request != request:
+            if task.request != members:
                 raise ServiceError(
                     "IdempotentParameterMismatch",
                     f"The client token {client_token!r} was already used with other parameters.",
                 )
         else:
-            task = world.add_task(new_task(world, params, request))
+            task = world.add_task(new_task(world, members))
         return describe_task(world, task)
 
 
-def new_task(world, params, request):
-    disks = [disk_of(container) for container in indexed(params, "DiskContainer")]
+def new_task(world, members):
+    disks = [disk_of(container) for container in members.get("DiskContainers", [])]
     if not disks:
+        # The reference: "DiskContainers ... Required: No", yet a VM import
+        # needs a disk. A guess: EC2's MissingParameter and its wording.
         raise ServiceError(
             "MissingParameter", "The request must contain the parameter DiskContainer."
         )
-    platform = params.get("Platform") or "Linux"
-    architecture = params.get("Architecture") or "x86_64"
+    platform = members.get("Platform") or "Linux"
+    architecture = members.get("Architecture") or "x86_64"
     check_choice("Platform", platform, PLATFORMS)
     check_choice("Architecture", architecture, ARCHITECTURES)
     return ImportTask(
         task_id=hex_id("import-ami-"),
         created_at=world.clock.now(),
-        description=params.get("Description") or "",
+        description=members.get("Description") or "",
         platform=platform,
         architecture=architecture,
-        license_type=params.get("LicenseType") or "BYOL",
+        license_type=members.get("LicenseType") or "BYOL",
         image_id=hex_id("ami-"),
         disks=disks,
-        tags=task_tags(params),
-        client_token=params.get("ClientToken"),
-        request=request,
+        tags=task_tags(members),
+        client_token=members.get("ClientToken"),
+        request=members,
     )
 
 
 def disk_of(container):
-    bucket, key, url = (
-        container.get("UserBucket.S3Bucket"),
-        container.get("UserBucket.S3Key"),
-        container.get("Url"),
-    )
+    bucket = container.get("UserBucket", {}).get("S3Bucket")
+    key = container.get("UserBucket", {}).get("S3Key")
+    url = container.get("Url")
     if not (url or (bucket and key) or container.get("SnapshotId")):
+        # A guess: the code and wording.
         raise ServiceError(
             "InvalidParameter",
             "Each DiskContainer needs a Url, a UserBucket (S3Bucket and S3Key) or a SnapshotId.",
@@ -135,21 +178,24 @@ def disk_of(container):
     }
 
 
-def task_tags(params):
+def task_tags(members):
     tags = []
-    for spec in indexed(params, "TagSpecification"):
+    for spec in members.get("TagSpecifications", []):
+        # The model allows every taggable resource type; ImportImage tags only its task.
         if spec.get("ResourceType") != "import-image-task":
+            # A guess: the wording.
             raise ServiceError(
                 "InvalidParameterValue",
                 f"TagSpecification ResourceType {spec.get('ResourceType')!r} is not valid "
                 "here; use import-image-task.",
             )
-        tags += [(tag["Key"], tag.get("Value", "")) for tag in indexed(spec, "Tag")]
+        tags += [(tag.get("Key", ""), tag.get("Value", "")) for tag in spec.get("Tags", [])]
     return tags
 
 
 def check_choice(name, value, choices):
     if value not in choices:
+        # A guess: the wording.
         raise ServiceError(
             "InvalidParameterValue",
             f"Value ({value}) for parameter {name} is invalid; use one of {', '.join(choices)}.",
@@ -159,15 +205,13 @@ def check_choice(name, value, choices):
 # -- DescribeImportImageTasks -----------------------------------------------
 
 
-def describe_import_image_tasks(world, params):
+def describe_import_image_tasks(world, members):
     with world.lock:
-        tasks = named_tasks(world, indexed_values(params, "ImportTaskId"))
-        for task_filter in indexed(params, "Filters"):
-            values = [v for name, v in task_filter.items() if name.startswith("Value.")]
-            tasks = [
-                task for task in tasks if matches(world, task, task_filter.get("Name"), values)
-            ]
-        start, end = page_bounds(params, len(tasks))
+        tasks = named_tasks(world, members.get("ImportTaskIds", []))
+        for task_filter in members.get("Filters", []):
+            name, values = task_filter.get("Name"), task_filter.get("Values", [])
+            tasks = [task for task in tasks if matches(world, task, name, values)]
+        start, end = page_bounds(members, len(tasks))
         described = [describe_task(world, task) for task in tasks[start:end]]
     next_token = encode_token(end) if end < len(tasks) else None
     return {"importImageTaskSet": described, "nextToken": next_token}
@@ -183,6 +227,11 @@ def named_tasks(world, task_ids):
                 f"The import task ID {task_id!r} is malformed.",
             )
         if task_id not in world.tasks:
+            # EC2's list of error codes has no InvalidConversionTaskId.NotFound:
+            # it documents InvalidConversionTaskId ("is not valid") and
+            # InvalidConversionTaskId.Malformed. A guess: that the first is
+            # the answer for a well-formed ID that names no task (EC2 has also
+            # been seen to answer .Malformed for a task that no longer exists).
             raise ServiceError(
                 "InvalidConversionTaskId", f"The import task ID {task_id!r} does not exist."
             )
@@ -196,24 +245,25 @@ def matches(world, task, name, values):
         return any(key in values for key, _ in task.tags)
     if name and name.startswith("tag:"):
         return any(key == name[4:] and value in values for key, value in task.tags)
+    # A guess: the code (EC2 also lists InvalidFilter) and the wording.
     raise ServiceError(
         "InvalidParameterValue",
         f"The filter {name!r} is invalid; use task-state, tag-key or tag:<key>.",
     )
 
 
-def page_bounds(params, total):
-    start = decode_token(params["NextToken"]) if params.get("NextToken") else 0
-    max_results = params.get("MaxResults")
+def page_bounds(members, total):
+    start = decode_token(members["NextToken"]) if members.get("NextToken") else 0
+    max_results = members.get("MaxResults")
     if max_results is None:
         return start, total
-    if not max_results.isdigit() or not 1 <= int(max_results) <= MAX_RESULTS_LIMIT:
+    if not 1 <= max_results <= MAX_RESULTS_LIMIT:
         raise ServiceError(
-            "InvalidParameterValue",
+            "InvalidMaxResults",
             f"Value ({max_results}) for parameter MaxResults is invalid; "
             f"use 1 to {MAX_RESULTS_LIMIT}.",
         )
-    return start, min(total, start + int(max_results))
+    return start, min(total, start + max_results)
 
 
 def encode_token(offset):
@@ -267,9 +317,11 @@ def snapshot(task, disk, state):
 # -- CancelImportTask -------------------------------------------------------
 
 
-def cancel_import_task(world, params):
-    task_id = params.get("ImportTaskId")
+def cancel_import_task(world, members):
+    task_id = members.get("ImportTaskId")
     if not task_id:
+        # The model and the reference mark ImportTaskId optional, but there is
+        # nothing to cancel without it. A guess: the code and wording.
         raise ServiceError(
             "MissingParameter", "The request must contain the parameter ImportTaskId."
         )
@@ -277,10 +329,11 @@ def cancel_import_task(world, params):
         [task] = named_tasks(world, [task_id])
         previous = world.task_state(task).status
         if previous != "active":
+            # A guess: the code (EC2 also lists DeleteConversionTaskError) and wording.
             raise ServiceError(
                 "IncorrectState",
                 f"The import task {task_id} cannot be cancelled: it is {previous}.",
             )
         task.cancelled_at = world.clock.now()
-        task.cancel_reason = params.get("CancelReason")
+        task.cancel_reason = members.get("CancelReason")
     return {"importTaskId": task_id, "previousState": previous, "state": "deleting"}

@@ -105,6 +105,9 @@ def fault_response(call, fault):
 
 
 def unknown_operation(request):
+    # A guess: the codes and wording (EC2 documents InvalidAction; the
+    # REST-JSON answer to a path no operation has is AWS's common
+    # UnknownOperationException).
     if request.path == "/":
         service = sts if request.signing_service == "sts" else ec2
         action = request.form.get("Action")

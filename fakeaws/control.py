@@ -29,7 +29,7 @@ from .state import IMAGE_END_STATUSES
 from .wire import json_response
 
 PREFIX = "/_emulator/"
-OPERATIONS = (*imagebuilder.ROUTES.values(), *ec2.OPERATIONS, *sts.OPERATIONS)
+OPERATIONS = (*imagebuilder.OPERATIONS, *ec2.OPERATIONS, *sts.OPERATIONS)
 
 
 class ControlError(Exception):
