@@ -158,7 +158,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
         "who",
         "client_ip",
         "team",
-        "image_import",
+        "import_name",
         "status_change",
         "detail",
     )
@@ -184,6 +184,12 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
     class Media:
         css = {"all": ["css/admin-audit.css"]}
+
+    @admin.display(description="import", ordering="image_import")
+    def import_name(self, event):
+        if event.image_import is None:
+            return "-"
+        return f"#{event.image_import_id} {event.image_import.name[:40]}"
 
     @admin.display(description="status")
     def status_change(self, event):

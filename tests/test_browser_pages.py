@@ -332,3 +332,21 @@ def test_cancel_asks_first(browser, live_server, portal, user):
     queued.refresh_from_db()
     assert queued.is_cancelled
     context.close()
+
+
+def test_the_audit_list_shows_every_column_at_1280_px(browser, live_server, portal, user):
+    user.is_superuser = True
+    user.save(update_fields=["is_superuser"])
+    context = browser.new_context(base_url=live_server.url, viewport=DESKTOP)
+    page = context.new_page()
+    sign_in(page, user)
+
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Audit").click()
+
+    expect(page).to_have_url(re.compile("/admin/imports/auditevent/$"))
+    expect(page.locator("#result_list")).to_contain_text(re.compile(r"\d\d:\d\d:\d\d UTC"))
+    results = page.locator("#changelist .results")
+    clipped = results.evaluate("(e) => e.scrollWidth - e.clientWidth")
+    assert clipped <= 0, f"the audit list is {clipped}px wider than its box"
+    assert horizontal_overflow(page) <= 0
+    context.close()
