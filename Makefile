@@ -9,7 +9,7 @@ EMULATOR := http://127.0.0.1:$(EMULATOR_PORT)
 DATA_DIR ?= $(CURDIR)/var
 export DATA_DIR
 
-.PHONY: run test bench lint format install clean
+.PHONY: run test screenshots bench lint format install clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest
+
+screenshots: install
+	$(BIN)/pytest -m screenshots tests/test_screenshots.py
 
 bench: install
 	$(BIN)/python bench/refresh_imports.py
