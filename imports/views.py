@@ -130,9 +130,9 @@ def new_import(request):
     return redirect_to(request, reverse("imports:detail", args=[image_import.pk]))
 
 
-def render_form(request, form, status=200):
+def render_form(request, form, status=200, focus_name=True):
     """The whole page, or just the form for htmx (which swaps only 2xx answers)."""
-    live_validation(form)
+    live_validation(form, focus_name=focus_name)
     if request.htmx:
         return render(request, "imports/new.html#form", {"form": form})
     return render(request, "imports/new.html", {"form": form}, status=status)
@@ -167,9 +167,10 @@ def edit_tag_rows(request):
     form.tags = TagFormSet(tag_formset_data(rows), prefix=form.tags.prefix)
     form.tags.is_valid()
     if request.htmx:
-        live_validation(form)
+        live_validation(form, focus_name=False)
         return render(request, "imports/new.html#tags", {"form": form})
-    return render_form(request, form)
+    # Without JavaScript the whole page comes back: focus stays off Name.
+    return render_form(request, form, focus_name=False)
 
 
 @login_required
@@ -186,14 +187,14 @@ def validate_field(request, field):
     return render(request, "imports/new.html#field_errors", {"name": field, "errors": errors})
 
 
-def live_validation(form):
+def live_validation(form, focus_name=True):
     """Ask htmx to post each field when the person leaves it.
 
     No `maxlength`: the browser would cut a long paste without a word. The
     limit goes to portal.js instead, which says so as the person types.
     """
     form.fields["vmImportTaskId"].widget.attrs["list"] = "vm-import-tasks"
-    if not form.is_bound:
+    if focus_name and not form.is_bound:
         form.fields["name"].widget.attrs["autofocus"] = True
     for bound_field in [*form, *(f for row in form.tags for f in row)]:
         if bound_field.is_hidden:

@@ -534,3 +534,10 @@ def test_the_picker_names_each_use_button_and_knows_the_platform(user_client, em
     assert 'aria-label="Use import-ami-0fedcba9876543210: Windows Server 2022 base' in content
     assert 'data-platform="Windows"' in content
     assert '<span class="visually-hidden">Action</span>' in content
+
+
+def test_adding_a_tag_without_javascript_leaves_the_focus_alone(user_client):
+    data = {**form_data(), "tags_action": "add"}
+    content = user_client.post("/imports/new", data).content.decode()
+    assert content.count('class="tag-row"') == 1
+    assert "autofocus" not in content
