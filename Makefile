@@ -9,7 +9,7 @@ EMULATOR := http://127.0.0.1:$(EMULATOR_PORT)
 DATA_DIR ?= $(CURDIR)/var
 export DATA_DIR
 
-.PHONY: run test emulator bench lint format install clean
+.PHONY: run test emulator screenshots bench lint format install clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ test: install
 # The local AWS emulator alone, as `make run` starts it (python -m fakeaws --help).
 emulator: install
 	$(BIN)/python -m fakeaws --port $(EMULATOR_PORT)
+
+# The README's pictures, made by the browser tests into docs/screenshots/.
+screenshots: install
+	$(BIN)/pytest -m screenshots tests/test_screenshots.py
 
 bench: install
 	$(BIN)/python bench/refresh_imports.py

@@ -171,6 +171,7 @@ LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+FORMAT_MODULE_PATH = ["config.formats"]  # the admin writes times as the pages do
 USE_I18N = True
 USE_TZ = True
 

@@ -7,6 +7,7 @@ other staff read only their own teams' rows.
 """
 
 import csv
+import re
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -110,6 +111,19 @@ class ImportPlatformFilter(admin.SimpleListFilter):
         return queryset
 
 
+ATTEMPT = re.compile(r"^Attempt (\d+) ")
+
+
+def actor_label(event):
+    """The person, or the worker (saying which retry) when no person acted."""
+    if event.actor is not None:
+        return event.actor.get_username()
+    match = ATTEMPT.match(event.detail)
+    if match and int(match[1]) > 1:
+        return f"worker (retry {int(match[1]) - 1})"
+    return "worker"
+
+
 CSV_COLUMNS = (
     ("when (UTC)", lambda e: e.created_at.isoformat()),
     ("action", lambda e: e.action),
@@ -141,12 +155,11 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_display = (
         "created_at",
         "action",
-        "actor",
+        "who",
         "client_ip",
         "team",
-        "image_import",
-        "from_status",
-        "to_status",
+        "import_name",
+        "status_change",
         "detail",
     )
     list_filter = (
@@ -168,6 +181,25 @@ class AuditEventAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
     ordering = ("-created_at", "-id")
     list_select_related = ("image_import", "actor", "team")
+
+    class Media:
+        css = {"all": ["css/admin-audit.css"]}
+
+    @admin.display(description="import", ordering="image_import")
+    def import_name(self, event):
+        if event.image_import is None:
+            return "-"
+        return f"#{event.image_import_id} {event.image_import.name[:40]}"
+
+    @admin.display(description="status")
+    def status_change(self, event):
+        if event.from_status and event.to_status and event.from_status != event.to_status:
+            return f"{event.from_status} → {event.to_status}"
+        return event.to_status or "-"
+
+    @admin.display(description="actor", ordering="actor__username")
+    def who(self, event):
+        return actor_label(event)
 
     def get_urls(self):
         export = path(

@@ -186,6 +186,7 @@ class Ec2ImportTask:
     progress: int | None
     image_id: str
     description: str
+    platform: str = ""  # "Windows" or "Linux", when EC2 detected it
 
     @classmethod
     def from_ec2(cls, task):
@@ -197,6 +198,7 @@ class Ec2ImportTask:
             progress=int(progress) if progress and progress.isdigit() else None,
             image_id=task.get("ImageId", ""),
             description=task.get("Description", ""),
+            platform=task.get("Platform", ""),
         )
 
     def as_json(self):

@@ -1,3 +1,5 @@
+from django.conf import settings
+
 from . import aws, teams
 
 
@@ -9,6 +11,10 @@ def portal(request):
     """
     portal = {"aws_emulated": aws.uses_local_emulator()}
     if not getattr(request, "user", None) or not request.user.is_authenticated:
+        # The sign-in page names the file `make run` wrote, where it really is;
+        # never in production, where the server's paths are nobody's business.
+        if settings.DEBUG:
+            portal["admin_credentials_file"] = settings.DATA_DIR / "admin-credentials.txt"
         return portal
     return {
         **portal,

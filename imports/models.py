@@ -74,12 +74,19 @@ class Team(models.Model):
 
     @property
     def target_summary(self):
-        region = self.aws_region or "the portal's default region"
-        account = (
-            f"account {self.aws_account_id}" if self.aws_account_id else "the worker's account"
-        )
+        """Where this team's imports go, naming the defaults it falls back on."""
+        if self.aws_region:
+            region = self.aws_region
+        elif settings.AWS_REGION:
+            region = f"{settings.AWS_REGION} (the portal's default region)"
+        else:
+            region = "no region yet (set one here, or AWS_REGION for the worker)"
+        if self.aws_account_id:
+            account = f"account {self.aws_account_id}"
+        else:
+            account = "the AWS account of the worker's own credentials"
         role = f", assuming {self.aws_role_arn}" if self.aws_role_arn else ""
-        return f"{account} in {region}{role}"
+        return f"{account}, region {region}{role}"
 
 
 class Membership(models.Model):
@@ -279,8 +286,16 @@ class ImageImport(models.Model):
         return f"{self.updated_at.timestamp():.6f}"
 
     @property
+    def task_completed(self):
+        """EC2 reported the VM import task done (the refresher records 100%)."""
+        return self.progress == 100
+
+    @property
     def can_cancel(self):
-        return self.status in (Status.QUEUED, Status.IMPORTING)
+        """Queued, or importing while EC2 can still cancel the VM import task."""
+        if self.status == Status.IMPORTING:
+            return not self.task_completed
+        return self.status == Status.QUEUED
 
     @property
     def target(self):
@@ -639,12 +654,16 @@ class ApiToken(models.Model):
     """
 
     PREFIX = "vmip_"
+    SHOWN_CHARACTERS = len(PREFIX) + 6
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
     )
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100, blank=True)
+    # The token's first characters: not a secret (far too short to guess the
+    # rest from), so that a person can tell two tokens apart.
+    prefix = models.CharField(max_length=16, blank=True, editable=False)
     digest = models.CharField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
@@ -683,7 +702,11 @@ class ApiToken(models.Model):
         """Create a token; returns (api_token, raw_token). The raw token is not kept."""
         raw_token = cls.PREFIX + secrets.token_urlsafe(32)
         api_token = cls.objects.create(
-            user=user, team=team, name=name, digest=cls.digest_of(raw_token)
+            user=user,
+            team=team,
+            name=name,
+            prefix=raw_token[: cls.SHOWN_CHARACTERS],
+            digest=cls.digest_of(raw_token),
         )
         AuditEvent.record(
             Action.TOKEN_CREATED,

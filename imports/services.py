@@ -42,9 +42,8 @@ def cancel_import(image_import, *, user):
     """Withdraw a queued import, or ask EC2 to cancel an importing one; say what happened."""
     if image_import.withdraw(user=user):
         return CancelOutcome(True, "Cancelled before anything was sent to AWS.")
-    if image_import.status != Status.IMPORTING:
-        status = image_import.get_status_display().lower()
-        return CancelOutcome(False, f"This import is {status}; it cannot be cancelled now.")
+    if not image_import.can_cancel:
+        return CancelOutcome(False, cannot_cancel_reason(image_import))
     try:
         ec2_state = aws.cancel_import_task(
             image_import.vm_import_task_id, target=image_import.target
@@ -56,9 +55,15 @@ def cancel_import(image_import, *, user):
         return CancelOutcome(False, f"EC2 did not cancel the VM import task: {error.message}")
     if not image_import.mark_cancelled(user=user, ec2_state=ec2_state):
         # The refresher saw the import end while EC2 was being asked.
-        status = image_import.get_status_display().lower()
-        return CancelOutcome(False, f"This import is {status}; it cannot be cancelled now.")
+        return CancelOutcome(False, cannot_cancel_reason(image_import))
     return CancelOutcome(True, "EC2 is cancelling the VM import task; the import is cancelled.")
+
+
+def cannot_cancel_reason(image_import):
+    if image_import.status == Status.IMPORTING and image_import.task_completed:
+        return "The VM import task has completed, so EC2 can no longer cancel it."
+    status = image_import.get_status_display().lower()
+    return f"This import is {status}; it cannot be cancelled now."
 
 
 def vm_import_tasks(team):

@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from . import teams
@@ -72,13 +73,7 @@ def change_member(request):
         pk=form.cleaned_data["membership"],
         team=membership.team,
     )
-    if request.POST.get("remove"):
-        if member.user == request.user:
-            messages.error(request, "You cannot remove yourself; ask another team admin.")
-        else:
-            member.remove(by=request.user)
-            messages.success(request, f"{member.user.get_username()} removed.")
-    elif member.user == request.user and form.cleaned_data["role"] != Membership.Role.ADMIN:
+    if member.user == request.user and form.cleaned_data["role"] != Membership.Role.ADMIN:
         messages.error(request, "You cannot lower your own role; ask another team admin.")
     elif member.change_role(form.cleaned_data["role"], by=request.user):
         messages.success(
@@ -89,32 +84,90 @@ def change_member(request):
 
 @login_required
 @require_http_methods(["GET", "POST"])
+def remove_member(request, pk):
+    """GET asks the team admin to confirm; POST removes the member."""
+    membership = managed_membership(request)
+    member = get_object_or_404(
+        Membership.objects.select_related("user", "team"), pk=pk, team=membership.team
+    )
+    username = member.user.get_username()
+    if member.user == request.user:
+        messages.error(request, "You cannot remove yourself; ask another team admin.")
+        return redirect("imports:team")
+    if request.method == "GET":
+        return render(
+            request,
+            "confirm.html",
+            {
+                "title": f"Remove {username}?",
+                "question": f"Remove {username} from team {member.team.name}?",
+                "explanation": "They lose access to the team's imports at once. "
+                "A team admin can add them again later.",
+                "action": request.path,
+                "confirm_label": f"Yes, remove {username}",
+                "back_url": reverse("imports:team"),
+            },
+        )
+    member.remove(by=request.user)
+    messages.success(request, f"{username} removed from the team.")
+    return redirect("imports:team")
+
+
+# The raw token crosses one redirect in the session, then is gone: the page
+# that shows it is never cached and a reload shows it no more.
+NEW_TOKEN_SESSION_KEY = "new_api_token"
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
 def api_tokens(request):
     mine = teams.memberships(request)
     form = TokenForm(memberships=mine)
-    new_token = None
     if request.method == "POST":
         form = TokenForm(request.POST, memberships=mine)
         if form.is_valid():
             team = next(m.team for m in mine if m.team_id == form.cleaned_data["team"])
-            _, new_token = ApiToken.issue(
+            _, raw_token = ApiToken.issue(
                 user=request.user, team=team, name=form.cleaned_data["name"]
             )
-            form = TokenForm(memberships=mine)
+            request.session[NEW_TOKEN_SESSION_KEY] = raw_token
+            return no_store(redirect("imports:tokens"))
     tokens = (
         ApiToken.objects.filter(user=request.user).select_related("team").order_by("-created_at")
     )
+    new_token = request.session.pop(NEW_TOKEN_SESSION_KEY, None)
     context = {"form": form, "tokens": tokens, "new_token": new_token}
-    # The new token is in this answer only: never stored, never in a redirect.
-    response = render(request, "imports/tokens.html", context)
+    return no_store(render(request, "imports/tokens.html", context))
+
+
+def no_store(response):
     response["Cache-Control"] = "no-store"
     return response
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def revoke_token(request, pk):
+    """GET asks the person to confirm; POST revokes."""
     api_token = get_object_or_404(ApiToken, pk=pk, user=request.user)
+    if request.method == "GET":
+        if not api_token.is_active:
+            return redirect("imports:tokens")
+        label = api_token.name or "(unnamed)"
+        return render(
+            request,
+            "confirm.html",
+            {
+                "title": "Revoke this token?",
+                "question": f"Revoke the API token {label!r} ({api_token.prefix}…) "
+                f"for team {api_token.team.name}?",
+                "explanation": "Anything that uses it is refused from now on. "
+                "This cannot be undone; you can create a new token.",
+                "action": request.path,
+                "confirm_label": "Yes, revoke it",
+                "back_url": reverse("imports:tokens"),
+            },
+        )
     if api_token.revoke(by=request.user):
         messages.success(request, f"Token {api_token.name!r} revoked; it no longer works.")
     return redirect("imports:tokens")

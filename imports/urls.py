@@ -16,6 +16,7 @@ urlpatterns = [
     path("teams/switch", views.switch_team, name="switch_team"),
     path("team", team_views.team_settings, name="team"),
     path("team/members", team_views.change_member, name="change_member"),
+    path("team/members/<int:pk>/remove", team_views.remove_member, name="remove_member"),
     path("tokens", team_views.api_tokens, name="tokens"),
     path("tokens/<int:pk>/revoke", team_views.revoke_token, name="revoke_token"),
 ]

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from . import aws, services, teams
-from .forms import PLATFORMS, ImportVmImageForm, TagFormSet, tag_rows
+from .forms import PLATFORMS, ImportVmImageForm, TagFormSet, tag_formset_data, tag_rows
 from .hints import failure_hint
 from .models import ClientTokenConflict, ImageImport, Membership, Status
 
@@ -125,14 +125,14 @@ def new_import(request):
         )
     except ClientTokenConflict as conflict:
         return render_conflict(request, form, conflict.existing)
-    if created:
-        messages.success(request, "Import recorded; the worker is sending it to AWS.")
+    # No flash message: the import's own page says what is happening, and
+    # stops saying it once it is no longer true.
     return redirect_to(request, reverse("imports:detail", args=[image_import.pk]))
 
 
-def render_form(request, form, status=200):
+def render_form(request, form, status=200, focus_name=True):
     """The whole page, or just the form for htmx (which swaps only 2xx answers)."""
-    live_validation(form)
+    live_validation(form, focus_name=focus_name)
     if request.htmx:
         return render(request, "imports/new.html#form", {"form": form})
     return render(request, "imports/new.html", {"form": form}, status=status)
@@ -162,13 +162,15 @@ def edit_tag_rows(request):
         if index < len(rows):
             del rows[index]
     form = ImportVmImageForm(initial=request.POST.dict())
-    form.tags = TagFormSet(
-        initial=[{"key": k, "value": v} for k, v in rows], prefix=form.tags.prefix
-    )
+    # Bound, so that a row whose key breaks a rule keeps saying so once the
+    # rows are drawn again; blank rows are not judged (empty_permitted).
+    form.tags = TagFormSet(tag_formset_data(rows), prefix=form.tags.prefix)
+    form.tags.is_valid()
     if request.htmx:
-        live_validation(form)
+        live_validation(form, focus_name=False)
         return render(request, "imports/new.html#tags", {"form": form})
-    return render_form(request, form)
+    # Without JavaScript the whole page comes back: focus stays off Name.
+    return render_form(request, form, focus_name=False)
 
 
 @login_required
@@ -185,19 +187,31 @@ def validate_field(request, field):
     return render(request, "imports/new.html#field_errors", {"name": field, "errors": errors})
 
 
-def live_validation(form):
-    """Ask htmx to post each field when the person leaves it."""
+def live_validation(form, focus_name=True):
+    """Ask htmx to post each field when the person leaves it.
+
+    No `maxlength`: the browser would cut a long paste without a word. The
+    limit goes to portal.js instead, which says so as the person types.
+    """
     form.fields["vmImportTaskId"].widget.attrs["list"] = "vm-import-tasks"
+    if focus_name and not form.is_bound:
+        form.fields["name"].widget.attrs["autofocus"] = True
     for bound_field in [*form, *(f for row in form.tags for f in row)]:
         if bound_field.is_hidden:
             continue
-        bound_field.field.widget.attrs.update(
+        attrs = bound_field.field.widget.attrs
+        if attrs.pop("maxlength", None):
+            attrs["data-maxlength"] = bound_field.field.max_length
+            attrs["data-label"] = bound_field.label
+        described_by = f"help-{bound_field.html_name} errors-{bound_field.html_name}"
+        attrs.update(
             {
                 "hx-post": reverse("imports:validate", args=[bound_field.html_name]),
                 "hx-trigger": "change",
                 "hx-target": f"#errors-{bound_field.html_name}",
                 "hx-swap": "outerHTML",
-                "aria-describedby": f"help-{bound_field.html_name} errors-{bound_field.html_name}",
+                "aria-describedby": described_by,
+                "aria-invalid": "true" if bound_field.errors else "false",
             }
         )
 
@@ -220,11 +234,37 @@ def vm_import_tasks(request):
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def cancel(request, pk):
+    """GET asks the person to confirm; POST cancels."""
     image_import = get_object_or_404(teams.team_imports(request), pk=pk)
     if not Membership.role_can_submit(image_import.viewer_role):
         raise PermissionDenied("You need the submitter role in this team to cancel imports.")
+    detail_url = reverse("imports:detail", args=[image_import.pk])
+    if request.method == "GET":
+        if not image_import.can_cancel:
+            messages.info(request, services.cannot_cancel_reason(image_import))
+            return redirect(detail_url)
+        if image_import.status == Status.QUEUED:
+            explanation = "Nothing has been sent to AWS yet: the import is simply withdrawn."
+        else:
+            explanation = (
+                f"The portal asks EC2 to cancel VM import task {image_import.vm_import_task_id}; "
+                "the import then ends as cancelled. This cannot be undone."
+            )
+        return render(
+            request,
+            "confirm.html",
+            {
+                "title": "Cancel this import?",
+                "question": f"Cancel the import “{image_import.name}” (#{image_import.pk})?",
+                "explanation": explanation,
+                "action": request.path,
+                "confirm_label": "Yes, cancel the import",
+                "back_url": detail_url,
+                "back_label": "No, keep it running",
+            },
+        )
     outcome = services.cancel_import(image_import, user=request.user)
     (messages.success if outcome.cancelled else messages.error)(request, outcome.message)
     return redirect_to(request, reverse("imports:detail", args=[image_import.pk]))
@@ -263,9 +303,9 @@ def status(request, pk):
     html = render_to_string("imports/detail.html#status", context, request)
     if request.GET.get("seen") not in (None, image_import.version):
         events = image_import.events.select_related("actor")
-        html += render_to_string(
-            "imports/detail.html#timeline", {"events": events, "oob": True}, request
-        )
+        oob = {"image_import": image_import, "events": events, "oob": True}
+        html += render_to_string("imports/detail.html#request_heading", oob, request)
+        html += render_to_string("imports/detail.html#timeline", oob, request)
     return stop_polling_when_done(HttpResponse(html), image_import)
 
 

@@ -49,3 +49,16 @@ def test_events_are_listed_and_searchable(admin_client_with_import, image_import
     response = admin_client_with_import.get(url, {"q": image_import.client_token})
     assert response.status_code == 200
     assert "Submitted" in response.content.decode()
+
+
+def test_audit_times_carry_their_zone_and_the_worker_is_named(admin_client, image_import):
+    image_import.claim()
+    image_import.mark_retrying(code="ServiceException", message="busy", delay=0)
+    image_import.claim()
+    content = admin_client.get(reverse("admin:imports_auditevent_changelist")).content.decode()
+    event = image_import.events.first()
+    assert event.created_at.strftime("%Y-%m-%d %H:%M:%S UTC") in content
+    assert "a.m." not in content and "p.m." not in content
+    assert "worker (retry 1)" in content
+    assert ">worker<" in content
+    assert "queued → submitting" in content

@@ -248,7 +248,7 @@ def test_tag_rows_are_added_and_removed_without_javascript(user_client):
     }
     response = user_client.post("/imports/new", data)
     tags = response.context["form"].tags
-    assert [form.initial for form in tags.forms] == [{"key": "b", "value": "2"}]
+    assert [(form["key"].value(), form["value"].value()) for form in tags.forms] == [("b", "2")]
     assert ImageImport.objects.count() == 0
 
 
@@ -400,3 +400,144 @@ def test_the_cancel_button_is_offered_to_submitters_while_it_can_cancel(
     assert "Cancel this import" not in viewer_client.get(url, headers=HTMX).content.decode()
     image_import.mark_failed(code="X", message="y")
     assert "Cancel this import" not in user_client.get(url, headers=HTMX).content.decode()
+
+
+# -- what the pages say: messages, headings, states ---------------------------
+
+
+def test_a_refused_cancel_is_an_error_and_a_success_is_a_status(user_client, team, user):
+    finished = make_import(team, user, Status.AVAILABLE)
+    response = user_client.post(reverse("imports:cancel", args=[finished.pk]), follow=True)
+    content = response.content.decode()
+    assert 'class="message message-error" role="alert"' in content
+    assert "it cannot be cancelled now" in content
+    queued = make_import(team, user)
+    response = user_client.post(reverse("imports:cancel", args=[queued.pk]), follow=True)
+    assert 'class="message message-success" role="status"' in response.content.decode()
+    assert '<ul class="messages"' not in response.content.decode()
+
+
+def test_submitting_says_import_recorded_only_while_it_is_true(user_client, team, user):
+    response = user_client.post("/imports/new", form_data(), follow=True)
+    content = response.content.decode()
+    assert "Import recorded; the worker is sending it to AWS." in content
+    assert 'class="message' not in content  # in the status panel, not a flash message
+    image_import = ImageImport.objects.get()
+    image_import.mark_failed(code="ClientException", message="nope")
+    status = user_client.get(reverse("imports:status", args=[image_import.pk]), headers=HTMX)
+    assert "Import recorded" not in status.content.decode()
+
+
+def test_the_request_is_to_send_until_it_has_gone(user_client, image_import):
+    url = reverse("imports:detail", args=[image_import.pk])
+    assert "Request to send" in user_client.get(url).content.decode()
+    seen = image_import.version
+    image_import.claim()
+    image_import.mark_importing(image_arn="arn:x", request_id="r", client_token="t")
+    changed = user_client.get(
+        reverse("imports:status", args=[image_import.pk]), {"seen": seen}, headers=HTMX
+    ).content.decode()
+    assert '<h2 id="request-heading" hx-swap-oob="true">Request sent to AWS</h2>' in changed
+    assert "Request sent to AWS" in user_client.get(url).content.decode()
+
+
+def test_a_completed_task_shows_no_waiting_and_offers_no_cancel(user_client, team, user):
+    done = make_import(team, user, Status.IMPORTING, progress=100, image_state="BUILDING")
+    content = user_client.get(reverse("imports:detail", args=[done.pk])).content.decode()
+    assert "waiting for EC2" not in content and "<progress" not in content
+    assert "Completed" in content
+    assert "Cancel this import" not in content
+    assert "EC2 can no longer cancel it" in content
+    assert '<li class="done">Pending<span class="visually-hidden"> (done)</span></li>' in content
+    assert '<li class="current" aria-current="step">Building</li>' in content
+    confirm = user_client.get(reverse("imports:cancel", args=[done.pk]), follow=True)
+    assert "EC2 can no longer cancel it" in confirm.content.decode()
+    refused = user_client.post(reverse("imports:cancel", args=[done.pk]), follow=True)
+    assert 'class="message message-error"' in refused.content.decode()
+    done.refresh_from_db()
+    assert done.status == Status.IMPORTING
+
+
+def test_cancel_asks_for_confirmation_first(user_client, outsider, image_import):
+    url = reverse("imports:cancel", args=[image_import.pk])
+    outsider_client = Client()
+    outsider_client.force_login(outsider)
+    response = user_client.get(url)
+    assert response.status_code == 200
+    assert "Yes, cancel the import" in response.content.decode()
+    image_import.refresh_from_db()
+    assert image_import.status == Status.QUEUED
+    assert outsider_client.get(url).status_code == 404
+    assert Client().get(url).status_code == 302  # anonymous: to the sign-in page
+    assert user_client.delete(url).status_code == 405
+
+
+def test_history_uses_one_vocabulary_and_says_why_an_import_failed(user_client, team, user):
+    make_import(team, user, Status.IMPORTING, image_state="BUILDING", name="Building one")
+    make_import(team, user, Status.FAILED, error_message="The task was not found.")
+    content = user_client.get("/").content.decode()
+    assert "BUILDING" not in content and "Building" in content
+    assert '<span class="reason">The task was not found.</span>' in content
+    partial = user_client.get("/", headers={**HTMX, "HX-Target": "history-table"})
+    assert "Building" in partial.content.decode()
+
+
+def test_the_header_names_team_role_and_person_apart(user_client):
+    content = user_client.get("/").content.decode()
+    assert '<span class="label">Team</span> <strong>platform</strong>' in content
+    assert '<span class="role" title="Your role in this team">Submitter</span>' in content
+    assert '<span class="label">Signed in as</span> <strong>alice</strong>' in content
+    assert '<a class="skip-link" href="#main">Skip to main content</a>' in content
+    assert '<main id="main" tabindex="-1">' in content
+
+
+def test_the_audit_link_opens_the_audit_events(client, user):
+    user.is_staff = True
+    user.save()
+    client.force_login(user)
+    content = client.get("/").content.decode()
+    assert f'<a href="{reverse("admin:imports_auditevent_changelist")}">Audit</a>' in content
+
+
+def test_sign_in_names_the_real_credentials_file_or_none(client, settings):
+    settings.DEBUG = True
+    content = client.get(reverse("login")).content.decode()
+    assert str(settings.DATA_DIR / "admin-credentials.txt") in content
+    settings.DEBUG = False
+    assert "admin-credentials" not in client.get(reverse("login")).content.decode()
+
+
+def test_the_form_opens_on_name_and_never_cuts_text_silently(user_client):
+    content = user_client.get("/imports/new").content.decode()
+    assert " maxlength=" not in content
+    assert 'data-maxlength="1024"' in content
+    assert "autofocus" in content
+
+
+def test_the_error_summary_links_to_each_field(user_client):
+    data = {**form_data(semanticVersion="1.0"), **tag_formset_data([("aws:x", "")])}
+    content = user_client.post("/imports/new", data).content.decode()
+    assert '<a href="#id_semanticVersion">Semantic version: ' in content
+    assert '<a href="#id_tags-0-key">Tag 1 tag key: ' in content
+    assert 'aria-invalid="true"' in content
+
+
+def test_adding_a_tag_row_keeps_the_error_on_an_invalid_key(user_client):
+    data = {**form_data(), **tag_formset_data([("aws:x", "")]), "tags_action": "add"}
+    content = user_client.post("/imports/new", data, headers=HTMX).content.decode()
+    assert "Tag keys may not begin with &quot;aws:&quot;" in content
+    assert content.count('class="tag-row"') == 2
+
+
+def test_the_picker_names_each_use_button_and_knows_the_platform(user_client, emulator):
+    content = user_client.get(reverse("imports:vm_import_tasks"), headers=HTMX).content.decode()
+    assert 'aria-label="Use import-ami-0fedcba9876543210: Windows Server 2022 base' in content
+    assert 'data-platform="Windows"' in content
+    assert '<span class="visually-hidden">Action</span>' in content
+
+
+def test_adding_a_tag_without_javascript_leaves_the_focus_alone(user_client):
+    data = {**form_data(), "tags_action": "add"}
+    content = user_client.post("/imports/new", data).content.decode()
+    assert content.count('class="tag-row"') == 1
+    assert "autofocus" not in content

@@ -244,7 +244,8 @@ def test_cancel_needs_the_submitter_role_and_the_team(client, outsider_client, i
     user.memberships.update(role="viewer")
     client.force_login(user)
     assert client.post(reverse("imports:cancel", args=[image_import.pk])).status_code == 403
-    assert client.get(reverse("imports:cancel", args=[image_import.pk])).status_code == 405
+    assert client.get(reverse("imports:cancel", args=[image_import.pk])).status_code == 403
+    assert client.put(reverse("imports:cancel", args=[image_import.pk])).status_code == 405
 
 
 # -- the task picker --------------------------------------------------------------

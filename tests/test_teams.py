@@ -1,6 +1,7 @@
 """Team self-service: roles, the AWS target (with STS over HTTP), API tokens."""
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from imports import aws, tasks, teams
@@ -62,7 +63,10 @@ def test_a_wrong_target_says_which_rule_it_broke(admin_client, team, values, mes
     assert not AuditEvent.objects.filter(action=Action.TARGET_CHANGED).exists()
 
 
-def test_the_external_id_is_shown_to_team_admins_only(admin_client, client, user, team):
+def test_the_external_id_is_shown_to_team_admins_only_with_a_role(admin_client, client, user, team):
+    assert team.external_id not in admin_client.get(reverse("imports:team")).content.decode()
+    team.aws_role_arn = "arn:aws:iam::123456789012:role/Import"
+    team.save()
     assert team.external_id in admin_client.get(reverse("imports:team")).content.decode()
     client.force_login(user)
     page = client.get(reverse("imports:team"))
@@ -127,10 +131,12 @@ def test_a_team_admin_adds_a_member_changes_a_role_and_removes_them(
     carol.refresh_from_db()
     assert carol.role == "submitter"
 
-    admin_client.post(
-        reverse("imports:change_member"),
-        {"membership": carol.pk, "role": "submitter", "remove": "1"},
-    )
+    remove = reverse("imports:remove_member", args=[carol.pk])
+    confirm = admin_client.get(remove)
+    assert confirm.status_code == 200
+    assert "Remove carol from team platform?" in confirm.content.decode()
+    assert Membership.objects.filter(pk=carol.pk).exists()  # asking removes nobody
+    admin_client.post(remove)
     assert not Membership.objects.filter(pk=carol.pk).exists()
 
     actions = list(AuditEvent.objects.filter(team=team).values_list("action", "detail"))
@@ -146,12 +152,9 @@ def test_adding_an_unknown_user_says_so(admin_client):
     assert "No active user is called" in response.content.decode()
 
 
-def test_a_team_admin_cannot_demote_or_remove_themselves(admin_client, team_admin):
+def test_a_team_admin_cannot_demote_themselves(admin_client, team_admin):
     mine = team_admin.memberships.get()
     admin_client.post(reverse("imports:change_member"), {"membership": mine.pk, "role": "viewer"})
-    admin_client.post(
-        reverse("imports:change_member"), {"membership": mine.pk, "role": "admin", "remove": "1"}
-    )
     mine.refresh_from_db()
     assert mine.role == "admin"
 
@@ -176,14 +179,20 @@ def test_a_viewer_sees_the_imports_but_cannot_submit(client, team, image_import)
 
 
 def test_a_token_is_shown_once_stored_hashed_and_listed(user_client, team):
-    response = user_client.post(reverse("imports:tokens"), {"name": "CI", "team": team.pk})
+    created = user_client.post(reverse("imports:tokens"), {"name": "CI", "team": team.pk})
+    assert created.status_code == 302  # post/redirect/get: a reload creates nothing
+    assert created["Cache-Control"] == "no-store"
+    response = user_client.get(created["Location"])
     raw = response.context["new_token"]
     assert raw.startswith("vmip_") and raw in response.content.decode()
     assert response["Cache-Control"] == "no-store"
     token = ApiToken.objects.get()
     assert token.digest != raw and token.name == "CI"
+    assert token.prefix == raw[:11] and len(token.prefix) < len(raw) // 3
     listing = user_client.get(reverse("imports:tokens")).content.decode()
     assert "CI" in listing and raw not in listing
+    assert f"<code>{token.prefix}…</code>" in listing  # two tokens told apart
+    assert "vmip_" not in str(dict(user_client.session))  # the raw token left the session
     assert AuditEvent.objects.filter(action=Action.TOKEN_CREATED, team=team).exists()
 
 
@@ -348,3 +357,40 @@ def test_a_team_left_since_sign_in_falls_back_to_the_first(client, user, team, o
     membership.delete()
     response = client.get("/")
     assert response.context["membership"].team == team
+
+
+def test_the_target_names_the_region_and_account_it_falls_back_on(admin_client, settings):
+    settings.AWS_REGION = "eu-west-1"
+    content = admin_client.get(reverse("imports:team")).content.decode()
+    assert "the AWS account of the worker&#x27;s own credentials" in content
+    assert "region eu-west-1 (the portal&#x27;s default region)" in content
+
+
+def test_revoking_a_token_asks_first(user_client, outsider, team, user):
+    token, _ = ApiToken.issue(user=user, team=team, name="ci")
+    outsider_client = Client()
+    outsider_client.force_login(outsider)
+    url = reverse("imports:revoke_token", args=[token.pk])
+    confirm = user_client.get(url)
+    assert confirm.status_code == 200
+    assert f"({token.prefix}…)" in confirm.content.decode()
+    token.refresh_from_db()
+    assert token.is_active
+    assert outsider_client.get(url).status_code == 404
+    assert Client().get(url).status_code == 302
+    assert user_client.put(url).status_code == 405
+    user_client.post(url)
+    token.refresh_from_db()
+    assert not token.is_active
+
+
+def test_a_team_admin_cannot_remove_themselves_nor_another_teams_member(
+    admin_client, team_admin, outsider
+):
+    mine = team_admin.memberships.get()
+    response = admin_client.post(reverse("imports:remove_member", args=[mine.pk]), follow=True)
+    assert 'class="message message-error" role="alert"' in response.content.decode()
+    assert Membership.objects.filter(pk=mine.pk).exists()
+    theirs = outsider.memberships.get()
+    assert admin_client.get(reverse("imports:remove_member", args=[theirs.pk])).status_code == 404
+    assert admin_client.post(reverse("imports:remove_member", args=[theirs.pk])).status_code == 404

@@ -18,6 +18,40 @@ def duration(delta):
     return f"{hours}h {minutes:02d}m"
 
 
+@register.filter
+def image_state_label(state):
+    """Image Builder's BUILDING as every page says it: Building."""
+    return state.replace("_", " ").capitalize() if state else ""
+
+
+@register.filter
+def truncate_middle(text, length=32):
+    """arn:aws:imagebuilder:us-e…/web-base/1.0.0/1: both ends of a long ID stay readable."""
+    text = str(text or "")
+    if len(text) <= length:
+        return text
+    head = (length - 1) // 2
+    tail = length - 1 - head
+    return f"{text[:head]}…{text[-tail:]}"
+
+
 @register.simple_tag
-def image_states():
-    return IMAGE_STATES_IN_ORDER
+def image_steps(image_import):
+    """Each image state with how far the import got: done, current or to do."""
+    current = image_import.image_state
+    if current == "AVAILABLE" or image_import.status == "available":
+        reached = len(IMAGE_STATES_IN_ORDER)
+    elif current in IMAGE_STATES_IN_ORDER:
+        reached = IMAGE_STATES_IN_ORDER.index(current)
+    else:
+        reached = -1
+    steps = []
+    for index, state in enumerate(IMAGE_STATES_IN_ORDER):
+        if index < reached:
+            progress = "done"
+        elif index == reached:
+            progress = "current"
+        else:
+            progress = "todo"
+        steps.append({"label": image_state_label(state), "progress": progress})
+    return steps

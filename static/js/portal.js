@@ -1,4 +1,6 @@
 // Small progressive enhancements; every page works without them.
+document.documentElement.classList.add("js");
+
 document.addEventListener("click", (event) => {
   const button = event.target.closest("[data-copy]");
   if (!button || !navigator.clipboard) return;
@@ -14,12 +16,90 @@ document.addEventListener("change", (event) => {
 });
 
 // The VM import task picker: "Use" copies a task id into the form field and
-// checks it, as if the person had typed it.
+// checks it, as if the person had typed it, and sets the platform EC2 knows.
 document.addEventListener("click", (event) => {
   const button = event.target.closest("[data-fill]");
   if (!button) return;
   const input = document.querySelector(button.dataset.fill);
   input.value = button.dataset.value;
   input.dispatchEvent(new Event("change", { bubbles: true }));
+  const platform = document.getElementById("id_platform");
+  if (platform && button.dataset.platform && platform.value !== button.dataset.platform) {
+    platform.value = button.dataset.platform;
+    platform.dispatchEvent(new Event("change", { bubbles: true }));
+  }
+  checkPlatform();
   input.focus();
+});
+
+// The platform EC2 reported for the chosen task, from the picker's list.
+function taskPlatform(taskId) {
+  for (const option of document.querySelectorAll("#vm-import-tasks option")) {
+    if (option.value === taskId) return option.dataset.platform || "";
+  }
+  return "";
+}
+
+function checkPlatform() {
+  const warning = document.getElementById("platform-warning");
+  const task = document.getElementById("id_vmImportTaskId");
+  const platform = document.getElementById("id_platform");
+  if (!warning || !task || !platform) return;
+  const expected = taskPlatform(task.value.trim());
+  const mismatch = expected && platform.value && platform.value !== expected;
+  warning.hidden = !mismatch;
+  warning.textContent = mismatch
+    ? `EC2 reports VM import task ${task.value.trim()} as ${expected}, but the platform chosen is ${platform.value}. Check both before you start the import.`
+    : "";
+}
+
+document.addEventListener("change", (event) => {
+  if (event.target.matches("#id_platform, #id_vmImportTaskId")) checkPlatform();
+});
+document.addEventListener("htmx:afterSettle", checkPlatform);
+
+// A field's look follows its messages: when live validation swaps in a
+// field's message list, the field is marked invalid exactly when it has one.
+function syncValidity(list) {
+  const field = list.closest(".field");
+  if (!field) return;
+  const invalid = list.children.length > 0;
+  field.classList.toggle("invalid", invalid);
+  const control = field.querySelector("input, select, textarea");
+  if (control) control.setAttribute("aria-invalid", invalid ? "true" : "false");
+}
+
+document.addEventListener("htmx:afterSwap", (event) => {
+  const target = event.detail.target;
+  const id = target && target.id;
+  if (id && id.startsWith("errors-")) {
+    const list = document.getElementById(id);
+    if (list) syncValidity(list);
+  }
+});
+
+// Length limits are said as the person types, not enforced by cutting the
+// text (the server still refuses anything too long).
+document.addEventListener("input", (event) => {
+  const control = event.target;
+  const limit = Number(control.dataset && control.dataset.maxlength);
+  if (!limit) return;
+  const list = control.closest(".field")?.querySelector(".field-errors");
+  if (!list) return;
+  const length = control.value.length;
+  const note = list.querySelector("[data-length-note]");
+  if (length > limit) {
+    const text = `${control.dataset.label} must be at most ${limit} characters; this one has ${length}.`;
+    if (note) {
+      note.textContent = text;
+    } else {
+      const item = document.createElement("li");
+      item.dataset.lengthNote = "";
+      item.textContent = text;
+      list.prepend(item);
+    }
+  } else if (note) {
+    note.remove();
+  }
+  syncValidity(list);
 });

@@ -1,0 +1,352 @@
+"""Every page as a person meets it, on a phone and on a desktop.
+
+Each page, signed out and signed in, at 390 and 1280 px wide: axe-core finds
+no violation of any impact, and the page is never wider than the window.
+Rows are built with the factories, in every status a page can show.
+"""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from imports.models import ApiToken, Membership, Status, Team
+
+from .browser import (
+    CHROMIUM_MISSING,
+    CHROMIUM_MISSING_REASON,
+    DESKTOP,
+    PHONE,
+    axe_violations,
+    describe_violations,
+    elements_past_the_right_edge,
+    horizontal_overflow,
+    launch,
+    sign_in,
+)
+from .factories import SEEDED_AMI, SEEDED_TASK, make_import, make_member
+
+if CHROMIUM_MISSING:
+    pytest.skip(CHROMIUM_MISSING_REASON, allow_module_level=True)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+LONG_NAME = "Web server base image for the payments platform, hardened " * 3
+ARN = "arn:aws:imagebuilder:us-east-1:123456789012:image/web-server-base-hardened/1.0.0/1"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    yield from launch()
+
+
+@pytest.fixture
+def portal(team, user, emulator):
+    """alice, team admin of platform and viewer in qa, with imports in every state."""
+    Membership.objects.filter(user=user, team=team).update(role=Membership.Role.ADMIN)
+    qa = Team.objects.create(name="qa")
+    Membership.objects.create(user=user, team=qa, role=Membership.Role.VIEWER)
+    make_member("bob", team)
+    Team.objects.filter(pk=team.pk).update(
+        aws_region="us-east-1",
+        aws_account_id="123456789012",
+        aws_role_arn="arn:aws:iam::123456789012:role/ImportPortal",
+    )
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    ApiToken.issue(user=user, team=team, name="ci")
+    queued = make_import(team, user, payload={"name": LONG_NAME})
+    importing = make_import(
+        team,
+        user,
+        Status.IMPORTING,
+        image_arn=ARN,
+        progress=40,
+        status_message="converting",
+        image_state="BUILDING",
+        payload={"name": "Database base", "tags": {"team": "platform", "cost-centre": "42"}},
+    )
+    available = make_import(
+        team,
+        user,
+        Status.AVAILABLE,
+        image_arn=ARN,
+        progress=100,
+        image_state="AVAILABLE",
+        amis=[{"region": "us-east-1", "image": SEEDED_AMI, "accountId": "123456789012"}],
+    )
+    failed = make_import(
+        team,
+        user,
+        Status.FAILED,
+        attempts=1,
+        error_code="ClientException",
+        error_message="The VM import task import-ami-0123 was not found in this account.",
+    )
+    return {"queued": queued, "importing": importing, "available": available, "failed": failed}
+
+
+def signed_in_pages(portal):
+    importing = portal["importing"]
+    return {
+        "history": "/",
+        "history, filtered to nothing": "/?status=failed&q=nothing-matches",
+        "new import": "/imports/new",
+        "import queued": f"/imports/{portal['queued'].pk}",
+        "import importing": f"/imports/{importing.pk}",
+        "import available": f"/imports/{portal['available'].pk}",
+        "import failed": f"/imports/{portal['failed'].pk}",
+        "cancel confirmation": f"/imports/{importing.pk}/cancel",
+        "team": "/team",
+        "remove member confirmation": "/team/members/{bob}/remove",
+        "tokens": "/tokens",
+        "revoke confirmation": "/tokens/{token}/revoke",
+    }
+
+
+def audit(page, url):
+    """What is wrong with the page at url: axe-core's violations and any overflow."""
+    page.goto(url)
+    page.wait_for_load_state("networkidle")  # htmx's first loads (the task picker)
+    problems = []
+    overflow = horizontal_overflow(page)
+    if overflow > 0:
+        problems.append(
+            f"  {overflow}px wider than the {page.viewport_size['width']}px window: "
+            + ", ".join(elements_past_the_right_edge(page))
+        )
+    violations = axe_violations(page)
+    if violations:
+        problems.append(describe_violations(violations))
+    return problems
+
+
+def report(found):
+    return "\n".join(f"{name}:\n" + "\n".join(problems) for name, problems in found.items())
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["390px", "1280px"])
+def test_every_signed_in_page_passes_axe_and_fits_the_window(
+    browser, live_server, portal, user, team, viewport
+):
+    context = browser.new_context(base_url=live_server.url, viewport=viewport, bypass_csp=True)
+    page = context.new_page()
+    sign_in(page, user)
+    bob = team.memberships.get(user__username="bob")
+    token = ApiToken.objects.get(name="ci")
+    found = {}
+    for name, url in signed_in_pages(portal).items():
+        problems = audit(page, url.format(bob=bob.pk, token=token.pk))
+        if problems:
+            found[name] = problems
+    page.goto("/imports/new")
+    page.get_by_role("button", name="Start import").click()  # every field left empty
+    expect(page.locator(".error-summary")).to_be_visible()
+    problems = audit_current(page)
+    if problems:
+        found["new import with errors"] = problems
+    context.close()
+    assert not found, "\n" + report(found)
+
+
+def audit_current(page):
+    page.wait_for_load_state("networkidle")
+    problems = []
+    overflow = horizontal_overflow(page)
+    if overflow > 0:
+        widest = ", ".join(elements_past_the_right_edge(page))
+        problems.append(f"  {overflow}px wider than the window: {widest}")
+    violations = axe_violations(page)
+    if violations:
+        problems.append(describe_violations(violations))
+    return problems
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["390px", "1280px"])
+def test_the_signed_out_pages_pass_axe_and_fit_the_window(browser, live_server, db, viewport):
+    context = browser.new_context(base_url=live_server.url, viewport=viewport, bypass_csp=True)
+    page = context.new_page()
+    found = {}
+    for name, url in {"sign in": "/accounts/login/", "not found": "/no-such-page"}.items():
+        problems = audit(page, url)
+        if problems:
+            found[name] = problems
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill("nobody")
+    page.get_by_label("Password").fill("wrong")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("did not match")
+    problems = audit_current(page)
+    if problems:
+        found["sign in, refused"] = problems
+    context.close()
+    assert not found, "\n" + report(found)
+
+
+def test_the_history_is_a_list_of_cards_on_a_phone(browser, live_server, portal, user):
+    context = browser.new_context(base_url=live_server.url, viewport=PHONE)
+    page = context.new_page()
+    sign_in(page, user)
+    row = page.locator(f"#import-{portal['importing'].pk}")
+    box = row.bounding_box()
+    assert box["width"] <= PHONE["width"]
+    assert box["height"] < 320, f"a card {box['height']}px tall"
+    expect(row.locator(".status")).to_have_text("Importing")
+    expect(row).to_contain_text("Building")  # Image Builder's BUILDING, as every page says it
+    expect(row.get_by_role("button", name="Copy image ARN of Database base")).to_be_visible()
+    failed = page.locator(f"#import-{portal['failed'].pk}")
+    expect(failed).to_contain_text("was not found in this account")
+    context.close()
+
+
+def test_new_import_opens_on_name_and_the_skip_link_reaches_the_main_content(
+    browser, live_server, portal, user
+):
+    context = browser.new_context(base_url=live_server.url, viewport=DESKTOP)
+    page = context.new_page()
+    sign_in(page, user)
+    page.goto("/imports/new")
+    expect(page.get_by_label("Name")).to_be_focused()
+
+    page.goto("/")
+    page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to main content")
+    expect(skip).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+    context.close()
+
+
+def test_the_error_summary_links_to_each_field(browser, live_server, portal, user):
+    context = browser.new_context(base_url=live_server.url, viewport=DESKTOP)
+    page = context.new_page()
+    sign_in(page, user)
+    page.goto("/imports/new")
+    page.get_by_role("button", name="Start import").click()
+
+    summary = page.locator(".error-summary")
+    expect(summary).to_be_focused()
+    summary.get_by_role("link", name=re.compile("^Semantic version")).click()
+    expect(page.get_by_label("Semantic version")).to_be_focused()
+    context.close()
+
+
+def test_a_fixed_field_loses_its_red_border(browser, live_server, portal, user):
+    context = browser.new_context(base_url=live_server.url, viewport=DESKTOP)
+    page = context.new_page()
+    sign_in(page, user)
+    page.goto("/imports/new")
+    page.get_by_role("button", name="Start import").click()
+    version = page.get_by_label("Semantic version")
+    field = page.locator(".field", has=version)
+    expect(field).to_have_class(re.compile(r"\binvalid\b"))
+    expect(version).to_have_attribute("aria-invalid", "true")
+
+    version.fill("1.0.0")
+    version.press("Tab")
+
+    expect(page.locator("#errors-semanticVersion")).to_be_empty()
+    expect(field).not_to_have_class(re.compile(r"\binvalid\b"))
+    expect(version).to_have_attribute("aria-invalid", "false")
+    context.close()
+
+
+def test_an_invalid_tag_key_keeps_its_error_when_a_row_is_added(browser, live_server, portal, user):
+    context = browser.new_context(base_url=live_server.url, viewport=DESKTOP)
+    page = context.new_page()
+    sign_in(page, user)
+    page.goto("/imports/new")
+    page.get_by_role("button", name="Add a tag").click()
+    key = page.locator("#tags .tag-row").first.get_by_label("Key")
+    key.fill("aws:owner")
+    key.press("Tab")
+    expect(page.locator("#errors-tags-0-key")).to_contain_text('may not begin with "aws:"')
+
+    page.get_by_role("button", name="Add a tag").click()
+
+    expect(page.locator("#tags .tag-row")).to_have_count(2)
+    expect(page.locator("#errors-tags-0-key")).to_contain_text('may not begin with "aws:"')
+    expect(page.locator("#errors-tags-1-key")).to_be_empty()
+    context.close()
+
+
+def test_a_name_longer_than_aws_allows_is_said_as_the_person_types(
+    browser, live_server, portal, user
+):
+    context = browser.new_context(base_url=live_server.url, viewport=DESKTOP)
+    page = context.new_page()
+    sign_in(page, user)
+    page.goto("/imports/new")
+    name = page.get_by_label("Name")
+
+    name.fill("n" * 2000)
+
+    expect(name).to_have_value("n" * 2000)  # nothing cut without a word
+    expect(page.locator("#errors-name")).to_contain_text(
+        "Name must be at most 1024 characters; this one has 2000."
+    )
+    name.fill("n" * 20)
+    expect(page.locator("#errors-name")).to_be_empty()
+    context.close()
+
+
+def test_picking_a_windows_task_sets_the_platform_and_warns_on_a_mismatch(
+    browser, live_server, portal, user
+):
+    context = browser.new_context(base_url=live_server.url, viewport=DESKTOP)
+    page = context.new_page()
+    sign_in(page, user)
+    page.goto("/imports/new")
+    platform = page.get_by_label("Platform")
+    platform.select_option("Linux")
+
+    page.get_by_role("button", name=re.compile("^Use import-ami-0fedcba9876543210")).click()
+
+    expect(platform).to_have_value("Windows")
+    warning = page.locator("#platform-warning")
+    expect(warning).to_be_hidden()
+    platform.select_option("Linux")
+    expect(warning).to_be_visible()
+    expect(warning).to_contain_text("as Windows, but the platform chosen is Linux")
+
+    page.get_by_role("button", name=re.compile(f"^Use {SEEDED_TASK}")).click()
+    expect(platform).to_have_value("Linux")
+    expect(warning).to_be_hidden()
+    context.close()
+
+
+def test_cancel_asks_first(browser, live_server, portal, user):
+    context = browser.new_context(base_url=live_server.url, viewport=DESKTOP)
+    page = context.new_page()
+    sign_in(page, user)
+    queued = portal["queued"]
+    page.goto(f"/imports/{queued.pk}")
+
+    page.get_by_role("link", name="Cancel this import…").click()
+    expect(page.get_by_role("heading", name="Cancel this import?")).to_be_visible()
+    queued.refresh_from_db()
+    assert queued.status == Status.QUEUED  # asking changed nothing
+    page.get_by_role("button", name="Yes, cancel the import").click()
+
+    expect(page.get_by_role("status").filter(has_text="Cancelled before")).to_be_visible()
+    queued.refresh_from_db()
+    assert queued.is_cancelled
+    context.close()
+
+
+def test_the_audit_list_shows_every_column_at_1280_px(browser, live_server, portal, user):
+    user.is_superuser = True
+    user.save(update_fields=["is_superuser"])
+    context = browser.new_context(base_url=live_server.url, viewport=DESKTOP)
+    page = context.new_page()
+    sign_in(page, user)
+
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Audit").click()
+
+    expect(page).to_have_url(re.compile("/admin/imports/auditevent/$"))
+    expect(page.locator("#result_list")).to_contain_text(re.compile(r"\d\d:\d\d:\d\d UTC"))
+    results = page.locator("#changelist .results")
+    clipped = results.evaluate("(e) => e.scrollWidth - e.clientWidth")
+    assert clipped <= 0, f"the audit list is {clipped}px wider than its box"
+    assert horizontal_overflow(page) <= 0
+    context.close()
