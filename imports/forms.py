@@ -25,12 +25,15 @@ SEMANTIC_VERSION_NODE_MAX = 2**30 - 1  # 1073741823
 TAGS_MAX = 50
 TAG_KEY_MAX = 128
 TAG_VALUE_MAX = 256
-# The seed's `^(?!aws:)[a-zA-Z+-=._:/]+$`, read exactly as a regular
-# expression does: "+-=" is the range from "+" to "=", which also admits the
-# digits and , ; <. fullmatch() is used because `$` would also accept a
-# trailing newline.
-TAG_KEY_PATTERN = re.compile(r"(?!aws:)[a-zA-Z+-=._:/]+")
-TAG_KEY_ALLOWED = "letters, digits and + , - . / : ; < = _"
+# Tag keys: the characters both AWS documents agree on. The API reference's
+# `^(?!aws:)[a-zA-Z+-=._:/]+$`, read as a regular expression, makes "+-=" a
+# range that admits , ; < too, which botocore's model
+# (`^(?!aws:)[a-zA-Z0-9\s_.:/=+\-@]*$`) and so AWS refuse; the model admits
+# spaces and @, which the reference does not. Accepting only what both admit
+# means the portal never sends a key AWS refuses. fullmatch() because `$`
+# would also accept a trailing newline.
+TAG_KEY_PATTERN = re.compile(r"(?!aws:)[a-zA-Z0-9+\-=._:/]+")
+TAG_KEY_ALLOWED = "letters, digits and + - = . _ : /"
 
 # Request members in the spec's order. All but `tags` are JSON strings.
 STRING_MEMBERS = (

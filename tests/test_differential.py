@@ -60,8 +60,8 @@ SEED_CLIENT_TOKEN_MAX_36 = Reason(
 )
 SEED_TAG_KEY_PATTERN = Reason(
     "SEED_TAG_KEY_PATTERN",
-    "The seed spec's tag key pattern ^(?!aws:)[a-zA-Z+-=._:/]+$ (its +-= a range that "
-    "admits , ; <) is not the model's ^(?!aws:)[a-zA-Z0-9\\s_.:/=+\\-@]*$ (spaces and @).",
+    "The portal admits only the tag key characters both the API reference's pattern and "
+    "botocore's model ^(?!aws:)[a-zA-Z0-9\\s_.:/=+\\-@]*$ admit: not the model's spaces and @.",
 )
 SEED_HAS_NO_LOGGING_CONFIGURATION = Reason(
     "SEED_HAS_NO_LOGGING_CONFIGURATION",
@@ -201,9 +201,9 @@ CASES = [
     Case("tag key with a space", {"tags": {"team name": "web"}}, True, SEED_TAG_KEY_PATTERN),
     Case("tag key with a tab", {"tags": {"team\tname": "web"}}, True, SEED_TAG_KEY_PATTERN),
     Case("tag key with an @", {"tags": {"owner@corp": "web"}}, True, SEED_TAG_KEY_PATTERN),
-    Case("tag key with a comma", {"tags": {"a,b": "web"}}, False, SEED_TAG_KEY_PATTERN),
-    Case("tag key with a semicolon", {"tags": {"a;b": "web"}}, False, SEED_TAG_KEY_PATTERN),
-    Case("tag key with a <", {"tags": {"a<b": "web"}}, False, SEED_TAG_KEY_PATTERN),
+    Case("tag key with a comma", {"tags": {"a,b": "web"}}, False),
+    Case("tag key with a semicolon", {"tags": {"a;b": "web"}}, False),
+    Case("tag key with a <", {"tags": {"a<b": "web"}}, False),
     Case("tag key not ASCII", {"tags": {"\u00e9quipe": "web"}}, False),
     Case("tag key with a !", {"tags": {"team!": "web"}}, False),
     Case("tag value a number", {"tags": {"team": 1}}, False),

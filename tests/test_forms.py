@@ -226,15 +226,15 @@ def test_it_rejects_a_tag_key_starting_with_aws():
 
 
 @pytest.mark.parametrize(
-    "key",
-    ["team", "a+b", "a-b", "a=b", "a.b", "a_b", "a:b", "a/b", "2024", "a,b", "a;b", "a<b", "AWS:x"],
+    "key", ["team", "a+b", "a-b", "a=b", "a.b", "a_b", "a:b", "a/b", "2024", "AWS:x"]
 )
-def test_it_accepts_tag_keys_the_pattern_admits_including_its_character_range(key):
-    # "+-=" in the seed pattern is a range from "+" to "=": digits , ; < are in it.
+def test_it_accepts_tag_keys_both_aws_documents_admit(key):
     assert is_valid(tags={key: "v"})
 
 
-@pytest.mark.parametrize("key", ["a b", "a@b", "a>b", "a?b", "a#b", "é", "a\nb"])
+@pytest.mark.parametrize(
+    "key", ["a,b", "a;b", "a<b", "a b", "a@b", "a>b", "a?b", "a#b", "é", "a\nb"]
+)
 def test_it_rejects_tag_keys_outside_the_pattern(key):
     (message,) = errors_for(tags={key: "v"})["tags"]
     assert "characters that are not allowed" in message
