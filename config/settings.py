@@ -252,7 +252,15 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(BROKER_DIR / "processed"),
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
+        # The worker looks for new messages this often (kombu's default is
+        # 1 s, which a person waiting for the image ARN would feel).
+        "polling_interval": 0.1,
     }
+# Celery's Django fix-up closes the database connection around every task
+# unless this is set, so each task paid for a new connection. Kept open here,
+# and checked around each task the way Django checks it around each request
+# (config/celery.py): CONN_MAX_AGE and a broken connection still close it.
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

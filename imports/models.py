@@ -8,11 +8,13 @@ Nothing else writes `status`.
 """
 
 import hashlib
+import logging
 import secrets
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.core.cache import cache
 from django.db import IntegrityError, models, transaction
 from django.db.models import F, Q
 from django.dispatch import receiver
@@ -20,6 +22,8 @@ from django.utils import timezone
 
 from .audit import current_client_ip
 from .aws import Target
+
+logger = logging.getLogger(__name__)
 
 
 def new_external_id():
@@ -174,6 +178,14 @@ IMAGE_FAILED_STATES = frozenset({"FAILED", "CANCELLED", "DEPRECATED", "DISABLED"
 CANCELLED = "Cancelled"
 
 
+# (age in seconds below which, poll every so many milliseconds)
+POLL_STEPS = ((10, 500), (60, 2000), (float("inf"), 10000))
+
+
+def version_cache_key(pk):
+    return f"imports:version:{pk}"
+
+
 class ClientTokenConflict(Exception):
     """The team already used this clientToken for a different request."""
 
@@ -271,10 +283,11 @@ class ImageImport(models.Model):
         return self.payload.get("tags", {})
 
     @property
-    def poll_seconds(self):
-        """How often a page should ask for news: often while young, then less."""
-        young = timezone.now() - self.created_at < timedelta(seconds=60)
-        return 2 if young else 10
+    def poll_milliseconds(self):
+        """How often a page should ask for news: very often at first (the ARN
+        comes within a second of the click), then less and less."""
+        age = (timezone.now() - self.created_at).total_seconds()
+        return next(every for younger_than, every in POLL_STEPS if age < younger_than)
 
     @property
     def elapsed(self):
@@ -524,6 +537,7 @@ class ImageImport(models.Model):
                 moved = rows.update(status=new_status, updated_at=now, **fields)
                 if moved:
                     self.refresh_from_db()
+                    self.publish_version()
                     self._record(
                         action=action or Action.STATUS,
                         actor=user,
@@ -535,6 +549,16 @@ class ImageImport(models.Model):
         self.refresh_from_db()
         return False
 
+    def publish_version(self):
+        """Tell pollers, through the cache, that the import changed (once committed).
+
+        An unchanged poll is then answered from the cache without touching
+        the database (views.status); a missing or stale entry only costs the
+        poller a full answer.
+        """
+        key, version = version_cache_key(self.pk), self.version
+        transaction.on_commit(lambda: cache_set_quietly(key, version))
+
     def _record(self, *, action, detail, actor=None, from_status="", to_status=""):
         AuditEvent.record(
             action,
@@ -544,6 +568,14 @@ class ImageImport(models.Model):
             from_status=from_status,
             to_status=to_status,
         )
+
+
+def cache_set_quietly(key, value, timeout=3600):
+    # A cache outage must never fail a transition that has already committed.
+    try:
+        cache.set(key, value, timeout)
+    except Exception:
+        logger.warning("Could not publish %s to the cache", key, exc_info=True)
 
 
 def describe_progress(updates):
@@ -647,6 +679,9 @@ class AuditEvent(models.Model):
         )
 
 
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
 class ApiToken(models.Model):
     """A bearer token for the JSON API, acting as its user within one team.
 
@@ -730,7 +765,11 @@ class ApiToken(models.Model):
         )
         if api_token is None:
             return None
-        cls.objects.filter(pk=api_token.pk).update(last_used_at=timezone.now())
+        now = timezone.now()
+        # At most one write a minute per token: a busy script's every call
+        # would otherwise be an UPDATE.
+        if api_token.last_used_at is None or now - api_token.last_used_at > LAST_USED_RESOLUTION:
+            cls.objects.filter(pk=api_token.pk).update(last_used_at=now)
         return api_token
 
 

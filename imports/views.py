@@ -5,11 +5,13 @@ it, rendered alone when htmx asks. Every link and button also works without
 JavaScript.
 """
 
+import contextlib
 import json
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
@@ -24,7 +26,7 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 from . import aws, services, teams
 from .forms import PLATFORMS, ImportVmImageForm, TagFormSet, tag_formset_data, tag_rows
 from .hints import failure_hint
-from .models import ClientTokenConflict, ImageImport, Membership, Status
+from .models import ClientTokenConflict, ImageImport, Membership, Status, version_cache_key
 
 POLL_STOP_STATUS = HttpResponseStopPolling.status_code
 
@@ -286,10 +288,46 @@ def detail(request, pk):
     return render(request, "imports/detail.html", context)
 
 
-@login_required
 @require_GET
 def status(request, pk):
-    """The polled status panel: one query for the import, and stop when it is done.
+    """The polled status panel. An unchanged poll is a 204 from the cache alone."""
+    if unchanged_since_seen(request, pk):
+        return HttpResponse(status=204)
+    return status_panel(request, pk)
+
+
+POLL_ACCESS_SECONDS = 60
+
+
+def poll_access_key(session_key, pk):
+    return f"imports:poll-access:{session_key}:{pk}"
+
+
+def unchanged_since_seen(request, pk):
+    """True when this session was allowed this import lately and it has not changed.
+
+    No database work: the import's version comes from the cache (published by
+    each transition) and so does the access this session was granted by the
+    last full answer. The page's polling interval must still be the one its
+    age calls for, else a full answer sets the slower one.
+    """
+    seen, every = request.GET.get("seen"), request.GET.get("every")
+    session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+    if not (seen and every and session_key):
+        return False
+    try:
+        found = cache.get_many([version_cache_key(pk), poll_access_key(session_key, pk)])
+    except Exception:
+        return False  # the cache is down: answer in full
+    access = found.get(poll_access_key(session_key, pk))
+    return (
+        found.get(version_cache_key(pk)) == seen and access is not None and access["every"] == every
+    )
+
+
+@login_required
+def status_panel(request, pk):
+    """The full status panel: one query for the import, and stop when it is done.
 
     When the import changed since the poll before (its `seen` version), the
     timeline comes along as an out-of-band swap: one more query, only then.
@@ -306,7 +344,22 @@ def status(request, pk):
         oob = {"image_import": image_import, "events": events, "oob": True}
         html += render_to_string("imports/detail.html#request_heading", oob, request)
         html += render_to_string("imports/detail.html#timeline", oob, request)
+    remember_poll_access(request, image_import)
     return stop_polling_when_done(HttpResponse(html), image_import)
+
+
+def remember_poll_access(request, image_import):
+    """Let this session's next unchanged polls of this import skip the database."""
+    session_key = request.session.session_key
+    if image_import.is_terminal or not session_key:
+        return
+    access = {"every": str(image_import.poll_milliseconds)}
+    # A cache that is down only means the next poll is answered in full.
+    with contextlib.suppress(Exception):
+        cache.set(poll_access_key(session_key, image_import.pk), access, POLL_ACCESS_SECONDS)
+        # add, never set: a transition that committed since this answer read
+        # the row has published a newer version, which must not be undone.
+        cache.add(version_cache_key(image_import.pk), image_import.version, POLL_ACCESS_SECONDS)
 
 
 def may_cancel(image_import):

@@ -212,3 +212,10 @@ def test_concurrent_identical_requests_make_one_import(team, user, payload):
 
     assert sorted(at_once(send)) == [200, 200, 200, 201]
     assert ImageImport.objects.count() == 1
+
+
+def test_a_token_in_use_is_stamped_at_most_once_a_minute(client, api_headers, image_import):
+    client.get(URL, headers=api_headers)
+    first = ApiToken.objects.get().last_used_at
+    client.get(URL, headers=api_headers)
+    assert ApiToken.objects.get().last_used_at == first  # no write for a second call

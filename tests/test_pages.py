@@ -1,8 +1,11 @@
 """The HTML pages and their htmx partials (one section per page)."""
 
+from datetime import timedelta
+
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from imports.forms import tag_formset_data
 from imports.models import ImageImport, Membership, Status
@@ -312,7 +315,7 @@ def test_the_status_partial_polls_until_terminal_then_answers_286(user_client, i
     url = reverse("imports:status", args=[image_import.pk])
     response = user_client.get(url, headers=HTMX)
     assert response.status_code == 200
-    assert 'hx-trigger="every 2s"' in response.content.decode()
+    assert 'hx-trigger="every 500ms"' in response.content.decode()  # young: poll often
     image_import.mark_failed(code="ClientException", message="bad")
     response = user_client.get(url, headers=HTMX)
     assert response.status_code == 286
@@ -386,6 +389,60 @@ def test_the_polled_partial_brings_the_timeline_only_when_the_import_changed(
     assert 'id="timeline" hx-swap-oob="true"' in changed
     assert "Attempt 1 sending to AWS" in changed
     assert f"seen={image_import.version}" in changed  # the next poll asks from here
+
+
+def poll_params(image_import):
+    return {"seen": image_import.version, "every": str(image_import.poll_milliseconds)}
+
+
+def test_an_unchanged_poll_is_a_204_without_touching_the_database(
+    user_client, image_import, django_assert_num_queries
+):
+    url = reverse("imports:status", args=[image_import.pk])
+    assert user_client.get(url, poll_params(image_import), headers=HTMX).status_code == 200
+    with django_assert_num_queries(0):
+        response = user_client.get(url, poll_params(image_import), headers=HTMX)
+    assert response.status_code == 204
+    assert response.content == b""
+
+
+def test_a_poll_after_a_change_gets_the_news_in_full(
+    user_client, image_import, django_capture_on_commit_callbacks
+):
+    url = reverse("imports:status", args=[image_import.pk])
+    seen = poll_params(image_import)
+    user_client.get(url, seen, headers=HTMX)
+    with django_capture_on_commit_callbacks(execute=True):
+        image_import.claim()  # publishes the new version once committed
+    response = user_client.get(url, seen, headers=HTMX)
+    assert response.status_code == 200
+    assert "Attempt 1 sending to AWS" in response.content.decode()
+
+
+def test_the_cached_answer_belongs_to_the_session_that_was_allowed(
+    user_client, outsider, image_import
+):
+    url = reverse("imports:status", args=[image_import.pk])
+    user_client.get(url, poll_params(image_import), headers=HTMX)  # alice is allowed
+    other = Client()
+    other.force_login(outsider)
+    assert other.get(url, poll_params(image_import), headers=HTMX).status_code == 404
+
+
+def test_a_page_polls_less_often_as_its_import_ages(team, user):
+    image_import = make_import(team, user, Status.IMPORTING)
+    assert image_import.poll_milliseconds == 500
+    image_import.created_at = timezone.now() - timedelta(seconds=30)
+    assert image_import.poll_milliseconds == 2000
+    image_import.created_at = timezone.now() - timedelta(minutes=5)
+    assert image_import.poll_milliseconds == 10000
+
+
+def test_a_poll_whose_interval_is_out_of_date_is_answered_in_full(user_client, image_import):
+    url = reverse("imports:status", args=[image_import.pk])
+    user_client.get(url, poll_params(image_import), headers=HTMX)
+    stale = {**poll_params(image_import), "every": "250"}
+    assert user_client.get(url, stale, headers=HTMX).status_code == 200
 
 
 def test_the_cancel_button_is_offered_to_submitters_while_it_can_cancel(
