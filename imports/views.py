@@ -13,7 +13,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
@@ -23,7 +22,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
-from . import aws, services, teams
+from . import aws, paging, services, teams
 from .forms import PLATFORMS, ImportVmImageForm, TagFormSet, tag_formset_data, tag_rows
 from .hints import failure_hint
 from .models import ClientTokenConflict, ImageImport, Membership, Status, version_cache_key
@@ -52,9 +51,19 @@ def history(request):
             | Q(image_arn__icontains=query)
             | Q(vm_import_task_id__icontains=query)
         )
-    page = Paginator(imports, settings.HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    try:
+        page = paging.keyset_page(
+            imports,
+            size=settings.HISTORY_PAGE_SIZE,
+            older_than=request.GET.get("older"),
+            newer_than=request.GET.get("newer"),
+            page=request.GET.get("page"),
+        )
+    except paging.BadCursor as error:
+        return HttpResponseBadRequest(str(error))
     filters = request.GET.copy()
-    filters.pop("page", None)
+    for paging_parameter in ("page", "older", "newer"):
+        filters.pop(paging_parameter, None)
     context = {
         "page": page,
         "in_flight": in_flight_ids(page),

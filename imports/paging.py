@@ -1,0 +1,103 @@
+"""Keyset pagination: the hundredth page costs what the first does.
+
+A page follows (created_at, id) downwards from a cursor instead of skipping
+rows with OFFSET, and the total is counted only up to COUNT_CAP ("1000+"),
+so neither a deep page nor the count scans the whole table.
+"""
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Q
+
+COUNT_CAP = 1000
+MAX_LEGACY_PAGE = 1000  # ?page=N still works, within reason
+
+
+class BadCursor(ValueError):
+    pass
+
+
+@dataclass
+class KeysetPage:
+    items: list
+    older: str | None  # cursor of the next, older page
+    newer: str | None  # cursor of the previous, newer page
+    count: int
+    count_capped: bool
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __len__(self):
+        return len(self.items)
+
+    @property
+    def count_text(self):
+        return f"{COUNT_CAP}+" if self.count_capped else str(self.count)
+
+
+def encode_cursor(row):
+    text = f"{row.created_at.isoformat()}|{row.pk}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor):
+    """(created_at, id) from a cursor; BadCursor for anything this module did not make."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        text = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
+        moment, _, pk = text.partition("|")
+        if not (pk.isascii() and pk.isdigit() and len(pk) <= 18):
+            raise ValueError(pk)
+        created_at = datetime.fromisoformat(moment)
+        if created_at.tzinfo is None:
+            raise ValueError(moment)
+        return created_at, int(pk)
+    except (ValueError, UnicodeError, binascii.Error):
+        raise BadCursor("The page cursor is not one this portal made.") from None
+
+
+def parse_legacy_page(value):
+    if not (value.isascii() and value.isdigit() and 1 <= int(value[:6]) <= MAX_LEGACY_PAGE):
+        raise BadCursor(f"page must be a whole number from 1 to {MAX_LEGACY_PAGE}.")
+    return int(value)
+
+
+def keyset_page(queryset, *, size, older_than=None, newer_than=None, page=None):
+    """One page of a queryset ordered newest first (-created_at, -id).
+
+    `older_than`/`newer_than` are cursors; `page` is the old page number,
+    answered with OFFSET once and with cursors from there on.
+    """
+    total = queryset.order_by()[: COUNT_CAP + 1].count()
+    if newer_than:
+        created_at, pk = decode_cursor(newer_than)
+        newer = queryset.filter(Q(created_at__gt=created_at) | Q(created_at=created_at, pk__gt=pk))
+        rows = list(newer.order_by("created_at", "id")[: size + 1])
+        more_newer = len(rows) > size
+        items = rows[:size][::-1]
+        return make_page(items, total, has_older=True, has_newer=more_newer)
+    offset = 0
+    if older_than:
+        created_at, pk = decode_cursor(older_than)
+        queryset = queryset.filter(
+            Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk)
+        )
+    elif page:
+        offset = (parse_legacy_page(page) - 1) * size
+    rows = list(queryset.order_by("-created_at", "-id")[offset : offset + size + 1])
+    items = rows[:size]
+    return make_page(items, total, has_older=len(rows) > size, has_newer=bool(older_than or offset))
+
+
+def make_page(items, total, *, has_older, has_newer):
+    return KeysetPage(
+        items=items,
+        older=encode_cursor(items[-1]) if items and has_older else None,
+        newer=encode_cursor(items[0]) if items and has_newer else None,
+        count=min(total, COUNT_CAP),
+        count_capped=total > COUNT_CAP,
+    )

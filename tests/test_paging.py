@@ -1,0 +1,79 @@
+"""Keyset pages: newest first, cursors both ways, a capped count, old page numbers."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from imports import paging
+from imports.models import ImageImport
+
+from .factories import make_import
+
+
+@pytest.fixture
+def imports(team, user):
+    """Seven imports a minute apart, two of them at the very same moment (ties by id)."""
+    start = timezone.now() - timedelta(hours=1)
+    rows = [make_import(team, user, created_at=start + timedelta(minutes=n)) for n in range(6)]
+    rows.append(make_import(team, user, created_at=rows[-1].created_at))
+    return sorted(rows, key=lambda row: (row.created_at, row.pk), reverse=True)
+
+
+def walk(size, **cursor):
+    return paging.keyset_page(ImageImport.objects.all(), size=size, **cursor)
+
+
+def test_pages_walk_older_and_back_newer_without_gaps_or_repeats(imports):
+    first = walk(3)
+    second = walk(3, older_than=first.older)
+    third = walk(3, older_than=second.older)
+    assert [*first, *second, *third] == imports
+    assert first.newer is None and third.older is None
+    back = walk(3, newer_than=second.newer)
+    assert list(back) == list(first)
+    assert back.newer is None  # nothing newer than the first page
+
+
+def test_the_count_is_capped(imports, monkeypatch):
+    monkeypatch.setattr(paging, "COUNT_CAP", 5)
+    page = walk(3)
+    assert page.count_capped and page.count_text == "5+"
+    monkeypatch.setattr(paging, "COUNT_CAP", 50)
+    assert walk(3).count_text == "7"
+
+
+def test_the_old_page_numbers_still_work(imports):
+    assert list(walk(3, page="2")) == imports[3:6]
+    assert walk(3, page="2").newer is not None
+
+
+@pytest.mark.parametrize(
+    "cursor", ["x", "", "²", "MjAyNi0xMS0yOFQwMDowMDowMHw-MQ", "bm90aGluZw", "%00"]
+)
+def test_a_cursor_this_portal_did_not_make_is_refused(cursor):
+    with pytest.raises(paging.BadCursor):
+        paging.decode_cursor(cursor)
+
+
+@pytest.mark.parametrize("page", ["0", "-1", "²", "1" * 40, "abc", "1001"])
+def test_a_page_number_out_of_range_is_refused(db, page):
+    with pytest.raises(paging.BadCursor):
+        walk(3, page=page)
+
+
+def test_the_history_answers_400_for_a_bad_cursor(user_client):
+    assert user_client.get("/", {"older": "not-a-cursor"}).status_code == 400
+    assert user_client.get("/", {"page": "²"}).status_code == 400
+
+
+def test_the_history_links_to_older_and_newer_pages(user_client, team, user, settings):
+    settings.HISTORY_PAGE_SIZE = 2
+    for _ in range(3):
+        make_import(team, user)
+    first = user_client.get("/")
+    older = first.context["page"].older
+    assert f"older={older}" in first.content.decode()
+    second = user_client.get("/", {"older": older})
+    assert len(second.context["page"]) == 1
+    assert f"newer={second.context['page'].newer}" in second.content.decode()
