@@ -18,6 +18,7 @@ from django.db.models import F, Q
 from django.dispatch import receiver
 from django.utils import timezone
 
+from . import signals
 from .audit import current_client_ip
 from .aws import Target
 
@@ -258,6 +259,17 @@ class ImageImport(models.Model):
     @property
     def is_cancelled(self):
         return self.is_failed and self.error_code == CANCELLED
+
+    @property
+    def end_event(self):
+        """How the import ended, as signals.import_ended names it; None while in flight."""
+        if self.is_cancelled:
+            return signals.CANCELLED
+        if self.is_failed:
+            return signals.FAILED
+        if self.status == Status.AVAILABLE:
+            return signals.AVAILABLE
+        return None
 
     @property
     def tags(self):
@@ -516,6 +528,11 @@ class ImageImport(models.Model):
                         to_status=new_status,
                         detail=detail_for(),
                     )
+                    if new_status in TERMINAL_STATUSES:
+                        # Inside the transaction: receivers' rows commit with the move.
+                        signals.import_ended.send(
+                            sender=ImageImport, image_import=self, event=self.end_event
+                        )
                     return True
         self.refresh_from_db()
         return False
