@@ -576,6 +576,13 @@ class Action(models.TextChoices):
     TARGET_CHANGED = "team.target_changed", "AWS target changed"
     TOKEN_CREATED = "token.created", "API token created"
     TOKEN_REVOKED = "token.revoked", "API token revoked"
+    WEBHOOK_ADDED = "webhook.added", "Webhook added"
+    WEBHOOK_CHANGED = "webhook.changed", "Webhook changed"
+    WEBHOOK_REMOVED = "webhook.removed", "Webhook removed"
+    WEBHOOK_TESTED = "webhook.tested", "Webhook test message sent"
+    WEBHOOK_REDELIVERED = "webhook.redelivered", "Webhook delivery sent again"
+    WEBHOOK_PAUSED = "webhook.paused", "Webhook paused after failures"
+    NOTIFICATIONS_CHANGED = "profile.notifications", "Notification settings changed"
     SIGNED_IN = "auth.signed_in", "Signed in"
     SIGN_IN_FAILED = "auth.sign_in_failed", "Sign-in failed"
 
