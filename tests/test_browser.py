@@ -299,3 +299,78 @@ def test_the_history_follows_every_import_in_flight_with_one_poll(page, user, te
     page.wait_for_timeout(4000)  # longer than the 3 s interval
     assert len(polls) == settled, "the page kept polling with nothing in flight"
     assert settled >= 1
+
+
+# Headless pages are always "visible": this makes the page believe it is a
+# background tab, and records each Notification the page creates (the real
+# one is still made, with the permission Playwright granted).
+BACKGROUND_TAB = """
+Object.defineProperty(document, "hidden", { get: () => true });
+Object.defineProperty(document, "visibilityState", { get: () => "hidden" });
+window.notificationsShown = [];
+const RealNotification = window.Notification;
+function RecordingNotification(title, options) {
+  window.notificationsShown.push({ title, body: options && options.body });
+  return new RealNotification(title, options);
+}
+Object.defineProperty(RecordingNotification, "permission", {
+  get: () => RealNotification.permission,
+});
+RecordingNotification.requestPermission = (...args) => RealNotification.requestPermission(...args);
+window.Notification = RecordingNotification;
+"""
+
+
+@pytest.fixture
+def background_page(browser, live_server):
+    for page in open_page(browser, live_server, permissions=["notifications"]):
+        page.add_init_script(BACKGROUND_TAB)
+        yield page
+
+
+def notifications_shown(page):
+    # Polled from here: wait_for_function evaluates strings, which the CSP forbids.
+    for _ in range(POLLED // 250):
+        shown = page.evaluate("window.notificationsShown")
+        if shown:
+            return shown
+        page.wait_for_timeout(250)
+    raise AssertionError("the page showed no notification")
+
+
+def test_a_background_import_page_notifies_when_the_import_ends(background_page, user, team):
+    page = background_page
+    image_import = make_import(team, user, Status.IMPORTING, name="Web server base")
+    sign_in(page, user)
+    page.goto(f"/imports/{image_import.pk}")
+    expect(page).to_have_title(re.compile(r"^Importing · Web server base"))
+    assert page.evaluate("Notification.permission") == "granted"
+    assert page.evaluate("window.notificationsShown") == []
+
+    image_import.mark_available(amis=[{"region": "us-east-1", "image": SEEDED_AMI}])
+
+    assert notifications_shown(page) == [
+        {"title": "Web server base: Available", "body": f"Import #{image_import.pk} is available."}
+    ]
+    expect(page).to_have_title(re.compile(r"^Available · Web server base"))
+
+
+def test_a_background_history_notifies_for_each_import_that_ends(background_page, user, team):
+    page = background_page
+    running = make_import(team, user, Status.IMPORTING, name="Still running")
+    ending = make_import(team, user, Status.IMPORTING, name="About to fail")
+    sign_in(page, user)
+    expect(page).to_have_title(re.compile(r"^\(2 running\) Imports"))
+
+    ending.mark_failed(code="ClientException", message="no such task")
+
+    shown = notifications_shown(page)
+    assert [notification["title"] for notification in shown] == ["About to fail: Failed"]
+    expect(page).to_have_title(re.compile(r"^\(1 running\) Imports"))
+    assert running.status == Status.IMPORTING
+
+
+def test_a_person_who_has_not_decided_is_offered_the_permission(page, user, team):
+    make_import(team, user, Status.IMPORTING, name="Running")
+    sign_in(page, user)
+    expect(page.get_by_role("button", name="Notify me")).to_be_visible()
