@@ -3,6 +3,8 @@
 import contextlib
 import email
 import email.policy
+import hashlib
+import hmac
 import socket
 import threading
 import time
@@ -92,3 +94,10 @@ class SmtpReceiver:
 
     def __exit__(self, *exc):
         self.controller.stop()
+
+
+def verify(secret, headers, body):
+    """What the README tells a receiver to do with the generic JSON's signature."""
+    timestamp = headers["X-Portal-Timestamp"]
+    expected = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return hmac.compare_digest("sha256=" + expected.hexdigest(), headers["X-Portal-Signature"])
