@@ -39,6 +39,9 @@ class EventsForm(forms.Form):
 
 
 class ProfileForm(forms.Form):
+    email = forms.EmailField(
+        label="E-mail address", required=False, help_text="Where the portal writes to you."
+    )
     email_on_end = forms.BooleanField(
         label="E-mail me when an import I started ends", required=False
     )

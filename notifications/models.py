@@ -59,7 +59,7 @@ class NotificationSettings(models.Model):
         return cls.objects.filter(user=user).first() or cls(user=user)
 
     def change(self, *, email_on_end, by):
-        if self.pk and self.email_on_end == email_on_end:
+        if self.email_on_end == email_on_end:  # a person without a row has the default
             return False
         self.email_on_end = email_on_end
         self.save()
@@ -69,6 +69,21 @@ class NotificationSettings(models.Model):
             detail=f"E-mail when an import ends: {'on' if email_on_end else 'off'}",
         )
         return True
+
+
+def change_email_address(user, address, *, by):
+    """A person's own e-mail address, recorded; False if it is the same."""
+    if user.email == address:
+        return False
+    old = user.email or "(none)"
+    user.email = address
+    user.save(update_fields=["email"])
+    AuditEvent.record(
+        Action.NOTIFICATIONS_CHANGED,
+        actor=by,
+        detail=f"E-mail address of {user.get_username()}: {old} -> {address or '(none)'}",
+    )
+    return True
 
 
 class Webhook(models.Model):

@@ -15,20 +15,20 @@ from imports.models import Action, AuditEvent
 
 from . import tasks
 from .forms import EventsForm, ProfileForm, WebhookForm
-from .models import Delivery, Event, NotificationSettings, Webhook
+from .models import Delivery, Event, NotificationSettings, Webhook, change_email_address
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def profile(request):
     choices = NotificationSettings.for_user(request.user)
-    form = ProfileForm(initial={"email_on_end": choices.email_on_end})
+    form = ProfileForm(initial={"email": request.user.email, "email_on_end": choices.email_on_end})
     if request.method == "POST":
         form = ProfileForm(request.POST)
         if form.is_valid():
-            changed = choices.change(
-                email_on_end=form.cleaned_data["email_on_end"], by=request.user
-            )
+            user = request.user
+            changed = change_email_address(user, form.cleaned_data["email"], by=user)
+            changed |= choices.change(email_on_end=form.cleaned_data["email_on_end"], by=user)
             messages.success(request, "Saved." if changed else "Nothing changed.")
             return redirect("notifications:profile")
     return render(request, "notifications/profile.html", {"form": form, "choices": choices})

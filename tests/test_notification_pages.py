@@ -37,14 +37,27 @@ def test_the_profile_turns_the_email_off_and_on_audited(user_client, user):
     assert b"no e-mail address" in page.content
     assert "checked" in page.content.decode()  # on by default
 
-    response = user_client.post("/profile", {})
+    response = user_client.post("/profile", {"email": ""})
 
     assert response.status_code == 302
     assert NotificationSettings.for_user(user).email_on_end is False
     event = AuditEvent.objects.get(action=Action.NOTIFICATIONS_CHANGED)
     assert event.actor == user and "off" in event.detail
-    user_client.post("/profile", {"email_on_end": "on"})
+    user_client.post("/profile", {"email": "", "email_on_end": "on"})
     assert NotificationSettings.for_user(user).email_on_end is True
+
+
+def test_a_person_sets_their_own_email_address_audited(user_client, user):
+    response = user_client.post("/profile", {"email": "not an address", "email_on_end": "on"})
+    assert b"Enter a valid email address." in response.content
+
+    user_client.post("/profile", {"email": "alice@example.com", "email_on_end": "on"})
+
+    user.refresh_from_db()
+    assert user.email == "alice@example.com"
+    event = AuditEvent.objects.get(action=Action.NOTIFICATIONS_CHANGED)
+    assert event.detail == "E-mail address of alice: (none) -> alice@example.com"
+    assert b"alice@example.com" in user_client.get("/profile").content
 
 
 def test_the_profile_needs_a_sign_in(client):
