@@ -309,6 +309,8 @@ PORTAL_URL = env("PORTAL_URL", f"http://127.0.0.1:{env('PORT', '8000')}")
 # only (`make run` sets it); never in production.
 WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
 WEBHOOK_TIMEOUT = env_int("WEBHOOK_TIMEOUT", 10)
+# A CA bundle (PEM file) to verify webhook certificates with; the system's CAs by default.
+WEBHOOK_CA_BUNDLE = env("WEBHOOK_CA_BUNDLE")
 WEBHOOK_PAUSE_AFTER = env_int("WEBHOOK_PAUSE_AFTER", 5)
 NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 8)
 NOTIFY_RETRY_BASE_DELAY = env_int("NOTIFY_RETRY_BASE_DELAY", 5)

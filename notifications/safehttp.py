@@ -132,6 +132,7 @@ def post(url, body, headers, *, timeout):
             server_hostname=target.host,
             assert_hostname=target.host,
             cert_reqs="CERT_REQUIRED",
+            ca_certs=settings.WEBHOOK_CA_BUNDLE or None,  # None: the system's CAs
             **pool_options,
         )
     else:

@@ -21,7 +21,7 @@ class HttpReceiver:
     Once the script is used up it answers 200. Every request is recorded.
     """
 
-    def __init__(self, script=()):
+    def __init__(self, script=(), tls=None):
         self.script = list(script)
         self.requests = []
         receiver = self
@@ -57,6 +57,8 @@ class HttpReceiver:
         self.server.daemon_threads = True
         self.server.block_on_close = False  # a hanging answer must not hold up the test
         self.port = self.server.server_address[1]
+        if tls is not None:  # an ssl.SSLContext for the server side
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
 
     def url(self, path="/hook"):
         return f"http://127.0.0.1:{self.port}{path}"

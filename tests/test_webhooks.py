@@ -2,8 +2,11 @@
 
 import json
 import socket
+import ssl
 
 import pytest
+import trustme
+import urllib3
 
 from imports.api import serialize
 from imports.models import Status
@@ -231,3 +234,39 @@ def test_a_blocked_url_fails_the_delivery_without_a_connection(team, user, setti
     assert tasks.send_delivery(delivery.pk) == "failed"
     delivery.refresh_from_db()
     assert "private, loopback" in delivery.error
+
+
+@pytest.fixture
+def tls_receiver(settings, tmp_path):
+    """An HTTPS receiver with a certificate for hooks.example.test from a test CA."""
+    ca = trustme.CA()
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("hooks.example.test").configure_cert(server_context)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    settings.WEBHOOK_CA_BUNDLE = str(bundle)
+    with HttpReceiver(tls=server_context) as receiver:
+        yield receiver
+
+
+def test_tls_is_checked_against_the_name_while_connecting_to_the_pinned_address(
+    tls_receiver, settings, monkeypatch
+):
+    settings.WEBHOOK_ALLOW_PRIVATE = True  # the receiver is on loopback
+    fake_dns(monkeypatch, "127.0.0.1")
+
+    response = safehttp.post(
+        f"https://hooks.example.test:{tls_receiver.port}/in", b"{}", {}, timeout=2
+    )
+
+    assert response.status == 200
+    assert tls_receiver.requests[0]["headers"]["Host"] == f"hooks.example.test:{tls_receiver.port}"
+
+
+def test_a_certificate_for_another_name_is_refused(tls_receiver, settings, monkeypatch):
+    settings.WEBHOOK_ALLOW_PRIVATE = True
+    fake_dns(monkeypatch, "127.0.0.1")
+
+    with pytest.raises(urllib3.exceptions.SSLError):
+        safehttp.post(f"https://other.example.test:{tls_receiver.port}/in", b"{}", {}, timeout=2)
+    assert tls_receiver.requests == []
