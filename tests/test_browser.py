@@ -14,10 +14,12 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from imports import tasks
-from imports.models import ImageImport, Status
+from imports.models import ImageImport, Membership, Status
+from notifications.models import Webhook
 
-from .factories import SEEDED_AMI, SEEDED_TASK, make_import, valid_payload
+from .factories import SEEDED_AMI, SEEDED_TASK, make_import, make_member, valid_payload
 from .helpers import wait_for_status
+from .receivers import HttpReceiver, verify
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists() and not os.environ.get("CI"):
@@ -374,3 +376,39 @@ def test_a_person_who_has_not_decided_is_offered_the_permission(page, user, team
     make_import(team, user, Status.IMPORTING, name="Running")
     sign_in(page, user)
     expect(page.get_by_role("button", name="Notify me")).to_be_visible()
+
+
+def test_a_team_admin_adds_a_webhook_sees_its_secret_once_and_tests_it(
+    page, team, settings, worker
+):
+    settings.WEBHOOK_ALLOW_PRIVATE = True  # the receiver is on this machine
+    admin = make_member("ada", team, Membership.Role.ADMIN)
+    with HttpReceiver() as receiver:
+        sign_in(page, admin)
+        page.get_by_role("navigation", name="Main").get_by_role("link", name="Team").click()
+        page.get_by_role("link", name="Add a webhook").click()
+        page.get_by_label("Webhook URL").fill(receiver.url("/portal-hook"))
+        page.get_by_label("Kind").select_option(label="Generic JSON, signed")
+        page.get_by_role("button", name="Add the webhook").click()
+
+        secret = page.locator("#webhook-secret").text_content()
+        assert secret == Webhook.objects.get().secret
+        page.get_by_role("link", name="Back to the Team page").click()
+        expect(page.get_by_text(secret)).to_have_count(0)
+        page.get_by_role("button", name="Send a test message").click()
+        expect(page.get_by_role("status")).to_contain_text("Test message queued")
+
+        delivery_row = page.locator("table.deliveries tbody tr").first
+        for _ in range(40):  # the worker sends it; the page shows it on the next load
+            page.reload()
+            if "Delivered" in (delivery_row.text_content() or ""):
+                break
+            page.wait_for_timeout(250)
+        expect(delivery_row).to_contain_text("Test message")
+        expect(delivery_row).to_contain_text("Delivered")
+        expect(delivery_row).to_contain_text("200")
+        page.screenshot(path="/tmp/browser-webhooks.png", full_page=True)
+
+    (request,) = receiver.requests
+    assert request["path"] == "/portal-hook"
+    assert verify(secret, request["headers"], request["body"])
