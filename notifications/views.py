@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from imports import teams
@@ -47,6 +48,7 @@ def team_webhook(request, pk):
     return get_object_or_404(Webhook, pk=pk, team=managed_team(request))
 
 
+@sensitive_post_parameters("url")  # a Slack or Teams URL is a secret: keep it out of error reports
 @login_required
 @require_http_methods(["GET", "POST"])
 def add_webhook(request):

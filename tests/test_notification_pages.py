@@ -78,6 +78,7 @@ def test_a_team_admin_adds_a_webhook_and_sees_its_secret_once(
 
     assert response.status_code == 200
     assert response["Cache-Control"] == "no-store"
+    assert response.wsgi_request.sensitive_post_parameters == ("url",)  # not in error reports
     webhook = Webhook.objects.get()
     assert webhook.secret in response.content.decode()
     assert webhook.events == ["import.available", "import.failed"]
