@@ -1,4 +1,4 @@
-"""Turn imports' `import_ended` signal into delivery rows, in the same transaction."""
+"""Turn imports' signals into delivery rows, in the transaction of the transition."""
 
 from functools import partial
 
@@ -60,3 +60,8 @@ def create_deliveries(sender, image_import, event, **kwargs):
     if deliveries:
         transaction.on_commit(partial(tasks.queue, [delivery.pk for delivery in deliveries]))
     return deliveries
+
+
+def upload_finished_deliveries(sender, image_import, **kwargs):
+    """A disk file's upload completed (sent by disk-file imports' upload transition)."""
+    return create_deliveries(sender, image_import, signals.UPLOAD_FINISHED)
