@@ -83,6 +83,8 @@ def test_a_team_admin_adds_a_webhook_and_sees_its_secret_once(
     assert webhook.secret in response.content.decode()
     assert webhook.events == ["import.available", "import.failed"]
     team_page = admin_client.get("/team").content.decode()
+    assert "<title>Team platform · VM Import Portal</title>" in team_page
+    assert team_page.count('id="webhooks"') == 1
     assert "https://hooks.example.com/…" in team_page
     assert webhook.secret not in team_page and "s3cr3t-path" not in team_page
     event = AuditEvent.objects.get(action=Action.WEBHOOK_ADDED)
