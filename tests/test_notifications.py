@@ -282,13 +282,28 @@ def test_the_sweeper_sends_again_a_pending_delivery_whose_message_was_lost(
     assert queued == [delivery.pk]
 
 
-def test_a_broker_that_is_down_leaves_the_delivery_for_the_sweeper(team, user, monkeypatch):
-    def broken(pk):
+def test_a_broker_that_is_down_leaves_the_delivery_for_the_sweeper(
+    team, user, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    add_webhook(team, "https://hooks.example.com/a")
+    image_import = make_import(team, user, Status.IMPORTING)
+
+    def broker_down(pk):
         raise ConnectionError("broker down")
 
-    monkeypatch.setattr(tasks.send_delivery, "delay", broken)
+    monkeypatch.setattr(tasks.send_delivery, "delay", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert image_import.mark_available(amis=[])  # the transition stands
 
-    tasks.queue([1, 2])  # logs, never raises into the committed transition
+    delivery = Delivery.objects.get()
+    assert delivery.status == Delivery.Status.PENDING
+    queued = []
+    monkeypatch.setattr(tasks.send_delivery, "delay", queued.append)
+    Delivery.objects.filter(pk=delivery.pk).update(
+        next_attempt_at=timezone.now() - timedelta(seconds=settings.NOTIFY_STUCK_AFTER + 1)
+    )
+    assert tasks.requeue_lost_deliveries() == 1
+    assert queued == [delivery.pk]
 
 
 def test_a_finished_upload_is_told_to_the_webhooks_that_want_it(
