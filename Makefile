@@ -21,7 +21,12 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_admin
-	@export PATH="$(CURDIR)/$(BIN):$$PATH"; \
+	@if [ -z "$$EMAIL_URL$$EMAIL_HOST" ]; then \
+	  echo "E-mails are written as files under $(DATA_DIR)/mail (set EMAIL_URL to send them)."; \
+	fi
+	@echo "WEBHOOK_ALLOW_PRIVATE=true: webhooks may call http:// and local addresses (never in production)."
+	@export PATH="$(CURDIR)/$(BIN):$$PATH" WEBHOOK_ALLOW_PRIVATE=true \
+	  PORTAL_URL="$${PORTAL_URL:-http://127.0.0.1:$(PORT)}"; \
 	if [ "$$(python manage.py aws_mode)" = aws ]; then \
 	  echo "The portal: http://127.0.0.1:$(PORT)/ (real AWS)"; \
 	  exec honcho start --procfile Procfile --port $(PORT) web worker; \

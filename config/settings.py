@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+import dj_email_url
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -74,6 +75,7 @@ INSTALLED_APPS = [
     "template_partials",
     "axes",
     "imports",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -290,7 +292,47 @@ VM_IMPORT_TASKS_CACHE_SECONDS = env_int("VM_IMPORT_TASKS_CACHE_SECONDS", 30)
 API_PAGE_SIZE = 50
 HISTORY_PAGE_SIZE = 25
 
+# Notifications: e-mail from EMAIL_URL (smtp://user:pass@host:587/?tls=True),
+# or Django's EMAIL_HOST/EMAIL_PORT/...; with neither, mails are written as
+# files under DATA_DIR/mail.
+EMAIL_URL = env("EMAIL_URL")
+if EMAIL_URL:
+    globals().update(dj_email_url.parse(EMAIL_URL))
+elif env("EMAIL_HOST"):
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = env("EMAIL_HOST")
+    EMAIL_PORT = env_int("EMAIL_PORT", 25)
+    EMAIL_HOST_USER = env("EMAIL_HOST_USER")
+    EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD")
+    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+    EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = str(DATA_DIR / "mail")
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "VM Import Portal <portal@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Links in e-mails and chat messages point here.
+PORTAL_URL = env("PORTAL_URL", f"http://127.0.0.1:{env('PORT', '8000')}")
+# Lifts the webhook rules on https and on private addresses: for local use
+# only (`make run` sets it); never in production.
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
+WEBHOOK_TIMEOUT = env_int("WEBHOOK_TIMEOUT", 10)
+# A CA bundle (PEM file) to verify webhook certificates with; the system's CAs by default.
+WEBHOOK_CA_BUNDLE = env("WEBHOOK_CA_BUNDLE")
+WEBHOOK_PAUSE_AFTER = env_int("WEBHOOK_PAUSE_AFTER", 5)
+NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 8)
+NOTIFY_RETRY_BASE_DELAY = env_int("NOTIFY_RETRY_BASE_DELAY", 5)
+NOTIFY_RETRY_MAX_DELAY = env_int("NOTIFY_RETRY_MAX_DELAY", 600)
+NOTIFY_LEASE_SECONDS = env_int("NOTIFY_LEASE_SECONDS", 120)
+NOTIFY_STUCK_AFTER = env_int("NOTIFY_STUCK_AFTER", 300)
+NOTIFY_SWEEP_INTERVAL = env_int("NOTIFY_SWEEP_INTERVAL", 60)
+
 CELERY_BEAT_SCHEDULE = {
+    "requeue-lost-deliveries": {
+        "task": "notifications.tasks.requeue_lost_deliveries",
+        "schedule": NOTIFY_SWEEP_INTERVAL,
+    },
     "refresh-imports": {
         "task": "imports.tasks.refresh_imports",
         "schedule": IMPORT_REFRESH_INTERVAL,

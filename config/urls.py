@@ -23,5 +23,6 @@ urlpatterns = [
         name="password_change_done",
     ),
     path("api/", include("imports.api_urls")),
+    path("", include("notifications.urls")),
     path("", include("imports.urls")),
 ]

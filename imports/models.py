@@ -20,6 +20,7 @@ from django.db.models import F, Q
 from django.dispatch import receiver
 from django.utils import timezone
 
+from . import signals
 from .audit import current_client_ip
 from .aws import Target
 
@@ -277,6 +278,17 @@ class ImageImport(models.Model):
     @property
     def is_cancelled(self):
         return self.is_failed and self.error_code == CANCELLED
+
+    @property
+    def end_event(self):
+        """How the import ended, as signals.import_ended names it; None while in flight."""
+        if self.is_cancelled:
+            return signals.CANCELLED
+        if self.is_failed:
+            return signals.FAILED
+        if self.status == Status.AVAILABLE:
+            return signals.AVAILABLE
+        return None
 
     @property
     def tags(self):
@@ -545,6 +557,11 @@ class ImageImport(models.Model):
                         to_status=new_status,
                         detail=detail_for(),
                     )
+                    if new_status in TERMINAL_STATUSES:
+                        # Inside the transaction: receivers' rows commit with the move.
+                        signals.import_ended.send(
+                            sender=ImageImport, image_import=self, event=self.end_event
+                        )
                     return True
         self.refresh_from_db()
         return False
@@ -606,6 +623,13 @@ class Action(models.TextChoices):
     TARGET_CHANGED = "team.target_changed", "AWS target changed"
     TOKEN_CREATED = "token.created", "API token created"
     TOKEN_REVOKED = "token.revoked", "API token revoked"
+    WEBHOOK_ADDED = "webhook.added", "Webhook added"
+    WEBHOOK_CHANGED = "webhook.changed", "Webhook changed"
+    WEBHOOK_REMOVED = "webhook.removed", "Webhook removed"
+    WEBHOOK_TESTED = "webhook.tested", "Webhook test message sent"
+    WEBHOOK_REDELIVERED = "webhook.redelivered", "Webhook delivery sent again"
+    WEBHOOK_PAUSED = "webhook.paused", "Webhook paused after failures"
+    NOTIFICATIONS_CHANGED = "profile.notifications", "Notification settings changed"
     SIGNED_IN = "auth.signed_in", "Signed in"
     SIGN_IN_FAILED = "auth.sign_in_failed", "Sign-in failed"
 

@@ -18,6 +18,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from imports.apps import AUDITORS
 from imports.models import ApiToken, ImageImport, Membership, Team
+from notifications.models import Delivery, Event, Webhook
 
 from .factories import make_member, valid_payload
 
@@ -57,6 +58,12 @@ EXPECTED = {
     "api:imports": ("get", api(200)),
     "api:import": ("get", api(200, outsider=404)),
     "api:vm_import_tasks": ("get", api(200)),
+    "notifications:profile": ("get", signed_in(200)),
+    "notifications:add_webhook": ("get", signed_in(403, team_admin=200, superuser=200)),
+    "notifications:change_webhook": ("post", signed_in(403, team_admin=302, superuser=302)),
+    "notifications:remove_webhook": ("post", signed_in(403, team_admin=302, superuser=302)),
+    "notifications:test_webhook": ("post", signed_in(403, team_admin=302, superuser=302)),
+    "notifications:redeliver": ("post", signed_in(403, team_admin=302, superuser=302)),
     "login": ("get", same(200)),
     "logout": ("post", same(302)),
     "password_change": ("get", signed_in(200)),
@@ -174,6 +181,10 @@ def url_for(name, world):
         "imports:revoke_token": [world["token"].pk],
         "imports:remove_member": [world["people"]["viewer"].memberships.get().pk],
         "api:import": [image_import.pk],
+        "notifications:change_webhook": [webhook_of(home).pk],
+        "notifications:remove_webhook": [webhook_of(home).pk],
+        "notifications:test_webhook": [webhook_of(home).pk],
+        "notifications:redeliver": [delivery_of(home).pk],
         "admin:view_on_site": [1, 1],
         "admin:app_list": ["imports"],
         "admin:auth_user_password_change": [world["people"]["viewer"].pk],
@@ -189,6 +200,21 @@ def url_for(name, world):
     if name == "admin:autocomplete":
         url += "?app_label=imports&model_name=team&field_name=missing"
     return url, home
+
+
+def webhook_of(team):
+    webhook, _ = Webhook.objects.get_or_create(team=team, url="https://hooks.example.com/x")
+    return webhook
+
+
+def delivery_of(team):
+    return Delivery.objects.create(
+        channel=Delivery.Channel.WEBHOOK,
+        event=Event.TEST,
+        team=team,
+        webhook=webhook_of(team),
+        payload={"event": "webhook.test", "import": None},
+    )
 
 
 def admin_model(model):

@@ -12,11 +12,13 @@ import pytest
 from playwright.sync_api import expect
 
 from imports import tasks
-from imports.models import ImageImport, Status
+from imports.models import ImageImport, Membership, Status
+from notifications.models import Webhook
 
 from .browser import CHROMIUM_MISSING, CHROMIUM_MISSING_REASON, launch, sign_in
-from .factories import SEEDED_AMI, SEEDED_TASK, make_import, valid_payload
+from .factories import SEEDED_AMI, SEEDED_TASK, make_import, make_member, valid_payload
 from .helpers import wait_for_status
+from .receivers import HttpReceiver, verify
 
 if CHROMIUM_MISSING:
     pytest.skip(CHROMIUM_MISSING_REASON, allow_module_level=True)
@@ -262,3 +264,114 @@ def test_the_history_follows_every_import_in_flight_with_one_poll(page, user, te
     page.wait_for_timeout(4000)  # longer than the 3 s interval
     assert len(polls) == settled, "the page kept polling with nothing in flight"
     assert settled >= 1
+
+
+# Headless pages are always "visible": this makes the page believe it is a
+# background tab, and records each Notification the page creates (the real
+# one is still made, with the permission Playwright granted).
+BACKGROUND_TAB = """
+Object.defineProperty(document, "hidden", { get: () => true });
+Object.defineProperty(document, "visibilityState", { get: () => "hidden" });
+window.notificationsShown = [];
+const RealNotification = window.Notification;
+function RecordingNotification(title, options) {
+  window.notificationsShown.push({ title, body: options && options.body });
+  return new RealNotification(title, options);
+}
+Object.defineProperty(RecordingNotification, "permission", {
+  get: () => RealNotification.permission,
+});
+RecordingNotification.requestPermission = (...args) => RealNotification.requestPermission(...args);
+window.Notification = RecordingNotification;
+"""
+
+
+@pytest.fixture
+def background_page(browser, live_server):
+    for page in open_page(browser, live_server, permissions=["notifications"]):
+        page.add_init_script(BACKGROUND_TAB)
+        yield page
+
+
+def notifications_shown(page):
+    # Polled from here: wait_for_function evaluates strings, which the CSP forbids.
+    for _ in range(POLLED // 250):
+        shown = page.evaluate("window.notificationsShown")
+        if shown:
+            return shown
+        page.wait_for_timeout(250)
+    raise AssertionError("the page showed no notification")
+
+
+def test_a_background_import_page_notifies_when_the_import_ends(background_page, user, team):
+    page = background_page
+    image_import = make_import(team, user, Status.IMPORTING, name="Web server base")
+    sign_in(page, user)
+    page.goto(f"/imports/{image_import.pk}")
+    expect(page).to_have_title(re.compile(r"^Importing · Web server base"))
+    assert page.evaluate("Notification.permission") == "granted"
+    assert page.evaluate("window.notificationsShown") == []
+
+    image_import.mark_available(amis=[{"region": "us-east-1", "image": SEEDED_AMI}])
+
+    assert notifications_shown(page) == [
+        {"title": "Web server base: Available", "body": f"Import #{image_import.pk} is available."}
+    ]
+    expect(page).to_have_title(re.compile(r"^Available · Web server base"))
+
+
+def test_a_background_history_notifies_for_each_import_that_ends(background_page, user, team):
+    page = background_page
+    running = make_import(team, user, Status.IMPORTING, name="Still running")
+    ending = make_import(team, user, Status.IMPORTING, name="About to fail")
+    sign_in(page, user)
+    expect(page).to_have_title(re.compile(r"^\(2 running\) Imports"))
+
+    ending.mark_failed(code="ClientException", message="no such task")
+
+    shown = notifications_shown(page)
+    assert [notification["title"] for notification in shown] == ["About to fail: Failed"]
+    expect(page).to_have_title(re.compile(r"^\(1 running\) Imports"))
+    assert running.status == Status.IMPORTING
+
+
+def test_a_person_who_has_not_decided_is_offered_the_permission(page, user, team):
+    make_import(team, user, Status.IMPORTING, name="Running")
+    sign_in(page, user)
+    expect(page.get_by_role("button", name="Notify me")).to_be_visible()
+
+
+def test_a_team_admin_adds_a_webhook_sees_its_secret_once_and_tests_it(
+    page, team, settings, worker
+):
+    settings.WEBHOOK_ALLOW_PRIVATE = True  # the receiver is on this machine
+    admin = make_member("ada", team, Membership.Role.ADMIN)
+    with HttpReceiver() as receiver:
+        sign_in(page, admin)
+        page.get_by_role("navigation", name="Main").get_by_role("link", name="Team").click()
+        page.get_by_role("link", name="Add a webhook").click()
+        page.get_by_label("Webhook URL").fill(receiver.url("/portal-hook"))
+        page.get_by_label("Kind").select_option(label="Generic JSON, signed")
+        page.get_by_role("button", name="Add the webhook").click()
+
+        secret = page.locator("#webhook-secret").text_content()
+        assert secret == Webhook.objects.get().secret
+        page.get_by_role("link", name="Back to the Team page").click()
+        expect(page.get_by_text(secret)).to_have_count(0)
+        page.get_by_role("button", name="Send a test message").click()
+        expect(page.get_by_role("status")).to_contain_text("Test message queued")
+
+        delivery_row = page.locator("table.deliveries tbody tr").first
+        for _ in range(40):  # the worker sends it; the page shows it on the next load
+            page.reload()
+            if "Delivered" in (delivery_row.text_content() or ""):
+                break
+            page.wait_for_timeout(250)
+        expect(delivery_row).to_contain_text("Test message")
+        expect(delivery_row).to_contain_text("Delivered")
+        expect(delivery_row).to_contain_text("200")
+        page.screenshot(path="/tmp/browser-webhooks.png", full_page=True)
+
+    (request,) = receiver.requests
+    assert request["path"] == "/portal-hook"
+    assert verify(secret, request["headers"], request["body"])

@@ -13,6 +13,7 @@ APP = Path(__file__).resolve().parent.parent / "imports"
 # models -> aws), with audit a leaf.
 FORBIDDEN = {
     "audit": {"*"},
+    "signals": {"*"},
     "aws": {"*"},
     "models": {"tasks", "services", "views", "api", "teams", "team_views", "forms", "admin"},
     "tasks": {"services", "views", "api", "teams", "team_views"},
@@ -83,3 +84,16 @@ def test_each_module_imports_only_the_layers_below_it():
             assert imported == set(), f"{module} must be a leaf; it imports {imported}"
         else:
             assert not imported & forbidden, f"{module} imports {imported & forbidden}"
+
+
+def test_imports_knows_nothing_of_the_apps_built_on_it():
+    """notifications listens to imports' signals; imports never imports notifications."""
+    for path in APP.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                assert name.split(".")[0] != "notifications", f"{path} imports {name}"

@@ -1,0 +1,47 @@
+from django import forms
+
+from . import safehttp
+from .models import DEFAULT_WEBHOOK_EVENTS, IMPORT_EVENTS, Webhook
+
+
+class WebhookForm(forms.Form):
+    url = forms.CharField(
+        label="Webhook URL",
+        max_length=2048,
+        help_text="https only; it must resolve to a public address. Slack and Teams "
+        "give you this URL when you add an incoming webhook or a workflow.",
+        widget=forms.URLInput(attrs={"placeholder": "https://hooks.slack.com/services/…"}),
+    )
+    kind = forms.ChoiceField(choices=Webhook.Kind.choices, initial=Webhook.Kind.SLACK)
+    events = forms.MultipleChoiceField(
+        choices=[(event.value, event.label) for event in IMPORT_EVENTS],
+        initial=DEFAULT_WEBHOOK_EVENTS,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="“Upload finished” is sent once disk-file imports exist.",
+    )
+    name = forms.CharField(max_length=100, required=False, help_text="Optional, for you.")
+
+    def clean_url(self):
+        url = self.cleaned_data["url"].strip()
+        try:
+            safehttp.check(url)
+        except safehttp.BlockedUrl as error:
+            raise forms.ValidationError(str(error)) from None
+        return url
+
+
+class EventsForm(forms.Form):
+    events = forms.MultipleChoiceField(
+        choices=[(event.value, event.label) for event in IMPORT_EVENTS],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+
+class ProfileForm(forms.Form):
+    email = forms.EmailField(
+        label="E-mail address", required=False, help_text="Where the portal writes to you."
+    )
+    email_on_end = forms.BooleanField(
+        label="E-mail me when an import I started ends", required=False
+    )

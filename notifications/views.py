@@ -1,0 +1,127 @@
+"""The profile page (a person's e-mail choice) and a team's webhooks."""
+
+from functools import partial
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods, require_POST
+
+from imports import teams
+from imports.models import Action, AuditEvent
+
+from . import tasks
+from .forms import EventsForm, ProfileForm, WebhookForm
+from .models import Delivery, Event, NotificationSettings, Webhook, change_email_address
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def profile(request):
+    choices = NotificationSettings.for_user(request.user)
+    form = ProfileForm(initial={"email": request.user.email, "email_on_end": choices.email_on_end})
+    if request.method == "POST":
+        form = ProfileForm(request.POST)
+        if form.is_valid():
+            user = request.user
+            changed = change_email_address(user, form.cleaned_data["email"], by=user)
+            changed |= choices.change(email_on_end=form.cleaned_data["email_on_end"], by=user)
+            messages.success(request, "Saved." if changed else "Nothing changed.")
+            return redirect("notifications:profile")
+    return render(request, "notifications/profile.html", {"form": form, "choices": choices})
+
+
+def managed_team(request):
+    membership = teams.current_membership(request)
+    if membership is None:
+        raise Http404("You are not in any team.")
+    if not membership.can_manage:
+        raise PermissionDenied("Only a team admin can change the team's webhooks.")
+    return membership.team
+
+
+def team_webhook(request, pk):
+    return get_object_or_404(Webhook, pk=pk, team=managed_team(request))
+
+
+@sensitive_post_parameters("url")  # a Slack or Teams URL is a secret: keep it out of error reports
+@login_required
+@require_http_methods(["GET", "POST"])
+def add_webhook(request):
+    team = managed_team(request)
+    form = WebhookForm()
+    if request.method == "POST":
+        form = WebhookForm(request.POST)
+        if form.is_valid():
+            webhook = Webhook.add(team=team, by=request.user, **form.cleaned_data)
+            # The secret is in this answer only: never in a redirect, never cached.
+            response = render(request, "notifications/webhook_added.html", {"webhook": webhook})
+            response["Cache-Control"] = "no-store"
+            return response
+    return render(request, "notifications/webhook_form.html", {"form": form, "team": team})
+
+
+@login_required
+@require_POST
+def change_webhook(request, pk):
+    webhook = team_webhook(request, pk)
+    if request.POST.get("resume"):
+        if webhook.resume(by=request.user):
+            messages.success(request, "Webhook resumed.")
+        return redirect("imports:team")
+    form = EventsForm(request.POST)
+    if form.is_valid() and webhook.change_events(form.cleaned_data["events"], by=request.user):
+        messages.success(request, "Webhook events saved.")
+    return redirect("imports:team")
+
+
+@login_required
+@require_POST
+def remove_webhook(request, pk):
+    webhook = team_webhook(request, pk)
+    webhook.remove(by=request.user)
+    messages.success(request, "Webhook removed.")
+    return redirect("imports:team")
+
+
+@login_required
+@require_POST
+def test_webhook(request, pk):
+    webhook = team_webhook(request, pk)
+    with transaction.atomic():
+        delivery = Delivery.objects.create(
+            channel=Delivery.Channel.WEBHOOK,
+            event=Event.TEST,
+            team=webhook.team,
+            webhook=webhook,
+            payload={
+                "event": Event.TEST.value,
+                "import": None,
+                "sentBy": request.user.get_username(),
+            },
+        )
+        AuditEvent.record(
+            Action.WEBHOOK_TESTED, actor=request.user, team=webhook.team, detail=f"{webhook}"
+        )
+        transaction.on_commit(partial(tasks.queue, [delivery.pk]))
+    messages.success(request, "Test message queued; its result appears below in a moment.")
+    return redirect("imports:team")
+
+
+@login_required
+@require_POST
+def redeliver(request, pk):
+    delivery = get_object_or_404(
+        Delivery,
+        pk=pk,
+        channel=Delivery.Channel.WEBHOOK,
+        webhook__team=managed_team(request),
+    )
+    again = delivery.redeliver(by=request.user)
+    transaction.on_commit(partial(tasks.queue, [again.pk]))
+    messages.success(request, "Delivery queued again.")
+    return redirect("imports:team")

@@ -1,0 +1,192 @@
+"""The profile page and the Team page's webhooks: who may do what, and the audit."""
+
+import pytest
+
+from imports.models import Action, AuditEvent, Membership, Status
+from notifications.models import Delivery, Event, NotificationSettings, Webhook
+
+from .factories import make_import, make_member
+
+
+@pytest.fixture
+def admin(team):
+    return make_member("ada", team, Membership.Role.ADMIN)
+
+
+@pytest.fixture
+def admin_client(client, admin):
+    client.force_login(admin)
+    return client
+
+
+@pytest.fixture
+def public_dns(monkeypatch):
+    """hooks.example.com resolves to a public address (the tests have no DNS)."""
+    from notifications import safehttp
+
+    monkeypatch.setattr(
+        safehttp.socket,
+        "getaddrinfo",
+        lambda host, port, **kw: [(2, 1, 6, "", ("93.184.215.14", port))],
+    )
+
+
+def test_the_profile_turns_the_email_off_and_on_audited(user_client, user):
+    page = user_client.get("/profile")
+    assert page.status_code == 200
+    assert b"no e-mail address" in page.content
+    assert "checked" in page.content.decode()  # on by default
+
+    response = user_client.post("/profile", {"email": ""})
+
+    assert response.status_code == 302
+    assert NotificationSettings.for_user(user).email_on_end is False
+    event = AuditEvent.objects.get(action=Action.NOTIFICATIONS_CHANGED)
+    assert event.actor == user and "off" in event.detail
+    user_client.post("/profile", {"email": "", "email_on_end": "on"})
+    assert NotificationSettings.for_user(user).email_on_end is True
+
+
+def test_a_person_sets_their_own_email_address_audited(user_client, user):
+    response = user_client.post("/profile", {"email": "not an address", "email_on_end": "on"})
+    assert b"Enter a valid email address." in response.content
+
+    user_client.post("/profile", {"email": "alice@example.com", "email_on_end": "on"})
+
+    user.refresh_from_db()
+    assert user.email == "alice@example.com"
+    event = AuditEvent.objects.get(action=Action.NOTIFICATIONS_CHANGED)
+    assert event.detail == "E-mail address of alice: (none) -> alice@example.com"
+    assert b"alice@example.com" in user_client.get("/profile").content
+
+
+def test_the_profile_needs_a_sign_in(client):
+    assert client.get("/profile")["Location"].startswith("/accounts/login/")
+
+
+def test_a_team_admin_adds_a_webhook_and_sees_its_secret_once(
+    admin_client, team, public_dns, caplog
+):
+    response = admin_client.post(
+        "/team/webhooks/new",
+        {
+            "url": "https://hooks.example.com/receive/s3cr3t-path",
+            "kind": "json",
+            "events": ["import.available", "import.failed"],
+        },
+    )
+
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"
+    assert response.wsgi_request.sensitive_post_parameters == ("url",)  # not in error reports
+    webhook = Webhook.objects.get()
+    assert webhook.secret in response.content.decode()
+    assert webhook.events == ["import.available", "import.failed"]
+    team_page = admin_client.get("/team").content.decode()
+    assert "<title>Team platform · VM Import Portal</title>" in team_page
+    assert team_page.count('id="webhooks"') == 1
+    assert "https://hooks.example.com/…" in team_page
+    assert webhook.secret not in team_page and "s3cr3t-path" not in team_page
+    event = AuditEvent.objects.get(action=Action.WEBHOOK_ADDED)
+    assert "s3cr3t-path" not in event.detail and webhook.secret not in event.detail
+    assert webhook.secret not in caplog.text
+
+
+def test_a_private_or_plain_http_url_is_refused_with_the_reason(admin_client):
+    response = admin_client.post(
+        "/team/webhooks/new", {"url": "https://169.254.169.254/x", "kind": "slack"}
+    )
+    assert response.status_code == 200
+    assert b"private, loopback, link-local" in response.content
+    response = admin_client.post(
+        "/team/webhooks/new", {"url": "http://hooks.example.com/x", "kind": "slack"}
+    )
+    assert b"must start with https://" in response.content
+    assert not Webhook.objects.exists()
+
+
+def test_only_a_team_admin_manages_webhooks(user_client, team):
+    webhook = Webhook.objects.create(team=team, url="https://hooks.example.com/x", events=[])
+    assert user_client.get("/team/webhooks/new").status_code == 403
+    assert user_client.post(f"/team/webhooks/{webhook.pk}/remove").status_code == 403
+    assert "Webhooks" not in user_client.get("/team").content.decode()
+
+
+def test_another_teams_webhook_is_not_found(admin_client, other_team):
+    webhook = Webhook.objects.create(team=other_team, url="https://hooks.example.com/x")
+    assert admin_client.post(f"/team/webhooks/{webhook.pk}/remove").status_code == 404
+    assert admin_client.post(f"/team/webhooks/{webhook.pk}/test").status_code == 404
+    assert Webhook.objects.filter(pk=webhook.pk).exists()
+
+
+def test_events_resume_test_and_remove_are_audited(
+    admin_client, admin, team, django_capture_on_commit_callbacks, monkeypatch
+):
+    from notifications import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks, "queue", queued.extend)
+    webhook = Webhook.add(
+        team=team, url="https://hooks.example.com/x", kind="slack", events=[], by=admin
+    )
+    Webhook.objects.filter(pk=webhook.pk).update(paused_at="2026-01-01T00:00Z", failures=5)
+
+    admin_client.post(f"/team/webhooks/{webhook.pk}", {"events": ["import.failed"]})
+    admin_client.post(f"/team/webhooks/{webhook.pk}", {"resume": "1"})
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(f"/team/webhooks/{webhook.pk}/test")
+    webhook.refresh_from_db()
+    assert webhook.events == ["import.failed"] and not webhook.is_paused
+    test = Delivery.objects.get(event=Event.TEST)
+    assert queued == [test.pk]
+    admin_client.post(f"/team/webhooks/{webhook.pk}/remove")
+
+    assert not Webhook.objects.exists()
+    actions = list(
+        AuditEvent.objects.filter(action__startswith="webhook.").values_list("action", flat=True)
+    )
+    assert actions == [
+        Action.WEBHOOK_ADDED,
+        Action.WEBHOOK_CHANGED,
+        Action.WEBHOOK_CHANGED,
+        Action.WEBHOOK_TESTED,
+        Action.WEBHOOK_REMOVED,
+    ]
+
+
+def test_the_team_page_lists_the_last_deliveries_and_redelivers_one(
+    admin_client, admin, team, user, django_capture_on_commit_callbacks, monkeypatch
+):
+    from notifications import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks, "queue", queued.extend)
+    webhook = Webhook.add(
+        team=team,
+        url="https://hooks.example.com/x",
+        kind="json",
+        events=["import.failed"],
+        by=admin,
+    )
+    make_import(team, user, Status.IMPORTING).mark_failed(code="X", message="broken")
+    delivery = Delivery.objects.get()
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status="failed", status_code=503, error="Answered 503: busy", attempts=8
+    )
+
+    page = admin_client.get("/team").content.decode()
+    assert f'id="delivery-{delivery.pk}"' in page
+    assert "503" in page and "Answered 503: busy" in page
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(f"/team/deliveries/{delivery.pk}/redeliver")
+
+    assert response.status_code == 302
+    again = Delivery.objects.exclude(pk=delivery.pk).get()
+    assert again.redelivery_of == delivery and again.webhook == webhook
+    assert again.payload == delivery.payload
+    assert again.idempotency_key != delivery.idempotency_key
+    assert again.status == Delivery.Status.PENDING
+    assert queued[-1] == again.pk
+    event = AuditEvent.objects.get(action=Action.WEBHOOK_REDELIVERED)
+    assert event.actor == admin and str(delivery.idempotency_key) in event.detail
