@@ -38,8 +38,20 @@ class Team(models.Model):
     aws_account_id = models.CharField("AWS account ID", max_length=12, blank=True)
     aws_role_arn = models.CharField("IAM role ARN to assume", max_length=2048, blank=True)
     external_id = models.CharField(max_length=64, default=new_external_id, editable=False)
+    # Where disk files are uploaded to and read from, and the role EC2's VM
+    # import service assumes to read them (ImportImage's RoleName).
+    import_bucket = models.CharField("import bucket", max_length=63, blank=True)
+    import_prefix = models.CharField("key prefix", max_length=512, blank=True)
+    vm_import_role = models.CharField("VM import role name", max_length=64, default="vmimport")
 
-    TARGET_FIELDS = ("aws_region", "aws_account_id", "aws_role_arn")
+    TARGET_FIELDS = (
+        "aws_region",
+        "aws_account_id",
+        "aws_role_arn",
+        "import_bucket",
+        "import_prefix",
+        "vm_import_role",
+    )
 
     def __str__(self):
         return self.name
