@@ -45,6 +45,17 @@ def submit_import(pk):
     if image_import is None or not image_import.claim():
         return  # gone, or another worker already has it
     try:
+        if image_import.is_disk_import and not image_import.vm_import_task_id:
+            # The same ClientToken on every attempt: EC2 answers a retry with
+            # the task it already started, never a second conversion.
+            task_id = aws.import_image(
+                image_import.import_image_payload, target=image_import.target
+            )
+            if not image_import.mark_vm_import_started(task_id) and (
+                image_import.status != Status.SUBMITTING
+            ):
+                return  # cancelled or taken back meanwhile
+        # Image Builder accepts a task still converting, and follows it.
         accepted = aws.import_vm_image(image_import.payload, target=image_import.target)
     except aws.AwsError as error:
         handle_submit_error(image_import, error)

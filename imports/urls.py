@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import team_views, views
+from . import team_views, upload_views, views
 
 app_name = "imports"
 
@@ -12,6 +12,18 @@ urlpatterns = [
     path("imports/<int:pk>", views.detail, name="detail"),
     path("imports/<int:pk>/cancel", views.cancel, name="cancel"),
     path("imports/<int:pk>/status", views.status, name="status"),
+    path("imports/<int:pk>/upload", upload_views.create_upload, name="upload_create"),
+    path("imports/<int:pk>/upload/<str:upload_id>", upload_views.upload, name="upload"),
+    path(
+        "imports/<int:pk>/upload/<str:upload_id>/complete",
+        upload_views.complete_upload,
+        name="upload_complete",
+    ),
+    path(
+        "imports/<int:pk>/upload/<str:upload_id>/<int:part_number>",
+        upload_views.sign_part,
+        name="upload_part",
+    ),
     path("imports/in-flight", views.history_poll, name="history_poll"),
     path("teams/switch", views.switch_team, name="switch_team"),
     path("team", team_views.team_settings, name="team"),

@@ -13,7 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import Http404, HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from . import aws, services, teams
-from .forms import PLATFORMS, ImportVmImageForm, TagFormSet, tag_rows
+from .forms import PLATFORMS, NewImportForm, TagFormSet, tag_rows
 from .hints import failure_hint
 from .models import ClientTokenConflict, ImageImport, Membership, Status
 
@@ -110,24 +110,47 @@ def new_import(request):
     if membership is None or not membership.can_submit:
         raise PermissionDenied("You need the submitter role in a team to start imports.")
     if request.method == "GET":
-        return render_form(request, ImportVmImageForm())
+        return render_form(request, new_import_form(request))
     if "tags_action" in request.POST:
         return edit_tag_rows(request)
 
-    form = ImportVmImageForm(request.POST)
+    form = new_import_form(request, request.POST)
     if not form.is_valid():
         return render_form(request, form)
     try:
         image_import, created = services.submit_import(
-            team=membership.team,
-            user=request.user,
-            payload=form.payload(),
+            team=membership.team, user=request.user, **form.submission()
         )
     except ClientTokenConflict as conflict:
         return render_conflict(request, form, conflict.existing)
+    detail_url = reverse("imports:detail", args=[image_import.pk])
+    if request.headers.get("Accept", "").startswith("application/json"):
+        # The upload page's script: where to send the file's parts next.
+        return JsonResponse(
+            {
+                "id": image_import.pk,
+                "status": image_import.status,
+                "detailUrl": detail_url,
+                "uploadUrl": reverse("imports:upload_create", args=[image_import.pk]),
+            },
+            status=201 if created else 200,
+        )
     if created:
-        messages.success(request, "Import recorded; the worker is sending it to AWS.")
-    return redirect_to(request, reverse("imports:detail", args=[image_import.pk]))
+        messages.success(
+            request,
+            "Import recorded; upload the file to start it."
+            if image_import.status == Status.UPLOADING
+            else "Import recorded; the worker is sending it to AWS.",
+        )
+    return redirect_to(request, detail_url)
+
+
+def new_import_form(request, data=None, **kwargs):
+    """The New import form, knowing the team's import bucket and prefix."""
+    team = teams.current_membership(request).team
+    return NewImportForm(
+        data, import_bucket=team.import_bucket, import_prefix=team.import_prefix, **kwargs
+    )
 
 
 def render_form(request, form, status=200):
@@ -140,8 +163,8 @@ def render_form(request, form, status=200):
 
 def render_conflict(request, form, existing):
     """The same token was used for other values: say so, and offer a fresh token."""
-    fresh = ImportVmImageForm(request.POST.copy())
-    fresh.data["clientToken"] = ImportVmImageForm().initial["clientToken"]
+    fresh = new_import_form(request, request.POST.copy())
+    fresh.data["clientToken"] = NewImportForm().initial["clientToken"]
     fresh.is_valid()
     fresh.add_error(
         None,
@@ -161,7 +184,7 @@ def edit_tag_rows(request):
         index = int(action[7:])
         if index < len(rows):
             del rows[index]
-    form = ImportVmImageForm(initial=request.POST.dict())
+    form = new_import_form(request, initial=request.POST.dict())
     form.tags = TagFormSet(
         initial=[{"key": k, "value": v} for k, v in rows], prefix=form.tags.prefix
     )
@@ -175,7 +198,9 @@ def edit_tag_rows(request):
 @require_POST
 def validate_field(request, field):
     """Check one field as the person leaves it, and answer with its errors."""
-    form = ImportVmImageForm(request.POST)
+    if teams.current_membership(request) is None:
+        raise Http404
+    form = new_import_form(request, request.POST)
     form.is_valid()
     errors = form.errors.get(field, [])
     if field.startswith(form.tags.prefix + "-"):
