@@ -27,6 +27,7 @@ urlpatterns = [
     path("imports/in-flight", views.history_poll, name="history_poll"),
     path("teams/switch", views.switch_team, name="switch_team"),
     path("team", team_views.team_settings, name="team"),
+    path("team/check-setup", team_views.check_setup, name="check_setup"),
     path("team/members", team_views.change_member, name="change_member"),
     path("tokens", team_views.api_tokens, name="tokens"),
     path("tokens/<int:pk>/revoke", team_views.revoke_token, name="revoke_token"),

@@ -50,6 +50,8 @@ EXPECTED = {
     "imports:cancel": ("post", signed_in(302, outsider=404, viewer=403)),
     "imports:switch_team": ("post", signed_in(302, outsider=400)),
     "imports:team": ("get", signed_in(200)),
+    # Reads only; the outsider checks their own team's setup.
+    "imports:check_setup": ("post", signed_in(200, viewer=403)),
     # The import is not uploading: every upload step is refused with a 409.
     "imports:upload_create": ("post", signed_in(409, outsider=404, viewer=403)),
     "imports:upload": ("get", signed_in(409, outsider=404, viewer=403)),
