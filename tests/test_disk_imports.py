@@ -6,6 +6,7 @@ import pytest
 from botocore.stub import Stubber
 
 from imports import aws, services, tasks
+from imports.hints import failure_hint
 from imports.models import ClientTokenConflict, ImageImport, Source, Status
 
 from .factories import (
@@ -254,7 +255,9 @@ def test_a_retry_of_import_image_sends_the_same_ec2_client_token(
     assert image_import.status == Status.IMPORTING and image_import.vm_import_task_id == TASK
 
 
-def test_ec2_refusing_the_disk_fails_the_import_with_its_message(disk_team, user, ec2_stub):
+def test_ec2_refusing_the_disk_fails_the_import_with_its_message_and_a_hint(
+    disk_team, user, ec2_stub
+):
     image_import, _ = submit_disk(disk_team, user)
     ec2_stub.add_client_error(
         "import_image",
@@ -270,6 +273,7 @@ def test_ec2_refusing_the_disk_fails_the_import_with_its_message(disk_team, user
     image_import.refresh_from_db()
     assert image_import.status == Status.FAILED
     assert image_import.error_code == "InvalidParameter"
+    assert "could not use the VM import role" in failure_hint(image_import)
 
 
 # -- the API ----------------------------------------------------------------------------
