@@ -2,9 +2,12 @@
 
 The contract is the seed spec (shared/spec/ImportVmImage.txt); where
 botocore's model differs (a longer clientToken, another tag key pattern, a
-loggingConfiguration member), the seed wins. The web form, the JSON API and
-the local emulator all validate through `ImportVmImageForm`, so a rule
-changed here changes everywhere.
+loggingConfiguration member), the seed wins. The local emulator validates
+through `ImportVmImageForm`; the web form and the JSON API through its
+subclass `NewImportForm`, which adds where the disk comes from (a browser
+upload, a file in the team's bucket, or an existing VM import task), EC2
+ImportImage's options and `loggingConfiguration`. A rule changed here
+changes everywhere.
 """
 
 import posixpath
@@ -398,6 +401,7 @@ class NewImportForm(ImportVmImageForm):
         choices=SOURCES,
         required=False,
         initial=VM_IMPORT_TASK,
+        widget=forms.RadioSelect,
         error_messages={
             "invalid_choice": "Source must be one of "
             + ", ".join(value for value, _ in SOURCES)
@@ -560,10 +564,10 @@ class NewImportForm(ImportVmImageForm):
         return cleaned
 
     def clean_s3_object(self, cleaned):
-        bucket, key = cleaned.get("s3Bucket"), cleaned.get("s3Key")
-        if not bucket:
-            self.add_error("s3Bucket", "S3 bucket is required for a file in the bucket.")
-        elif self.import_bucket and bucket != self.import_bucket:
+        # The page names only the key: the bucket can only be the team's.
+        bucket = cleaned.get("s3Bucket") or self.import_bucket
+        key = cleaned.get("s3Key")
+        if self.import_bucket and bucket != self.import_bucket:
             self.add_error(
                 "s3Bucket",
                 f"The disk file must be in the team's import bucket, {self.import_bucket}: "

@@ -266,6 +266,8 @@ def detail(request, pk):
         "may_cancel": may_cancel(image_import),
         "events": image_import.events.select_related("actor"),
         "payload_json": json.dumps(image_import.payload, indent=2, ensure_ascii=False),
+        "import_image_json": image_import.import_image_payload
+        and json.dumps(image_import.import_image_payload, indent=2, ensure_ascii=False),
         "hint": failure_hint(image_import),
     }
     return render(request, "imports/detail.html", context)

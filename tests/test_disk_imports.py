@@ -343,3 +343,78 @@ def test_the_api_names_the_nested_member_that_broke_a_rule(client, api_headers, 
     response = client.post(URL, body, content_type="application/json", headers=api_headers)
     assert response.status_code == 400
     assert "legacy-bios" in response.json()["errors"]["importImageOptions.bootMode"][0]
+
+
+# -- the page -------------------------------------------------------------------------
+
+
+def test_the_page_shows_the_whole_path_of_an_upload(user_client, disk_team, user):
+    image_import, _ = submit_disk(disk_team, user, source="upload", upload_size=100)
+    page = user_client.get(f"/imports/{image_import.pk}").content.decode()
+    assert "Waiting for the disk file to reach" in page
+    assert f"s3://{IMPORT_BUCKET}/{DISK_KEY}" in page
+    assert "The EC2 ImportImage request" in page
+    assert image_import.import_image_payload["ClientToken"] in page
+    assert "The upload is stopped and its parts deleted" in page  # the cancel button's help
+
+
+def test_the_page_shows_ec2s_task_once_named(user_client, disk_team, user):
+    image_import, _ = submit_disk(disk_team, user)
+    image_import.claim()
+    assert (
+        "Asking EC2 to convert the disk file"
+        in user_client.get(f"/imports/{image_import.pk}").content.decode()
+    )
+    image_import.mark_vm_import_started(TASK)
+    image_import.mark_importing(image_arn=ARN, request_id="r", client_token="t")
+    page = user_client.get(f"/imports/{image_import.pk}/status").content.decode()
+    assert f"<code>{TASK}</code>" in page
+
+
+def test_the_new_import_page_records_a_file_in_the_bucket(user_client, disk_team):
+    page = user_client.get("/imports/new").content.decode()
+    assert 'name="source" value="s3_object"' in page
+    response = user_client.post(
+        "/imports/new",
+        {
+            "clientToken": "7f1c3a52-0000-4000-8000-000000000002",
+            "name": "Web",
+            "semanticVersion": "1.0.0",
+            "platform": "Windows",
+            "source": "s3_object",
+            "format": "vhdx",
+            "s3Key": DISK_KEY,
+            "bootMode": "uefi",
+            "logGroupName": "/aws/imagebuilder/web",
+            "tags-TOTAL_FORMS": "0",
+            "tags-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    image_import = ImageImport.objects.get()
+    assert image_import.source == Source.S3_OBJECT
+    assert image_import.payload["loggingConfiguration"] == {"logGroupName": "/aws/imagebuilder/web"}
+    assert image_import.import_image_payload["DiskContainers"] == [
+        {"Format": "VHDX", "UserBucket": {"S3Bucket": IMPORT_BUCKET, "S3Key": DISK_KEY}}
+    ]
+    assert image_import.import_image_payload["BootMode"] == "uefi"
+
+
+def test_the_new_import_page_says_which_disk_rule_broke(user_client, disk_team):
+    response = user_client.post(
+        "/imports/new",
+        {
+            "clientToken": "7f1c3a52-0000-4000-8000-000000000003",
+            "name": "Mac",
+            "semanticVersion": "1.0.0",
+            "platform": "macOS",
+            "source": "s3_object",
+            "s3Key": DISK_KEY,
+            "tags-TOTAL_FORMS": "0",
+            "tags-INITIAL_FORMS": "0",
+        },
+    )
+    page = response.content.decode()
+    assert "EC2 VM import has no macOS" in page
+    assert "Disk format is required for a disk file." in page
+    assert not ImageImport.objects.exists()
