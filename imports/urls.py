@@ -12,15 +12,17 @@ urlpatterns = [
     path("imports/<int:pk>", views.detail, name="detail"),
     path("imports/<int:pk>/cancel", views.cancel, name="cancel"),
     path("imports/<int:pk>/status", views.status, name="status"),
-    path("imports/<int:pk>/upload", upload_views.create_upload, name="upload_create"),
-    path("imports/<int:pk>/upload/<str:upload_id>", upload_views.upload, name="upload"),
+    # Companion's routes under the import, so @uppy/aws-s3's `endpoint`
+    # option can be /imports/<pk>/ as it is.
+    path("imports/<int:pk>/s3/multipart", upload_views.create_upload, name="upload_create"),
+    path("imports/<int:pk>/s3/multipart/<str:upload_id>", upload_views.upload, name="upload"),
     path(
-        "imports/<int:pk>/upload/<str:upload_id>/complete",
+        "imports/<int:pk>/s3/multipart/<str:upload_id>/complete",
         upload_views.complete_upload,
         name="upload_complete",
     ),
     path(
-        "imports/<int:pk>/upload/<str:upload_id>/<int:part_number>",
+        "imports/<int:pk>/s3/multipart/<str:upload_id>/<int:part_number>",
         upload_views.sign_part,
         name="upload_part",
     ),

@@ -24,7 +24,7 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 from . import aws, services, teams
 from .forms import PLATFORMS, NewImportForm, TagFormSet, tag_rows
 from .hints import failure_hint
-from .models import ClientTokenConflict, ImageImport, Membership, Status
+from .models import ClientTokenConflict, ImageImport, Membership, Source, Status
 
 POLL_STOP_STATUS = HttpResponseStopPolling.status_code
 
@@ -125,16 +125,19 @@ def new_import(request):
         return render_conflict(request, form, conflict.existing)
     detail_url = reverse("imports:detail", args=[image_import.pk])
     if request.headers.get("Accept", "").startswith("application/json"):
-        # The upload page's script: where to send the file's parts next.
-        return JsonResponse(
-            {
-                "id": image_import.pk,
-                "status": image_import.status,
-                "detailUrl": detail_url,
-                "uploadUrl": reverse("imports:upload_create", args=[image_import.pk]),
-            },
-            status=201 if created else 200,
-        )
+        # The upload page's script: where to send the file's parts next, and
+        # the part size Uppy's getChunkSize must answer (it splits the file
+        # before it asks for the upload).
+        answer = {"id": image_import.pk, "status": image_import.status, "detailUrl": detail_url}
+        if image_import.source == Source.UPLOAD:
+            answer["upload"] = {
+                "endpoint": reverse("imports:detail", args=[image_import.pk]) + "/",
+                "createUrl": reverse("imports:upload_create", args=[image_import.pk]),
+                "key": image_import.user_bucket["S3Key"],
+                "partSize": aws.part_size(image_import.upload_size),
+                "partCount": aws.part_count(image_import.upload_size),
+            }
+        return JsonResponse(answer, status=201 if created else 200)
     if created:
         messages.success(
             request,

@@ -224,4 +224,18 @@ def test_the_page_form_records_an_upload_and_answers_where_to_send_it(user_clien
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["status"] == "uploading"
-    assert body["uploadUrl"] == reverse("imports:upload_create", args=[body["id"]])
+    assert body["upload"] == {
+        "endpoint": f"/imports/{body['id']}/",
+        "createUrl": f"/imports/{body['id']}/s3/multipart",
+        "key": "vm-imports/7f1c3a52-0000-4000-8000-000000000001/web.ova",
+        "partSize": 5 * aws.MiB,
+        "partCount": 3,
+    }
+
+
+def test_the_routes_are_companions_under_the_import():
+    # So @uppy/aws-s3 with `endpoint: "/imports/7/"` calls them as they are.
+    assert reverse("imports:upload_create", args=[7]) == "/imports/7/s3/multipart"
+    assert reverse("imports:upload", args=[7, "u"]) == "/imports/7/s3/multipart/u"
+    assert reverse("imports:upload_part", args=[7, "u", 3]) == "/imports/7/s3/multipart/u/3"
+    assert reverse("imports:upload_complete", args=[7, "u"]) == "/imports/7/s3/multipart/u/complete"
