@@ -457,6 +457,19 @@ class ImageImport(models.Model):
             ),
         )
 
+    def mark_upload_abandoned(self, *, stale_before):
+        """uploading -> failed, for an upload left unfinished since before `stale_before`."""
+        return self._move(
+            [Status.UPLOADING],
+            Status.FAILED,
+            detail_for=lambda: "UploadAbandoned: the upload was not completed; given up",
+            only_if=Q(updated_at__lt=stale_before),
+            error_code="UploadAbandoned",
+            error_message="The disk file's upload was not completed in time, so the portal "
+            "gave up on it. Start a new import to upload the file again.",
+            finished_at=timezone.now(),
+        )
+
     def mark_vm_import_started(self, task_id):
         """EC2 started the VM import task: keep its ID, once, in the row and the request.
 

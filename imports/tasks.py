@@ -105,6 +105,36 @@ def requeue_stuck_imports():
     return requeued
 
 
+@shared_task(ignore_result=True)
+def expire_abandoned_uploads():
+    """Give up uploads left unfinished (a closed tab, a lost laptop) and abort them in S3.
+
+    The bucket's lifecycle rule (Check setup) is the safety net when S3
+    cannot be reached now.
+    """
+    cutoff = timezone.now() - timedelta(seconds=settings.IMPORT_UPLOAD_ABANDONED_AFTER)
+    stale = ImageImport.objects.filter(status=Status.UPLOADING, updated_at__lt=cutoff)
+    expired = 0
+    for image_import in stale.iterator():
+        if not image_import.mark_upload_abandoned(stale_before=cutoff):
+            continue  # completed or cancelled meanwhile
+        expired += 1
+        if image_import.upload_id:
+            bucket = image_import.user_bucket
+            try:
+                aws.abort_multipart_upload(
+                    bucket["S3Bucket"],
+                    bucket["S3Key"],
+                    image_import.upload_id,
+                    target=image_import.target,
+                )
+            except aws.AwsError as error:
+                logger.warning(
+                    "Could not abort the upload of import %s: %s", image_import.pk, error
+                )
+    return expired
+
+
 REFRESH_PAUSE_KEY = "imports:refresh-paused"
 REFRESH_LOCK_KEY = "imports:refresh-running"
 

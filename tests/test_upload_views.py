@@ -1,14 +1,16 @@
 """The endpoints @uppy/aws-s3 calls: scoped to an uploading import and its own key."""
 
+from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from botocore.stub import Stubber
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from imports import aws, services, tasks
-from imports.models import Status
+from imports.models import ImageImport, Status
 
 from .factories import IMPORT_BUCKET, disk_submission, make_import, set_up_disk_imports
 
@@ -239,3 +241,25 @@ def test_the_routes_are_companions_under_the_import():
     assert reverse("imports:upload", args=[7, "u"]) == "/imports/7/s3/multipart/u"
     assert reverse("imports:upload_part", args=[7, "u", 3]) == "/imports/7/s3/multipart/u/3"
     assert reverse("imports:upload_complete", args=[7, "u"]) == "/imports/7/s3/multipart/u/complete"
+
+
+def test_an_abandoned_upload_is_given_up_and_aborted(started, s3_stub, settings):
+    settings.IMPORT_UPLOAD_ABANDONED_AFTER = 3600
+    ImageImport.objects.filter(pk=started.pk).update(
+        updated_at=timezone.now() - timedelta(seconds=3601)
+    )
+    s3_stub.add_response("abort_multipart_upload", {}, expected_params=location(started))
+
+    assert tasks.expire_abandoned_uploads() == 1
+
+    started.refresh_from_db()
+    assert started.status == Status.FAILED
+    assert started.error_code == "UploadAbandoned"
+    assert tasks.expire_abandoned_uploads() == 0  # once
+
+
+def test_an_upload_still_in_time_is_left_alone(started, s3_stub, settings):
+    settings.IMPORT_UPLOAD_ABANDONED_AFTER = 3600
+    assert tasks.expire_abandoned_uploads() == 0
+    started.refresh_from_db()
+    assert started.status == Status.UPLOADING
