@@ -289,6 +289,8 @@ AWS_CONNECT_TIMEOUT = env_int("AWS_CONNECT_TIMEOUT", 5)
 AWS_READ_TIMEOUT = env_int("AWS_READ_TIMEOUT", 30)
 AWS_REGION = env("AWS_REGION") or env("AWS_DEFAULT_REGION")
 VM_IMPORT_TASKS_CACHE_SECONDS = env_int("VM_IMPORT_TASKS_CACHE_SECONDS", 30)
+# An upload not completed this long after its last step is given up.
+IMPORT_UPLOAD_ABANDONED_AFTER = env_int("IMPORT_UPLOAD_ABANDONED_AFTER", 7 * 24 * 3600)
 API_PAGE_SIZE = 50
 HISTORY_PAGE_SIZE = 25
 
@@ -340,5 +342,9 @@ CELERY_BEAT_SCHEDULE = {
     "requeue-stuck-imports": {
         "task": "imports.tasks.requeue_stuck_imports",
         "schedule": IMPORT_SWEEP_INTERVAL,
+    },
+    "expire-abandoned-uploads": {
+        "task": "imports.tasks.expire_abandoned_uploads",
+        "schedule": 3600,
     },
 }

@@ -13,7 +13,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from . import aws, services
-from .forms import ImportVmImageForm, RequestShapeError
+from .forms import NewImportForm, RequestShapeError
 from .models import ApiToken, ClientTokenConflict, ImageImport
 
 
@@ -105,7 +105,12 @@ def create_import(request):
     if membership is None or not membership.can_submit:
         return json_error(403, "This token's user may not submit imports in its team.")
     try:
-        form = ImportVmImageForm.from_json(decode_json(request.body))
+        team = api_token.team
+        form = NewImportForm.from_json(
+            decode_json(request.body),
+            import_bucket=team.import_bucket,
+            import_prefix=team.import_prefix,
+        )
     except RequestShapeError as error:  # before ValueError, its base
         return JsonResponse({"errors": error.errors}, status=400)
     except ValueError as error:
@@ -114,9 +119,7 @@ def create_import(request):
         return JsonResponse({"errors": form.error_map()}, status=400)
     try:
         image_import, created = services.submit_import(
-            team=api_token.team,
-            user=api_token.user,
-            payload=form.payload(),
+            team=api_token.team, user=api_token.user, **form.submission()
         )
     except ClientTokenConflict as conflict:
         return json_error(
@@ -160,7 +163,11 @@ def serialize(image_import):
         "semanticVersion": request.get("semanticVersion"),
         "platform": request.get("platform"),
         "osVersion": request.get("osVersion"),
-        "vmImportTaskId": request.get("vmImportTaskId"),
+        "source": image_import.source,
+        "vmImportTaskId": image_import.vm_import_task_id or None,
+        "diskContainer": image_import.disk_container,
+        "importImageOptions": import_image_options(image_import),
+        "loggingConfiguration": request.get("loggingConfiguration"),
         "tags": request.get("tags", {}),
         "imageArn": image_import.image_arn or None,
         "requestId": image_import.request_id or None,
@@ -172,3 +179,21 @@ def serialize(image_import):
         "createdAt": image_import.created_at.isoformat(),
         "updatedAt": image_import.updated_at.isoformat(),
     }
+
+
+IMPORT_IMAGE_OPTIONS = (
+    ("architecture", "Architecture"),
+    ("bootMode", "BootMode"),
+    ("licenseType", "LicenseType"),
+    ("usageOperation", "UsageOperation"),
+    ("encrypted", "Encrypted"),
+    ("kmsKeyId", "KmsKeyId"),
+)
+
+
+def import_image_options(image_import):
+    """The ImportImage options the request gave, by their API names; None for a task."""
+    if not image_import.is_disk_import:
+        return None
+    request = image_import.import_image_payload
+    return {name: request[member] for name, member in IMPORT_IMAGE_OPTIONS if member in request}

@@ -12,11 +12,13 @@ attempt carries the import's one clientToken.
 
 import functools
 import ipaddress
+import json
+import math
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import boto3
 import botocore.session
@@ -116,7 +118,14 @@ _clients_lock = threading.RLock()
 @functools.cache
 def _client(service, target):
     session = assumed_role_session(target) if target.role_arn else boto3.session.Session()
-    return session.client(service, region_name=target.region or None, config=client_config())
+    config = client_config()
+    if service == "s3":
+        # SigV4 presigned URLs (SigV2 is retired); a local S3 (moto) on
+        # 127.0.0.1 has no per-bucket host names, so path-style there.
+        local = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        style = {"addressing_style": "path"} if local else {}
+        config = config.merge(Config(signature_version="s3v4", s3=style))
+    return session.client(service, region_name=target.region or None, config=config)
 
 
 def clear_clients():
@@ -277,6 +286,157 @@ def cancel_import_task(task_id, *, target):
     ec2 = _call(client, "ec2", target)
     response = _call(ec2.cancel_import_task, ImportTaskId=task_id)
     return response.get("State", "")
+
+
+# -- EC2 ImportImage: a disk image in S3 becomes a VM import task -------------
+
+
+def import_image(request, *, target):
+    """Start (or, for the same ClientToken, find again) EC2's VM import task."""
+    ec2 = _call(client, "ec2", target)
+    response = _call(ec2.import_image, **request)
+    return response["ImportTaskId"]
+
+
+# -- S3 multipart upload, straight from the browser ----------------------------
+
+MiB = 1024**2
+GiB = 1024**3
+TiB = 1024**4
+S3_MAX_PARTS = 10_000
+S3_MIN_PART = 5 * MiB
+S3_MAX_PART = 5 * GiB
+S3_MAX_OBJECT = 5 * TiB
+PRESIGNED_PART_SECONDS = 3600
+
+
+def part_size(file_size):
+    """Bytes per part so that no file needs more than S3's 10,000 parts.
+
+    At least S3's 5 MiB minimum (every part but the last), rounded up to
+    whole MiB; 85 GiB gives 9 MiB parts, 5 TiB 525 MiB parts.
+    """
+    if file_size > S3_MAX_OBJECT:
+        raise ValueError(f"S3 objects are at most 5 TiB; this file has {file_size} bytes.")
+    needed = math.ceil(max(file_size, 1) / S3_MAX_PARTS)
+    return max(S3_MIN_PART, math.ceil(needed / MiB) * MiB)
+
+
+def part_count(file_size):
+    return max(1, math.ceil(file_size / part_size(file_size)))
+
+
+def create_multipart_upload(bucket, key, *, target, content_type=""):
+    s3 = _call(client, "s3", target)
+    extra = {"ContentType": content_type} if content_type else {}
+    response = _call(s3.create_multipart_upload, Bucket=bucket, Key=key, **extra)
+    return response["UploadId"]
+
+
+def presign_part(bucket, key, upload_id, part_number, *, target):
+    """A URL that lets its holder PUT this one part of this one key, for an hour."""
+    s3 = _call(client, "s3", target)
+    return _call(
+        s3.generate_presigned_url,
+        "upload_part",
+        Params={"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": part_number},
+        ExpiresIn=PRESIGNED_PART_SECONDS,
+        HttpMethod="PUT",
+    )
+
+
+def list_parts(bucket, key, upload_id, *, target):
+    """The parts S3 already holds, as Uppy resumes from them."""
+    s3 = _call(client, "s3", target)
+    parts, marker = [], None
+    while True:
+        extra = {"PartNumberMarker": marker} if marker else {}
+        response = _call(
+            s3.list_parts, Bucket=bucket, Key=key, UploadId=upload_id, MaxParts=1000, **extra
+        )
+        parts += [
+            {"PartNumber": part["PartNumber"], "Size": part["Size"], "ETag": part["ETag"]}
+            for part in response.get("Parts", [])
+        ]
+        if not response.get("IsTruncated"):
+            return parts
+        marker = response["NextPartNumberMarker"]
+
+
+def complete_multipart_upload(bucket, key, upload_id, parts, *, target):
+    s3 = _call(client, "s3", target)
+    response = _call(
+        s3.complete_multipart_upload,
+        Bucket=bucket,
+        Key=key,
+        UploadId=upload_id,
+        MultipartUpload={
+            "Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts]
+        },
+    )
+    return response.get("Location", "")
+
+
+def abort_multipart_upload(bucket, key, upload_id, *, target):
+    s3 = _call(client, "s3", target)
+    _call(s3.abort_multipart_upload, Bucket=bucket, Key=key, UploadId=upload_id)
+
+
+# -- the team's setup, as the Check setup button reads it ----------------------
+
+
+def bucket_region(bucket, *, target):
+    """The bucket's region (S3 answers None for us-east-1)."""
+    s3 = _call(client, "s3", target)
+    return _call(s3.get_bucket_location, Bucket=bucket).get("LocationConstraint") or "us-east-1"
+
+
+def bucket_cors_rules(bucket, *, target):
+    s3 = _call(client, "s3", target)
+    try:
+        return _call(s3.get_bucket_cors, Bucket=bucket).get("CORSRules", [])
+    except AwsError as error:
+        if error.code == "NoSuchCORSConfiguration":
+            return []
+        raise
+
+
+def bucket_lifecycle_rules(bucket, *, target):
+    s3 = _call(client, "s3", target)
+    try:
+        return _call(s3.get_bucket_lifecycle_configuration, Bucket=bucket).get("Rules", [])
+    except AwsError as error:
+        if error.code == "NoSuchLifecycleConfiguration":
+            return []
+        raise
+
+
+def role_trust_policy(role_name, *, target):
+    """The role's ARN and its trust policy as a dict; AwsError NoSuchEntity if absent."""
+    iam = _call(client, "iam", target)
+    role = _call(iam.get_role, RoleName=role_name)["Role"]
+    document = role.get("AssumeRolePolicyDocument") or {}
+    if isinstance(document, str):  # URL-encoded JSON when botocore cannot decode it
+        document = json.loads(unquote(document))
+    return role["Arn"], document
+
+
+def role_may(role_arn, actions, resources, *, target):
+    """The actions the role's policies do not allow on the resources (IAM's simulator)."""
+    iam = _call(client, "iam", target)
+    response = _call(
+        iam.simulate_principal_policy,
+        PolicySourceArn=role_arn,
+        ActionNames=list(actions),
+        ResourceArns=list(resources),
+    )
+    return sorted(
+        {
+            result["EvalActionName"]
+            for result in response.get("EvaluationResults", [])
+            if result.get("EvalDecision") != "allowed"
+        }
+    )
 
 
 def _call(function, *args, **kwargs):

@@ -2,14 +2,19 @@
 
 The contract is the seed spec, docs/spec/ImportVmImage.txt (AWS's Image
 Builder API Reference); where botocore's model of the service differs (a
-longer clientToken, another tag key pattern, a loggingConfiguration member),
-the seed wins here. The web form and the JSON API both validate through
-`ImportVmImageForm`, so a rule changed here changes in both. The local
+longer clientToken, another tag key pattern), the stricter rule wins here,
+so the portal never sends what AWS refuses. The web form and the JSON API
+both validate through `NewImportForm`: `ImportVmImageForm`'s members plus
+where the disk comes from (a browser upload, a file in the team's bucket, or
+an existing VM import task), EC2 ImportImage's options and
+`loggingConfiguration`. A rule changed here changes in both. The local
 emulator (fakeaws/) judges requests by botocore's model instead, never by
 this module; tests/test_differential.py holds the two side by side.
 """
 
+import posixpath
 import re
+import unicodedata
 import uuid
 
 from django import forms
@@ -34,6 +39,10 @@ TAG_VALUE_MAX = 256
 # would also accept a trailing newline.
 TAG_KEY_PATTERN = re.compile(r"(?!aws:)[a-zA-Z0-9+\-=._:/]+")
 TAG_KEY_ALLOWED = "letters, digits and + - = . _ : /"
+
+# Image Builder writes an import's logs only under its own prefix.
+LOG_GROUP_PATTERN = re.compile(r"[a-zA-Z0-9\-_/\.]{1,512}")
+LOG_GROUP_PREFIX = "/aws/imagebuilder/"
 
 # Request members in the spec's order. All but `tags` are JSON strings.
 STRING_MEMBERS = (
@@ -245,16 +254,18 @@ class ImportVmImageForm(forms.Form):
         self.tags = TagFormSet(data, prefix=TAGS_PREFIX)
 
     @classmethod
-    def from_json(cls, body):
+    def from_json(cls, body, **kwargs):
         """A bound form for a decoded JSON request; RequestShapeError for wrong types."""
         if not isinstance(body, dict):
             raise RequestShapeError({"body": ["The request body must be a JSON object."]})
         errors = {}
         for member, value in body.items():
-            if member not in MEMBERS:
-                errors[member] = [f"Unknown member; the members are: {', '.join(MEMBERS)}."]
+            if member not in cls.members:
+                errors[member] = [f"Unknown member; the members are: {', '.join(cls.members)}."]
             elif value is None:
                 continue  # JSON null reads as an absent member
+            elif member in cls.object_members:
+                errors.update(cls.object_member_errors(member, value))
             elif member == "tags":
                 if not isinstance(value, dict) or not all(
                     isinstance(v, str) for v in value.values()
@@ -266,7 +277,33 @@ class ImportVmImageForm(forms.Form):
             raise RequestShapeError(errors)
         data = {m: body[m] for m in STRING_MEMBERS if body.get(m) is not None}
         data.update(tag_formset_data((body.get("tags") or {}).items()))
-        return cls(data)
+        return cls(cls.nested_data(body, data), **kwargs)
+
+    members = MEMBERS
+    object_members = {}
+
+    @classmethod
+    def object_member_errors(cls, member, value):
+        """The errors of a JSON object member whose own members have fixed types."""
+        shape = cls.object_members[member]
+        if not isinstance(value, dict):
+            return {member: [f"{member} must be a JSON object, not {json_type(value)}."]}
+        errors = []
+        for name, inner in value.items():
+            if name not in shape:
+                errors.append(f"{name}: unknown member; the members are: {', '.join(shape)}.")
+            elif inner is not None and not isinstance(inner, shape[name]):
+                wanted = "a JSON string" if shape[name] is str else "a JSON boolean"
+                errors.append(f"{name} must be {wanted}, not {json_type(inner)}.")
+        return {member: errors} if errors else {}
+
+    @classmethod
+    def nested_data(cls, body, data):
+        """Form data for the object members beyond loggingConfiguration (subclasses)."""
+        return data
+
+    # Form fields inside an object member of the request, for error_map().
+    member_of = {}
 
     def is_valid(self):
         form_valid = super().is_valid()
@@ -282,7 +319,9 @@ class ImportVmImageForm(forms.Form):
 
     def error_map(self):
         """Errors keyed by request member, as the API and the emulator report them."""
-        errors = {name: list(messages) for name, messages in self.errors.items()}
+        errors = {}
+        for name, messages in self.errors.items():
+            errors.setdefault(self.member_of.get(name, name), []).extend(messages)
         tag_errors = list(self.tags.non_form_errors())
         for index, form in enumerate(self.tags.forms):
             key = form.data.get(form.add_prefix("key"), "")
@@ -301,3 +340,417 @@ def json_type(value):
         list: "an array",
         dict: "an object",
     }.get(type(value), "a non-string value")
+
+
+# -- a new import: the ImportVmImage request plus where its disk comes from ----
+
+# The values of models.Source (forms may not import models; a test keeps them equal).
+UPLOAD, S3_OBJECT, VM_IMPORT_TASK = "upload", "s3_object", "vm_import_task"
+SOURCES = (
+    (UPLOAD, "Upload a disk file"),
+    (S3_OBJECT, "A disk file already in the team's import bucket"),
+    (VM_IMPORT_TASK, "An existing EC2 VM import task"),
+)
+# EC2 ImportImage's rules (the EC2 API reference and botocore's ec2 model;
+# tests compare the enums with botocore's).
+DISK_FORMATS = ("ova", "vmdk", "vhd", "vhdx", "raw")
+DISK_PLATFORMS = ("Windows", "Linux")  # EC2 VM import has no macOS
+ARCHITECTURES = ("i386", "x86_64", "arm64")
+BOOT_MODES = ("legacy-bios", "uefi", "uefi-preferred")
+LICENSE_TYPES = ("AWS", "BYOL")
+USAGE_OPERATION_PATTERN = re.compile(r"RunInstances(:[0-9A-Za-z]{4})?")
+KMS_KEY_PATTERN = re.compile(
+    r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}"
+    r"|alias/[a-zA-Z0-9/_-]{1,250}"
+    r"|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key/[0-9a-zA-Z-]{1,64}|alias/[a-zA-Z0-9/_-]{1,250}))"
+)
+S3_KEY_MAX = 1024
+FILE_SIZE_MAX = 5 * 1024**4  # S3's largest object
+# The import task carries the tags (ImportImage accepts only this resource type).
+IMPORT_TASK_RESOURCE = "import-image-task"
+
+
+def choice_field(label, choices, help_text, *, required=False):
+    return StrippedChoiceField(
+        label=label,
+        help_text=help_text,
+        required=required,
+        choices=[("", "EC2's default" if not required else "Choose")]
+        + [(value, value) for value in choices],
+        error_messages={
+            "required": f"{label} is required.",
+            "invalid_choice": f"{label} must be one of {', '.join(choices)}; %(value)s is not.",
+        },
+    )
+
+
+def safe_file_name(name):
+    """The last path part of a browser's file name, in characters S3 keys keep safely."""
+    name = unicodedata.normalize("NFKD", posixpath.basename(name.replace("\\", "/")))
+    name = name.encode("ascii", "ignore").decode()
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")
+    return name[:200] or "disk"
+
+
+class NewImportForm(ImportVmImageForm):
+    """A new import from any of the three sources; the API maps its JSON onto it.
+
+    The ImportVmImage request is the parent form's; for a disk file the EC2
+    ImportImage request is built here too (without the ClientToken and the
+    RoleName, which the service adds). `import_bucket` and `import_prefix`
+    are the team's: uploads go there, and an existing object must be there.
+    """
+
+    source = forms.ChoiceField(
+        label="Source",
+        choices=SOURCES,
+        required=False,
+        initial=VM_IMPORT_TASK,
+        widget=forms.RadioSelect,
+        error_messages={
+            "invalid_choice": "Source must be one of "
+            + ", ".join(value for value, _ in SOURCES)
+            + "; %(value)s is not."
+        },
+    )
+    format = choice_field(
+        "Disk format", DISK_FORMATS, "The disk file's format: OVA, VMDK, VHD, VHDX or raw."
+    )
+    s3Bucket = text_field("S3 bucket", "The team's import bucket.", required=False)
+    s3Key = text_field(
+        "S3 key",
+        f"The disk file's key in the team's import bucket, 1-{S3_KEY_MAX} characters.",
+        max_length=S3_KEY_MAX,
+        required=False,
+    )
+    fileName = text_field("File name", "The name of the file being uploaded.", required=False)
+    fileSize = forms.IntegerField(
+        label="File size",
+        required=False,
+        min_value=1,
+        max_value=FILE_SIZE_MAX,
+        error_messages={
+            "min_value": "The file is empty; a disk image has at least 1 byte.",
+            "max_value": "S3 keeps objects of at most 5 TiB (5497558138880 bytes).",
+            "invalid": "File size must be a whole number of bytes.",
+        },
+    )
+    architecture = choice_field("Architecture", ARCHITECTURES, "The disk's CPU architecture.")
+    bootMode = choice_field("Boot mode", BOOT_MODES, "How the disk boots.")
+    licenseType = choice_field(
+        "License type", LICENSE_TYPES, "AWS (license included) or BYOL (bring your own)."
+    )
+    usageOperation = text_field(
+        "Usage operation",
+        "Instead of a license type: the billing code, like RunInstances:0002.",
+        required=False,
+    )
+    encrypted = forms.BooleanField(label="Encrypt the snapshots", required=False)
+    kmsKeyId = text_field(
+        "KMS key",
+        "Optional with encryption: a key ID, alias/name or ARN; empty: the account's EBS key.",
+        max_length=2048,
+        required=False,
+    )
+
+    logGroupName = text_field(
+        "Log group",
+        f"Optional: a CloudWatch Logs group under {LOG_GROUP_PREFIX} for the import's logs "
+        "(letters, digits and - _ / .).",
+        max_length=512,
+        required=False,
+    )
+
+    DISK_FIELDS = (
+        "format",
+        "s3Bucket",
+        "s3Key",
+        "fileName",
+        "fileSize",
+        "architecture",
+        "bootMode",
+        "licenseType",
+        "usageOperation",
+        "encrypted",
+        "kmsKeyId",
+    )
+
+    def __init__(self, data=None, *args, import_bucket="", import_prefix="", **kwargs):
+        super().__init__(data, *args, **kwargs)
+        self.import_bucket = import_bucket
+        self.import_prefix = import_prefix
+        self.fields["vmImportTaskId"].required = False
+
+    def clean_logGroupName(self):
+        name = self.cleaned_data["logGroupName"]
+        if not name:
+            return name
+        if not LOG_GROUP_PATTERN.fullmatch(name):
+            raise ValidationError(
+                "Log group names use only letters, digits and - _ / . (no spaces).",
+                code="log_group_pattern",
+            )
+        if not name.startswith(LOG_GROUP_PREFIX) or name == LOG_GROUP_PREFIX:
+            raise ValidationError(
+                f"The log group must be inside {LOG_GROUP_PREFIX}, like "
+                f"{LOG_GROUP_PREFIX}imports: Image Builder writes only there.",
+                code="log_group_prefix",
+            )
+        return name
+
+    def clean_source(self):
+        return self.cleaned_data["source"] or VM_IMPORT_TASK
+
+    def clean_usageOperation(self):
+        operation = self.cleaned_data["usageOperation"]
+        if operation and not USAGE_OPERATION_PATTERN.fullmatch(operation):
+            raise ValidationError(
+                "A usage operation looks like RunInstances or RunInstances:0002 "
+                "(see EC2's billing codes).",
+                code="usage_operation",
+            )
+        return operation
+
+    def clean_kmsKeyId(self):
+        key = self.cleaned_data["kmsKeyId"]
+        if key and not KMS_KEY_PATTERN.fullmatch(key):
+            raise ValidationError(
+                "A KMS key is a key ID (1234abcd-...), a multi-Region key (mrk-...), "
+                "alias/name, or a key or alias ARN.",
+                code="kms_key",
+            )
+        return key
+
+    def clean(self):
+        cleaned = super().clean()
+        source = cleaned.get("source")
+        if source == VM_IMPORT_TASK:
+            if not cleaned.get("vmImportTaskId") and "vmImportTaskId" not in self.errors:
+                self.add_error("vmImportTaskId", "VM import task ID is required.")
+            given = [name for name in self.DISK_FIELDS if cleaned.get(name)]
+            if given:
+                self.add_error(
+                    None,
+                    "An existing VM import task already is a disk image: give either "
+                    "vmImportTaskId or a disk file, not both (here: " + ", ".join(given) + ").",
+                )
+            return cleaned
+        if source not in (UPLOAD, S3_OBJECT):
+            return cleaned
+        if cleaned.get("vmImportTaskId"):
+            self.add_error(
+                "vmImportTaskId",
+                "Give either a VM import task or a disk file, not both: EC2 makes the VM "
+                "import task from the disk file.",
+            )
+        if cleaned.get("platform") and cleaned["platform"] not in DISK_PLATFORMS:
+            self.add_error(
+                "platform",
+                "A disk file's platform must be Windows or Linux: EC2 VM import has no macOS.",
+            )
+        if not cleaned.get("format") and "format" not in self.errors:
+            self.add_error("format", "Disk format is required for a disk file.")
+        if not self.import_bucket:
+            self.add_error(
+                None,
+                "This team has no import bucket: a team admin sets one on the Team page first.",
+            )
+        if source == S3_OBJECT:
+            self.clean_s3_object(cleaned)
+        else:
+            self.clean_upload(cleaned)
+        if cleaned.get("licenseType") and cleaned.get("usageOperation"):
+            self.add_error(
+                "usageOperation",
+                "Give a license type or a usage operation, not both (EC2 refuses both).",
+            )
+        if cleaned.get("kmsKeyId") and not cleaned.get("encrypted"):
+            self.add_error("kmsKeyId", "A KMS key needs encryption switched on.")
+        return cleaned
+
+    def clean_s3_object(self, cleaned):
+        # The page names only the key: the bucket can only be the team's.
+        bucket = cleaned.get("s3Bucket") or self.import_bucket
+        key = cleaned.get("s3Key")
+        if self.import_bucket and bucket != self.import_bucket:
+            self.add_error(
+                "s3Bucket",
+                f"The disk file must be in the team's import bucket, {self.import_bucket}: "
+                "only that bucket is checked and readable by the VM import role.",
+            )
+        if not key and "s3Key" not in self.errors:
+            self.add_error("s3Key", "S3 key is required for a file in the bucket.")
+        elif key and not key.startswith(self.import_prefix):
+            self.add_error(
+                "s3Key", f"The key must start with the team's prefix, {self.import_prefix}."
+            )
+        elif key and key.endswith("/"):
+            self.add_error("s3Key", "The key names a folder; give the disk file's key.")
+
+    def clean_upload(self, cleaned):
+        if not cleaned.get("fileName") and "fileName" not in self.errors:
+            self.add_error("fileName", "File name is required for an upload.")
+        if cleaned.get("fileSize") is None and "fileSize" not in self.errors:
+            self.add_error("fileSize", "File size is required for an upload.")
+        for name in ("s3Bucket", "s3Key"):
+            if cleaned.get(name):
+                self.add_error(name, "The portal chooses where an upload goes; leave this out.")
+
+    @property
+    def chosen_source(self):
+        return self.cleaned_data["source"]
+
+    def payload(self):
+        """The ImportVmImage request; for a disk file without vmImportTaskId (EC2 names it)."""
+        payload = super().payload()
+        if self.cleaned_data.get("logGroupName"):
+            payload["loggingConfiguration"] = {"logGroupName": self.cleaned_data["logGroupName"]}
+        if self.chosen_source != VM_IMPORT_TASK:
+            payload.pop("vmImportTaskId", None)
+        return payload
+
+    def disk_key(self):
+        """The object key: the person's for a file in the bucket, the portal's for an upload."""
+        if self.chosen_source == S3_OBJECT:
+            return self.cleaned_data["s3Key"]
+        # One folder per import, named by its clientToken: the same request
+        # again gives the same key, and two imports never share one.
+        token = self.cleaned_data["clientToken"]
+        return f"{self.import_prefix}{token}/{safe_file_name(self.cleaned_data['fileName'])}"
+
+    def import_image_request(self):
+        """EC2 ImportImage's request, less ClientToken and RoleName; None for a VM import task."""
+        if self.chosen_source == VM_IMPORT_TASK:
+            return None
+        cleaned = self.cleaned_data
+        request = {
+            "Platform": cleaned["platform"],
+            "DiskContainers": [
+                {
+                    "Format": cleaned["format"].upper(),
+                    "UserBucket": {"S3Bucket": self.import_bucket, "S3Key": self.disk_key()},
+                }
+            ],
+        }
+        for member, name in (
+            ("Description", "description"),
+            ("Architecture", "architecture"),
+            ("BootMode", "bootMode"),
+            ("LicenseType", "licenseType"),
+            ("UsageOperation", "usageOperation"),
+            ("KmsKeyId", "kmsKeyId"),
+        ):
+            if cleaned.get(name):
+                request[member] = cleaned[name]
+        if cleaned.get("encrypted"):
+            request["Encrypted"] = True
+        tags = self.tags.as_map()
+        if tags:
+            request["TagSpecifications"] = [
+                {
+                    "ResourceType": IMPORT_TASK_RESOURCE,
+                    "Tags": [{"Key": key, "Value": value} for key, value in tags.items()],
+                }
+            ]
+        return request
+
+    def submission(self):
+        """What services.submit_import records: both requests and where the disk comes from."""
+        return {
+            "payload": self.payload(),
+            "source": self.chosen_source,
+            "import_image_payload": self.import_image_request(),
+            "upload_size": (
+                self.cleaned_data.get("fileSize") if self.chosen_source == UPLOAD else None
+            ),
+        }
+
+    # -- the API's JSON members on this form's fields ---------------------------
+
+    members = (*MEMBERS, "loggingConfiguration", "diskContainer", "importImageOptions")
+    object_members = {
+        "loggingConfiguration": {"logGroupName": str},
+        "diskContainer": {"format": str, "userBucket": dict},
+        "importImageOptions": {
+            "architecture": str,
+            "bootMode": str,
+            "licenseType": str,
+            "usageOperation": str,
+            "encrypted": bool,
+            "kmsKeyId": str,
+        },
+    }
+    member_of = {
+        "logGroupName": "loggingConfiguration.logGroupName",
+        "format": "diskContainer.format",
+        "s3Bucket": "diskContainer.userBucket.s3Bucket",
+        "s3Key": "diskContainer.userBucket.s3Key",
+        "architecture": "importImageOptions.architecture",
+        "bootMode": "importImageOptions.bootMode",
+        "licenseType": "importImageOptions.licenseType",
+        "usageOperation": "importImageOptions.usageOperation",
+        "encrypted": "importImageOptions.encrypted",
+        "kmsKeyId": "importImageOptions.kmsKeyId",
+    }
+
+    @classmethod
+    def object_member_errors(cls, member, value):
+        errors = super().object_member_errors(member, value)
+        if member == "diskContainer" and not errors:
+            bucket = value.get("userBucket") or {}
+            for name, inner in bucket.items():
+                if name not in ("s3Bucket", "s3Key"):
+                    errors.setdefault(member, []).append(
+                        f"userBucket.{name}: unknown member; the members are: s3Bucket, s3Key."
+                    )
+                elif inner is not None and not isinstance(inner, str):
+                    errors.setdefault(member, []).append(
+                        f"userBucket.{name} must be a JSON string, not {json_type(inner)}."
+                    )
+        return errors
+
+    @classmethod
+    def nested_data(cls, body, data):
+        logging = body.get("loggingConfiguration") or {}
+        if logging.get("logGroupName") is not None:
+            data["logGroupName"] = logging["logGroupName"]
+        disk = body.get("diskContainer")
+        options = body.get("importImageOptions") or {}
+        if disk is not None:
+            bucket = disk.get("userBucket") or {}
+            data.update(
+                source=S3_OBJECT,
+                format=disk.get("format") or "",
+                s3Bucket=bucket.get("s3Bucket") or "",
+                s3Key=bucket.get("s3Key") or "",
+            )
+        for name, value in options.items():
+            if name == "encrypted":
+                if value:
+                    data["encrypted"] = "on"
+            elif value is not None:
+                data[name] = value
+        return data
+
+    @classmethod
+    def from_json(cls, body, **kwargs):
+        if isinstance(body, dict):
+            disk = body.get("diskContainer")
+            if disk is not None and body.get("vmImportTaskId") is not None:
+                raise RequestShapeError(
+                    {
+                        "diskContainer": [
+                            "Give exactly one source: diskContainer or vmImportTaskId, not both."
+                        ]
+                    }
+                )
+            if disk is None and body.get("importImageOptions") is not None:
+                raise RequestShapeError(
+                    {
+                        "importImageOptions": [
+                            "importImageOptions are EC2 ImportImage's options for a disk file: "
+                            "they need a diskContainer."
+                        ]
+                    }
+                )
+        return super().from_json(body, **kwargs)

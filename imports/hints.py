@@ -6,7 +6,76 @@ and what to do next.
 
 import re
 
-HINTS = (
+# EC2 VM import's own failures (the VM Import/Export User Guide's
+# troubleshooting list), most specific first: they come before the generic
+# permission and not-found hints below, which their messages would also match.
+VM_IMPORT_HINTS = (
+    (
+        re.compile(
+            r"service role .*vmimport.* does not exist|role .* does not exist or does not "
+            r"have sufficient permissions",
+            re.I,
+        ),
+        "EC2 could not use the VM import role. Create the role (named as on the Team page, "
+        "usually vmimport) with a trust policy for vmie.amazonaws.com and a policy that may read "
+        "the team's bucket, then press Check setup on the Team page and start a new import.",
+    ),
+    (
+        re.compile(r"not in the same region|bucket .* region|region .* bucket", re.I),
+        "The import bucket is in another region than the import. Use a bucket in the team's "
+        "region (Team page, Check setup), copy the file there, and start a new import.",
+    ),
+    (
+        re.compile(r"footers? not identical", re.I),
+        "The VHD file's header and footer differ, which usually means the upload or the export "
+        "was cut short. Export the VHD again (as a fixed or dynamic VHD), upload it again and "
+        "start a new import.",
+    ),
+    (
+        re.compile(
+            r"uncompressed data has invalid length|corrupt|invalid vmdk|vmdk.*(invalid|"
+            r"unsupported)|unsupported vmdk",
+            re.I,
+        ),
+        "The VMDK file is damaged or not a stream-optimized VMDK. Export it again from VMware "
+        "as an OVA or a stream-optimized VMDK, upload it again and start a new import.",
+    ),
+    (
+        re.compile(r"unsupported ova|ova.*compress|compress.*ova", re.I),
+        "EC2 cannot read this OVA's compression. Export the OVA again without compressing its "
+        "disks (or upload the VMDK inside it), then start a new import.",
+    ),
+    (
+        re.compile(r"unsupported kernel", re.I),
+        "EC2 VM import does not support this Linux kernel. Boot the VM on a kernel listed in "
+        "the VM Import/Export requirements, export it again and start a new import.",
+    ),
+    (
+        re.compile(r"no bootable partition|bootable partition|boot ?loader not found", re.I),
+        "EC2 found no partition it can boot from. Check that the disk holds the operating "
+        "system with its boot loader (the root partition on the same disk as the MBR), export "
+        "it again and start a new import.",
+    ),
+    (
+        re.compile(r"\buefi\b", re.I),
+        "The disk boots with UEFI. Start a new import with Boot mode set to uefi (or "
+        "uefi-preferred), or convert the VM to legacy BIOS boot first.",
+    ),
+    (
+        re.compile(r"unknown os|missing os files|no operating system", re.I),
+        "EC2 could not recognise the operating system on the disk. Check that it is a "
+        "supported Windows or Linux version and that the disk is the system disk, then start "
+        "a new import.",
+    ),
+    (
+        re.compile(r"disk validation failed", re.I),
+        "EC2 could not validate the disk file: its format, its size or access to it. Check that "
+        "the disk format chosen matches the file, that the VM import role may read the bucket "
+        "(Check setup on the Team page), and start a new import.",
+    ),
+)
+
+GENERAL_HINTS = (
     (
         re.compile(r"AccessDenied|UnauthorizedOperation|not authori[sz]ed|permission", re.I),
         "AWS refused the call for lack of permissions. The worker's role (or the role the "
@@ -37,11 +106,16 @@ HINTS = (
 )
 
 
+HINTS = VM_IMPORT_HINTS + GENERAL_HINTS
+
+
 def failure_hint(image_import):
     """A sentence on what to do next, or "" when nothing useful can be said."""
     if not image_import.is_failed or image_import.is_cancelled:
         return ""
-    text = f"{image_import.error_code} {image_import.error_message}"
+    # EC2's last word on the VM import task often names the cause that
+    # Image Builder's failure only summarises.
+    text = f"{image_import.error_code} {image_import.error_message} {image_import.status_message}"
     for pattern, hint in HINTS:
         if pattern.search(text):
             return hint

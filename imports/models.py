@@ -43,8 +43,20 @@ class Team(models.Model):
     aws_account_id = models.CharField("AWS account ID", max_length=12, blank=True)
     aws_role_arn = models.CharField("IAM role ARN to assume", max_length=2048, blank=True)
     external_id = models.CharField(max_length=64, default=new_external_id, editable=False)
+    # Where disk files are uploaded to and read from, and the role EC2's VM
+    # import service assumes to read them (ImportImage's RoleName).
+    import_bucket = models.CharField("import bucket", max_length=63, blank=True)
+    import_prefix = models.CharField("key prefix", max_length=512, blank=True)
+    vm_import_role = models.CharField("VM import role name", max_length=64, default="vmimport")
 
-    TARGET_FIELDS = ("aws_region", "aws_account_id", "aws_role_arn")
+    TARGET_FIELDS = (
+        "aws_region",
+        "aws_account_id",
+        "aws_role_arn",
+        "import_bucket",
+        "import_prefix",
+        "vm_import_role",
+    )
 
     def __str__(self):
         return self.name
@@ -151,6 +163,7 @@ class Membership(models.Model):
 
 
 class Status(models.TextChoices):
+    UPLOADING = "uploading", "Uploading"
     QUEUED = "queued", "Queued"
     SUBMITTING = "submitting", "Submitting"
     IMPORTING = "importing", "Importing"
@@ -159,6 +172,15 @@ class Status(models.TextChoices):
 
 
 TERMINAL_STATUSES = frozenset({Status.AVAILABLE, Status.FAILED})
+
+
+class Source(models.TextChoices):
+    """Where the disk comes from; the first two go through EC2 ImportImage first."""
+
+    UPLOAD = "upload", "A disk file uploaded from the browser"
+    S3_OBJECT = "s3_object", "A disk file in the team's import bucket"
+    VM_IMPORT_TASK = "vm_import_task", "An existing EC2 VM import task"
+
 
 # Image Builder's image states in the order an import passes through them.
 # An answer naming an earlier state than the one recorded is stale.
@@ -216,12 +238,20 @@ class ImageImport(models.Model):
     )
     # The ImportVmImage request exactly as it is sent on every attempt. The
     # columns below copy three of its members once, at creation, for the
-    # history's filters.
+    # history's filters. For a disk file, `payload` lacks `vmImportTaskId`
+    # until EC2 has started the VM import task (mark_vm_import_started).
     payload = models.JSONField()
     client_token = models.CharField(max_length=36)
     name = models.CharField(max_length=1024)
     platform = models.CharField(max_length=20)
-    vm_import_task_id = models.CharField(max_length=1024)
+    vm_import_task_id = models.CharField(max_length=1024, blank=True)
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.VM_IMPORT_TASK)
+    # For a disk file: the EC2 ImportImage request, built once with its own
+    # ClientToken, sent until EC2 names the VM import task.
+    import_image_payload = models.JSONField(default=dict, blank=True)
+    # For a browser upload: the S3 multipart upload and the file's size.
+    upload_id = models.CharField(max_length=1024, blank=True)
+    upload_size = models.BigIntegerField(null=True, blank=True)
     # The team's AWS target when it was submitted; a later change to the
     # team's target does not move imports already made.
     region = models.CharField(max_length=30, blank=True)
@@ -317,10 +347,34 @@ class ImageImport(models.Model):
 
     @property
     def can_cancel(self):
-        """Queued, or importing while EC2 can still cancel the VM import task."""
+        """Uploading or queued, or importing while EC2 can still cancel the task."""
         if self.status == Status.IMPORTING:
             return not self.task_completed
-        return self.status == Status.QUEUED
+        return self.status in (Status.UPLOADING, Status.QUEUED)
+
+    @property
+    def is_disk_import(self):
+        return self.source != Source.VM_IMPORT_TASK
+
+    @property
+    def user_bucket(self):
+        """The disk file's {"S3Bucket", "S3Key"}, or {} for a VM import task."""
+        containers = self.import_image_payload.get("DiskContainers") or [{}]
+        return containers[0].get("UserBucket", {})
+
+    @property
+    def disk_container(self):
+        """The disk file as the API names it, or None for an existing VM import task."""
+        if not self.is_disk_import:
+            return None
+        container = self.import_image_payload["DiskContainers"][0]
+        return {
+            "format": container["Format"].lower(),
+            "userBucket": {
+                "s3Bucket": container["UserBucket"]["S3Bucket"],
+                "s3Key": container["UserBucket"]["S3Key"],
+            },
+        }
 
     @property
     def target(self):
@@ -329,16 +383,27 @@ class ImageImport(models.Model):
     # -- creation -----------------------------------------------------------
 
     @classmethod
-    def submit(cls, *, team, user, payload):
+    def submit(
+        cls,
+        *,
+        team,
+        user,
+        payload,
+        source=Source.VM_IMPORT_TASK,
+        import_image_payload=None,
+        upload_size=None,
+    ):
         """Record a new import, or find the one this clientToken already made.
 
         Returns (image_import, created); sending it to AWS is the caller's
         business (services.submit_import). The same token with another request
         raises ClientTokenConflict. The unique constraint, not a prior lookup,
-        decides between concurrent identical requests.
+        decides between concurrent identical requests. A browser upload starts
+        `uploading`; everything else `queued`.
         """
         token = payload["clientToken"]
         target = Target.for_team(team)
+        status = Status.UPLOADING if source == Source.UPLOAD else Status.QUEUED
         try:
             with transaction.atomic():
                 image_import = cls.objects.create(
@@ -348,18 +413,24 @@ class ImageImport(models.Model):
                     client_token=token,
                     name=payload["name"],
                     platform=payload["platform"],
-                    vm_import_task_id=payload["vmImportTaskId"],
+                    vm_import_task_id=payload.get("vmImportTaskId", ""),
+                    source=source,
+                    import_image_payload=import_image_payload or {},
+                    upload_size=upload_size,
+                    status=status,
                     region=target.region,
                     account_id=team.aws_account_id,
                     role_arn=target.role_arn,
                     external_id=target.external_id,
                 )
                 image_import._record(
-                    action=Action.SUBMITTED, actor=user, to_status=Status.QUEUED, detail="Submitted"
+                    action=Action.SUBMITTED, actor=user, to_status=status, detail="Submitted"
                 )
         except IntegrityError:
             existing = cls.objects.get(team=team, client_token=token)
-            if existing.payload != payload:
+            if not existing.is_same_request(
+                payload, source, import_image_payload or {}, upload_size
+            ):
                 existing._record(
                     action=Action.CONFLICT,
                     actor=user,
@@ -376,7 +447,83 @@ class ImageImport(models.Model):
             return existing, False
         return image_import, True
 
+    # Members of the EC2 request the portal adds itself: a fresh ClientToken
+    # for every submission, and the role from the team's settings.
+    GENERATED_EC2_MEMBERS = ("ClientToken", "RoleName")
+
+    def is_same_request(self, payload, source, import_image_payload, upload_size):
+        """Whether a submission repeats this one: both requests, bar what the portal adds."""
+
+        def person_sent(ec2_request):
+            return {k: v for k, v in ec2_request.items() if k not in self.GENERATED_EC2_MEMBERS}
+
+        recorded = dict(self.payload)
+        if self.is_disk_import:
+            recorded.pop("vmImportTaskId", None)  # EC2's answer, not the person's request
+        return (
+            recorded == payload
+            and self.source == source
+            and person_sent(self.import_image_payload) == person_sent(import_image_payload)
+            and self.upload_size == upload_size
+        )
+
     # -- transitions ----------------------------------------------------------
+
+    def note_upload_started(self, upload_id):
+        """Remember the S3 multipart upload of an uploading import; False if one is kept."""
+        with transaction.atomic():
+            started = ImageImport.objects.filter(
+                pk=self.pk, status=Status.UPLOADING, upload_id=""
+            ).update(upload_id=upload_id, updated_at=timezone.now())
+            if started:
+                self._record(
+                    action=Action.STATUS,
+                    from_status=Status.UPLOADING,
+                    to_status=Status.UPLOADING,
+                    detail=f"Upload started to s3://{self.user_bucket.get('S3Bucket')}/"
+                    f"{self.user_bucket.get('S3Key')}",
+                )
+        self.refresh_from_db()
+        return bool(started)
+
+    def mark_uploaded(self, *, user=None):
+        """uploading -> queued: the whole file is in S3; the worker may start."""
+        return self._move(
+            [Status.UPLOADING],
+            Status.QUEUED,
+            user=user,
+            detail_for=lambda: (
+                f"Upload complete: s3://{self.user_bucket['S3Bucket']}/{self.user_bucket['S3Key']}"
+            ),
+        )
+
+    def mark_upload_abandoned(self, *, stale_before):
+        """uploading -> failed, for an upload left unfinished since before `stale_before`."""
+        return self._move(
+            [Status.UPLOADING],
+            Status.FAILED,
+            detail_for=lambda: "UploadAbandoned: the upload was not completed; given up",
+            only_if=Q(updated_at__lt=stale_before),
+            error_code="UploadAbandoned",
+            error_message="The disk file's upload was not completed in time, so the portal "
+            "gave up on it. Start a new import to upload the file again.",
+            finished_at=timezone.now(),
+        )
+
+    def mark_vm_import_started(self, task_id):
+        """EC2 started the VM import task: keep its ID, once, in the row and the request.
+
+        submitting -> submitting, conditional on no task ID yet, so a retry
+        that finds the ID already stored sends the same ImportVmImage request.
+        """
+        return self._move(
+            [Status.SUBMITTING],
+            Status.SUBMITTING,
+            detail_for=lambda: f"EC2 started the VM import task {task_id}",
+            only_if=Q(vm_import_task_id=""),
+            vm_import_task_id=task_id,
+            payload={**self.payload, "vmImportTaskId": task_id},
+        )
 
     def claim(self):
         """queued -> submitting, counting the attempt. False if someone else has it."""
@@ -456,9 +603,9 @@ class ImageImport(models.Model):
         )
 
     def withdraw(self, *, user):
-        """Cancel a queued import before any AWS call is made."""
+        """Cancel an uploading or queued import before EC2 or Image Builder is asked."""
         return self._move(
-            [Status.QUEUED],
+            [Status.UPLOADING, Status.QUEUED],
             Status.FAILED,
             user=user,
             detail_for=lambda: f"Cancelled by {user.get_username()} before it was sent to AWS",
@@ -507,7 +654,7 @@ class ImageImport(models.Model):
 
     def mark_failed(self, *, code, message, user=None):
         return self._move(
-            [Status.QUEUED, Status.SUBMITTING, Status.IMPORTING],
+            [Status.UPLOADING, Status.QUEUED, Status.SUBMITTING, Status.IMPORTING],
             Status.FAILED,
             user=user,
             detail_for=lambda: f"{code}: {message}",
@@ -557,11 +704,13 @@ class ImageImport(models.Model):
                         to_status=new_status,
                         detail=detail_for(),
                     )
+                    # Inside the transaction: receivers' rows commit with the move.
                     if new_status in TERMINAL_STATUSES:
-                        # Inside the transaction: receivers' rows commit with the move.
                         signals.import_ended.send(
                             sender=ImageImport, image_import=self, event=self.end_event
                         )
+                    elif old_status == Status.UPLOADING:
+                        signals.upload_finished.send(sender=ImageImport, image_import=self)
                     return True
         self.refresh_from_db()
         return False

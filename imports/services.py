@@ -6,6 +6,8 @@ that change rows, record what they did and trigger the side effects, so the
 views stay thin.)
 """
 
+import logging
+import uuid
 from dataclasses import dataclass
 from functools import partial
 
@@ -14,22 +16,52 @@ from django.core.cache import cache
 from django.db import transaction
 
 from . import aws, tasks
-from .models import ImageImport, Status
+from .models import ImageImport, Source, Status
+
+logger = logging.getLogger(__name__)
 
 
-def submit_import(*, team, user, payload):
+def submit_import(
+    *,
+    team,
+    user,
+    payload,
+    source=Source.VM_IMPORT_TASK,
+    import_image_payload=None,
+    upload_size=None,
+):
     """Record an import and send it to the worker once the record is committed.
 
     Returns (image_import, created): the same clientToken and request again
     answers the first import and queues nothing. The same token with another
-    request raises models.ClientTokenConflict.
+    request raises models.ClientTokenConflict. For a disk file, the EC2
+    ImportImage request gets its own ClientToken (fixed from now on, so no
+    retry starts a second conversion) and the team's VM import role. A
+    browser upload waits `uploading` until complete_upload.
     """
-    image_import, created = ImageImport.submit(team=team, user=user, payload=payload)
-    if created:
-        # After the commit (at once, outside a transaction), or the worker
-        # could look for a row it cannot see yet.
-        transaction.on_commit(partial(tasks.send_to_worker, image_import.pk))
+    if import_image_payload is not None:
+        import_image_payload = {
+            "ClientToken": str(uuid.uuid4()),
+            "RoleName": team.vm_import_role,
+            **import_image_payload,
+        }
+    image_import, created = ImageImport.submit(
+        team=team,
+        user=user,
+        payload=payload,
+        source=source,
+        import_image_payload=import_image_payload,
+        upload_size=upload_size,
+    )
+    if created and image_import.status == Status.QUEUED:
+        queue(image_import)
     return image_import, created
+
+
+def queue(image_import):
+    # After the commit (at once, outside a transaction), or the worker
+    # could look for a row it cannot see yet.
+    transaction.on_commit(partial(tasks.send_to_worker, image_import.pk))
 
 
 @dataclass(frozen=True)
@@ -39,8 +71,11 @@ class CancelOutcome:
 
 
 def cancel_import(image_import, *, user):
-    """Withdraw a queued import, or ask EC2 to cancel an importing one; say what happened."""
+    """Withdraw an uploading or queued import, or ask EC2 to cancel an importing one."""
+    was_uploading = image_import.status == Status.UPLOADING
     if image_import.withdraw(user=user):
+        if was_uploading and image_import.upload_id:
+            abort_upload(image_import)
         return CancelOutcome(True, "Cancelled before anything was sent to AWS.")
     if not image_import.can_cancel:
         return CancelOutcome(False, cannot_cancel_reason(image_import))
@@ -79,3 +114,84 @@ def vm_import_tasks(team):
         vm_import_tasks = aws.list_vm_import_tasks(target=target)
         cache.set(key, vm_import_tasks, settings.VM_IMPORT_TASKS_CACHE_SECONDS)
     return vm_import_tasks
+
+
+# -- a browser upload, straight to S3 ---------------------------------------------
+
+
+class UploadError(Exception):
+    """A request about an upload that does not fit the import; the message says why."""
+
+
+def upload_location(image_import):
+    bucket = image_import.user_bucket
+    return bucket["S3Bucket"], bucket["S3Key"]
+
+
+def start_upload(image_import, *, content_type=""):
+    """The import's multipart upload: started now, or the one already started (resume)."""
+    if image_import.status != Status.UPLOADING:
+        raise UploadError(f"This import is {image_import.get_status_display().lower()}.")
+    if image_import.upload_id:
+        return image_import.upload_id
+    bucket, key = upload_location(image_import)
+    upload_id = aws.create_multipart_upload(
+        bucket, key, target=image_import.target, content_type=content_type
+    )
+    if not image_import.note_upload_started(upload_id):
+        # Another request started one first: keep theirs, drop ours.
+        abort_quietly(image_import, upload_id)
+    return image_import.upload_id
+
+
+def check_upload(image_import, upload_id, key):
+    """The upload and key a request names must be the import's own."""
+    if image_import.status != Status.UPLOADING:
+        raise UploadError(f"This import is {image_import.get_status_display().lower()}.")
+    if not image_import.upload_id or upload_id != image_import.upload_id:
+        raise UploadError("This is not the upload of this import.")
+    if key is not None and key != upload_location(image_import)[1]:
+        raise UploadError("This is not the key of this import's upload.")
+
+
+def sign_part(image_import, upload_id, key, part_number):
+    check_upload(image_import, upload_id, key)
+    parts = aws.part_count(image_import.upload_size)
+    if not 1 <= part_number <= parts:
+        raise UploadError(f"Part numbers of this file run from 1 to {parts}.")
+    bucket, key = upload_location(image_import)
+    return aws.presign_part(bucket, key, upload_id, part_number, target=image_import.target)
+
+
+def uploaded_parts(image_import, upload_id, key):
+    check_upload(image_import, upload_id, key)
+    bucket, key = upload_location(image_import)
+    return aws.list_parts(bucket, key, upload_id, target=image_import.target)
+
+
+def complete_upload(image_import, upload_id, key, parts, *, user):
+    """Join the parts, then hand the import to the worker (uploading -> queued)."""
+    check_upload(image_import, upload_id, key)
+    bucket, key = upload_location(image_import)
+    location = aws.complete_multipart_upload(
+        bucket, key, upload_id, parts, target=image_import.target
+    )
+    if image_import.mark_uploaded(user=user):
+        queue(image_import)
+    return location or f"s3://{bucket}/{key}"
+
+
+def abort_upload(image_import):
+    abort_quietly(image_import, image_import.upload_id)
+
+
+def abort_quietly(image_import, upload_id):
+    # The import is withdrawn whatever S3 says; the bucket's lifecycle rule
+    # removes an incomplete upload that could not be aborted now.
+    bucket, key = upload_location(image_import)
+    try:
+        aws.abort_multipart_upload(bucket, key, upload_id, target=image_import.target)
+    except aws.AwsError as error:
+        logger.warning(
+            "Could not abort upload %s of import %s: %s", upload_id, image_import.pk, error
+        )

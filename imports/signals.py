@@ -9,9 +9,8 @@ with `transaction.on_commit`.
 Arguments: `image_import` (the row, already in its new status) and `event`,
 one of AVAILABLE, FAILED, CANCELLED.
 
-`upload_finished`: a disk file's upload to S3 completed. Disk-file imports
-(issue 9) send it from their upload transition, with `image_import`; until
-they land nothing sends it.
+`upload_finished`: a disk file's upload to S3 completed (ImageImport._move,
+uploading -> queued). Argument: `image_import`.
 """
 
 from django.dispatch import Signal

@@ -45,6 +45,17 @@ def submit_import(pk):
     if image_import is None or not image_import.claim():
         return  # gone, or another worker already has it
     try:
+        if image_import.is_disk_import and not image_import.vm_import_task_id:
+            # The same ClientToken on every attempt: EC2 answers a retry with
+            # the task it already started, never a second conversion.
+            task_id = aws.import_image(
+                image_import.import_image_payload, target=image_import.target
+            )
+            if not image_import.mark_vm_import_started(task_id) and (
+                image_import.status != Status.SUBMITTING
+            ):
+                return  # cancelled or taken back meanwhile
+        # Image Builder accepts a task still converting, and follows it.
         accepted = aws.import_vm_image(image_import.payload, target=image_import.target)
     except aws.AwsError as error:
         handle_submit_error(image_import, error)
@@ -92,6 +103,36 @@ def requeue_stuck_imports():
     if requeued:
         logger.warning("Re-enqueued %d stuck import(s)", requeued)
     return requeued
+
+
+@shared_task(ignore_result=True)
+def expire_abandoned_uploads():
+    """Give up uploads left unfinished (a closed tab, a lost laptop) and abort them in S3.
+
+    The bucket's lifecycle rule (Check setup) is the safety net when S3
+    cannot be reached now.
+    """
+    cutoff = timezone.now() - timedelta(seconds=settings.IMPORT_UPLOAD_ABANDONED_AFTER)
+    stale = ImageImport.objects.filter(status=Status.UPLOADING, updated_at__lt=cutoff)
+    expired = 0
+    for image_import in stale.iterator():
+        if not image_import.mark_upload_abandoned(stale_before=cutoff):
+            continue  # completed or cancelled meanwhile
+        expired += 1
+        if image_import.upload_id:
+            bucket = image_import.user_bucket
+            try:
+                aws.abort_multipart_upload(
+                    bucket["S3Bucket"],
+                    bucket["S3Key"],
+                    image_import.upload_id,
+                    target=image_import.target,
+                )
+            except aws.AwsError as error:
+                logger.warning(
+                    "Could not abort the upload of import %s: %s", image_import.pk, error
+                )
+    return expired
 
 
 REFRESH_PAUSE_KEY = "imports:refresh-paused"

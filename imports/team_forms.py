@@ -10,6 +10,39 @@ from .models import Membership
 REGION_PATTERN = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 ACCOUNT_PATTERN = re.compile(r"\d{12}")
 ROLE_ARN_PATTERN = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}")
+# S3's general purpose bucket naming rules, in order of the messages below.
+BUCKET_PATTERN = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+IP_ADDRESS_PATTERN = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
+BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+# IAM role names: 1-64 of letters, digits and + = , . @ _ -
+ROLE_NAME_PATTERN = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
+PREFIX_MAX = 512
+
+
+def validate_bucket_name(name):
+    """S3's bucket naming rules, each with its own message."""
+    if not 3 <= len(name) <= 63:
+        raise forms.ValidationError(
+            f"A bucket name has 3 to 63 characters; this one has {len(name)}."
+        )
+    if not BUCKET_PATTERN.fullmatch(name):
+        raise forms.ValidationError(
+            "A bucket name uses only lowercase letters, digits, dots and hyphens, and starts "
+            "and ends with a letter or digit."
+        )
+    if ".." in name:
+        raise forms.ValidationError("A bucket name may not contain two dots in a row.")
+    if IP_ADDRESS_PATTERN.fullmatch(name):
+        raise forms.ValidationError("A bucket name may not look like an IP address.")
+    if name.startswith(BUCKET_RESERVED_PREFIXES) or name.endswith(BUCKET_RESERVED_SUFFIXES):
+        raise forms.ValidationError(
+            "S3 reserves bucket names starting with "
+            + ", ".join(BUCKET_RESERVED_PREFIXES)
+            + " or ending with "
+            + ", ".join(BUCKET_RESERVED_SUFFIXES)
+            + "."
+        )
 
 
 class AwsTargetForm(forms.Form):
@@ -26,6 +59,49 @@ class AwsTargetForm(forms.Form):
         required=False,
         help_text="arn:aws:iam::<account>:role/<name>; empty: the worker's own credentials.",
     )
+
+    import_bucket = forms.CharField(
+        label="Import bucket",
+        required=False,
+        help_text="The S3 bucket disk files are uploaded to, in the target region.",
+    )
+    import_prefix = forms.CharField(
+        label="Key prefix",
+        required=False,
+        max_length=PREFIX_MAX,
+        help_text="Uploads go under this prefix, e.g. vm-imports/; empty: the bucket's top.",
+    )
+    vm_import_role = forms.CharField(
+        label="VM import role name",
+        initial="vmimport",
+        help_text="The IAM role EC2's VM import service assumes to read the bucket.",
+        error_messages={"required": "The VM import role name is required (usually vmimport)."},
+    )
+
+    def clean_import_bucket(self):
+        bucket = self.cleaned_data["import_bucket"]
+        if bucket:
+            validate_bucket_name(bucket)
+        return bucket
+
+    def clean_import_prefix(self):
+        prefix = self.cleaned_data["import_prefix"]
+        if prefix.startswith("/"):
+            raise forms.ValidationError("A key prefix does not start with a slash.")
+        if any(ord(char) < 32 or ord(char) == 127 for char in prefix):
+            raise forms.ValidationError("A key prefix may not contain control characters.")
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"  # a folder, so that team-a/ never matches team-ab/
+        return prefix
+
+    def clean_vm_import_role(self):
+        name = self.cleaned_data["vm_import_role"]
+        if not ROLE_NAME_PATTERN.fullmatch(name):
+            raise forms.ValidationError(
+                "An IAM role name has 1 to 64 characters: letters, digits and + = , . @ _ - "
+                "(a name, not an ARN)."
+            )
+        return name
 
     def clean_aws_region(self):
         region = self.cleaned_data["aws_region"]

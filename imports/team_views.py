@@ -8,8 +8,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from . import teams
-from .models import ApiToken, Membership
+from . import setup_checks, teams
+from .models import ApiToken, Membership, Team
 from .team_forms import AddMemberForm, AwsTargetForm, RoleForm, TokenForm
 
 
@@ -58,6 +58,39 @@ def team_settings(request):
         "add_form": add_form,
     }
     return render(request, "imports/team.html", context)
+
+
+@login_required
+@require_POST
+def check_setup(request):
+    """Run the setup checks against the team's bucket and role; show each outcome and fix."""
+    membership = teams.current_membership(request)
+    if membership is None:
+        raise Http404("You are not in any team.")
+    if not membership.can_submit:
+        raise PermissionDenied("Submitters and team admins check the setup.")
+    origin = request.build_absolute_uri("/").rstrip("/")
+    context = {"checks": setup_checks.run_all(membership.team, origin=origin), "checked": True}
+    if request.htmx:
+        return render(request, "imports/team.html#setup_checks", context)
+    return render(
+        request,
+        "imports/team.html",
+        {
+            **context,
+            "team": membership.team,
+            "membership": membership,
+            "can_manage": membership.can_manage,
+            "members": membership.team.memberships.select_related("user").order_by(
+                "user__username"
+            ),
+            "roles": Membership.Role.choices,
+            "target_form": AwsTargetForm(
+                initial={name: getattr(membership.team, name) for name in Team.TARGET_FIELDS}
+            ),
+            "add_form": AddMemberForm(team=membership.team),
+        },
+    )
 
 
 @login_required

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import team_views, views
+from . import team_views, upload_views, views
 
 app_name = "imports"
 
@@ -12,9 +12,24 @@ urlpatterns = [
     path("imports/<int:pk>", views.detail, name="detail"),
     path("imports/<int:pk>/cancel", views.cancel, name="cancel"),
     path("imports/<int:pk>/status", views.status, name="status"),
+    # Companion's routes under the import, so @uppy/aws-s3's `endpoint`
+    # option can be /imports/<pk>/ as it is.
+    path("imports/<int:pk>/s3/multipart", upload_views.create_upload, name="upload_create"),
+    path("imports/<int:pk>/s3/multipart/<str:upload_id>", upload_views.upload, name="upload"),
+    path(
+        "imports/<int:pk>/s3/multipart/<str:upload_id>/complete",
+        upload_views.complete_upload,
+        name="upload_complete",
+    ),
+    path(
+        "imports/<int:pk>/s3/multipart/<str:upload_id>/<int:part_number>",
+        upload_views.sign_part,
+        name="upload_part",
+    ),
     path("imports/in-flight", views.history_poll, name="history_poll"),
     path("teams/switch", views.switch_team, name="switch_team"),
     path("team", team_views.team_settings, name="team"),
+    path("team/check-setup", team_views.check_setup, name="check_setup"),
     path("team/members", team_views.change_member, name="change_member"),
     path("team/members/<int:pk>/remove", team_views.remove_member, name="remove_member"),
     path("tokens", team_views.api_tokens, name="tokens"),

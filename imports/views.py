@@ -14,7 +14,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import Http404, HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -23,9 +23,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from . import aws, paging, services, teams
-from .forms import PLATFORMS, ImportVmImageForm, TagFormSet, tag_formset_data, tag_rows
+from .forms import PLATFORMS, NewImportForm, TagFormSet, tag_formset_data, tag_rows
 from .hints import failure_hint
-from .models import ClientTokenConflict, ImageImport, Membership, Status, version_cache_key
+from .models import (
+    ClientTokenConflict,
+    ImageImport,
+    Membership,
+    Source,
+    Status,
+    version_cache_key,
+)
 
 POLL_STOP_STATUS = HttpResponseStopPolling.status_code
 
@@ -121,24 +128,45 @@ def new_import(request):
     if membership is None or not membership.can_submit:
         raise PermissionDenied("You need the submitter role in a team to start imports.")
     if request.method == "GET":
-        return render_form(request, ImportVmImageForm())
+        return render_form(request, new_import_form(request))
     if "tags_action" in request.POST:
         return edit_tag_rows(request)
 
-    form = ImportVmImageForm(request.POST)
+    form = new_import_form(request, request.POST)
     if not form.is_valid():
         return render_form(request, form)
     try:
         image_import, created = services.submit_import(
-            team=membership.team,
-            user=request.user,
-            payload=form.payload(),
+            team=membership.team, user=request.user, **form.submission()
         )
     except ClientTokenConflict as conflict:
         return render_conflict(request, form, conflict.existing)
+    detail_url = reverse("imports:detail", args=[image_import.pk])
+    if request.headers.get("Accept", "").startswith("application/json"):
+        # The upload page's script: where to send the file's parts next, and
+        # the part size Uppy's getChunkSize must answer (it splits the file
+        # before it asks for the upload).
+        answer = {"id": image_import.pk, "status": image_import.status, "detailUrl": detail_url}
+        if image_import.source == Source.UPLOAD:
+            answer["upload"] = {
+                "endpoint": reverse("imports:detail", args=[image_import.pk]) + "/",
+                "createUrl": reverse("imports:upload_create", args=[image_import.pk]),
+                "key": image_import.user_bucket["S3Key"],
+                "partSize": aws.part_size(image_import.upload_size),
+                "partCount": aws.part_count(image_import.upload_size),
+            }
+        return JsonResponse(answer, status=201 if created else 200)
     # No flash message: the import's own page says what is happening, and
     # stops saying it once it is no longer true.
-    return redirect_to(request, reverse("imports:detail", args=[image_import.pk]))
+    return redirect_to(request, detail_url)
+
+
+def new_import_form(request, data=None, **kwargs):
+    """The New import form, knowing the team's import bucket and prefix."""
+    team = teams.current_membership(request).team
+    return NewImportForm(
+        data, import_bucket=team.import_bucket, import_prefix=team.import_prefix, **kwargs
+    )
 
 
 def render_form(request, form, status=200, focus_name=True):
@@ -151,8 +179,8 @@ def render_form(request, form, status=200, focus_name=True):
 
 def render_conflict(request, form, existing):
     """The same token was used for other values: say so, and offer a fresh token."""
-    fresh = ImportVmImageForm(request.POST.copy())
-    fresh.data["clientToken"] = ImportVmImageForm().initial["clientToken"]
+    fresh = new_import_form(request, request.POST.copy())
+    fresh.data["clientToken"] = NewImportForm().initial["clientToken"]
     fresh.is_valid()
     fresh.add_error(
         None,
@@ -172,7 +200,7 @@ def edit_tag_rows(request):
         index = int(action[7:])
         if index < len(rows):
             del rows[index]
-    form = ImportVmImageForm(initial=request.POST.dict())
+    form = new_import_form(request, initial=request.POST.dict())
     # Bound, so that a row whose key breaks a rule keeps saying so once the
     # rows are drawn again; blank rows are not judged (empty_permitted).
     form.tags = TagFormSet(tag_formset_data(rows), prefix=form.tags.prefix)
@@ -188,7 +216,9 @@ def edit_tag_rows(request):
 @require_POST
 def validate_field(request, field):
     """Check one field as the person leaves it, and answer with its errors."""
-    form = ImportVmImageForm(request.POST)
+    if teams.current_membership(request) is None:
+        raise Http404
+    form = new_import_form(request, request.POST)
     form.is_valid()
     errors = form.errors.get(field, [])
     if field.startswith(form.tags.prefix + "-"):
@@ -292,6 +322,8 @@ def detail(request, pk):
         "may_cancel": may_cancel(image_import),
         "events": image_import.events.select_related("actor"),
         "payload_json": json.dumps(image_import.payload, indent=2, ensure_ascii=False),
+        "import_image_json": image_import.import_image_payload
+        and json.dumps(image_import.import_image_payload, indent=2, ensure_ascii=False),
         "hint": failure_hint(image_import),
     }
     return render(request, "imports/detail.html", context)

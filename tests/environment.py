@@ -25,11 +25,19 @@ for name in (
     "AWS_ENDPOINT_URL_IMAGEBUILDER",
     "AWS_ENDPOINT_URL_EC2",
     "AWS_ENDPOINT_URL_STS",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL_IAM",
 ):
     os.environ.pop(name, None)
 os.environ["AWS_REGION"] = "us-east-1"
 # A safety net: any AWS call a test makes without the emulator (or Stubber)
 # is refused on this machine's discard port instead of leaving for the
 # internet. The emulator fixture points these at itself.
-for name in ("AWS_ENDPOINT_URL_IMAGEBUILDER", "AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL_STS"):
+for name in (
+    "AWS_ENDPOINT_URL_IMAGEBUILDER",
+    "AWS_ENDPOINT_URL_EC2",
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL_IAM",
+):
     os.environ[name] = "http://127.0.0.1:9"

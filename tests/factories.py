@@ -58,3 +58,46 @@ def make_import(team, user, status=Status.QUEUED, **fields):
     return ImageImport.objects.create(
         team=team, submitted_by=user, payload=payload, status=status, **{**defaults, **fields}
     )
+
+
+# A team's import bucket for disk files, and a request for a file in it.
+IMPORT_BUCKET = "platform-imports"
+IMPORT_PREFIX = "vm-imports/"
+DISK_KEY = IMPORT_PREFIX + "web/disk1.vmdk"
+
+
+def set_up_disk_imports(team, role="vmimport-platform"):
+    team.import_bucket, team.import_prefix, team.vm_import_role = (
+        IMPORT_BUCKET,
+        IMPORT_PREFIX,
+        role,
+    )
+    team.save()
+    return team
+
+
+def disk_request(**overrides):
+    """A valid API request for a disk file in the team's bucket; None leaves a member out."""
+    body = valid_payload(vmImportTaskId=None)
+    body["diskContainer"] = {
+        "format": "vmdk",
+        "userBucket": {"s3Bucket": IMPORT_BUCKET, "s3Key": DISK_KEY},
+    }
+    body.update(overrides)
+    return {key: value for key, value in body.items() if value is not None}
+
+
+def disk_submission(source="s3_object", key=DISK_KEY, upload_size=None, **options):
+    """services.submit_import's arguments for a disk file; options named as EC2 names them."""
+    return {
+        "payload": valid_payload(vmImportTaskId=None),
+        "source": source,
+        "import_image_payload": {
+            "Platform": "Linux",
+            "DiskContainers": [
+                {"Format": "VMDK", "UserBucket": {"S3Bucket": IMPORT_BUCKET, "S3Key": key}}
+            ],
+            **options,
+        },
+        "upload_size": upload_size,
+    }

@@ -133,6 +133,10 @@ def test_get_one_import_returns_every_documented_field(client, api_headers, imag
         "platform",
         "osVersion",
         "vmImportTaskId",
+        "source",
+        "diskContainer",
+        "importImageOptions",
+        "loggingConfiguration",
         "tags",
         "imageArn",
         "requestId",
@@ -146,6 +150,9 @@ def test_get_one_import_returns_every_documented_field(client, api_headers, imag
     }
     assert body["name"] == payload["name"]
     assert body["description"] is None
+    assert body["source"] == "vm_import_task"
+    assert body["vmImportTaskId"] == payload["vmImportTaskId"]
+    assert body["diskContainer"] is None and body["importImageOptions"] is None
 
 
 def test_a_failed_import_reports_its_error(client, api_headers, image_import):

@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError, ParamValidationError
 
 from fakeaws import validation
 from fakeaws.testing import running_emulator
-from imports.forms import ImportVmImageForm, RequestShapeError
+from imports.forms import NewImportForm, RequestShapeError
 
 from .factories import SEEDED_TASK, valid_payload
 
@@ -63,11 +63,11 @@ SEED_TAG_KEY_PATTERN = Reason(
     "The portal admits only the tag key characters both the API reference's pattern and "
     "botocore's model ^(?!aws:)[a-zA-Z0-9\\s_.:/=+\\-@]*$ admit: not the model's spaces and @.",
 )
-SEED_HAS_NO_LOGGING_CONFIGURATION = Reason(
-    "SEED_HAS_NO_LOGGING_CONFIGURATION",
-    "botocore's model has a loggingConfiguration member; the seed spec has none.",
+PORTAL_KEEPS_LOGS_UNDER_IMAGEBUILDER = Reason(
+    "PORTAL_KEEPS_LOGS_UNDER_IMAGEBUILDER",
+    "The portal takes only log groups under /aws/imagebuilder/, where Image Builder's "
+    "service-linked role may write; the model's pattern admits any name.",
 )
-
 ABSENT = object()  # a member left out of the body (None sends JSON null)
 
 
@@ -210,19 +210,25 @@ CASES = [
     Case("tags an array", {"tags": [["team", "web"]]}, False),
     Case("tags a string", {"tags": "team=web"}, False),
     # members beyond the seed spec
-    Case(
-        "loggingConfiguration empty",
-        {"loggingConfiguration": {}},
-        True,
-        SEED_HAS_NO_LOGGING_CONFIGURATION,
-    ),
+    # (the seed has no loggingConfiguration; the portal takes the model's)
+    Case("loggingConfiguration empty", {"loggingConfiguration": {}}, True),
     Case(
         "loggingConfiguration with a log group",
         {"loggingConfiguration": {"logGroupName": "/aws/imagebuilder/web"}},
         True,
-        SEED_HAS_NO_LOGGING_CONFIGURATION,
     ),
-    Case("log group empty", {"loggingConfiguration": {"logGroupName": ""}}, False),
+    Case(
+        "log group empty",
+        {"loggingConfiguration": {"logGroupName": ""}},
+        False,
+        PORTAL_DROPS_BLANK_MEMBERS,
+    ),
+    Case(
+        "log group outside /aws/imagebuilder/",
+        {"loggingConfiguration": {"logGroupName": "/my/logs"}},
+        True,
+        PORTAL_KEEPS_LOGS_UNDER_IMAGEBUILDER,
+    ),
     Case("loggingConfiguration a string", {"loggingConfiguration": "/aws/x"}, False),
     Case("a member nobody defines", {"colour": "red"}, True, PORTAL_REFUSES_UNKNOWN_MEMBERS),
     # bodies that are no JSON object
@@ -236,7 +242,7 @@ CASES = [
 
 def portal_accepts(body):
     try:
-        return ImportVmImageForm.from_json(body).is_valid()
+        return NewImportForm.from_json(body).is_valid()
     except RequestShapeError:
         return False
 

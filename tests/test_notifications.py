@@ -6,18 +6,16 @@ from pathlib import Path
 
 import pytest
 from django.core import mail
-from django.db import transaction
 from django.utils import timezone
 
 from config import settings as settings_module
 from config.celery import app
-from imports import signals
-from imports.models import Action, AuditEvent, ImageImport, Membership, Status
+from imports.models import Action, AuditEvent, Membership, Source, Status
 from notifications import tasks
 from notifications.delivery import email_message as email_message_for
 from notifications.models import Delivery, Event, NotificationSettings, Webhook
 
-from .factories import make_import, make_member
+from .factories import disk_submission, make_import, make_member
 from .receivers import HttpReceiver, SmtpReceiver
 
 
@@ -313,17 +311,24 @@ def test_a_finished_upload_is_told_to_the_webhooks_that_want_it(
 ):
     wants = add_webhook(team, "https://hooks.example.com/a", events=[Event.UPLOAD_FINISHED])
     add_webhook(team, "https://hooks.example.com/b")  # the default events leave it out
-    image_import = make_import(team, with_email, Status.QUEUED)
+    submission = disk_submission(source=Source.UPLOAD, upload_size=1024)
+    image_import = make_import(
+        team,
+        with_email,
+        Status.UPLOADING,
+        source=Source.UPLOAD,
+        import_image_payload=submission["import_image_payload"],
+    )
 
-    # What disk-file imports' upload transition will send, inside its transaction.
-    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
-        signals.upload_finished.send(sender=ImageImport, image_import=image_import)
+    # The upload's own transition sends it, inside its transaction.
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert image_import.mark_uploaded(user=with_email)
 
     deliveries = Delivery.objects.filter(event=Event.UPLOAD_FINISHED)
     assert {(d.channel, d.webhook_id) for d in deliveries} == {
         (Delivery.Channel.EMAIL, None),
         (Delivery.Channel.WEBHOOK, wants.pk),
     }
-    assert len(callbacks) == 1
+    assert len([c for c in callbacks if getattr(c, "func", None) is tasks.queue]) == 1
     message = email_message_for(deliveries.get(channel=Delivery.Channel.EMAIL))
     assert message.subject == "[VM Import Portal] Upload finished: Web server base 1.0.0"

@@ -21,6 +21,9 @@ FORBIDDEN = {
     "teams": {"services", "views", "api", "team_views"},
     "forms": {"models", "tasks", "services", "views", "api"},
     "api": {"views", "team_views"},
+    "upload_views": {"views", "team_views", "api"},
+    # Check setup reads AWS and nothing of the portal's own state.
+    "setup_checks": {"models", "tasks", "services", "views", "api", "teams", "team_views"},
 }
 
 

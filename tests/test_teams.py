@@ -24,7 +24,15 @@ def admin_client(client, team_admin):
 
 
 def set_target(client, **values):
-    data = {"action": "target", "aws_region": "", "aws_account_id": "", "aws_role_arn": ""}
+    data = {
+        "action": "target",
+        "aws_region": "",
+        "aws_account_id": "",
+        "aws_role_arn": "",
+        "import_bucket": "",
+        "import_prefix": "",
+        "vm_import_role": "vmimport",
+    }
     return client.post(reverse("imports:team"), {**data, **values})
 
 
@@ -280,6 +288,7 @@ def test_a_team_set_up_through_the_admin_is_audited_and_sees_only_its_imports(
             "aws_region": "eu-west-1",
             "aws_account_id": "",
             "aws_role_arn": "",
+            "vm_import_role": "vmimport",
             "memberships-TOTAL_FORMS": "1",
             "memberships-INITIAL_FORMS": "0",
             "memberships-0-user": newcomer.pk,
@@ -310,6 +319,7 @@ def test_changing_a_target_and_a_role_in_the_admin_is_audited(admin_user, client
             "aws_region": "ap-south-1",
             "aws_account_id": "",
             "aws_role_arn": "",
+            "vm_import_role": "vmimport",
             "memberships-TOTAL_FORMS": "1",
             "memberships-INITIAL_FORMS": "1",
             "memberships-0-id": membership.pk,

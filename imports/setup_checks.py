@@ -1,0 +1,224 @@
+"""Check setup: is the team's AWS ready for disk imports, before one fails?
+
+Each check is a small function that reads one thing through aws.py and
+answers pass, warn or fail, with the fix in plain words. A check that the
+portal itself may not read (AccessDenied) says so instead of guessing.
+"""
+
+import json
+from dataclasses import dataclass
+
+from . import aws
+
+PASS, WARN, FAIL = "pass", "warn", "fail"
+VM_IMPORT_SERVICE = "vmie.amazonaws.com"
+UPLOAD_METHODS = ("PUT",)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    outcome: str
+    message: str
+    fix: str = ""
+
+    @property
+    def passed(self):
+        return self.outcome == PASS
+
+
+def run_all(team, *, origin):
+    """Every check for the team's bucket and role; `origin` is the portal's own."""
+    target = aws.Target.for_team(team)
+    if not team.import_bucket:
+        return [
+            CheckResult(
+                "Import bucket",
+                FAIL,
+                "The team has no import bucket.",
+                "A team admin sets the import bucket (and its region) above, then checks again.",
+            )
+        ]
+    return [
+        check_bucket_region(team.import_bucket, target),
+        check_cors(team.import_bucket, origin, target),
+        check_role(team.vm_import_role, team.import_bucket, team.import_prefix, target),
+        check_lifecycle(team.import_bucket, team.import_prefix, target),
+    ]
+
+
+def refused(name, error, what):
+    return CheckResult(
+        name,
+        FAIL,
+        f"The portal could not read {what}: {error.code}: {error.message}",
+        "Allow the portal's AWS identity to read it (or check the name), then check again.",
+    )
+
+
+def check_bucket_region(bucket, target):
+    name = "Bucket exists in the target region"
+    try:
+        region = aws.bucket_region(bucket, target=target)
+    except aws.AwsError as error:
+        if error.code in ("NoSuchBucket", "404"):
+            return CheckResult(
+                name,
+                FAIL,
+                f"There is no bucket {bucket}.",
+                f"Create it in {target.region}: aws s3 mb s3://{bucket} --region {target.region}",
+            )
+        return refused(name, error, f"the location of {bucket}")
+    if region != target.region:
+        return CheckResult(
+            name,
+            FAIL,
+            f"{bucket} is in {region}, but imports go to {target.region}.",
+            "EC2 VM import reads only buckets in its own region: use a bucket in "
+            f"{target.region}, or change the team's region.",
+        )
+    return CheckResult(name, PASS, f"{bucket} exists in {region}.")
+
+
+def cors_rule(origin):
+    return {
+        "AllowedOrigins": [origin],
+        "AllowedMethods": ["PUT"],
+        "AllowedHeaders": ["*"],
+        "ExposeHeaders": ["ETag"],
+        "MaxAgeSeconds": 3600,
+    }
+
+
+def check_cors(bucket, origin, target):
+    name = "The bucket accepts uploads from the portal (CORS)"
+    try:
+        rules = aws.bucket_cors_rules(bucket, target=target)
+    except aws.AwsError as error:
+        return refused(name, error, f"the CORS rules of {bucket}")
+    for rule in rules:
+        origins = rule.get("AllowedOrigins", [])
+        methods = rule.get("AllowedMethods", [])
+        exposed = {header.lower() for header in rule.get("ExposeHeaders", [])}
+        if (
+            (origin in origins or "*" in origins)
+            and all(method in methods for method in UPLOAD_METHODS)
+            and "etag" in exposed
+        ):
+            return CheckResult(name, PASS, f"A CORS rule lets {origin} upload parts.")
+    configuration = json.dumps({"CORSRules": [*rules, cors_rule(origin)]})
+    return CheckResult(
+        name,
+        FAIL,
+        f"No CORS rule lets {origin} PUT parts and read their ETag, so browsers cannot upload.",
+        f"Add this rule: aws s3api put-bucket-cors --bucket {bucket} "
+        f"--cors-configuration '{configuration}'",
+    )
+
+
+def trusts_vm_import(policy):
+    for statement in policy.get("Statement", []):
+        if statement.get("Effect") != "Allow":
+            continue
+        actions = statement.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        services = statement.get("Principal", {}).get("Service", [])
+        services = [services] if isinstance(services, str) else services
+        if VM_IMPORT_SERVICE in services and ("sts:AssumeRole" in actions or "sts:*" in actions):
+            return True
+    return False
+
+
+def check_role(role_name, bucket, prefix, target):
+    name = f"The role {role_name} exists, trusts VM import and may read the bucket"
+    try:
+        role_arn, trust = aws.role_trust_policy(role_name, target=target)
+    except aws.AwsError as error:
+        if error.code == "NoSuchEntity":
+            return CheckResult(
+                name,
+                FAIL,
+                f"There is no IAM role {role_name}.",
+                f"Create it with a trust policy for {VM_IMPORT_SERVICE} (the VM Import/Export "
+                "User Guide's 'Required service role'), or set the right name above.",
+            )
+        return refused(name, error, f"the role {role_name}")
+    if not trusts_vm_import(trust):
+        return CheckResult(
+            name,
+            FAIL,
+            f"{role_name} does not trust {VM_IMPORT_SERVICE}, so EC2 cannot assume it.",
+            f'Add to its trust policy: {{"Effect": "Allow", "Principal": {{"Service": '
+            f'"{VM_IMPORT_SERVICE}"}}, "Action": "sts:AssumeRole"}}',
+        )
+    try:
+        denied = aws.role_may(
+            role_arn,
+            ["s3:GetBucketLocation", "s3:ListBucket"],
+            [f"arn:aws:s3:::{bucket}"],
+            target=target,
+        ) + aws.role_may(
+            role_arn, ["s3:GetObject"], [f"arn:aws:s3:::{bucket}/{prefix}*"], target=target
+        )
+    except aws.AwsError as error:
+        return CheckResult(
+            name,
+            WARN,
+            f"{role_name} exists and trusts VM import, but its permissions could not be "
+            f"simulated: {error.code}: {error.message}",
+            "Allow the portal iam:SimulatePrincipalPolicy to check them, or check by hand that "
+            f"the role may s3:GetBucketLocation, s3:ListBucket and s3:GetObject on {bucket}.",
+        )
+    if denied:
+        return CheckResult(
+            name,
+            FAIL,
+            f"{role_name} may not {', '.join(denied)} on {bucket}.",
+            f"Attach a policy allowing s3:GetBucketLocation and s3:ListBucket on "
+            f"arn:aws:s3:::{bucket} and s3:GetObject on arn:aws:s3:::{bucket}/{prefix}*.",
+        )
+    return CheckResult(
+        name, PASS, f"{role_name} trusts {VM_IMPORT_SERVICE} and may read {bucket}/{prefix}."
+    )
+
+
+def covers(rule_prefix, prefix):
+    return prefix.startswith(rule_prefix)
+
+
+def check_lifecycle(bucket, prefix, target):
+    name = "Unfinished uploads are cleaned up (lifecycle rule)"
+    try:
+        rules = aws.bucket_lifecycle_rules(bucket, target=target)
+    except aws.AwsError as error:
+        return refused(name, error, f"the lifecycle rules of {bucket}")
+    for rule in rules:
+        rule_prefix = rule.get("Filter", {}).get("Prefix", rule.get("Prefix", ""))
+        if (
+            rule.get("Status") == "Enabled"
+            and "AbortIncompleteMultipartUpload" in rule
+            and covers(rule_prefix, prefix)
+        ):
+            days = rule["AbortIncompleteMultipartUpload"].get("DaysAfterInitiation")
+            return CheckResult(name, PASS, f"Unfinished uploads are aborted after {days} day(s).")
+    return CheckResult(
+        name,
+        WARN,
+        "No lifecycle rule aborts unfinished multipart uploads: parts of abandoned uploads "
+        "stay in the bucket, and are billed, until someone deletes them.",
+        "Add a rule such as: aws s3api put-bucket-lifecycle-configuration --bucket "
+        f"{bucket} --lifecycle-configuration '"
+        + json.dumps(
+            {
+                "Rules": [
+                    {
+                        "ID": "abort-unfinished-uploads",
+                        "Status": "Enabled",
+                        "Filter": {"Prefix": prefix},
+                        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+                    }
+                ]
+            }
+        )
+        + "' (this replaces the bucket's lifecycle rules: merge with any you have).",
+    )

@@ -1,0 +1,144 @@
+"""The JSON endpoints @uppy/aws-s3 calls for a multipart upload straight to S3.
+
+The bytes never pass through the portal: it starts the upload for the key it
+chose when the import was recorded, signs one URL per part (that key, that
+upload, that part only), lists the parts S3 already holds so a reload
+resumes, completes the upload (and queues the import), or aborts it (and
+cancels the import). Every call is scoped to an `uploading` import of the
+person's team; session authentication, CSRF-protected like every form.
+"""
+
+import json
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from . import aws, services, teams
+from .models import Membership
+
+
+def uploading_import(request, pk):
+    image_import = get_object_or_404(teams.team_imports(request), pk=pk)
+    if not Membership.role_can_submit(image_import.viewer_role):
+        raise PermissionDenied("You need the submitter role in this team to upload.")
+    return image_import
+
+
+def answer(call):
+    """Run one step; refusals and AWS errors become JSON with a message."""
+    try:
+        return call()
+    except services.UploadError as error:
+        return JsonResponse({"error": str(error)}, status=409)
+    except aws.AwsError as error:
+        status = 503 if error.retryable else 502
+        return JsonResponse(
+            {"error": f"S3 refused: {error.message}", "code": error.code}, status=status
+        )
+
+
+def json_body(request):
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+@login_required
+@require_POST
+def create_upload(request, pk):
+    """createMultipartUpload: {"uploadId", "key", "partSize", "partCount"}."""
+    image_import = uploading_import(request, pk)
+    body = json_body(request) or {}  # Uppy sends {"filename", "type", "metadata"}
+    content_type = body.get("type") if isinstance(body.get("type"), str) else ""
+
+    def start():
+        upload_id = services.start_upload(image_import, content_type=content_type[:255])
+        size = image_import.upload_size
+        return JsonResponse(
+            {
+                "uploadId": upload_id,
+                "key": image_import.user_bucket["S3Key"],
+                "partSize": aws.part_size(size),
+                "partCount": aws.part_count(size),
+            }
+        )
+
+    return answer(start)
+
+
+@login_required
+@require_GET
+def sign_part(request, pk, upload_id, part_number):
+    """signPart: {"url", "method": "PUT", "expires"}; the URL allows only this part."""
+    image_import = uploading_import(request, pk)
+    return answer(
+        lambda: JsonResponse(
+            {
+                "url": services.sign_part(
+                    image_import, upload_id, request.GET.get("key"), part_number
+                ),
+                "method": "PUT",
+                "expires": aws.PRESIGNED_PART_SECONDS,
+            }
+        )
+    )
+
+
+@login_required
+@require_http_methods(["GET", "DELETE"])
+def upload(request, pk, upload_id):
+    """listParts (GET): [{"PartNumber", "Size", "ETag"}]; abortMultipartUpload (DELETE)."""
+    image_import = uploading_import(request, pk)
+    key = request.GET.get("key")
+    if request.method == "GET":
+        return answer(
+            lambda: JsonResponse(services.uploaded_parts(image_import, upload_id, key), safe=False)
+        )
+
+    def abort():
+        services.check_upload(image_import, upload_id, key)
+        outcome = services.cancel_import(image_import, user=request.user)
+        return JsonResponse({"cancelled": outcome.cancelled, "message": outcome.message})
+
+    return answer(abort)
+
+
+@login_required
+@require_POST
+def complete_upload(request, pk, upload_id):
+    """completeMultipartUpload: {"parts": [{"PartNumber", "ETag"}]} -> {"location"}."""
+    image_import = uploading_import(request, pk)
+    key = request.GET.get("key")
+    body = json_body(request)
+    parts = body.get("parts") if body else None
+
+    def complete():
+        services.check_upload(image_import, upload_id, key)
+        if not valid_parts(parts):
+            return JsonResponse(
+                {"error": 'Send {"parts": [{"PartNumber": 1, "ETag": "..."}, ...]}, in order.'},
+                status=400,
+            )
+        location = services.complete_upload(image_import, upload_id, key, parts, user=request.user)
+        return JsonResponse({"location": location})
+
+    return answer(complete)
+
+
+def valid_parts(parts):
+    if not isinstance(parts, list) or not 1 <= len(parts) <= aws.S3_MAX_PARTS:
+        return False
+    numbers = []
+    for part in parts:
+        if not isinstance(part, dict) or not isinstance(part.get("ETag"), str):
+            return False
+        number = part.get("PartNumber")
+        if not isinstance(number, int) or isinstance(number, bool):
+            return False
+        numbers.append(number)
+    return numbers == sorted(set(numbers))

@@ -1,0 +1,265 @@
+"""The endpoints @uppy/aws-s3 calls: scoped to an uploading import and its own key."""
+
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from botocore.stub import Stubber
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from imports import aws, services, tasks
+from imports.models import ImageImport, Status
+
+from .factories import IMPORT_BUCKET, disk_submission, make_import, set_up_disk_imports
+
+KEY = "vm-imports/0b6f2c1e-1d7e-4c55-9d61-1a2b3c4d5e6f/web.ova"
+SIZE = 12 * aws.MiB  # three parts of 5 MiB, the last one short
+
+
+@pytest.fixture
+def uploading(team, user):
+    set_up_disk_imports(team)
+    image_import, _ = services.submit_import(
+        team=team, user=user, **disk_submission(source="upload", key=KEY, upload_size=SIZE)
+    )
+    return image_import
+
+
+@pytest.fixture
+def started(uploading):
+    uploading.note_upload_started("upload-1")
+    return uploading
+
+
+@pytest.fixture
+def s3_stub(aws_credentials):
+    with Stubber(aws.client("s3")) as stubber:
+        yield stubber
+        stubber.assert_no_pending_responses()
+
+
+def location(image_import, upload_id="upload-1"):
+    return {"Bucket": IMPORT_BUCKET, "Key": KEY, "UploadId": upload_id}
+
+
+def test_create_starts_the_upload_for_the_portals_key(user_client, uploading, s3_stub):
+    s3_stub.add_response(
+        "create_multipart_upload",
+        {"UploadId": "upload-1"},
+        expected_params={"Bucket": IMPORT_BUCKET, "Key": KEY, "ContentType": "application/x-ova"},
+    )
+    response = user_client.post(
+        reverse("imports:upload_create", args=[uploading.pk]),
+        {"filename": "../../elsewhere.ova", "type": "application/x-ova"},
+        content_type="application/json",
+    )
+    assert response.status_code == 200, response.content
+    assert response.json() == {
+        "uploadId": "upload-1",
+        "key": KEY,
+        "partSize": 5 * aws.MiB,
+        "partCount": 3,
+    }
+    uploading.refresh_from_db()
+    assert uploading.upload_id == "upload-1"
+    assert uploading.events.last().detail == f"Upload started to s3://{IMPORT_BUCKET}/{KEY}"
+
+
+def test_create_again_resumes_the_same_upload_without_asking_s3(user_client, started, s3_stub):
+    response = user_client.post(
+        reverse("imports:upload_create", args=[started.pk]), {}, content_type="application/json"
+    )
+    assert response.json()["uploadId"] == "upload-1"
+
+
+def sign(client, image_import, part, key=KEY, upload_id="upload-1"):
+    url = reverse("imports:upload_part", args=[image_import.pk, upload_id, part])
+    return client.get(url, {"key": key})
+
+
+def test_a_signed_part_url_allows_only_that_key_upload_and_part(
+    user_client, started, aws_credentials
+):
+    response = sign(user_client, started, 3)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["method"] == "PUT"
+    url = urlsplit(body["url"])
+    assert url.path == f"/{IMPORT_BUCKET}/{KEY}"
+    query = parse_qs(url.query)
+    assert query["uploadId"] == ["upload-1"] and query["partNumber"] == ["3"]
+
+
+@pytest.mark.parametrize(
+    "part, key, upload_id, message",
+    [
+        (0, KEY, "upload-1", "Part numbers of this file run from 1 to 3"),
+        (4, KEY, "upload-1", "Part numbers of this file run from 1 to 3"),
+        (1, "vm-imports/other.ova", "upload-1", "not the key of this import's upload"),
+        (1, KEY, "upload-2", "not the upload of this import"),
+    ],
+)
+def test_a_part_outside_the_import_is_refused(
+    user_client, started, aws_credentials, part, key, upload_id, message
+):
+    response = sign(user_client, started, part, key=key, upload_id=upload_id)
+    assert response.status_code == 409
+    assert message in response.json()["error"]
+
+
+def test_list_parts_answers_what_s3_holds(user_client, started, s3_stub):
+    s3_stub.add_response(
+        "list_parts",
+        {"Parts": [{"PartNumber": 1, "Size": 5 * aws.MiB, "ETag": '"e1"'}], "IsTruncated": False},
+        expected_params={**location(started), "MaxParts": 1000},
+    )
+    response = user_client.get(
+        reverse("imports:upload", args=[started.pk, "upload-1"]), {"key": KEY}
+    )
+    assert response.json() == [{"PartNumber": 1, "Size": 5 * aws.MiB, "ETag": '"e1"'}]
+
+
+def complete(client, image_import, parts):
+    url = reverse("imports:upload_complete", args=[image_import.pk, "upload-1"])
+    return client.post(f"{url}?key={KEY}", {"parts": parts}, content_type="application/json")
+
+
+def test_complete_joins_the_parts_and_queues_the_import(
+    user_client, started, s3_stub, monkeypatch, django_capture_on_commit_callbacks
+):
+    parts = [{"PartNumber": 1, "ETag": '"e1"'}, {"PartNumber": 2, "ETag": '"e2"'}]
+    s3_stub.add_response(
+        "complete_multipart_upload",
+        {"Location": f"https://s3/{IMPORT_BUCKET}/{KEY}"},
+        expected_params={**location(started), "MultipartUpload": {"Parts": parts}},
+    )
+    sent = []
+    monkeypatch.setattr(tasks.submit_import, "delay", sent.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = complete(user_client, started, parts)
+    assert response.status_code == 200
+    assert response.json() == {"location": f"https://s3/{IMPORT_BUCKET}/{KEY}"}
+    started.refresh_from_db()
+    assert started.status == Status.QUEUED
+    assert sent == [started.pk]
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [],
+        [{"PartNumber": 2, "ETag": "a"}, {"PartNumber": 1, "ETag": "b"}],
+        [{"PartNumber": "1", "ETag": "a"}],
+        [{"PartNumber": 1}],
+        "parts",
+    ],
+)
+def test_complete_refuses_parts_that_are_not_a_list_in_order(user_client, started, parts):
+    response = complete(user_client, started, parts)
+    assert response.status_code == 400
+    started.refresh_from_db()
+    assert started.status == Status.UPLOADING
+
+
+def test_abort_cancels_the_import_and_the_upload(user_client, started, s3_stub):
+    s3_stub.add_response("abort_multipart_upload", {}, expected_params=location(started))
+    url = reverse("imports:upload", args=[started.pk, "upload-1"])
+    response = user_client.delete(f"{url}?key={KEY}")
+    assert response.status_code == 200
+    assert response.json()["cancelled"] is True
+    started.refresh_from_db()
+    assert started.is_cancelled
+
+
+def test_an_s3_refusal_is_a_json_error(user_client, uploading, s3_stub):
+    s3_stub.add_client_error("create_multipart_upload", "AccessDenied", "Access Denied", 403)
+    response = user_client.post(
+        reverse("imports:upload_create", args=[uploading.pk]), {}, content_type="application/json"
+    )
+    assert response.status_code == 502
+    assert response.json() == {"error": "S3 refused: Access Denied", "code": "AccessDenied"}
+
+
+def test_an_import_that_is_not_uploading_has_no_upload(user_client, team, user):
+    image_import = make_import(team, user, status=Status.QUEUED)
+    response = user_client.post(
+        reverse("imports:upload_create", args=[image_import.pk]),
+        {},
+        content_type="application/json",
+    )
+    assert response.status_code == 409
+    assert response.json()["error"] == "This import is queued."
+
+
+def test_another_teams_upload_is_not_found(outsider_client, started):
+    assert sign(outsider_client, started, 1).status_code == 404
+
+
+def test_the_upload_endpoints_need_the_csrf_token(user, started):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    url = reverse("imports:upload_complete", args=[started.pk, "upload-1"])
+    response = client.post(url, {"parts": []}, content_type="application/json")
+    assert response.status_code == 403
+
+
+def test_the_page_form_records_an_upload_and_answers_where_to_send_it(user_client, team):
+    set_up_disk_imports(team)
+    response = user_client.post(
+        reverse("imports:new"),
+        {
+            "clientToken": "7f1c3a52-0000-4000-8000-000000000001",
+            "name": "Web",
+            "semanticVersion": "1.0.0",
+            "platform": "Linux",
+            "source": "upload",
+            "format": "ova",
+            "fileName": "web.ova",
+            "fileSize": str(SIZE),
+            "tags-TOTAL_FORMS": "0",
+            "tags-INITIAL_FORMS": "0",
+        },
+        headers={"Accept": "application/json"},
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["status"] == "uploading"
+    assert body["upload"] == {
+        "endpoint": f"/imports/{body['id']}/",
+        "createUrl": f"/imports/{body['id']}/s3/multipart",
+        "key": "vm-imports/7f1c3a52-0000-4000-8000-000000000001/web.ova",
+        "partSize": 5 * aws.MiB,
+        "partCount": 3,
+    }
+
+
+def test_the_routes_are_companions_under_the_import():
+    # So @uppy/aws-s3 with `endpoint: "/imports/7/"` calls them as they are.
+    assert reverse("imports:upload_create", args=[7]) == "/imports/7/s3/multipart"
+    assert reverse("imports:upload", args=[7, "u"]) == "/imports/7/s3/multipart/u"
+    assert reverse("imports:upload_part", args=[7, "u", 3]) == "/imports/7/s3/multipart/u/3"
+    assert reverse("imports:upload_complete", args=[7, "u"]) == "/imports/7/s3/multipart/u/complete"
+
+
+def test_an_abandoned_upload_is_given_up_and_aborted(started, s3_stub, settings):
+    settings.IMPORT_UPLOAD_ABANDONED_AFTER = 3600
+    ImageImport.objects.filter(pk=started.pk).update(
+        updated_at=timezone.now() - timedelta(seconds=3601)
+    )
+    s3_stub.add_response("abort_multipart_upload", {}, expected_params=location(started))
+
+    assert tasks.expire_abandoned_uploads() == 1
+
+    started.refresh_from_db()
+    assert started.status == Status.FAILED
+    assert started.error_code == "UploadAbandoned"
+    assert tasks.expire_abandoned_uploads() == 0  # once
+
+
+def test_an_upload_still_in_time_is_left_alone(started, s3_stub, settings):
+    settings.IMPORT_UPLOAD_ABANDONED_AFTER = 3600
+    assert tasks.expire_abandoned_uploads() == 0
+    started.refresh_from_db()
+    assert started.status == Status.UPLOADING
