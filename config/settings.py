@@ -263,8 +263,9 @@ CELERY_TIMEZONE = "UTC"
 IMPORT_MAX_ATTEMPTS = env_int("IMPORT_MAX_ATTEMPTS", 8)
 IMPORT_RETRY_BASE_DELAY = env_int("IMPORT_RETRY_BASE_DELAY", 2)
 IMPORT_RETRY_MAX_DELAY = env_int("IMPORT_RETRY_MAX_DELAY", 300)
+# A `queued` import whose message was lost is sent again after this long.
 IMPORT_STUCK_AFTER = env_int("IMPORT_STUCK_AFTER", 600)
-IMPORT_SWEEP_INTERVAL = env_int("IMPORT_SWEEP_INTERVAL", 60)
+IMPORT_SWEEP_INTERVAL = env_int("IMPORT_SWEEP_INTERVAL", 15)
 # The refresher follows young imports every IMPORT_REFRESH_INTERVAL seconds,
 # and those older than IMPORT_REFRESH_SLOW_AFTER every IMPORT_REFRESH_SLOW_INTERVAL.
 IMPORT_REFRESH_INTERVAL = env_int("IMPORT_REFRESH_INTERVAL", 10)
@@ -277,6 +278,14 @@ IMPORT_REFRESH_LOCK_SECONDS = env_int("IMPORT_REFRESH_LOCK_SECONDS", 300)
 AWS_CONNECT_TIMEOUT = env_int("AWS_CONNECT_TIMEOUT", 5)
 AWS_READ_TIMEOUT = env_int("AWS_READ_TIMEOUT", 30)
 AWS_REGION = env("AWS_REGION") or env("AWS_DEFAULT_REGION")
+# A claimed import is the worker's until its lease runs out: just past the
+# longest an attempt can take (an STS AssumeRole, then ImportVmImage, each
+# bounded by the AWS timeouts). The sweeper takes back only expired leases,
+# so a slow call is never sent twice, and a killed worker's import is sent
+# again within a lease and a sweep (about 95 s with the defaults).
+IMPORT_LEASE_SECONDS = env_int(
+    "IMPORT_LEASE_SECONDS", 2 * (AWS_CONNECT_TIMEOUT + AWS_READ_TIMEOUT) + 10
+)
 VM_IMPORT_TASKS_CACHE_SECONDS = env_int("VM_IMPORT_TASKS_CACHE_SECONDS", 30)
 API_PAGE_SIZE = 50
 HISTORY_PAGE_SIZE = 25
