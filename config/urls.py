@@ -23,3 +23,10 @@ urlpatterns = [
     path("api/", include("imports.api_urls")),
     path("", include("imports.urls")),
 ]
+
+# Under /api/ every error is JSON in one shape; a dependency that is down is
+# a 503, never a 500 (imports/errors.py).
+handler400 = "imports.errors.bad_request"
+handler403 = "imports.errors.permission_denied"
+handler404 = "imports.errors.page_not_found"
+handler500 = "imports.errors.server_error"

@@ -1,7 +1,9 @@
 """The JSON API: the same form, the same rules, for automation.
 
 Requests authenticate with `Authorization: Bearer <token>`; a token acts as
-its user within its team. Every answer, errors included, is JSON.
+its user within its team. Every answer, errors included, is JSON; errors
+have the one shape of `errors.api_error`, and the whole API is described in
+`openapi.json` beside this module, served at /api/openapi.json.
 """
 
 import functools
@@ -13,7 +15,9 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from . import aws, services
+from .errors import api_error
 from .forms import ImportVmImageForm, RequestShapeError
+from .inputs import MAX_JSON_DEPTH, json_problem
 from .models import ApiToken, ClientTokenConflict, ImageImport
 
 
@@ -21,8 +25,7 @@ class DuplicateMemberError(ValueError):
     pass
 
 
-def json_error(status, message, **extra):
-    return JsonResponse({"error": message, **extra}, status=status)
+json_error = api_error
 
 
 def api_view(*methods):
@@ -73,13 +76,23 @@ def decode_json(body):
     if not body.strip():
         raise ValueError("The request body is empty; send a JSON object.")
     try:
-        return json.loads(body.decode("utf-8"), object_pairs_hook=reject_duplicates)
+        decoded = json.loads(body.decode("utf-8"), object_pairs_hook=reject_duplicates)
+    except RecursionError:
+        raise ValueError(
+            f"The request body is nested too deeply (at most {MAX_JSON_DEPTH} levels)."
+        ) from None
     except UnicodeDecodeError:
         raise ValueError("The request body is not UTF-8 text.") from None
     except DuplicateMemberError as error:
         raise ValueError(f'The member "{error}" appears twice in one JSON object.') from None
     except json.JSONDecodeError as error:
         raise ValueError(f"The request body is not valid JSON: {error}.") from None
+    # JSON's \uD800 escapes decode to lone surrogates, and \u0000 to NUL:
+    # neither can be stored, so neither gets past here.
+    problem = json_problem(decoded)
+    if problem:
+        raise ValueError(f"The request cannot be accepted: {problem}.")
+    return decoded
 
 
 @api_view("GET", "POST")
@@ -107,11 +120,11 @@ def create_import(request):
     try:
         form = ImportVmImageForm.from_json(decode_json(request.body))
     except RequestShapeError as error:  # before ValueError, its base
-        return JsonResponse({"errors": error.errors}, status=400)
+        return invalid(error.errors)
     except ValueError as error:
         return json_error(400, str(error))
     if not form.is_valid():
-        return JsonResponse({"errors": form.error_map()}, status=400)
+        return invalid(form.error_map())
     try:
         image_import, created = services.submit_import(
             team=api_token.team,
@@ -126,6 +139,11 @@ def create_import(request):
             id=conflict.existing.pk,
         )
     return JsonResponse(serialize(image_import), status=201 if created else 200)
+
+
+def invalid(errors):
+    members = ", ".join(errors)
+    return json_error(400, f"The request is invalid; see errors ({members}).", errors=errors)
 
 
 @api_view("GET")
