@@ -128,6 +128,22 @@ DATABASES = {
         env("DATABASE_URL", f"sqlite:///{DATA_DIR / 'portal.sqlite3'}"), conn_max_age=60
     )
 }
+# A database that refuses costs an error at once; one that accepts and never
+# answers costs DATABASE_CONNECT_TIMEOUT seconds, a query that hangs
+# DATABASE_STATEMENT_TIMEOUT: then the person gets a 503, and the server
+# keeps its workers.
+DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 3)
+DATABASE_STATEMENT_TIMEOUT = env_int("DATABASE_STATEMENT_TIMEOUT", 5)
+
+
+def postgres_timeouts():
+    """libpq's connect timeout and the server's statement timeout, as psycopg options."""
+    return {
+        "connect_timeout": DATABASE_CONNECT_TIMEOUT,
+        "options": f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT * 1000}",
+    }
+
+
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
@@ -141,6 +157,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-portal.sqlite3")}
 else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {}).update(postgres_timeouts())
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -148,9 +165,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # the user and the import. The file cache is shared by all local processes;
 # production points CACHE_URL at Redis.
 CACHE_URL = env("CACHE_URL")
+# Seconds a cache call may take: a Redis that is gone costs this, once.
+CACHE_TIMEOUT = env_int("CACHE_TIMEOUT", 1)
 if CACHE_URL:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "OPTIONS": {"socket_connect_timeout": CACHE_TIMEOUT, "socket_timeout": CACHE_TIMEOUT},
+        }
     }
 else:
     CACHES = {
@@ -159,7 +182,9 @@ else:
             "LOCATION": str(DATA_DIR / "cache"),
         }
     }
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# cached_db, except that a cache outage falls back to the database instead
+# of failing (imports/sessions.py).
+SESSION_ENGINE = "imports.sessions"
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 60 * 60)
 
 # Bounds on what one request may make the server read (hostile input gets a
@@ -201,6 +226,8 @@ STORAGES = {
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Load balancers probe over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 60 * 60 * 24 * 365)
@@ -251,6 +278,7 @@ LOGGING = {
 
 # Celery: the filesystem transport needs no server; production uses Redis.
 BROKER_DIR = DATA_DIR / "broker"
+BROKER_TIMEOUT = env_int("BROKER_TIMEOUT", 5)
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for folder in ("queue", "processed", "control"):
@@ -262,6 +290,28 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # Every call on the broker has a deadline: a Redis that stops answering
+    # costs seconds, never a stuck web worker or consumer.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "socket_timeout": BROKER_TIMEOUT,
+        "socket_connect_timeout": BROKER_TIMEOUT,
+        "socket_keepalive": True,
+        "retry_on_timeout": True,
+        "health_check_interval": 10,
+    }
+# Publishing an import gives up quickly when the broker is down: the import
+# is already recorded and the sweeper sends it later.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = 4
+# A worker keeps trying to reach the broker for as long as it is down (the
+# default gives up, and exits, after 100 tries).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

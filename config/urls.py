@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from imports import health
+
 admin.site.site_header = "VM Import Portal: audit"
 admin.site.site_title = "VM Import Portal audit"
 
@@ -20,6 +22,8 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("api/", include("imports.api_urls")),
     path("", include("imports.urls")),
 ]

@@ -57,6 +57,9 @@ EXPECTED = {
     "api:import": ("get", api(200, outsider=404)),
     "api:vm_import_tasks": ("get", api(200)),
     "login": ("get", same(200)),
+    # For load balancers: no sign-in, nothing of anyone's shown.
+    "healthz": ("get", same(200)),
+    "readyz": ("get", same(200)),
     "logout": ("post", same(302)),
     "password_change": ("get", signed_in(200)),
     "password_change_done": ("get", signed_in(200)),
