@@ -8,6 +8,7 @@ have the one shape of `errors.api_error`, and the whole API is described in
 
 import functools
 import json
+from pathlib import Path
 
 from django.conf import settings
 from django.core.paginator import Paginator
@@ -162,6 +163,19 @@ def vm_import_tasks(request):
     except aws.AwsError as error:
         return json_error(502, f"AWS did not list the VM import tasks: {error.message}")
     return JsonResponse([task.as_json() for task in tasks], safe=False)
+
+
+OPENAPI = json.loads((Path(__file__).parent / "openapi.json").read_text())
+
+
+@csrf_exempt  # answers 405 to anything but a read
+def openapi(request):
+    """The API's OpenAPI 3.1 description; public, like any API's documentation."""
+    if request.method not in ("GET", "HEAD"):
+        response = json_error(405, f"Method {request.method} is not allowed here.")
+        response["Allow"] = "GET, HEAD"
+        return response
+    return JsonResponse(OPENAPI)
 
 
 def serialize(image_import):

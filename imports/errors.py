@@ -18,7 +18,7 @@ import sys
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 from django.template import loader
-from django.views import defaults
+from django.views import csrf, defaults
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +87,12 @@ def page_not_found(request, exception):
     if is_api(request):
         return api_error(404, "There is no such API resource; see /api/openapi.json.")
     return defaults.page_not_found(request, exception)
+
+
+def csrf_failure(request, reason=""):
+    if is_api(request):
+        return api_error(403, f"CSRF verification failed: {reason}")
+    return csrf.csrf_failure(request, reason)
 
 
 def server_error(request):

@@ -56,6 +56,7 @@ EXPECTED = {
     "api:imports": ("get", api(200)),
     "api:import": ("get", api(200, outsider=404)),
     "api:vm_import_tasks": ("get", api(200)),
+    "api:openapi": ("get", same(200)),
     "login": ("get", same(200)),
     # For load balancers: no sign-in, nothing of anyone's shown.
     "healthz": ("get", same(200)),
