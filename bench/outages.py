@@ -24,7 +24,15 @@ import time
 import uuid
 
 import requests
-from serving import ROOT, Gunicorn, RedisServer, prepare, production_environ, sign_in
+from serving import (
+    ROOT,
+    Gunicorn,
+    RedisServer,
+    prepare,
+    production_environ,
+    run_manage,
+    sign_in,
+)
 
 from tests.sockets import closed_port, hanging_server
 
@@ -44,6 +52,7 @@ def probe(url, path, **headers):
 
 def database_down(title, port):
     environ = production_environ(DATABASE_URL=f"postgres://postgres@127.0.0.1:{port}/portal")
+    run_manage(environ, "collectstatic", "--noinput", "-v", "0")  # needs no database
     print(f"\n{title}")
     with Gunicorn(environ) as server:
         for path in PAGES:
@@ -179,6 +188,9 @@ def redis_restarts(restarts):
     print(f"  answers >= 500:           {server_errors}")
     print(f"  worker still running:     {alive}")
     print(f"  unrecoverable errors:     {errors.count('Unrecoverable error')}")
+    for line in errors.splitlines():
+        if "Unrecoverable error" in line:
+            print(f"    {line.strip()[:300]}")
     print(f"  imports posted:           {len(posted)}; {waited}")
 
 
@@ -200,17 +212,22 @@ def wait_until_sent(url, token, ids, seconds):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--restarts", type=int, default=3)
+    parser.add_argument("--only", default="1234", help="which outages to run, e.g. 4")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="vmip-bench-"))
     import django
 
     django.setup()
-    database_down("1. PostgreSQL refusing connections", closed_port())
-    with hanging_server() as port:
-        database_down("2. PostgreSQL accepting connections and never answering", port)
-    cache_down()
-    redis_restarts(args.restarts)
+    if "1" in args.only:
+        database_down("1. PostgreSQL refusing connections", closed_port())
+    if "2" in args.only:
+        with hanging_server() as port:
+            database_down("2. PostgreSQL accepting connections and never answering", port)
+    if "3" in args.only:
+        cache_down()
+    if "4" in args.only:
+        redis_restarts(args.restarts)
 
 
 if __name__ == "__main__":
