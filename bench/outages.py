@@ -6,7 +6,9 @@
 2. PostgreSQL accepting connections and never answering (a silent listener);
 3. Redis (the cache) down while people are signed in;
 4. Redis (cache and broker) restarted under load, with a Celery worker and
-   the AWS emulator: answers of 500, and whether the worker is still running.
+   the AWS emulator: answers of 500, how often the worker exited (it is
+   started again at once, as the production supervisor does), and whether
+   every import posted reached AWS.
 
 Each outage uses its own throwaway servers, never the shared ones. The
 database for 3 and 4 is DATABASE_URL if set, else SQLite. Prints status
@@ -22,6 +24,7 @@ import tempfile
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import requests
 from serving import (
@@ -106,27 +109,8 @@ def redis_restarts(restarts):
             **emulator.environ(),
         )
         token = prepare(environ)
-        worker = subprocess.Popen(
-            [
-                str(ROOT / ".venv/bin/celery"),
-                "-A",
-                "config",
-                "worker",
-                "--beat",
-                "--concurrency",
-                "4",
-                "--loglevel",
-                "WARNING",
-                "--without-gossip",
-                "--without-mingle",
-            ],
-            cwd=ROOT,
-            env=environ,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
+        worker_log = Path(environ["DATA_DIR"]) / "worker.log"
+        supervisor = Supervisor(environ, worker_log)
         statuses = collections.Counter()
         posted = []
         stop = threading.Event()
@@ -175,23 +159,72 @@ def redis_restarts(restarts):
             stop.set()
             for thread in threads:
                 thread.join()
-            waited = wait_until_sent(server.url, token, posted, seconds=120)
-        alive = worker.poll() is None
-        worker.terminate()
-        try:
-            _, errors = worker.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            _, errors = worker.communicate()
+            waited = wait_until_sent(server.url, token, posted, seconds=180)
+        supervisor.stop()
+        errors = worker_log.read_text()
     server_errors = sum(n for s, n in statuses.items() if not isinstance(s, int) or s >= 500)
     print(f"  answers:                  {dict(sorted(statuses.items(), key=str))}")
     print(f"  answers >= 500:           {server_errors}")
-    print(f"  worker still running:     {alive}")
+    print(f"  worker exits (restarted as a supervisor would): {supervisor.restarts}")
     print(f"  unrecoverable errors:     {errors.count('Unrecoverable error')}")
-    for line in errors.splitlines():
+    lines = errors.splitlines()
+    for number, line in enumerate(lines):
         if "Unrecoverable error" in line:
             print(f"    {line.strip()[:300]}")
+            frames = [f for f in lines[number : number + 80] if f.strip().startswith("File ")]
+            for frame in frames[-6:]:
+                print(f"      {frame.strip().split('site-packages/')[-1][:160]}")
     print(f"  imports posted:           {len(posted)}; {waited}")
+
+
+class Supervisor:
+    """Runs the Celery worker (with beat) and starts it again when it exits."""
+
+    def __init__(self, environ, log_path):
+        self.environ, self.log = environ, open(log_path, "a")  # noqa: SIM115
+        self.restarts = 0
+        self.stopping = threading.Event()
+        self.process = self.start()
+        self.thread = threading.Thread(target=self.watch, daemon=True)
+        self.thread.start()
+
+    def start(self):
+        return subprocess.Popen(
+            [
+                str(ROOT / ".venv/bin/celery"),
+                "-A",
+                "config",
+                "worker",
+                "--beat",
+                "--concurrency",
+                "4",
+                "--loglevel",
+                "WARNING",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=ROOT,
+            env=self.environ,
+            stdout=self.log,
+            stderr=self.log,
+            start_new_session=True,
+        )
+
+    def watch(self):
+        while not self.stopping.wait(0.5):
+            if self.process.poll() is not None:
+                self.restarts += 1
+                self.process = self.start()
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
 
 
 def wait_until_sent(url, token, ids, seconds):

@@ -324,8 +324,11 @@ CELERY_TIMEZONE = "UTC"
 IMPORT_MAX_ATTEMPTS = env_int("IMPORT_MAX_ATTEMPTS", 8)
 IMPORT_RETRY_BASE_DELAY = env_int("IMPORT_RETRY_BASE_DELAY", 2)
 IMPORT_RETRY_MAX_DELAY = env_int("IMPORT_RETRY_MAX_DELAY", 300)
-# A `queued` import whose message was lost is sent again after this long.
+# A `queued` import whose message was lost is sent again after this long
+# (retries wait up to IMPORT_RETRY_MAX_DELAY in `queued` on purpose), and
+# one never attempted after IMPORT_UNSENT_AFTER.
 IMPORT_STUCK_AFTER = env_int("IMPORT_STUCK_AFTER", 600)
+IMPORT_UNSENT_AFTER = env_int("IMPORT_UNSENT_AFTER", 60)
 IMPORT_SWEEP_INTERVAL = env_int("IMPORT_SWEEP_INTERVAL", 15)
 # The refresher follows young imports every IMPORT_REFRESH_INTERVAL seconds,
 # and those older than IMPORT_REFRESH_SLOW_AFTER every IMPORT_REFRESH_SLOW_INTERVAL.

@@ -85,14 +85,19 @@ def requeue_stuck_imports():
     """
     now = timezone.now()
     cutoff = now - timedelta(seconds=settings.IMPORT_STUCK_AFTER)
+    # Never attempted: its first message was lost (a broker down or restarted
+    # as it was published), since nothing else keeps a new import waiting.
+    unsent_cutoff = now - timedelta(seconds=settings.IMPORT_UNSENT_AFTER)
     stuck = ImageImport.objects.filter(
         Q(status=Status.QUEUED, updated_at__lt=cutoff)
+        | Q(status=Status.QUEUED, attempts=0, updated_at__lt=unsent_cutoff)
         | Q(status=Status.SUBMITTING, lease_expires_at__lt=now)
         | Q(status=Status.SUBMITTING, lease_expires_at__isnull=True, updated_at__lt=cutoff)
     )
     requeued = 0
     for image_import in stuck.iterator():
-        if image_import.requeue(stuck_before=cutoff, now=now):
+        stuck_before = unsent_cutoff if image_import.attempts == 0 else cutoff
+        if image_import.requeue(stuck_before=stuck_before, now=now):
             submit_import.delay(image_import.pk)
             requeued += 1
     if requeued:

@@ -228,6 +228,24 @@ def test_the_sweeper_requeues_expired_leases_and_lost_messages_only(
     assert tasks.requeue_stuck_imports() == 0
 
 
+def test_the_sweeper_sends_an_import_whose_first_message_was_lost_within_a_minute(
+    image_import, team, user, monkeypatch, settings
+):
+    sent = []
+    monkeypatch.setattr(tasks.submit_import, "delay", lambda pk: sent.append(pk))
+    a_while_ago = timezone.now() - timedelta(seconds=settings.IMPORT_UNSENT_AFTER + 5)
+    retrying, _ = ImageImport.submit(
+        team=team, user=user, payload={**image_import.payload, "clientToken": "retrying"}
+    )
+    retrying.claim()
+    retrying.mark_retrying(code="ServiceException", message="boom", delay=120)
+    ImageImport.objects.filter(pk__in=[image_import.pk, retrying.pk]).update(updated_at=a_while_ago)
+
+    # The unsent one goes again; the one waiting out its backoff does not.
+    assert tasks.requeue_stuck_imports() == 1
+    assert sent == [image_import.pk]
+
+
 def test_a_claim_leases_the_import_just_past_the_aws_timeouts(image_import, settings):
     before = timezone.now()
     assert image_import.claim()
