@@ -66,12 +66,8 @@ def test_readyz_names_a_hanging_cache_quickly(client, db, settings):
 
 def test_readyz_names_a_broker_that_refuses(client, db, monkeypatch):
     port = closed_port()
-    # Celery reads these variables before its configuration.
-    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
-    monkeypatch.delenv("CELERY_BROKER_WRITE_URL", raising=False)
-    monkeypatch.setitem(app.conf, "broker_url", f"redis://127.0.0.1:{port}/0")
-    monkeypatch.setitem(app.conf, "broker_write_url", None)
-    monkeypatch.setitem(app.conf, "broker_transport_options", {"socket_connect_timeout": 1})
+    url = f"redis://127.0.0.1:{port}/0"
+    monkeypatch.setattr(app, "connection_for_write", lambda: app.connection(url, connect_timeout=1))
     response = Client().get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"] == {"database": "ok", "broker": "unavailable", "cache": "ok"}
