@@ -56,6 +56,9 @@ screenshots: install
 bench: install
 	$(BIN)/python bench/refresh_imports.py
 	$(BIN)/python bench/audit_export.py
+	$(BIN)/python bench/fuzz_api.py
+	$(BIN)/python bench/outages.py
+	$(BIN)/python bench/worker_kills.py
 
 lint: install
 	$(BIN)/ruff check .

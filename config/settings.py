@@ -62,6 +62,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if
 if not DEBUG and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must be set when DEBUG is off")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+CSRF_FAILURE_VIEW = "imports.errors.csrf_failure"  # JSON under /api/
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -81,6 +82,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before anything reads a session or a database: text no database can
+    # store (NUL, lone surrogates) is refused with a 400 here.
+    "imports.inputs.RejectMalformedText",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -127,6 +131,22 @@ DATABASES = {
         env("DATABASE_URL", f"sqlite:///{DATA_DIR / 'portal.sqlite3'}"), conn_max_age=60
     )
 }
+# A database that refuses costs an error at once; one that accepts and never
+# answers costs DATABASE_CONNECT_TIMEOUT seconds, a query that hangs
+# DATABASE_STATEMENT_TIMEOUT: then the person gets a 503, and the server
+# keeps its workers.
+DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 3)
+DATABASE_STATEMENT_TIMEOUT = env_int("DATABASE_STATEMENT_TIMEOUT", 5)
+
+
+def postgres_timeouts():
+    """libpq's connect timeout and the server's statement timeout, as psycopg options."""
+    return {
+        "connect_timeout": DATABASE_CONNECT_TIMEOUT,
+        "options": f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT * 1000}",
+    }
+
+
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
@@ -140,6 +160,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-portal.sqlite3")}
 else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {}).update(postgres_timeouts())
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -147,9 +168,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # the user and the import. The file cache is shared by all local processes;
 # production points CACHE_URL at Redis.
 CACHE_URL = env("CACHE_URL")
+# Seconds a cache call may take: a Redis that is gone costs this, once.
+CACHE_TIMEOUT = env_int("CACHE_TIMEOUT", 1)
 if CACHE_URL:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "OPTIONS": {"socket_connect_timeout": CACHE_TIMEOUT, "socket_timeout": CACHE_TIMEOUT},
+        }
     }
 else:
     CACHES = {
@@ -158,8 +185,17 @@ else:
             "LOCATION": str(DATA_DIR / "cache"),
         }
     }
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# cached_db, except that a cache outage falls back to the database instead
+# of failing (imports/sessions.py).
+SESSION_ENGINE = "imports.sessions"
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 60 * 60)
+
+# Bounds on what one request may make the server read (hostile input gets a
+# 400): the largest valid import, 50 tags with \u-escaped text, is far below.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 256 * 1024)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("DATA_UPLOAD_MAX_NUMBER_FIELDS", 200)
+DATA_UPLOAD_MAX_NUMBER_FILES = 1  # the portal takes no file uploads
+FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -194,6 +230,8 @@ STORAGES = {
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Load balancers probe over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 60 * 60 * 24 * 365)
@@ -244,6 +282,7 @@ LOGGING = {
 
 # Celery: the filesystem transport needs no server; production uses Redis.
 BROKER_DIR = DATA_DIR / "broker"
+BROKER_TIMEOUT = env_int("BROKER_TIMEOUT", 5)
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for folder in ("queue", "processed", "control"):
@@ -258,6 +297,28 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # 1 s, which a person waiting for the image ARN would feel).
         "polling_interval": 0.1,
     }
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # Every call on the broker has a deadline: a Redis that stops answering
+    # costs seconds, never a stuck web worker or consumer.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "socket_timeout": BROKER_TIMEOUT,
+        "socket_connect_timeout": BROKER_TIMEOUT,
+        "socket_keepalive": True,
+        "retry_on_timeout": True,
+        "health_check_interval": 10,
+    }
+# Publishing an import gives up quickly when the broker is down: the import
+# is already recorded and the sweeper sends it later.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = 4
+# A worker keeps trying to reach the broker for as long as it is down (the
+# default gives up, and exits, after 100 tries).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # Celery's Django fix-up closes the database connection around every task
 # unless this is set, so each task paid for a new connection. Kept open here,
 # and checked around each task the way Django checks it around each request
@@ -274,8 +335,12 @@ CELERY_TIMEZONE = "UTC"
 IMPORT_MAX_ATTEMPTS = env_int("IMPORT_MAX_ATTEMPTS", 8)
 IMPORT_RETRY_BASE_DELAY = env_int("IMPORT_RETRY_BASE_DELAY", 2)
 IMPORT_RETRY_MAX_DELAY = env_int("IMPORT_RETRY_MAX_DELAY", 300)
+# A `queued` import whose message was lost is sent again after this long
+# (retries wait up to IMPORT_RETRY_MAX_DELAY in `queued` on purpose), and
+# one never attempted after IMPORT_UNSENT_AFTER.
 IMPORT_STUCK_AFTER = env_int("IMPORT_STUCK_AFTER", 600)
-IMPORT_SWEEP_INTERVAL = env_int("IMPORT_SWEEP_INTERVAL", 60)
+IMPORT_UNSENT_AFTER = env_int("IMPORT_UNSENT_AFTER", 60)
+IMPORT_SWEEP_INTERVAL = env_int("IMPORT_SWEEP_INTERVAL", 15)
 # The refresher follows young imports every IMPORT_REFRESH_INTERVAL seconds,
 # and those older than IMPORT_REFRESH_SLOW_AFTER every IMPORT_REFRESH_SLOW_INTERVAL.
 IMPORT_REFRESH_INTERVAL = env_int("IMPORT_REFRESH_INTERVAL", 10)
@@ -288,6 +353,14 @@ IMPORT_REFRESH_LOCK_SECONDS = env_int("IMPORT_REFRESH_LOCK_SECONDS", 300)
 AWS_CONNECT_TIMEOUT = env_int("AWS_CONNECT_TIMEOUT", 5)
 AWS_READ_TIMEOUT = env_int("AWS_READ_TIMEOUT", 30)
 AWS_REGION = env("AWS_REGION") or env("AWS_DEFAULT_REGION")
+# A claimed import is the worker's until its lease runs out: just past the
+# longest an attempt can take (an STS AssumeRole, then ImportVmImage, each
+# bounded by the AWS timeouts). The sweeper takes back only expired leases,
+# so a slow call is never sent twice, and a killed worker's import is sent
+# again within a lease and a sweep (about 95 s with the defaults).
+IMPORT_LEASE_SECONDS = env_int(
+    "IMPORT_LEASE_SECONDS", 2 * (AWS_CONNECT_TIMEOUT + AWS_READ_TIMEOUT) + 10
+)
 VM_IMPORT_TASKS_CACHE_SECONDS = env_int("VM_IMPORT_TASKS_CACHE_SECONDS", 30)
 # An upload not completed this long after its last step is given up.
 IMPORT_UPLOAD_ABANDONED_AFTER = env_int("IMPORT_UPLOAD_ABANDONED_AFTER", 7 * 24 * 3600)

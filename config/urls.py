@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from imports import health
+
 admin.site.site_header = "VM Import Portal: audit"
 admin.site.site_title = "VM Import Portal audit"
 # The audit list needs the width for its columns at 1280 px, not a second menu.
@@ -22,7 +24,16 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("api/", include("imports.api_urls")),
     path("", include("notifications.urls")),
     path("", include("imports.urls")),
 ]
+
+# Under /api/ every error is JSON in one shape; a dependency that is down is
+# a 503, never a 500 (imports/errors.py).
+handler400 = "imports.errors.bad_request"
+handler403 = "imports.errors.permission_denied"
+handler404 = "imports.errors.page_not_found"
+handler500 = "imports.errors.server_error"

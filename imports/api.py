@@ -1,11 +1,14 @@
 """The JSON API: the same form, the same rules, for automation.
 
 Requests authenticate with `Authorization: Bearer <token>`; a token acts as
-its user within its team. Every answer, errors included, is JSON.
+its user within its team. Every answer, errors included, is JSON; errors
+have the one shape of `errors.api_error`, and the whole API is described in
+`openapi.json` beside this module, served at /api/openapi.json.
 """
 
 import functools
 import json
+from pathlib import Path
 
 from django.conf import settings
 from django.core.paginator import Paginator
@@ -13,7 +16,9 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from . import aws, services
+from .errors import api_error
 from .forms import NewImportForm, RequestShapeError
+from .inputs import MAX_JSON_DEPTH, json_problem
 from .models import ApiToken, ClientTokenConflict, ImageImport
 
 
@@ -21,8 +26,7 @@ class DuplicateMemberError(ValueError):
     pass
 
 
-def json_error(status, message, **extra):
-    return JsonResponse({"error": message, **extra}, status=status)
+json_error = api_error
 
 
 def api_view(*methods):
@@ -73,13 +77,23 @@ def decode_json(body):
     if not body.strip():
         raise ValueError("The request body is empty; send a JSON object.")
     try:
-        return json.loads(body.decode("utf-8"), object_pairs_hook=reject_duplicates)
+        decoded = json.loads(body.decode("utf-8"), object_pairs_hook=reject_duplicates)
+    except RecursionError:
+        raise ValueError(
+            f"The request body is nested too deeply (at most {MAX_JSON_DEPTH} levels)."
+        ) from None
     except UnicodeDecodeError:
         raise ValueError("The request body is not UTF-8 text.") from None
     except DuplicateMemberError as error:
         raise ValueError(f'The member "{error}" appears twice in one JSON object.') from None
     except json.JSONDecodeError as error:
         raise ValueError(f"The request body is not valid JSON: {error}.") from None
+    # JSON's \uD800 escapes decode to lone surrogates, and \u0000 to NUL:
+    # neither can be stored, so neither gets past here.
+    problem = json_problem(decoded)
+    if problem:
+        raise ValueError(f"The request cannot be accepted: {problem}.")
+    return decoded
 
 
 @api_view("GET", "POST")
@@ -112,11 +126,11 @@ def create_import(request):
             import_prefix=team.import_prefix,
         )
     except RequestShapeError as error:  # before ValueError, its base
-        return JsonResponse({"errors": error.errors}, status=400)
+        return invalid(error.errors)
     except ValueError as error:
         return json_error(400, str(error))
     if not form.is_valid():
-        return JsonResponse({"errors": form.error_map()}, status=400)
+        return invalid(form.error_map())
     try:
         image_import, created = services.submit_import(
             team=api_token.team, user=api_token.user, **form.submission()
@@ -129,6 +143,11 @@ def create_import(request):
             id=conflict.existing.pk,
         )
     return JsonResponse(serialize(image_import), status=201 if created else 200)
+
+
+def invalid(errors):
+    members = ", ".join(errors)
+    return json_error(400, f"The request is invalid; see errors ({members}).", errors=errors)
 
 
 @api_view("GET")
@@ -147,6 +166,19 @@ def vm_import_tasks(request):
     except aws.AwsError as error:
         return json_error(502, f"AWS did not list the VM import tasks: {error.message}")
     return JsonResponse([task.as_json() for task in tasks], safe=False)
+
+
+OPENAPI = json.loads((Path(__file__).parent / "openapi.json").read_text())
+
+
+@csrf_exempt  # answers 405 to anything but a read
+def openapi(request):
+    """The API's OpenAPI 3.1 description; public, like any API's documentation."""
+    if request.method not in ("GET", "HEAD"):
+        response = json_error(405, f"Method {request.method} is not allowed here.")
+        response["Allow"] = "GET, HEAD"
+        return response
+    return JsonResponse(OPENAPI)
 
 
 def serialize(image_import):

@@ -20,6 +20,8 @@ import uuid
 from django import forms
 from django.core.exceptions import ValidationError
 
+from .inputs import parse_int
+
 CLIENT_TOKEN_MAX = 36
 NAME_MAX = 1024
 DESCRIPTION_MAX = 1024
@@ -147,6 +149,19 @@ class TagForm(forms.Form):
 
 
 class BaseTagFormSet(forms.BaseFormSet):
+    def full_clean(self):
+        super().full_clean()
+        # More rows than absolute_max: Django refuses them (and builds only
+        # the first 50); say it as the rule of 50 tags does.
+        if self.is_bound and self.management_form.is_valid():
+            total = self.management_form.cleaned_data["TOTAL_FORMS"]
+            if total > self.absolute_max:
+                self._non_form_errors = self.error_class(
+                    [f"At most {TAGS_MAX} tags are allowed; this request has {total}."],
+                    error_class="nonform",
+                    renderer=self.renderer,
+                )
+
     def clean(self):
         keys = [form.cleaned_data["key"] for form in self.forms if form.cleaned_data.get("key")]
         if len(keys) > TAGS_MAX:
@@ -171,10 +186,11 @@ class BaseTagFormSet(forms.BaseFormSet):
         }
 
 
-# absolute_max bounds the work a hostile request can ask for; the rule of
-# 50 tags is checked in clean() so that blank rows in the page do not count.
+# The page never holds more rows than the API allows tags: absolute_max
+# bounds the work a hostile request can ask for (a post claiming 1,000 rows is
+# refused, not rendered), and clean() counts only the rows with a key.
 TagFormSet = forms.formset_factory(
-    TagForm, formset=BaseTagFormSet, extra=0, max_num=1000, absolute_max=1000
+    TagForm, formset=BaseTagFormSet, extra=0, max_num=TAGS_MAX, absolute_max=TAGS_MAX
 )
 TAGS_PREFIX = "tags"
 
@@ -194,10 +210,7 @@ def tag_formset_data(pairs):
 
 def tag_rows(data):
     """The (key, value) rows a submitted page holds, blank ones included."""
-    try:
-        total = int(data.get(f"{TAGS_PREFIX}-TOTAL_FORMS", 0))
-    except (TypeError, ValueError):
-        total = 0
+    total = parse_int(data.get(f"{TAGS_PREFIX}-TOTAL_FORMS", "0")) or 0
     return [
         (data.get(f"{TAGS_PREFIX}-{i}-key", ""), data.get(f"{TAGS_PREFIX}-{i}-value", ""))
         for i in range(max(0, min(total, TagFormSet.absolute_max)))

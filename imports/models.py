@@ -261,6 +261,9 @@ class ImageImport(models.Model):
 
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     attempts = models.PositiveIntegerField(default=0)
+    # While `submitting`: until when the worker that claimed it may still be
+    # calling AWS. Past it, the sweeper takes the import back (`requeue`).
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
     image_arn = models.CharField(max_length=2048, blank=True)
     request_id = models.CharField(max_length=1024, blank=True)
     response_client_token = models.CharField(max_length=64, blank=True)
@@ -526,12 +529,19 @@ class ImageImport(models.Model):
         )
 
     def claim(self):
-        """queued -> submitting, counting the attempt. False if someone else has it."""
+        """queued -> submitting, counting the attempt. False if someone else has it.
+
+        The claim is a lease of IMPORT_LEASE_SECONDS, just past the longest an
+        attempt can take: should the worker die, the sweeper takes the import
+        back once the lease is over, and never while the call may still run.
+        """
+        lease = timedelta(seconds=settings.IMPORT_LEASE_SECONDS)
         return self._move(
             [Status.QUEUED],
             Status.SUBMITTING,
             detail_for=lambda: f"Attempt {self.attempts} sending to AWS",
             attempts=F("attempts") + 1,
+            lease_expires_at=timezone.now() + lease,
         )
 
     def mark_importing(self, *, image_arn, request_id, client_token):
@@ -545,6 +555,7 @@ class ImageImport(models.Model):
             submitted_at=timezone.now(),
             error_code="",
             error_message="",
+            lease_expires_at=None,
         )
 
     def observe(self, *, task=None, image=None):
@@ -650,6 +661,7 @@ class ImageImport(models.Model):
             detail_for=lambda: f"{code}: {message} (retrying in {delay:.0f}s)",
             error_code=code,
             error_message=message,
+            lease_expires_at=None,
         )
 
     def mark_failed(self, *, code, message, user=None):
@@ -661,23 +673,30 @@ class ImageImport(models.Model):
             error_code=code,
             error_message=message,
             finished_at=timezone.now(),
+            lease_expires_at=None,
         )
 
-    def requeue(self, *, stuck_before):
+    def requeue(self, *, stuck_before, now=None):
         """Take back a row whose message or worker was lost; True if this caller did.
 
-        A `submitting` row lost its worker mid-call and goes back to `queued`
-        (an event); a `queued` row lost its message and only has its clock
-        reset, so the next sweep leaves it alone while the new message waits.
+        A `submitting` row whose lease is over lost its worker mid-call and
+        goes back to `queued` (an event); one still within its lease is left
+        alone, its call may still be running. A `queued` row lost its message
+        and only has its clock reset, so the next sweep leaves it alone while
+        the new message waits.
         """
         if self.status == Status.SUBMITTING:
             return self._move(
                 [Status.SUBMITTING],
                 Status.QUEUED,
                 detail_for=lambda: (
-                    "No answer recorded from the last attempt; sending "
+                    "The worker's lease ran out with no answer recorded; sending "
                     "again with the same client token"
                 ),
+                only_if=Q(lease_expires_at__lt=now or timezone.now())
+                # Rows claimed before leases existed: by their age.
+                | Q(lease_expires_at__isnull=True, updated_at__lt=stuck_before),
+                lease_expires_at=None,
             )
         return bool(
             ImageImport.objects.filter(

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from functools import partial
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 
 from . import aws, tasks
+from .cache import ForgivingCache
 from .models import ImageImport, Source, Status
 
 logger = logging.getLogger(__name__)
@@ -109,6 +109,8 @@ def vm_import_tasks(team):
     """
     target = aws.Target.for_team(team)
     key = f"vm-import-tasks:{target.region}:{target.role_arn}"
+    # The cache only saves AWS calls: when it is down, AWS is asked each time.
+    cache = ForgivingCache()
     vm_import_tasks = cache.get(key)
     if vm_import_tasks is None:
         vm_import_tasks = aws.list_vm_import_tasks(target=target)

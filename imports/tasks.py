@@ -15,6 +15,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import Q
 from django.utils import timezone
 
 from . import aws
@@ -39,7 +40,9 @@ def retry_delay(attempt):
     return random.uniform(ceiling / 2, ceiling)
 
 
-@shared_task(acks_late=True, ignore_result=True)
+# The hard time limit ends a child stuck past every AWS timeout before its
+# lease runs out, so the sweeper never sends again a call still running.
+@shared_task(acks_late=True, ignore_result=True, time_limit=settings.IMPORT_LEASE_SECONDS - 5)
 def submit_import(pk):
     image_import = ImageImport.objects.filter(pk=pk).first()
     if image_import is None or not image_import.claim():
@@ -88,16 +91,24 @@ def requeue_stuck_imports():
     """Send again what a lost message or a killed worker left behind.
 
     A row still `queued` long after its last change has lost its message; a
-    row still `submitting` lost its worker mid-call. Both are safe to send
-    again because the clientToken makes the call idempotent.
+    row still `submitting` past its lease lost its worker mid-call. Both are
+    safe to send again because the clientToken makes the call idempotent.
     """
-    cutoff = timezone.now() - timedelta(seconds=settings.IMPORT_STUCK_AFTER)
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.IMPORT_STUCK_AFTER)
+    # Never attempted: its first message was lost (a broker down or restarted
+    # as it was published), since nothing else keeps a new import waiting.
+    unsent_cutoff = now - timedelta(seconds=settings.IMPORT_UNSENT_AFTER)
     stuck = ImageImport.objects.filter(
-        status__in=[Status.QUEUED, Status.SUBMITTING], updated_at__lt=cutoff
+        Q(status=Status.QUEUED, updated_at__lt=cutoff)
+        | Q(status=Status.QUEUED, attempts=0, updated_at__lt=unsent_cutoff)
+        | Q(status=Status.SUBMITTING, lease_expires_at__lt=now)
+        | Q(status=Status.SUBMITTING, lease_expires_at__isnull=True, updated_at__lt=cutoff)
     )
     requeued = 0
     for image_import in stuck.iterator():
-        if image_import.requeue(stuck_before=cutoff):
+        stuck_before = unsent_cutoff if image_import.attempts == 0 else cutoff
+        if image_import.requeue(stuck_before=stuck_before, now=now):
             submit_import.delay(image_import.pk)
             requeued += 1
     if requeued:

@@ -23,8 +23,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from . import aws, paging, services, teams
-from .forms import PLATFORMS, NewImportForm, TagFormSet, tag_formset_data, tag_rows
+from .forms import PLATFORMS, TAGS_MAX, NewImportForm, TagFormSet, tag_formset_data, tag_rows
 from .hints import failure_hint
+from .inputs import parse_int
 from .models import (
     ClientTokenConflict,
     ImageImport,
@@ -116,9 +117,8 @@ def parse_ids(text):
     parts = [part for part in text.split(",") if part]
     if len(parts) > MAX_POLLED_IDS:
         return None
-    if not all(part.isascii() and part.isdigit() and len(part) <= 18 for part in parts):
-        return None
-    return [int(part) for part in parts]
+    ids = [parse_int(part) for part in parts]
+    return None if None in ids else ids
 
 
 @login_required
@@ -194,10 +194,12 @@ def edit_tag_rows(request):
     """Add or remove a tag row, keeping what was typed; no validation yet."""
     rows = tag_rows(request.POST)
     action = request.POST["tags_action"]
-    if action == "add":
+    if action == "add" and len(rows) < TAGS_MAX:
         rows.append(("", ""))
-    elif action.startswith("remove-") and action[7:].isdigit():
-        index = int(action[7:])
+    elif action.startswith("remove-"):
+        index = parse_int(action.removeprefix("remove-"))
+        if index is None:
+            return HttpResponseBadRequest("tags_action must be add or remove-<row number>.")
         if index < len(rows):
             del rows[index]
     form = new_import_form(request, initial=request.POST.dict())
@@ -222,9 +224,12 @@ def validate_field(request, field):
     form.is_valid()
     errors = form.errors.get(field, [])
     if field.startswith(form.tags.prefix + "-"):
-        index, _, name = field[len(form.tags.prefix) + 1 :].partition("-")
-        if index.isdigit() and int(index) < len(form.tags.forms):
-            errors = form.tags.forms[int(index)].errors.get(name, [])
+        text, _, name = field[len(form.tags.prefix) + 1 :].partition("-")
+        index = parse_int(text)
+        if index is None:
+            return HttpResponseBadRequest("A tag field is tags-<row number>-key or -value.")
+        if index < len(form.tags.forms):
+            errors = form.tags.forms[index].errors.get(name, [])
     return render(request, "imports/new.html#field_errors", {"name": field, "errors": errors})
 
 
@@ -417,10 +422,7 @@ def stop_polling_when_done(response, image_import):
 @login_required
 @require_POST
 def switch_team(request):
-    try:
-        team_id = int(request.POST.get("team", ""))
-    except ValueError:
-        team_id = None
+    team_id = parse_int(request.POST.get("team", ""))
     if team_id is None or not teams.switch_team(request, team_id):
         return HttpResponse("You are not a member of that team.", status=400)
     return redirect_to(request, safe_next(request) or reverse("imports:history"))

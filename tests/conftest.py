@@ -7,6 +7,7 @@ from django.test import override_settings
 from config.celery import app
 from fakeaws.testing import running_emulator
 from imports import aws
+from imports.cache import forget_failures
 from imports.models import ApiToken, ImageImport, Team
 
 from .factories import make_member, valid_payload
@@ -86,11 +87,13 @@ def fast_password_hashing(settings):
 
 @pytest.fixture(autouse=True)
 def fresh_aws_clients_and_cache():
-    """Each test starts with new boto3 clients and an empty cache."""
+    """Each test starts with new boto3 clients and an empty, working cache."""
     aws.clear_clients()
     cache.clear()
+    forget_failures()
     yield
     aws.clear_clients()
+    forget_failures()
 
 
 @pytest.fixture

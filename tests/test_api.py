@@ -64,7 +64,11 @@ def test_invalid_members_answer_400_with_errors_by_seed_name(client, api_headers
 def test_a_member_of_the_wrong_json_type_is_a_400_naming_it(client, api_headers):
     response = post(client, valid_payload(name=12), api_headers)
     assert response.status_code == 400
-    assert response.json() == {"errors": {"name": ["name must be a JSON string, not a number."]}}
+    assert response.json() == {
+        "error": "The request is invalid; see errors (name).",
+        "status": 400,
+        "errors": {"name": ["name must be a JSON string, not a number."]},
+    }
 
 
 @pytest.mark.parametrize(

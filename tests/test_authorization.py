@@ -71,7 +71,11 @@ EXPECTED = {
     "notifications:remove_webhook": ("post", signed_in(403, team_admin=302, superuser=302)),
     "notifications:test_webhook": ("post", signed_in(403, team_admin=302, superuser=302)),
     "notifications:redeliver": ("post", signed_in(403, team_admin=302, superuser=302)),
+    "api:openapi": ("get", same(200)),
     "login": ("get", same(200)),
+    # For load balancers: no sign-in, nothing of anyone's shown.
+    "healthz": ("get", same(200)),
+    "readyz": ("get", same(200)),
     "logout": ("post", same(302)),
     "password_change": ("get", signed_in(200)),
     "password_change_done": ("get", signed_in(200)),

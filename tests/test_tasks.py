@@ -191,28 +191,97 @@ def test_a_missing_import_is_ignored(db):
     tasks.submit_import(987654)
 
 
-def test_the_sweeper_requeues_stuck_rows_only(image_import, team, user, monkeypatch, settings):
+def test_the_sweeper_requeues_expired_leases_and_lost_messages_only(
+    image_import, team, user, monkeypatch, settings
+):
     sent = []
     monkeypatch.setattr(tasks.submit_import, "delay", lambda pk: sent.append(pk))
     long_ago = timezone.now() - timedelta(seconds=settings.IMPORT_STUCK_AFTER + 5)
-    stuck_submitting, _ = ImageImport.submit(
-        team=team, user=user, payload={**image_import.payload, "clientToken": "stuck"}
+    expired, _ = ImageImport.submit(
+        team=team, user=user, payload={**image_import.payload, "clientToken": "expired"}
     )
-    stuck_submitting.claim()
+    expired.claim()
+    slow, _ = ImageImport.submit(
+        team=team, user=user, payload={**image_import.payload, "clientToken": "slow"}
+    )
+    slow.claim()
     fresh, _ = ImageImport.submit(
         team=team, user=user, payload={**image_import.payload, "clientToken": "fresh"}
     )
-    ImageImport.objects.filter(pk__in=[image_import.pk, stuck_submitting.pk]).update(
-        updated_at=long_ago
+    # A queued row whose message was lost, a claim whose lease ran out, and a
+    # claim still within its lease although its row is old: a slow call.
+    ImageImport.objects.filter(pk=image_import.pk).update(updated_at=long_ago)
+    ImageImport.objects.filter(pk=expired.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
+    ImageImport.objects.filter(pk=slow.pk).update(updated_at=long_ago)
 
     assert tasks.requeue_stuck_imports() == 2
-    assert sorted(sent) == sorted([image_import.pk, stuck_submitting.pk])
-    stuck_submitting.refresh_from_db()
-    assert stuck_submitting.status == Status.QUEUED
-    assert stuck_submitting.events.last().detail.startswith("No answer recorded")
+    assert sorted(sent) == sorted([image_import.pk, expired.pk])
+    expired.refresh_from_db()
+    assert expired.status == Status.QUEUED
+    assert expired.lease_expires_at is None
+    assert expired.events.last().detail.startswith("The worker's lease ran out")
+    slow.refresh_from_db()
+    assert slow.status == Status.SUBMITTING
     # A second sweep right away finds nothing stuck: the clocks were reset.
     assert tasks.requeue_stuck_imports() == 0
+
+
+def test_the_sweeper_sends_an_import_whose_first_message_was_lost_within_a_minute(
+    image_import, team, user, monkeypatch, settings
+):
+    sent = []
+    monkeypatch.setattr(tasks.submit_import, "delay", lambda pk: sent.append(pk))
+    a_while_ago = timezone.now() - timedelta(seconds=settings.IMPORT_UNSENT_AFTER + 5)
+    retrying, _ = ImageImport.submit(
+        team=team, user=user, payload={**image_import.payload, "clientToken": "retrying"}
+    )
+    retrying.claim()
+    retrying.mark_retrying(code="ServiceException", message="boom", delay=120)
+    ImageImport.objects.filter(pk__in=[image_import.pk, retrying.pk]).update(updated_at=a_while_ago)
+
+    # The unsent one goes again; the one waiting out its backoff does not.
+    assert tasks.requeue_stuck_imports() == 1
+    assert sent == [image_import.pk]
+
+
+def test_a_claim_leases_the_import_just_past_the_aws_timeouts(image_import, settings):
+    before = timezone.now()
+    assert image_import.claim()
+    image_import.refresh_from_db()
+    lease = image_import.lease_expires_at - before
+    assert (
+        timedelta(seconds=settings.IMPORT_LEASE_SECONDS)
+        <= lease
+        < timedelta(seconds=settings.IMPORT_LEASE_SECONDS + 5)
+    )
+    # Longer than an attempt may last: AssumeRole then ImportVmImage.
+    attempt = 2 * (settings.AWS_CONNECT_TIMEOUT + settings.AWS_READ_TIMEOUT)
+    assert attempt < settings.IMPORT_LEASE_SECONDS
+    # A killed worker's import is sent again within two minutes by default.
+    assert settings.IMPORT_LEASE_SECONDS + settings.IMPORT_SWEEP_INTERVAL < 120
+    assert tasks.submit_import.time_limit < settings.IMPORT_LEASE_SECONDS
+
+
+def test_requeue_leaves_a_claim_within_its_lease_alone(image_import):
+    image_import.claim()
+    image_import.refresh_from_db()
+    far_past = timezone.now() - timedelta(days=1)
+    assert not image_import.requeue(stuck_before=far_past)
+    assert image_import.status == Status.SUBMITTING
+    later = image_import.lease_expires_at + timedelta(seconds=1)
+    assert image_import.requeue(stuck_before=far_past, now=later)
+    assert image_import.status == Status.QUEUED
+
+
+def test_every_way_out_of_submitting_ends_the_lease(image_import):
+    image_import.claim()
+    image_import.mark_retrying(code="ServiceException", message="boom", delay=1)
+    assert image_import.lease_expires_at is None
+    image_import.claim()
+    image_import.mark_importing(image_arn="arn:x", request_id="r", client_token="t")
+    assert image_import.lease_expires_at is None
 
 
 def test_retry_delay_grows_and_is_capped(settings):

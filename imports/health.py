@@ -1,0 +1,84 @@
+"""Health endpoints for load balancers and orchestrators; no sign-in.
+
+/healthz (liveness) answers as long as the process does and touches no
+dependency. /readyz (readiness) checks the database, the broker and the
+cache side by side, each within READINESS_TIMEOUT seconds, and names the
+one that failed. Neither says where a dependency lives or what it runs:
+errors are logged, not shown.
+"""
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from django.core.cache import cache
+from django.db import connections
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
+
+logger = logging.getLogger(__name__)
+
+READINESS_TIMEOUT = 2.0
+
+
+@never_cache
+@require_safe
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+def check_database():
+    connection = connections["default"]
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    finally:
+        connection.close()  # this thread's own connection
+
+
+def check_broker():
+    from config.celery import app
+
+    with app.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0.1)
+        connection.default_channel  # noqa: B018 - opening a channel talks to the broker
+
+
+def check_cache():
+    cache.set("readyz", "ok", 10)
+    if cache.get("readyz") != "ok":
+        raise RuntimeError("the cache did not keep a value")
+
+
+CHECKS = {"database": check_database, "broker": check_broker, "cache": check_cache}
+
+
+@never_cache
+@require_safe
+def readyz(request):
+    pool = ThreadPoolExecutor(max_workers=len(CHECKS), thread_name_prefix="readyz")
+    try:
+        futures = {name: pool.submit(check) for name, check in CHECKS.items()}
+        checks = {name: outcome(name, future) for name, future in futures.items()}
+    finally:
+        # A hanging check keeps its thread until its own timeout ends it.
+        pool.shutdown(wait=False, cancel_futures=True)
+    ready = all(result == "ok" for result in checks.values())
+    return JsonResponse(
+        {"status": "ok" if ready else "unavailable", "checks": checks},
+        status=200 if ready else 503,
+    )
+
+
+def outcome(name, future):
+    try:
+        future.result(timeout=READINESS_TIMEOUT)
+    except FutureTimeout:
+        logger.warning("Readiness: %s did not answer within %ss", name, READINESS_TIMEOUT)
+        return "timeout"
+    except Exception as error:
+        logger.warning("Readiness: %s is unavailable: %r", name, error)
+        return "unavailable"
+    return "ok"

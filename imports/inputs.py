@@ -1,0 +1,99 @@
+"""What a person or a script sends is checked here before any database sees it.
+
+Text must be valid Unicode without NUL (PostgreSQL stores neither a lone
+surrogate nor a NUL, and answers both with an error), numbers are ASCII
+digits of a bounded length, and JSON is bounded in depth. The middleware
+applies the text rule to every query string, form field and cookie; the
+API applies it to the JSON it decodes (`json_problem`).
+"""
+
+from django.http import HttpResponse
+
+from .errors import api_error, is_api
+
+MAX_JSON_DEPTH = 32
+MAX_DIGITS = 18  # below 2**63: fits every integer column
+
+
+def text_problem(text):
+    """Why this text cannot be stored, or "" when it can."""
+    if "\x00" in text:
+        return "contains a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode (it has a lone surrogate)"
+    return ""
+
+
+def parse_int(text, *, max_digits=MAX_DIGITS):
+    """A non-negative integer written in ASCII digits, or None.
+
+    int() also reads "²"'s relatives ("٣", "５") and raises on thousands of
+    digits; neither belongs in a URL or a form field of ours.
+    """
+    if not isinstance(text, str) or not text.isascii() or not text.isdigit():
+        return None
+    if len(text) > max_digits:
+        return None
+    return int(text)
+
+
+def json_problem(value, *, path="body", depth=0):
+    """Why a decoded JSON value cannot be accepted, or "" when it can."""
+    if depth > MAX_JSON_DEPTH:
+        return f"{path} is nested more than {MAX_JSON_DEPTH} levels deep"
+    if isinstance(value, str):
+        problem = text_problem(value)
+        return f"{path} {problem}" if problem else ""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = text_problem(key)
+            if problem:
+                return f"a member name in {path} {problem}"
+            problem = json_problem(item, path=f"{path}.{key}", depth=depth + 1)
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            problem = json_problem(item, path=f"{path}[{index}]", depth=depth + 1)
+            if problem:
+                return problem
+    return ""
+
+
+def request_problem(request):
+    """The first unstorable text in the query string, the form fields or the cookies."""
+    sources = [("query parameter", request.GET), ("cookie", request.COOKIES)]
+    if request.method == "POST" and request.content_type in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        sources.append(("form field", request.POST))
+    for kind, data in sources:
+        items = data.lists() if hasattr(data, "lists") else ((k, [v]) for k, v in data.items())
+        for name, values in items:
+            for text in [name, *values]:
+                problem = text_problem(text)
+                if problem:
+                    shown = text_problem(name) and "(unreadable name)" or repr(name)
+                    return f"The {kind} {shown} {problem}."
+    problem = text_problem(request.path)
+    return f"The URL {problem}." if problem else ""
+
+
+class RejectMalformedText:
+    """Answer 400 to a request carrying text that no database could store."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        problem = request_problem(request)
+        if problem:
+            if is_api(request):
+                return api_error(400, problem)
+            return HttpResponse(
+                f"Bad request: {problem}", status=400, content_type="text/plain; charset=utf-8"
+            )
+        return self.get_response(request)

@@ -1,0 +1,89 @@
+"""/healthz and /readyz: for load balancers, no sign-in, nothing revealed."""
+
+import time
+
+import pytest
+from django.db import connections
+from django.test import Client
+
+from config.celery import app
+
+from .sockets import closed_port, hanging_server
+from .test_outages import redis_cache_at
+
+HANG_GUARD = 30
+
+
+def test_healthz_answers_without_touching_anything(client):
+    # No db fixture: any database access here would raise.
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    assert "sessionid" not in response.cookies
+    assert "no-cache" in response["Cache-Control"]
+
+
+def test_healthz_refuses_posts(client):
+    assert client.post("/healthz").status_code == 405
+
+
+def test_readyz_checks_each_dependency(client, db):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "broker": "ok", "cache": "ok"},
+    }
+
+
+def assert_reveals_nothing(response, port):
+    text = response.content.decode()
+    for secret in ("127.0.0.1", str(port), "redis", "postgres", "sqlite", "Error", "version"):
+        assert secret not in text
+
+
+def test_readyz_names_a_cache_that_refuses(client, db, settings):
+    port = closed_port()
+    settings.CACHES = redis_cache_at(port, settings)
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "unavailable",
+        "checks": {"database": "ok", "broker": "ok", "cache": "unavailable"},
+    }
+    assert_reveals_nothing(response, port)
+
+
+def test_readyz_names_a_hanging_cache_quickly(client, db, settings):
+    with hanging_server() as port:
+        settings.CACHES = redis_cache_at(port, settings)
+        started = time.monotonic()
+        response = client.get("/readyz")
+        assert time.monotonic() - started < HANG_GUARD
+    assert response.status_code == 503
+    assert response.json()["checks"]["cache"] in ("unavailable", "timeout")
+
+
+def test_readyz_names_a_broker_that_refuses(client, db, monkeypatch):
+    port = closed_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    monkeypatch.setattr(app, "connection_for_write", lambda: app.connection(url, connect_timeout=1))
+    response = Client().get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"database": "ok", "broker": "unavailable", "cache": "ok"}
+    assert_reveals_nothing(response, port)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_readyz_names_a_database_that_refuses(client, monkeypatch):
+    port = closed_port()
+    database = connections.settings["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        monkeypatch.setitem(database, "NAME", "/nonexistent/directory/portal.sqlite3")
+    else:
+        monkeypatch.setitem(database, "HOST", "127.0.0.1")
+        monkeypatch.setitem(database, "PORT", str(port))
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"] == "unavailable"
+    assert_reveals_nothing(response, port)

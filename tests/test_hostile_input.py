@@ -1,0 +1,278 @@
+"""Hostile input: each class a fuzzer found turns into a 400 that says what is wrong.
+
+One test (or more) per class from issue 11: lone surrogates, deep nesting,
+digits that are not ASCII, NUL bytes, and more tag rows than allowed; and
+the JSON error shape of every answer under /api/.
+"""
+
+import json
+
+import pytest
+from django.db import OperationalError
+from django.test import Client
+from django.urls import reverse
+
+from imports import api, teams
+from imports.forms import tag_formset_data
+from imports.inputs import MAX_JSON_DEPTH, parse_int, text_problem
+from imports.models import ImageImport
+
+from .factories import valid_payload
+
+HTMX = {"HX-Request": "true"}
+
+
+def post_json(client, body, headers):
+    return client.post("/api/imports", body, content_type="application/json", headers=headers)
+
+
+def assert_api_error(response, status):
+    assert response.status_code == status, response.content[:300]
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["status"] == status
+    assert isinstance(body["error"], str) and body["error"]
+    return body
+
+
+# -- lone surrogates ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "member, escaped",
+    [
+        ("name", '"\\ud800"'),
+        ("description", '"before \\udfff after"'),
+        ("tags", '{"team": "\\ud83d"}'),
+        ("tags", '{"\\ud800key": "value"}'),
+    ],
+)
+def test_a_lone_surrogate_in_the_json_is_a_400_and_nothing_is_stored(
+    client, api_headers, member, escaped
+):
+    body = json.dumps(valid_payload(**{member: None}))[:-1] + f', "{member}": {escaped}}}'
+    response = post_json(client, body, api_headers)
+    assert "lone surrogate" in assert_api_error(response, 400)["error"]
+    assert not ImageImport.objects.exists()
+
+
+def test_a_proper_surrogate_pair_is_an_ordinary_character(client, api_headers):
+    body = json.dumps(valid_payload(name=None))[:-1] + ', "name": "rocket \\ud83d\\ude80"}'
+    response = post_json(client, body, api_headers)
+    assert response.status_code == 201
+    assert response.json()["name"] == "rocket \U0001f680"
+
+
+# -- deep nesting ----------------------------------------------------------------
+
+
+def test_json_nested_five_thousand_deep_is_a_400(client, api_headers):
+    response = post_json(client, "[" * 5000, api_headers)
+    assert "nested too deeply" in assert_api_error(response, 400)["error"]
+
+
+def test_json_nested_beyond_the_bound_but_within_pythons_is_a_400(client, api_headers):
+    deep = "[" * (MAX_JSON_DEPTH + 5) + "]" * (MAX_JSON_DEPTH + 5)
+    body = json.dumps(valid_payload())[:-1] + f', "tags": {{"a": {deep}}}}}'
+    response = post_json(client, body, api_headers)
+    assert "nested more than" in assert_api_error(response, 400)["error"]
+
+
+# -- digits that are not ASCII, and numbers of thousands of digits ---------------
+
+
+@pytest.mark.parametrize("index", ["²", "٣", "１", "1" * 4400])
+def test_the_validation_urls_row_number_must_be_ascii_digits(user_client, index):
+    url = reverse("imports:validate", args=[f"tags-{index}-key"])
+    response = user_client.post(url, tag_formset_data([("a", "b")]), headers=HTMX)
+    assert response.status_code == 400
+    assert b"row number" in response.content
+
+
+@pytest.mark.parametrize("index", ["²", "٣", "1" * 4400, "-1", ""])
+def test_a_tag_row_button_with_a_bad_row_number_is_a_400(user_client, index):
+    data = {**valid_payload(), **tag_formset_data([("a", "b")]), "tags_action": f"remove-{index}"}
+    response = user_client.post(reverse("imports:new"), data)
+    assert response.status_code == 400
+    assert b"remove-&lt;row number&gt;" in response.content or b"remove-<row number>" in (
+        response.content
+    )
+
+
+def test_a_tag_row_button_still_removes_a_row(user_client):
+    rows = [("keep", "1"), ("drop", "2")]
+    data = {**valid_payload(), **tag_formset_data(rows), "tags_action": "remove-1"}
+    response = user_client.post(reverse("imports:new"), data, headers=HTMX)
+    assert response.status_code == 200
+    assert b"keep" in response.content and b"drop" not in response.content
+
+
+@pytest.mark.parametrize("text", ["²", "٣", "１", "1" * 19, "-1", "+1", " 1", "1e3", ""])
+def test_parse_int_takes_only_short_ascii_digits(text):
+    assert parse_int(text) is None
+
+
+def test_parse_int_reads_ascii_digits():
+    assert parse_int("0042") == 42
+
+
+@pytest.mark.parametrize("page", ["²", "1" * 4400, "1e400", "-1", "\u0661"])
+def test_a_strange_page_number_shows_the_first_page(user_client, client, api_headers, page):
+    assert user_client.get("/", {"page": page}).status_code == 200
+    assert Client().get("/api/imports", {"page": page}, headers=api_headers).status_code == 200
+
+
+def test_a_team_switch_with_unicode_digits_is_refused(user_client, team):
+    response = user_client.post(reverse("imports:switch_team"), {"team": "١"})
+    assert response.status_code == 400
+
+
+# -- NUL bytes ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("query", ["q=%00", "platform=%00", "status=%00", "q=a%00b", "%00=1"])
+def test_a_nul_in_the_history_filters_is_a_400(user_client, query):
+    response = user_client.get("/?" + query)
+    assert response.status_code == 400
+    assert b"NUL" in response.content
+
+
+def test_a_nul_in_a_form_field_is_a_400_before_any_query(user_client, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        response = user_client.post(reverse("imports:new"), {"name": "a\x00b"})
+    assert response.status_code == 400
+
+
+def test_a_nul_at_sign_in_is_a_400(client, db):
+    response = client.post(reverse("login"), {"username": "a\x00", "password": "x"})
+    assert response.status_code == 400
+
+
+def test_a_nul_in_the_json_is_a_400(client, api_headers):
+    response = post_json(client, json.dumps(valid_payload(name="a\x00b")), api_headers)
+    assert "NUL" in assert_api_error(response, 400)["error"]
+
+
+def test_a_nul_in_an_api_query_parameter_is_a_json_400(client, api_headers):
+    response = client.get("/api/imports?page=%00", headers=api_headers)
+    assert_api_error(response, 400)
+
+
+def test_text_problem_names_the_problem():
+    assert text_problem("fine ✓") == ""
+    assert "NUL" in text_problem("\x00")
+    assert "surrogate" in text_problem("\ud800")
+
+
+# -- the tag rows are capped at the API's 50 ---------------------------------------
+
+
+def test_a_form_post_claiming_a_thousand_tag_rows_is_refused_small(user_client):
+    data = {**valid_payload(), **tag_formset_data([("k", "v")])}
+    data["tags-TOTAL_FORMS"] = "1000"
+    response = user_client.post(reverse("imports:new"), data)
+    assert response.status_code == 200
+    assert b"At most 50 tags are allowed" in response.content
+    assert len(response.content) < 200_000
+    assert not ImageImport.objects.exists()
+
+
+def test_adding_a_tag_row_stops_at_fifty(user_client):
+    rows = [(f"k{i}", "v") for i in range(50)]
+    data = {**valid_payload(), **tag_formset_data(rows), "tags_action": "add"}
+    response = user_client.post(reverse("imports:new"), data, headers=HTMX)
+    assert response.status_code == 200
+    assert b'name="tags-50-key"' not in response.content
+    assert b'name="tags-49-key"' in response.content
+
+
+def test_fifty_tags_are_still_accepted(user_client):
+    rows = [(f"k{i}", "v") for i in range(50)]
+    response = user_client.post(
+        reverse("imports:new"), {**valid_payload(), **tag_formset_data(rows)}
+    )
+    assert response.status_code == 302
+    assert len(ImageImport.objects.get().tags) == 50
+
+
+# -- bounded sizes --------------------------------------------------------------------
+
+
+def test_a_body_larger_than_the_upload_limit_is_a_json_400(client, api_headers, settings):
+    body = json.dumps(valid_payload(description="x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)))
+    response = post_json(client, body, api_headers)
+    assert_api_error(response, 400)
+
+
+def test_a_form_with_too_many_fields_is_a_400(user_client, settings):
+    data = {f"field{i}": "x" for i in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1)}
+    response = user_client.post(reverse("imports:new"), data)
+    assert response.status_code == 400
+
+
+def test_the_upload_limits_are_set_deliberately(settings):
+    assert settings.DATA_UPLOAD_MAX_MEMORY_SIZE == 256 * 1024
+    assert settings.DATA_UPLOAD_MAX_NUMBER_FIELDS == 200
+    assert settings.DATA_UPLOAD_MAX_NUMBER_FILES == 1
+
+
+# -- one JSON error shape under /api/ ---------------------------------------------------
+
+
+def test_an_unknown_api_url_is_a_json_404(client):
+    assert_api_error(client.get("/api/nothing-here"), 404)
+    assert_api_error(client.get("/api/imports/not-a-number"), 404)
+
+
+def test_a_wrong_method_is_a_json_405(client, api_headers):
+    response = client.delete("/api/imports", headers=api_headers)
+    assert_api_error(response, 405)
+    assert response["Allow"] == "GET, POST"
+
+
+def test_an_unexpected_error_is_a_json_500(image_import, api_headers, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(api, "serialize", broken)
+    response = Client(raise_request_exception=False).get("/api/imports", headers=api_headers)
+    body = assert_api_error(response, 500)
+    assert "a bug" not in body["error"]
+
+
+def test_a_database_outage_under_api_is_a_json_503_with_retry_after(api_headers, monkeypatch):
+    def refused(*args, **kwargs):
+        raise OperationalError("connection to server at 10.0.0.5 failed: Connection refused")
+
+    monkeypatch.setattr(api.ApiToken, "authenticate", refused)
+    response = Client(raise_request_exception=False).get("/api/imports", headers=api_headers)
+    body = assert_api_error(response, 503)
+    assert "database" in body["error"]
+    assert "10.0.0.5" not in body["error"]
+    assert int(response["Retry-After"]) > 0
+
+
+def test_a_database_outage_on_a_page_is_a_503_page_that_says_so(user, monkeypatch):
+    client = Client(raise_request_exception=False)
+    client.force_login(user)
+
+    def refused(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(teams, "current_membership", refused)
+    response = client.get("/")
+    assert response.status_code == 503
+    assert response["Content-Type"].startswith("text/html")
+    assert b"cannot reach its database" in response.content
+    assert int(response["Retry-After"]) > 0
+
+
+def test_an_unexpected_error_on_a_page_is_still_a_500(user, monkeypatch):
+    client = Client(raise_request_exception=False)
+    client.force_login(user)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(teams, "current_membership", broken)
+    assert client.get("/").status_code == 500

@@ -1,0 +1,76 @@
+"""The API's OpenAPI 3.1 description, checked against the real answers.
+
+schemathesis generates requests from the description (valid and invalid
+ones), sends them through Django's WSGI application in-process, and checks
+every answer: no 5xx, a documented status and content type, and a body
+that matches the documented schema. The run is bounded (max_examples).
+"""
+
+import pytest
+import schemathesis
+from django.core.signals import request_finished, request_started
+from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from imports import api_urls
+from imports.api import OPENAPI
+from imports.models import ApiToken
+
+from .factories import make_import
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+
+schema = schemathesis.openapi.from_dict(OPENAPI)
+schema.app = get_wsgi_application()
+
+
+def test_the_description_is_served_as_json(client):
+    response = client.get("/api/openapi.json")
+    assert response.status_code == 200
+    assert response.json()["openapi"] == "3.1.0"
+    assert client.post("/api/openapi.json").json()["status"] == 405
+
+
+def test_every_routed_api_url_is_described():
+    routed = {"/api/" + str(pattern.pattern) for pattern in api_urls.urlpatterns}
+    described = {path.replace("{id}", "<int:pk>") for path in OPENAPI["paths"]}
+    assert described == routed
+
+
+@pytest.fixture
+def in_process_wsgi():
+    """As Django's test client does: keep the test's connection (and transaction) open."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def bearer(team, user, emulator, in_process_wsgi):
+    make_import(team, user)  # something to list and to read
+    _, raw_token = ApiToken.issue(user=user, team=team, name="schemathesis")
+    return {"Authorization": f"Bearer {raw_token}"}
+
+
+@schema.parametrize()
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_the_api_answers_as_described(case, bearer):
+    case.call_and_validate(headers=bearer, checks=CHECKS)

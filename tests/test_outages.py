@@ -1,0 +1,168 @@
+"""Outages: a cache or database that is down gives clear answers, never a 500 or a hang.
+
+The dependencies here are really down: a port nothing listens on (refused)
+or a listener that never answers (hanging), from tests/sockets.py. Times
+are asserted only as generous hang guards; bench/outages.py prints figures.
+"""
+
+import time
+
+import dj_database_url
+import pytest
+from django.db import OperationalError
+from django.db.utils import ConnectionHandler
+from django.test import Client
+from django.urls import reverse
+
+from config import settings as portal_settings
+from imports.forms import tag_formset_data
+from imports.models import ImageImport
+
+from .factories import SEEDED_TASK, make_import, valid_payload
+from .sockets import closed_port, hanging_server
+
+HANG_GUARD = 30  # seconds: far above any timeout configured, far below a hang
+
+
+def redis_cache_at(port, settings):
+    return {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+            "OPTIONS": {
+                "socket_connect_timeout": settings.CACHE_TIMEOUT,
+                "socket_timeout": settings.CACHE_TIMEOUT,
+            },
+        }
+    }
+
+
+@pytest.fixture
+def cache_refusing(settings):
+    settings.CACHES = redis_cache_at(closed_port(), settings)
+
+
+@pytest.fixture
+def cache_hanging(settings):
+    with hanging_server() as port:
+        settings.CACHES = redis_cache_at(port, settings)
+        yield
+
+
+def test_the_redis_cache_and_broker_have_timeouts(settings):
+    assert 0 < settings.CACHE_TIMEOUT <= 2
+    if settings.CACHE_URL:
+        assert settings.CACHES["default"]["OPTIONS"] == {
+            "socket_connect_timeout": settings.CACHE_TIMEOUT,
+            "socket_timeout": settings.CACHE_TIMEOUT,
+        }
+    if settings.CELERY_BROKER_URL.startswith("redis://"):
+        options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+        assert options["socket_timeout"] == options["socket_connect_timeout"] == 5
+    assert settings.CELERY_TASK_PUBLISH_RETRY_POLICY["max_retries"] <= 2
+    assert settings.CELERY_BROKER_CONNECTION_MAX_RETRIES is None  # the worker never gives up
+
+
+# -- Redis (the cache) down: nobody is signed out, pages keep working ------------
+
+
+def test_a_person_signed_in_before_the_outage_stays_signed_in(user, team, settings):
+    client = Client()
+    client.force_login(user)
+    image_import = make_import(team, user)
+    settings.CACHES = redis_cache_at(closed_port(), settings)
+
+    assert client.get("/").status_code == 200
+    assert client.get(reverse("imports:detail", args=[image_import.pk])).status_code == 200
+    status = client.get(
+        reverse("imports:status", args=[image_import.pk]), headers={"HX-Request": "true"}
+    )
+    assert status.status_code == 200
+
+
+def test_signing_in_works_while_the_cache_is_down(user, cache_refusing):
+    client = Client()
+    response = client.post(reverse("login"), {"username": "alice", "password": "pw-alice"})
+    assert response.status_code == 302
+    assert client.get("/").status_code == 200
+
+
+def test_posting_an_import_works_while_the_cache_is_down(user, cache_refusing):
+    client = Client()
+    client.force_login(user)
+    data = {**valid_payload(), **tag_formset_data([])}
+    response = client.post(reverse("imports:new"), data)
+    assert response.status_code == 302
+    assert ImageImport.objects.get().client_token == data["clientToken"]
+
+
+def test_the_task_picker_asks_aws_afresh_while_the_cache_is_down(user, emulator, cache_refusing):
+    client = Client()
+    client.force_login(user)
+    response = client.get(reverse("imports:vm_import_tasks"))
+    assert response.status_code == 200
+    assert SEEDED_TASK in response.content.decode()
+
+
+def test_the_api_lists_tasks_while_the_cache_is_down(api_headers, emulator, cache_refusing):
+    response = Client().get("/api/vm-import-tasks", headers=api_headers)
+    assert response.status_code == 200
+    assert SEEDED_TASK in {task["importTaskId"] for task in response.json()}
+
+
+def test_a_hanging_cache_costs_seconds_not_a_hang(user, emulator, cache_hanging):
+    client = Client()
+    client.force_login(user)
+    started = time.monotonic()
+    assert client.get("/").status_code == 200
+    assert client.get(reverse("imports:vm_import_tasks")).status_code == 200
+    assert time.monotonic() - started < HANG_GUARD
+
+
+# -- the database: timeouts, so that refusing or hanging fails fast ---------------
+
+
+def hanging_capable_wrapper(port):
+    """A PostgreSQL connection configured as the portal configures its own."""
+    params = dj_database_url.parse(f"postgres://postgres@127.0.0.1:{port}/portal")
+    params["OPTIONS"] = portal_settings.postgres_timeouts()
+    handler = ConnectionHandler({"default": params})
+    return handler["default"]
+
+
+def test_postgresql_connections_carry_a_connect_and_a_statement_timeout(settings):
+    timeouts = portal_settings.postgres_timeouts()
+    assert 0 < timeouts["connect_timeout"] <= 5
+    assert (
+        timeouts["options"] == f"-c statement_timeout={settings.DATABASE_STATEMENT_TIMEOUT * 1000}"
+    )
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.postgresql":
+        assert database["OPTIONS"]["connect_timeout"] == timeouts["connect_timeout"]
+        assert database["OPTIONS"]["options"] == timeouts["options"]
+
+
+def test_a_database_that_never_answers_fails_instead_of_hanging(django_db_blocker):
+    with hanging_server() as port, django_db_blocker.unblock():
+        connection = hanging_capable_wrapper(port)
+        started = time.monotonic()
+        with pytest.raises(OperationalError, match="timeout"):
+            connection.ensure_connection()
+        assert time.monotonic() - started < HANG_GUARD
+
+
+def test_a_database_that_refuses_fails_at_once(django_db_blocker):
+    connection = hanging_capable_wrapper(closed_port())
+    with django_db_blocker.unblock(), pytest.raises(OperationalError):
+        connection.ensure_connection()
+
+
+@pytest.mark.django_db
+def test_the_statement_timeout_reaches_postgresql(settings):
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        pytest.skip("statement_timeout is PostgreSQL's; the PostgreSQL pass runs this")
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] == f"{settings.DATABASE_STATEMENT_TIMEOUT}s"
