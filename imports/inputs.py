@@ -65,10 +65,12 @@ def json_problem(value, *, path="body", depth=0):
 def request_problem(request):
     """The first unstorable text in the query string, the form fields or the cookies."""
     sources = [("query parameter", request.GET), ("cookie", request.COOKIES)]
-    if request.method == "POST" and request.content_type in (
-        "application/x-www-form-urlencoded",
-        "multipart/form-data",
-    ):
+    if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
+        # Read the body first: it is kept, so a view may still read
+        # request.body after the form fields were parsed from it.
+        request.body  # noqa: B018
+        sources.append(("form field", request.POST))
+    elif request.method == "POST" and request.content_type == "multipart/form-data":
         sources.append(("form field", request.POST))
     for kind, data in sources:
         items = data.lists() if hasattr(data, "lists") else ((k, [v]) for k, v in data.items())

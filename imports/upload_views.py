@@ -41,6 +41,9 @@ def answer(call):
 
 
 def json_body(request):
+    """The JSON object Uppy sends, or None for anything else (a form post included)."""
+    if request.content_type != "application/json":
+        return None
     try:
         body = json.loads(request.body or b"{}")
     except (ValueError, UnicodeDecodeError):

@@ -117,8 +117,10 @@ def test_parse_int_reads_ascii_digits():
 
 
 @pytest.mark.parametrize("page", ["²", "1" * 4400, "1e400", "-1", "\u0661"])
-def test_a_strange_page_number_shows_the_first_page(user_client, client, api_headers, page):
-    assert user_client.get("/", {"page": page}).status_code == 200
+def test_a_strange_page_number_is_a_400_that_says_so(user_client, client, api_headers, page):
+    response = user_client.get("/", {"page": page})
+    assert response.status_code == 400
+    assert "page must be a whole number" in response.content.decode()
     assert Client().get("/api/imports", {"page": page}, headers=api_headers).status_code == 200
 
 
