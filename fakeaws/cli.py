@@ -78,6 +78,13 @@ def build_parser(prog=None):
         "Without it, disks are taken as declared.",
     )
     parser.add_argument(
+        "--portal-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="An origin the upload bucket's CORS rule allows (repeatable; default "
+        f"{' and '.join(s3.PORTAL_ORIGINS)}).",
+    )
+    parser.add_argument(
         "--seed-converting-seconds",
         type=float,
         default=180.0,
@@ -121,7 +128,10 @@ def main(argv=None, prog=None):
     )
     if arguments.s3_endpoint:
         # moto may start after the emulator: set it up in the background.
-        threading.Thread(target=set_up_s3, args=(arguments.s3_endpoint,), daemon=True).start()
+        origins = tuple(arguments.portal_origin or s3.PORTAL_ORIGINS)
+        threading.Thread(
+            target=set_up_s3, args=(arguments.s3_endpoint, origins), daemon=True
+        ).start()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -131,11 +141,11 @@ def main(argv=None, prog=None):
     return 0
 
 
-def set_up_s3(endpoint):
-    if s3.set_up_when_ready(endpoint):
+def set_up_s3(endpoint, origins):
+    if s3.set_up_when_ready(endpoint, origins=origins):
         print(
             f"S3 and IAM at {endpoint}: bucket {s3.UPLOAD_BUCKET} (CORS for "
-            f"{', '.join(s3.PORTAL_ORIGINS)}, lifecycle) and role {s3.IMPORT_ROLE} are set up.\n"
+            f"{', '.join(origins)}, lifecycle) and role {s3.IMPORT_ROLE} are set up.\n"
             f"  export AWS_ENDPOINT_URL_S3={endpoint}\n"
             f"  export AWS_ENDPOINT_URL_IAM={endpoint}",
             flush=True,
