@@ -15,7 +15,8 @@ DESCRIPTION = (
     "AWS_ENDPOINT_URL_EC2 and AWS_ENDPOINT_URL_STS can all point at it. Requests are "
     "judged by botocore's service models. State lives in memory only: a restart starts "
     "again from the seeded VM import tasks. Faults can be armed here or through the JSON "
-    "control API under /_emulator/."
+    "control API under /_emulator/. S3 and IAM are moto's (moto_server): with "
+    "--s3-endpoint, ImportImage reads each disk's header from there."
 )
 
 

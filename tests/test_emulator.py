@@ -477,9 +477,9 @@ def test_the_seeded_converting_task_waits_to_be_listed_then_takes_its_time():
         assert converting() == ("active", "70", "updating")
         emulator.advance(60)
         assert converting() == ("active", "90", "preparing ami")
-        emulator.advance(59)
+        emulator.advance(50)
         assert converting()[0] == "active"
-        emulator.advance(1)
+        emulator.advance(10)
         assert converting() == ("completed", None, None)
 
 
