@@ -179,10 +179,14 @@ def read_disk(world, disk):
 
     Without S3 (no --s3-endpoint) every disk is taken as it is declared.
     """
-    if world.s3 is None or not disk.get("bucket"):
+    bucket, key = disk.get("bucket"), disk.get("key")
+    if not bucket and (disk.get("url") or "").startswith("s3://"):
+        # The reference: a Url may be an Amazon S3 URL (s3://..).
+        bucket, _, key = disk["url"].removeprefix("s3://").partition("/")
+    if world.s3 is None or not (bucket and key):
         return None
     try:
-        found = inspect_disk(world.s3, disk["bucket"], disk["key"], disk["format"])
+        found = inspect_disk(world.s3, bucket, key, disk["format"])
     except (BotoCoreError, ClientError) as error:
         raise ServiceError("InternalError", f"The emulator could not read S3: {error}") from None
     if found.size is not None:

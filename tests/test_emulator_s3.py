@@ -206,6 +206,18 @@ def test_a_bad_disk_ends_the_task_deleted_with_ec2s_message(
     assert "ImageId" not in task
 
 
+@pytest.mark.parametrize(
+    ("name", "status"), [("disk.vmdk", "completed"), ("random.img", "deleted")]
+)
+def test_a_disk_named_by_an_s3_url_is_read_too(s3_set_up, uploaded, name, status):
+    url = f"s3://{BUCKET}/{uploaded(name)}"
+    task_id = client("ec2", s3_set_up.url).import_image(
+        DiskContainers=[{"Format": "VMDK", "Url": url}]
+    )["ImportTaskId"]
+
+    assert describe(s3_set_up, task_id)["Status"] == status
+
+
 def test_random_bytes_fail_with_the_real_message(s3_set_up, uploaded):
     task_id = import_image(s3_set_up, uploaded("random.img"), "VHD")["ImportTaskId"]
 
