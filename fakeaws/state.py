@@ -27,10 +27,10 @@ TASK_STEPS = (
     ("70", "updating"),
     ("90", "preparing ami"),
 )
-# The image statuses between PENDING and AVAILABLE, one per step.
 # A task whose disk fails validation is deleted after this many steps
 # (pending, validating).
 VALIDATION_STEPS = 2
+# The image statuses between PENDING and AVAILABLE, one per step.
 IMAGE_BUILD_STEPS = ("CREATING", "BUILDING", "TESTING", "DISTRIBUTING", "INTEGRATING")
 IMAGE_END_STATUSES = ("FAILED", "CANCELLED")
 TASK_CANCELLED_MESSAGE = "User initiated task cancelation"
