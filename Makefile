@@ -6,6 +6,10 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 EMULATOR_PORT ?= 8001
 EMULATOR := http://127.0.0.1:$(EMULATOR_PORT)
+# moto's server: S3 and IAM for the emulator (Procfile `s3`).
+MOTO_PORT ?= 8002
+MOTO := http://127.0.0.1:$(MOTO_PORT)
+EMULATOR_IMPORT_BUCKET := vm-import-portal-uploads
 DATA_DIR ?= $(CURDIR)/var
 export DATA_DIR
 
@@ -31,13 +35,17 @@ run: install
 	  echo "The portal: http://127.0.0.1:$(PORT)/ (real AWS)"; \
 	  exec honcho start --procfile Procfile --port $(PORT) web worker; \
 	else \
-	  echo "No AWS credentials or region configured: starting the local AWS emulator on $(EMULATOR)."; \
+	  echo "No AWS credentials or region configured: starting the local AWS emulator on $(EMULATOR)"; \
+	  echo "and moto's S3 and IAM on $(MOTO) (bucket $(EMULATOR_IMPORT_BUCKET), role vmimport)."; \
 	  echo "Nothing is sent to AWS. The portal: http://127.0.0.1:$(PORT)/"; \
+	  python manage.py ensure_admin --import-bucket $(EMULATOR_IMPORT_BUCKET); \
 	  export EMULATOR_PORT=$(EMULATOR_PORT) AWS_REGION=us-east-1 \
 	    AWS_ACCESS_KEY_ID=emulator AWS_SECRET_ACCESS_KEY=emulator \
 	    AWS_ENDPOINT_URL_IMAGEBUILDER=$(EMULATOR) AWS_ENDPOINT_URL_EC2=$(EMULATOR) \
-	    AWS_ENDPOINT_URL_STS=$(EMULATOR); \
-	  exec honcho start --procfile Procfile --port $(PORT) web worker emulator; \
+	    AWS_ENDPOINT_URL_STS=$(EMULATOR) \
+	    MOTO_PORT=$(MOTO_PORT) AWS_ENDPOINT_URL_S3=$(MOTO) AWS_ENDPOINT_URL_IAM=$(MOTO) \
+	    EMULATOR_IMPORT_BUCKET=$(EMULATOR_IMPORT_BUCKET) PORTAL_PORT=$(PORT); \
+	  exec honcho start --procfile Procfile --port $(PORT) web worker emulator s3; \
 	fi
 
 test: install
@@ -45,9 +53,10 @@ test: install
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest
 
-# The local AWS emulator alone, as `make run` starts it (python -m fakeaws --help).
+# The local AWS emulator alone, as `make run` starts it (python -m fakeaws --help);
+# with S3, start moto too: $(BIN)/moto_server -H 127.0.0.1 -p $(MOTO_PORT)
 emulator: install
-	$(BIN)/python -m fakeaws --port $(EMULATOR_PORT)
+	$(BIN)/python -m fakeaws --port $(EMULATOR_PORT) --s3-endpoint $(MOTO)
 
 # The README's pictures, made by the browser tests into docs/screenshots/.
 screenshots: install

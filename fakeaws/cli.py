@@ -1,7 +1,9 @@
 """`python -m fakeaws --port N [flags]`: serve the emulator until interrupted."""
 
 import argparse
+import threading
 
+from . import s3
 from .control import OPERATIONS
 from .server import EmulatorOptions, make_server
 
@@ -13,7 +15,8 @@ DESCRIPTION = (
     "AWS_ENDPOINT_URL_EC2 and AWS_ENDPOINT_URL_STS can all point at it. Requests are "
     "judged by botocore's service models. State lives in memory only: a restart starts "
     "again from the seeded VM import tasks. Faults can be armed here or through the JSON "
-    "control API under /_emulator/."
+    "control API under /_emulator/. S3 and IAM are moto's (moto_server): with "
+    "--s3-endpoint, ImportImage reads each disk's header from there."
 )
 
 
@@ -67,6 +70,29 @@ def build_parser(prog=None):
         "--latency", type=float, default=0.0, metavar="SECONDS", help="Delay every answer."
     )
     parser.add_argument("--seed", type=int, help="Seed for --fail-rate, for repeatable runs.")
+    parser.add_argument(
+        "--s3-endpoint",
+        metavar="URL",
+        help="moto's server (moto_server -p 8002): ImportImage reads each disk's header "
+        "from S3 there, and at start-up the emulator creates the upload bucket "
+        f"{s3.UPLOAD_BUCKET} (CORS, lifecycle) and the IAM role {s3.IMPORT_ROLE} in it. "
+        "Without it, disks are taken as declared.",
+    )
+    parser.add_argument(
+        "--portal-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="An origin the upload bucket's CORS rule allows (repeatable; default "
+        f"{' and '.join(s3.PORTAL_ORIGINS)}).",
+    )
+    parser.add_argument(
+        "--seed-converting-seconds",
+        type=float,
+        default=180.0,
+        metavar="SECONDS",
+        help="How long the seeded converting VM import task takes to complete once it is "
+        "first listed (default 180; it waits until then).",
+    )
     parser.add_argument("--quiet", action="store_true", help="Do not log each request.")
     return parser
 
@@ -86,6 +112,8 @@ def main(argv=None, prog=None):
         fail_rate=arguments.fail_rate,
         latency=arguments.latency,
         seed=arguments.seed,
+        s3_endpoint=arguments.s3_endpoint,
+        seed_converting_seconds=arguments.seed_converting_seconds,
     )
     try:
         server = make_server(arguments.host, arguments.port, options, verbose=not arguments.quiet)
@@ -99,6 +127,12 @@ def main(argv=None, prog=None):
         f"Control API: {server.url}/_emulator/ (calls, state, reset, advance, faults).",
         flush=True,
     )
+    if arguments.s3_endpoint:
+        # moto may start after the emulator: set it up in the background.
+        origins = tuple(arguments.portal_origin or s3.PORTAL_ORIGINS)
+        threading.Thread(
+            target=set_up_s3, args=(arguments.s3_endpoint, origins), daemon=True
+        ).start()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -106,3 +140,14 @@ def main(argv=None, prog=None):
     finally:
         server.server_close()
     return 0
+
+
+def set_up_s3(endpoint, origins):
+    if s3.set_up_when_ready(endpoint, origins=origins):
+        print(
+            f"S3 and IAM at {endpoint}: bucket {s3.UPLOAD_BUCKET} (CORS for "
+            f"{', '.join(origins)}, lifecycle) and role {s3.IMPORT_ROLE} are set up.\n"
+            f"  export AWS_ENDPOINT_URL_S3={endpoint}\n"
+            f"  export AWS_ENDPOINT_URL_IAM={endpoint}",
+            flush=True,
+        )

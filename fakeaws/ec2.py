@@ -13,7 +13,10 @@ import binascii
 import re
 import xml.etree.ElementTree as ET
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from . import query, validation
+from .disks import inspect_disk
 from .state import ImportTask, hex_id, new_request_id
 from .validation import ShapeError
 from .wire import ServiceError, xml_element, xml_response
@@ -120,16 +123,26 @@ def error_response(code, message):
 def import_image(world, members):
     client_token = members.get("ClientToken")
     with world.lock:
-        if client_token in world.task_tokens:
-            task = world.tasks[world.task_tokens[client_token]]
-            if task.request != members:
-                raise ServiceError(
-                    "IdempotentParameterMismatch",
-                    f"The client token {client_token!r} was already used with other parameters.",
-                )
-        else:
-            task = world.add_task(new_task(world, members))
+        task = repeated_task(world, client_token, members)
+    if task is None:
+        # S3 is read outside the lock; a race on the same token is settled below.
+        task = new_task(world, members)
+    with world.lock:
+        task = repeated_task(world, client_token, members) or world.add_task(task)
         return describe_task(world, task)
+
+
+def repeated_task(world, client_token, members):
+    """The task an earlier call with this ClientToken started, if any."""
+    if client_token not in world.task_tokens:
+        return None
+    task = world.tasks[world.task_tokens[client_token]]
+    if task.request != members:
+        raise ServiceError(
+            "IdempotentParameterMismatch",
+            f"The client token {client_token!r} was already used with other parameters.",
+        )
+    return task
 
 
 def new_task(world, members):
@@ -144,6 +157,7 @@ def new_task(world, members):
     architecture = members.get("Architecture") or "x86_64"
     check_choice("Platform", platform, PLATFORMS)
     check_choice("Architecture", architecture, ARCHITECTURES)
+    failures = [read_disk(world, disk) for disk in disks]
     return ImportTask(
         task_id=hex_id("import-ami-"),
         created_at=world.clock.now(),
@@ -156,7 +170,28 @@ def new_task(world, members):
         tags=task_tags(members),
         client_token=members.get("ClientToken"),
         request=members,
+        failure=next((failure for failure in failures if failure), None),
     )
+
+
+def read_disk(world, disk):
+    """Read the disk's header from S3, when the emulator has one; EC2's failure or None.
+
+    Without S3 (no --s3-endpoint) every disk is taken as it is declared.
+    """
+    bucket, key = disk.get("bucket"), disk.get("key")
+    if not bucket and (disk.get("url") or "").startswith("s3://"):
+        # The reference: a Url may be an Amazon S3 URL (s3://..).
+        bucket, _, key = disk["url"].removeprefix("s3://").partition("/")
+    if world.s3 is None or not (bucket and key):
+        return None
+    try:
+        found = inspect_disk(world.s3, bucket, key, disk["format"])
+    except (BotoCoreError, ClientError) as error:
+        raise ServiceError("InternalError", f"The emulator could not read S3: {error}") from None
+    if found.size is not None:
+        disk["size"] = found.size
+    return found.failure
 
 
 def disk_of(container):
@@ -212,6 +247,8 @@ def describe_import_image_tasks(world, members):
             name, values = task_filter.get("Name"), task_filter.get("Values", [])
             tasks = [task for task in tasks if matches(world, task, name, values)]
         start, end = page_bounds(members, len(tasks))
+        for task in tasks[start:end]:
+            world.list_task(task)
         described = [describe_task(world, task) for task in tasks[start:end]]
     next_token = encode_token(end) if end < len(tasks) else None
     return {"importImageTaskSet": described, "nextToken": next_token}
@@ -301,7 +338,7 @@ def describe_task(world, task):
 def snapshot(task, disk, state):
     detail = {
         "description": disk.get("description"),
-        "diskImageSize": DISK_SIZE_BYTES,
+        "diskImageSize": disk.get("size", DISK_SIZE_BYTES),
         "format": disk["format"],
         "status": state.status,
         "url": disk.get("url"),

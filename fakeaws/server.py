@@ -11,7 +11,7 @@ import traceback
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from . import control, ec2, imagebuilder, sts
+from . import control, ec2, imagebuilder, s3, sts
 from .faults import DROP, Faults
 from .state import DEFAULT_ACCOUNT_ID, World
 from .wire import Request
@@ -31,6 +31,10 @@ class EmulatorOptions:
     fail_rate: float = 0.0
     latency: float = 0.0
     seed: int | None = None
+    # moto's server, where ImportImage reads its disks; None: disks are not read.
+    s3_endpoint: str | None = None
+    # How long the seeded converting task takes once first listed; None: as any task.
+    seed_converting_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -46,8 +50,12 @@ class Emulator:
     def __init__(self, options=None):
         self.options = options or EmulatorOptions()
         self.world = World(
-            step_seconds=self.options.step_seconds, account_id=self.options.account_id
+            step_seconds=self.options.step_seconds,
+            account_id=self.options.account_id,
+            seed_converting_seconds=self.options.seed_converting_seconds,
         )
+        if self.options.s3_endpoint:
+            self.world.s3 = s3.client("s3", self.options.s3_endpoint)
         self.faults = Faults(self.options.seed)
         self.arm_startup_faults()
 

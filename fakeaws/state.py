@@ -27,6 +27,9 @@ TASK_STEPS = (
     ("70", "updating"),
     ("90", "preparing ami"),
 )
+# A task whose disk fails validation is deleted after this many steps
+# (pending, validating).
+VALIDATION_STEPS = 2
 # The image statuses between PENDING and AVAILABLE, one per step.
 IMAGE_BUILD_STEPS = ("CREATING", "BUILDING", "TESTING", "DISTRIBUTING", "INTEGRATING")
 IMAGE_END_STATUSES = ("FAILED", "CANCELLED")
@@ -94,11 +97,35 @@ class ImportTask:
     request: dict = field(default_factory=dict)
     # Seeded tasks begin part-way through their steps.
     first_step: float = 0
+    # How many emulator steps each of this task's steps lasts.
+    pace: float = 1
+    # The clock of a task that waits to be listed has not started: it stays at
+    # first_step until DescribeImportImageTasks first shows it (start()).
+    waits_to_be_listed: bool = False
+    # EC2's StatusMessage when the disk fails validation: the task is deleted.
+    failure: str | None = None
     cancelled_at: float | None = None
     cancel_reason: str | None = None
 
+    def start(self, now):
+        if self.waits_to_be_listed:
+            self.waits_to_be_listed = False
+            self.created_at = now
+
+    def step_at(self, step, step_seconds):
+        """When the task reaches `step` (counted as first_step is)."""
+        if self.waits_to_be_listed:
+            return math.inf
+        return self.created_at + max(0, step - self.first_step) * step_seconds * self.pace
+
     def completes_at(self, step_seconds):
-        return self.created_at + max(0, len(TASK_STEPS) - self.first_step) * step_seconds
+        if self.failure:
+            return math.inf
+        return self.step_at(len(TASK_STEPS), step_seconds)
+
+    def fails_at(self, step_seconds):
+        """When a bad disk is found: after the pending and validating steps."""
+        return self.step_at(VALIDATION_STEPS, step_seconds) if self.failure else math.inf
 
     def state(self, now, step_seconds):
         if self.cancelled_at is not None:
@@ -106,10 +133,18 @@ class ImportTask:
             deleting = steps_since(self.cancelled_at, now, step_seconds) < 1
             message = self.cancel_reason or TASK_CANCELLED_MESSAGE
             return TaskState("deleting" if deleting else "deleted", message=message)
+        fails_at = self.fails_at(step_seconds)
+        if now >= fails_at:
+            deleting = steps_since(fails_at, now, step_seconds * self.pace) < 1
+            return TaskState("deleting" if deleting else "deleted", message=self.failure)
         if now >= self.completes_at(step_seconds):
             return TaskState("completed")
-        # Not completed, so step_seconds > 0 here.
-        step = math.floor(self.first_step + max(0, now - self.created_at) / step_seconds)
+        # Not completed, so step_seconds > 0 here (or the clock waits for a listing).
+        step = math.floor(self.first_step)
+        if not self.waits_to_be_listed:
+            step = math.floor(
+                self.first_step + max(0, now - self.created_at) / (step_seconds * self.pace)
+            )
         progress, message = TASK_STEPS[min(step, len(TASK_STEPS) - 1)]
         return TaskState("active", progress, message)
 
@@ -158,6 +193,8 @@ class Image:
                 )
                 return ImageState("FAILED", reason)
             return ImageState("PENDING")
+        if now >= max(task.fails_at(step_seconds), self.created_at):
+            return ImageState("FAILED", f"The VM import task {task.task_id} failed: {task.failure}")
         # PENDING for at least one step, and for as long as the import is converting.
         build_starts = max(self.created_at + step_seconds, task.completes_at(step_seconds))
         step = steps_since(build_starts, now, step_seconds)
@@ -205,8 +242,11 @@ SEED_TASKS = (
         "description": "RHEL 9 database server (VMware OVA export)",
         "platform": "Linux",
         "disks": [{"format": "VMDK", "s3_key": "exports/rhel9-db.vmdk"}],
-        # Half-way through "converting" at start-up.
+        # Half-way through "converting", and waiting there until it is first
+        # listed (the portal's form lists tasks), so that a new user sees it
+        # converting, and can import it while it still is.
         "first_step": 2.5,
+        "waits_to_be_listed": True,
     },
 )
 SEED_BUCKET = "vm-exports"
@@ -215,11 +255,18 @@ SEED_BUCKET = "vm-exports"
 class World:
     """Everything the emulator knows, behind one lock."""
 
-    def __init__(self, *, step_seconds=2.0, account_id=DEFAULT_ACCOUNT_ID):
+    def __init__(
+        self, *, step_seconds=2.0, account_id=DEFAULT_ACCOUNT_ID, seed_converting_seconds=None
+    ):
         self.lock = threading.RLock()
         self.clock = Clock()
         self.step_seconds = step_seconds
         self.account_id = account_id
+        # How long the seeded converting task takes, from its first listing
+        # to completed; None: at the pace of every other task.
+        self.seed_converting_seconds = seed_converting_seconds
+        # A boto3 S3 client of moto's server, or None: then disks are not read.
+        self.s3 = None
         self.reset()
 
     def reset(self):
@@ -256,8 +303,16 @@ class World:
                     architecture=seed.get("architecture", "x86_64"),
                     disks=disks,
                     first_step=first_step,
+                    pace=self.seed_pace(first_step),
+                    waits_to_be_listed=seed.get("waits_to_be_listed", False),
                 )
             )
+
+    def seed_pace(self, first_step):
+        remaining = len(TASK_STEPS) - first_step
+        if not (self.seed_converting_seconds and self.step_seconds > 0 and remaining > 0):
+            return 1
+        return max(1, self.seed_converting_seconds / (remaining * self.step_seconds))
 
     # -- calls ------------------------------------------------------------
 
@@ -289,6 +344,11 @@ class World:
 
     def task_state(self, task):
         return task.state(self.clock.now(), self.step_seconds)
+
+    def list_task(self, task):
+        """A task shown by DescribeImportImageTasks: a waiting one starts now."""
+        with self.lock:
+            task.start(self.clock.now())
 
     # -- images -----------------------------------------------------------
 

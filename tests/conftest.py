@@ -5,7 +5,8 @@ from django.core.cache import cache
 from django.test import override_settings
 
 from config.celery import app
-from fakeaws.testing import running_emulator
+from fakeaws import s3
+from fakeaws.testing import reset_moto, running_emulator, running_moto
 from imports import aws
 from imports.cache import forget_failures
 from imports.models import ApiToken, ImageImport, Team
@@ -122,6 +123,36 @@ def emulator(monkeypatch, aws_credentials):
 def slow_emulator(monkeypatch, aws_credentials):
     """The emulator with one-minute steps: advance() walks tasks and images."""
     yield from serve_emulator(monkeypatch, step_seconds=60)
+
+
+@pytest.fixture(scope="session")
+def moto_url():
+    """moto's server (S3, IAM) on a free port, for the whole run; see s3_emulator."""
+    with running_moto() as url:
+        yield url
+
+
+@pytest.fixture
+def s3_emulator(monkeypatch, aws_credentials, moto_url):
+    """The emulator reading disks from moto, boto3 pointed at both; no waiting.
+
+    moto starts empty; `s3_emulator.s3_endpoint` is its URL, and
+    fakeaws.s3.set_up(url) makes what `make run` has: the upload bucket (CORS,
+    lifecycle) and the vmimport role.
+    """
+    reset_moto(moto_url)
+    with running_emulator(step_seconds=0, s3_endpoint=moto_url) as control:
+        for name, value in control.environ().items():
+            monkeypatch.setenv(name, value)
+        aws.clear_clients()
+        yield control
+
+
+@pytest.fixture
+def s3_set_up(s3_emulator):
+    """s3_emulator with the bucket and role `make run` seeds."""
+    s3.set_up(s3_emulator.s3_endpoint)
+    return s3_emulator
 
 
 @pytest.fixture(scope="module")

@@ -459,6 +459,36 @@ def test_it_is_seeded_with_completed_and_converting_vm_imports(slow_emulator):
     ]
 
 
+def test_the_seeded_converting_task_waits_to_be_listed_then_takes_its_time():
+    with running_emulator(step_seconds=2, seed_converting_seconds=180) as emulator:
+        ec2 = client("ec2", emulator)
+        emulator.advance(3600)  # nobody has looked yet: an hour goes by
+
+        def converting():
+            [task] = ec2.describe_import_image_tasks(ImportTaskIds=[CONVERTING_TASK])[
+                "ImportImageTasks"
+            ]
+            return task["Status"], task.get("Progress"), task.get("StatusMessage")
+
+        assert converting() == ("active", "50", "converting")  # first listed: it starts now
+        emulator.advance(30)
+        assert converting() == ("active", "50", "converting")
+        emulator.advance(30)
+        assert converting() == ("active", "70", "updating")
+        emulator.advance(60)
+        assert converting() == ("active", "90", "preparing ami")
+        emulator.advance(50)
+        assert converting()[0] == "active"
+        emulator.advance(10)
+        assert converting() == ("completed", None, None)
+
+
+def test_the_command_gives_the_seeded_converting_task_three_minutes():
+    from fakeaws.cli import build_parser
+
+    assert build_parser().parse_args([]).seed_converting_seconds == 180
+
+
 def test_import_image_starts_a_task_and_keeps_its_client_token(slow_emulator):
     ec2 = client("ec2", slow_emulator)
 

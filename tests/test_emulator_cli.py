@@ -8,8 +8,11 @@ import sys
 import time
 from pathlib import Path
 
+import boto3
 import pytest
+from botocore.config import Config
 
+from fakeaws import s3
 from fakeaws.testing import EmulatorControl, running_emulator
 
 VENV_BIN = Path(sys.executable).parent
@@ -208,3 +211,49 @@ def test_the_command_refuses_a_failure_rate_above_one():
 
     assert refused.returncode == 2
     assert "--fail-rate must be between 0 and 1." in refused.stderr
+
+
+def test_the_command_sets_up_moto_started_after_it_as_make_run_does():
+    port, moto_port = free_port(), free_port()
+    moto = f"http://127.0.0.1:{moto_port}"
+    emulator_command = [
+        *COMMANDS["python -m fakeaws"],
+        *("--port", str(port), "--quiet", "--s3-endpoint", moto),
+        *("--portal-origin", "http://127.0.0.1:9000"),
+    ]
+    moto_command = [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)]
+    processes = [
+        subprocess.Popen(
+            command,
+            cwd=PROJECT,
+            env=offline_environ(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for command in (emulator_command, moto_command)  # moto last: the emulator waits
+    ]
+    session = boto3.session.Session(
+        aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+    )
+    config = Config(retries={"total_max_attempts": 1}, s3={"addressing_style": "path"})
+    try:
+        bucket = session.client("s3", endpoint_url=moto, config=config)
+        iam = session.client("iam", endpoint_url=moto, config=config)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                # The role's policy is the last thing set up.
+                iam.get_role_policy(RoleName=s3.IMPORT_ROLE, PolicyName=s3.IMPORT_ROLE)
+                break
+            except Exception:
+                if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+                    raise
+                time.sleep(0.5)
+        [rule] = bucket.get_bucket_cors(Bucket=s3.UPLOAD_BUCKET)["CORSRules"]
+        assert rule["AllowedOrigins"] == ["http://127.0.0.1:9000"]
+        assert iam.get_role(RoleName=s3.IMPORT_ROLE)["Role"]["RoleName"] == "vmimport"
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=10)

@@ -20,8 +20,19 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--username", default="admin")
+        parser.add_argument(
+            "--import-bucket",
+            metavar="BUCKET",
+            help="Give the team 'default' this S3 bucket for disk uploads, if it has none "
+            "(make run passes the local emulator's).",
+        )
 
-    def handle(self, username, **options):
+    def handle(self, username, import_bucket=None, **options):
+        self.create_admin(username)
+        if import_bucket:
+            self.give_default_team_a_bucket(import_bucket)
+
+    def create_admin(self, username):
         credentials_file = settings.DATA_DIR / "admin-credentials.txt"
         User = get_user_model()
         if User.objects.filter(is_superuser=True).exists():
@@ -43,3 +54,15 @@ class Command(BaseCommand):
                 f"  username: {username}\n  password: {password}"
             )
         )
+
+    def give_default_team_a_bucket(self, bucket):
+        # Teams get their upload bucket with disk imports (issue 9); before
+        # that field exists there is nothing to set.
+        if not hasattr(Team, "import_bucket"):
+            return
+        team, _ = Team.objects.get_or_create(name=DEFAULT_TEAM)
+        if team.import_bucket:
+            return  # chosen by someone: kept
+        team.import_bucket = bucket
+        team.save(update_fields=["import_bucket"])
+        self.stdout.write(f"The team '{DEFAULT_TEAM}' uploads disks to s3://{bucket}.")
