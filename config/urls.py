@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from imports.monitoring import metrics_view
+
 admin.site.site_header = "VM Import Portal: audit"
 admin.site.site_title = "VM Import Portal audit"
 
@@ -21,5 +23,6 @@ urlpatterns = [
         name="password_change_done",
     ),
     path("api/", include("imports.api_urls")),
+    path("metrics", metrics_view, name="metrics"),
     path("", include("imports.urls")),
 ]

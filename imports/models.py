@@ -18,6 +18,7 @@ from django.db.models import F, Q
 from django.dispatch import receiver
 from django.utils import timezone
 
+from . import metrics
 from .audit import current_client_ip
 from .aws import Target
 
@@ -334,6 +335,7 @@ class ImageImport(models.Model):
                 ),
             )
             return existing, False
+        metrics.TRANSITIONS.labels("", Status.QUEUED).inc()
         return image_import, True
 
     # -- transitions ----------------------------------------------------------
@@ -516,9 +518,12 @@ class ImageImport(models.Model):
                         to_status=new_status,
                         detail=detail_for(),
                     )
-                    return True
-        self.refresh_from_db()
-        return False
+                    break
+        if not moved:
+            self.refresh_from_db()
+            return False
+        metrics.TRANSITIONS.labels(old_status, new_status).inc()
+        return True
 
     def _record(self, *, action, detail, actor=None, from_status="", to_status=""):
         AuditEvent.record(

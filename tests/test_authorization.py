@@ -57,6 +57,8 @@ EXPECTED = {
     "api:import": ("get", api(200, outsider=404)),
     "api:vm_import_tasks": ("get", api(200)),
     "login": ("get", same(200)),
+    # Off without METRICS_TOKEN; with it, only its bearer reads (test_metrics.py).
+    "metrics": ("get", same(404)),
     "logout": ("post", same(302)),
     "password_change": ("get", signed_in(200)),
     "password_change_done": ("get", signed_in(200)),
