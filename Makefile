@@ -9,7 +9,7 @@ EMULATOR := http://127.0.0.1:$(EMULATOR_PORT)
 DATA_DIR ?= $(CURDIR)/var
 export DATA_DIR
 
-.PHONY: run test bench lint format install clean
+.PHONY: run serve test bench lint format install clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,12 +19,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 install: $(VENV)/.installed
 
 run: install
+	rm -rf $(DATA_DIR)/prometheus
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_admin
 	@export PATH="$(CURDIR)/$(BIN):$$PATH"; \
 	if [ "$$(python manage.py aws_mode)" = aws ]; then \
 	  echo "The portal: http://127.0.0.1:$(PORT)/ (real AWS)"; \
-	  exec honcho start --procfile Procfile --port $(PORT) web worker; \
+	  exec python -m config.procfile start --procfile Procfile --port $(PORT) web worker beat; \
 	else \
 	  echo "No AWS credentials or region configured: starting the local AWS emulator on $(EMULATOR)."; \
 	  echo "Nothing is sent to AWS. The portal: http://127.0.0.1:$(PORT)/"; \
@@ -32,8 +33,14 @@ run: install
 	    AWS_ACCESS_KEY_ID=emulator AWS_SECRET_ACCESS_KEY=emulator \
 	    AWS_ENDPOINT_URL_IMAGEBUILDER=$(EMULATOR) AWS_ENDPOINT_URL_EC2=$(EMULATOR) \
 	    AWS_ENDPOINT_URL_STS=$(EMULATOR); \
-	  exec honcho start --procfile Procfile --port $(PORT) web worker emulator; \
+	  exec python -m config.procfile start --procfile Procfile --port $(PORT) web worker beat emulator; \
 	fi
+
+# Production on one machine, in the foreground: gunicorn, a Celery worker and
+# one beat under supervisord. Refuses to start without a real configuration
+# (README, "Production").
+serve: install
+	@exec $(BIN)/python -m config.serve
 
 test: install
 	$(BIN)/ruff check .
