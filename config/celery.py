@@ -1,7 +1,7 @@
 import os
 
 from celery import Celery
-from celery.signals import before_task_publish, task_postrun, task_prerun
+from celery.signals import before_task_publish, task_postrun, task_prerun, worker_ready
 
 from config import logs
 
@@ -38,3 +38,14 @@ def drop_request_id(task=None, **kwargs):
             logs.reset_request_id(token)
         except ValueError:  # set in another context (a pool that switched threads)
             logs.set_request_id("")
+
+
+@worker_ready.connect
+def serve_metrics(**kwargs):
+    """A worker machine's own /metrics, when WORKER_METRICS_PORT is set."""
+    from django.conf import settings
+
+    if settings.WORKER_METRICS_PORT and settings.METRICS_TOKEN:
+        from imports.monitoring import serve_worker_metrics
+
+        serve_worker_metrics(settings.WORKER_METRICS_PORT)

@@ -316,6 +316,8 @@ PROMETHEUS_MULTIPROC_DIR = Path(
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(DATA_DIR / "prometheus"))
 )
 PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+# A worker machine (no web process) serves its counters on this port.
+WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0)
 if not DEBUG:
     # Prometheus scrapes over the private network, not through the TLS proxy.
     SECURE_REDIRECT_EXEMPT = [r"^metrics$"]

@@ -8,6 +8,8 @@ queries.
 """
 
 import hmac
+import threading
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from django.conf import settings
 from django.db.models import Count, Min
@@ -24,18 +26,63 @@ WAITING = (Status.QUEUED, Status.SUBMITTING)
 
 @require_GET
 def metrics_view(request):
-    token = settings.METRICS_TOKEN
-    if not token:
+    if not settings.METRICS_TOKEN:
         raise Http404("Metrics are off: set METRICS_TOKEN to switch them on.")
-    offered = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(offered.encode(), token.encode()):
-        response = HttpResponse("A valid bearer token is required.\n", status=401)
+    if not bearer_ok(request.headers.get("Authorization", "")):
+        response = HttpResponse(UNAUTHORIZED, status=401)
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
+    registry = process_registry()
     registry.register(DatabaseCollector())
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
+UNAUTHORIZED = "A valid bearer token is required.\n"
+
+
+def bearer_ok(authorization):
+    token = settings.METRICS_TOKEN
+    offered = authorization.removeprefix("Bearer ").strip()
+    return bool(token) and hmac.compare_digest(offered.encode(), token.encode())
+
+
+def process_registry():
+    """What every process of this machine counted (PROMETHEUS_MULTIPROC_DIR)."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
+
+
+def serve_worker_metrics(port, host="0.0.0.0"):
+    """This machine's counters on http://host:port/metrics, for a worker machine.
+
+    A worker machine runs no web process to answer /metrics, so its Celery
+    worker serves its processes' counters itself (WORKER_METRICS_PORT), to the
+    same bearer token. The database's gauges are left to the web machines,
+    so that no series is scraped twice.
+    """
+
+    def metrics_app(environ, start_response):
+        if environ.get("PATH_INFO") != "/metrics":
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"Not found\n"]
+        if not bearer_ok(environ.get("HTTP_AUTHORIZATION", "")):
+            start_response(
+                "401 Unauthorized",
+                [("Content-Type", "text/plain"), ("WWW-Authenticate", 'Bearer realm="metrics"')],
+            )
+            return [UNAUTHORIZED.encode()]
+        start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
+        return [generate_latest(process_registry())]
+
+    server = make_server(host, port, metrics_app, handler_class=QuietHandler)
+    threading.Thread(target=server.serve_forever, name="worker-metrics", daemon=True).start()
+    return server
+
+
+class QuietHandler(WSGIRequestHandler):
+    def log_message(self, format, *args):  # each scrape is not news
+        pass
 
 
 class DatabaseCollector:

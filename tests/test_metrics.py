@@ -4,17 +4,21 @@ import os
 import re
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 
 import pytest
 
-from imports import tasks
+from imports import metrics, tasks
 from imports.models import Status
+from imports.monitoring import serve_worker_metrics
 
 from .factories import make_import
 
 pytestmark = pytest.mark.django_db
 
 TOKEN = "s3cret-metrics-token"
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 ARN = "arn:aws:imagebuilder:us-east-1:123456789012:image/web-server-base/1.0.0/1"
 
 
@@ -145,3 +149,22 @@ def test_it_adds_up_what_other_processes_counted(scrape):
     )
     after = value(scrape(), "portal_import_retries_total", error_code="FromElsewhere")
     assert after - before == 3
+
+
+def test_a_worker_machine_serves_its_own_counters_to_the_bearer(settings):
+    settings.METRICS_TOKEN = TOKEN
+    metrics.RETRIES.labels("OnTheWorker").inc()
+    server = serve_worker_metrics(0, host="127.0.0.1")
+    url = f"http://127.0.0.1:{server.server_port}/metrics"
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            OPENER.open(url, timeout=5)
+        assert refused.value.code == 401
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN}"})
+        with OPENER.open(request, timeout=5) as response:
+            text = response.read().decode()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert value(text, "portal_import_retries_total", error_code="OnTheWorker") >= 1
+    assert "portal_imports{" not in text  # the database's gauges are the web's to give
