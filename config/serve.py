@@ -4,9 +4,10 @@
 
 Refuses to start, naming every missing or unfit variable at once, unless the
 configuration is a real one (SECRET_KEY, ALLOWED_HOSTS, PostgreSQL, Redis or
-RabbitMQ, a Redis cache). Then it empties the metrics directory, runs the
-migrations and collects the static files once, and hands over to supervisord
-(deploy/supervisord.conf): gunicorn, one Celery worker, one beat.
+RabbitMQ, a Redis cache). DEBUG is off unless DEBUG is set. Then it empties
+the metrics directory, runs the migrations and collects the static files
+once, and hands over to supervisord (deploy/supervisord.conf): gunicorn, one
+Celery worker, one beat.
 """
 
 import os
@@ -43,9 +44,11 @@ def configuration_problems(environ):
             problems.append(f"{name} is not set: {example}")
         elif name in SCHEMES and not value.startswith(SCHEMES[name]):
             problems.append(f"{name} must be {example}, not {value.split(':', 1)[0]}://...")
-    if environ.get("DEBUG", "0").lower() in ("1", "true", "yes", "on"):
-        problems.append("DEBUG is on: production runs with DEBUG=0 (or DEBUG unset)")
     return problems
+
+
+def debug_requested(environ):
+    return environ.get("DEBUG", "0").lower() in ("1", "true", "yes", "on")
 
 
 def production_environment(environ):
@@ -59,8 +62,8 @@ def production_environment(environ):
     environ["DATA_DIR"] = str(data_dir)
     environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(data_dir / "prometheus"))
     environ["PORTAL_USER"] = pwd.getpwuid(os.getuid()).pw_name  # supervisord runs as its user
-    # supervisorctl's password for the control socket (which only this user
-    # may open anyway); `make serve` writes it where supervisorctl finds it.
+    # The control socket's password (only this user may open the socket
+    # anyway); set SUPERVISOR_PASSWORD to use supervisorctl.
     environ.setdefault("SUPERVISOR_PASSWORD", secrets.token_urlsafe(24))
     environ["PORTAL_HOME"] = str(HOME)
     environ["PORTAL_BIN"] = str(BIN)
@@ -76,6 +79,8 @@ def main():
             print(f"  - {problem}", file=sys.stderr)
         print('See README.md, "Production".', file=sys.stderr)
         return 2
+    if debug_requested(os.environ):
+        print("make serve: DEBUG is on because DEBUG is set; never on a public address.")
     environ = production_environment(os.environ)
     Path(environ["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
     # Counters restart from zero with the processes that wrote them.

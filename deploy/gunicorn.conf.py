@@ -21,6 +21,12 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "1000"))
 max_requests_jitter = max_requests // 10
+# gunicornc's socket beside the portal's other files, not one per user in
+# $HOME, which a second gunicorn on the machine would take over.
+control_socket = os.path.join(
+    os.environ.get("DATA_DIR") or os.path.join(os.path.dirname(__file__), "..", "var"),
+    "gunicorn.ctl",
+)
 # Django's request line (config/logs.py) carries the request ID; gunicorn's
 # own access log would only repeat it without one.
 accesslog = None
