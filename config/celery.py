@@ -25,8 +25,10 @@ def send_request_id(headers=None, **kwargs):
 
 
 @task_prerun.connect
-def take_request_id(task=None, **kwargs):
-    request_id = getattr(task.request, REQUEST_ID_HEADER, None) or ""
+def take_request_id(task=None, task_id=None, **kwargs):
+    # Work no request started (beat's sweeps and refreshes) goes by its task's
+    # ID, which then follows what it queues (a sweep's re-sends).
+    request_id = getattr(task.request, REQUEST_ID_HEADER, None) or task_id or ""
     task.request._request_id_token = logs.set_request_id(request_id)
 
 

@@ -7,8 +7,10 @@ import pytest
 from django.test import Client
 
 from config.logs import JsonFormatter, RequestIdFilter, reset_request_id, set_request_id
+from imports import tasks
 from imports.models import ApiToken, Status
 
+from .factories import make_import
 from .helpers import wait_for_status
 
 ARN = "arn:aws:imagebuilder:us-east-1:123456789012:image/web-server-base/1.0.0/1"
@@ -98,3 +100,15 @@ def test_the_click_s_request_id_reaches_the_worker_s_line_with_aws_request_id(
     assert aws_line.aws_request_id == "aws-req-42"
     assert aws_line.aws_operation == "ImportVmImage"
     assert any(r.name == "imports.tasks" and "accepted by AWS" in r.getMessage() for r in traced)
+
+
+@pytest.mark.django_db
+def test_work_beat_started_goes_by_its_task_id(team, user, settings, records):
+    settings.IMPORT_STUCK_AFTER = 0
+    stuck = make_import(team, user, Status.SUBMITTING)
+
+    result = tasks.requeue_stuck_imports.apply()
+
+    line = next(r for r in records if r.name == "imports.tasks" and "stuck" in r.getMessage())
+    assert line.request_id == result.id
+    assert line.import_id == stuck.pk
