@@ -19,9 +19,11 @@ import contextlib
 import fcntl
 import logging
 import os
+import signal
 import time
 
 from celery.beat import PersistentScheduler
+from celery.signals import beat_init
 from django.conf import settings
 from django.db import connections
 
@@ -110,6 +112,7 @@ class SingleBeatScheduler(PersistentScheduler):
 
     def __init__(self, *args, lazy=False, **kwargs):
         self.lock = beat_lock()
+        self.ticking = self.stop_requested = False
         # A lazy scheduler only describes itself (beat's start-up banner makes
         # one) and never sends: it must not take the lock from the real one.
         if not lazy:
@@ -130,14 +133,41 @@ class SingleBeatScheduler(PersistentScheduler):
         logger.info("This beat holds the beat lock (pid %s)", os.getpid())
 
     def tick(self, *args, **kwargs):
-        if not self.lock.held():
-            if not self.lock.acquire():
-                return self.standby_seconds
-            logger.info("This beat holds the beat lock again (pid %s)", os.getpid())
-        return super().tick(*args, **kwargs)
+        self.ticking = True
+        try:
+            if not self.lock.held():
+                if not self.lock.acquire():
+                    return self.standby_seconds
+                logger.info("This beat holds the beat lock again (pid %s)", os.getpid())
+            return super().tick(*args, **kwargs)
+        finally:
+            self.ticking = False
+            if self.stop_requested:
+                raise SystemExit()
+
+    def stop_between_ticks(self, signum, frame):
+        """SIGTERM/SIGINT: stop now if idle, else once the tick in hand is done.
+
+        Celery's own handler closes the schedule (and so our lock) at once and
+        raises SystemExit wherever beat is, in the middle of sending a task
+        too, which then fails and logs an ERROR.
+        """
+        if self.ticking:
+            self.stop_requested = True
+        else:
+            raise SystemExit()
 
     def close(self):
         try:
             super().close()
         finally:
             self.lock.release()
+
+
+@beat_init.connect
+def stop_cleanly(sender=None, **kwargs):
+    """Replace Celery's SIGTERM/SIGINT handler (installed just before) with ours."""
+    scheduler = getattr(sender, "scheduler", None)
+    if isinstance(scheduler, SingleBeatScheduler):
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, scheduler.stop_between_ticks)

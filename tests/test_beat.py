@@ -101,3 +101,23 @@ def test_the_lock_goes_with_a_beat_killed_by_sigkill(tmp_path):
         assert time.monotonic() < deadline, "the killed beat's lock was never given back"
         time.sleep(0.1)
     lock.release()
+
+
+def test_sigterm_in_the_middle_of_a_tick_stops_beat_after_it(tmp_path):
+    beat = Beat(tmp_path / "beat")
+    sent_during_signal = []
+
+    def send_then_sigterm(entry, **kwargs):
+        beat.scheduler.stop_between_ticks(signal.SIGTERM, None)  # arrives mid-send
+        sent_during_signal.append(entry.name)
+
+    beat.scheduler.apply_async = send_then_sigterm
+    time.sleep(0.02)
+    with pytest.raises(SystemExit):
+        beat.scheduler.tick()
+    assert sent_during_signal == ["ping"]  # the send in hand was finished first
+
+    beat.scheduler.stop_requested = False
+    with pytest.raises(SystemExit):  # idle: at once
+        beat.scheduler.stop_between_ticks(signal.SIGTERM, None)
+    beat.scheduler.close()

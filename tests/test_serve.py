@@ -3,12 +3,14 @@
 Runs in CI's second and third passes (PostgreSQL with Redis, then with
 RabbitMQ): an import goes to Available through the emulator, /metrics adds
 up what the web and worker processes counted, one request ID leads from the
-click to AWS's requestId, a worker killed with SIGKILL is back within 30 s,
-and SIGTERM stops everything within 30 s with no ERROR logged.
+click to AWS's requestId, static files are hashed, compressed and cached for
+ever, a worker killed with SIGKILL is back within 30 s, and SIGTERM stops
+everything within 30 s, the AWS call in hand finished, with no ERROR logged.
 """
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,6 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -57,9 +60,10 @@ def http(url, *, data=None, headers=None, timeout=10):
     request = urllib.request.Request(url, data=data, headers=headers or {})
     try:
         with OPENER.open(request, timeout=timeout) as response:
-            return response.status, dict(response.headers), response.read().decode()
+            body = response.read().decode(errors="replace")
+            return response.status, dict(response.headers), body
     except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read().decode()
+        return error.code, dict(error.headers), error.read().decode(errors="replace")
 
 
 def database_url_for_tests():
@@ -150,21 +154,24 @@ def ready_workers(served):
     return sum('"celery@' in line and ' ready."' in line for line in served.lines())
 
 
-def test_make_serve_runs_an_import_to_available_survives_kill_9_and_stops_cleanly(served):
-    team = Team.objects.create(name="platform")
-    user = make_member("alice", team)
-    _, raw_token = ApiToken.issue(user=user, team=team)
-    payload = valid_payload()
-
-    status, headers, body = http(
+def submit(served, raw_token, request_id, **overrides):
+    return http(
         served.url + "/api/imports",
-        data=json.dumps(payload).encode(),
+        data=json.dumps(valid_payload(**overrides)).encode(),
         headers={
             "Authorization": f"Bearer {raw_token}",
             "Content-Type": "application/json",
-            "X-Request-ID": "click-serve-000001",
+            "X-Request-ID": request_id,
         },
     )
+
+
+def test_make_serve_runs_an_import_to_available_survives_kill_9_and_stops_cleanly(served, emulator):
+    team = Team.objects.create(name="platform")
+    user = make_member("alice", team)
+    _, raw_token = ApiToken.issue(user=user, team=team)
+
+    status, headers, body = submit(served, raw_token, "click-serve-000001")
     assert status == 201, body
     assert headers["X-Request-ID"] == "click-serve-000001"
     image_import = ImageImport.objects.get(pk=json.loads(body)["id"])
@@ -186,6 +193,15 @@ def test_make_serve_runs_an_import_to_available_survives_kill_9_and_stops_cleanl
     assert 'portal_aws_calls_total{error_code="",operation="ImportVmImage"} 1.0' in text
     assert "portal_refresh_cycle_duration_seconds_count" in text
 
+    # Static files: whitenoise, hashed names, compressed, cached for ever.
+    stylesheet = re.search(
+        r'href="(/static/css/portal\.[0-9a-f]{12}\.css)"', http(served.url + "/accounts/login/")[2]
+    )[1]
+    status, headers, _ = http(served.url + stylesheet, headers={"Accept-Encoding": "gzip"})
+    assert status == 200
+    assert headers["Content-Encoding"] == "gzip"
+    assert headers["Cache-Control"] == "max-age=315360000, public, immutable"
+
     # A worker killed with SIGKILL is back within 30 s.
     killed = worker_pid(served)
     assert killed
@@ -204,6 +220,13 @@ def test_make_serve_runs_an_import_to_available_survives_kill_9_and_stops_cleanl
         assert time.monotonic() < deadline, served.ctl("status")
         time.sleep(0.5)
 
+    # A call in hand when SIGTERM comes is finished (the worker's warm shutdown).
+    emulator.latency(4, operation="ImportVmImage")
+    status, _, body = submit(served, raw_token, "click-serve-000002", clientToken=str(uuid.uuid4()))
+    assert status == 201, body
+    in_hand = ImageImport.objects.get(pk=json.loads(body)["id"])
+    wait_for_status(in_hand, Status.SUBMITTING, timeout=30)
+
     # ... and SIGTERM stops everything within 30 s, with no ERROR logged.
     started = time.monotonic()
     served.process.send_signal(signal.SIGTERM)
@@ -217,3 +240,4 @@ def test_make_serve_runs_an_import_to_available_survives_kill_9_and_stops_cleanl
     assert "stopped: worker (exit status 0)" in supervisor_log
     assert "stopped: web (exit status 0)" in supervisor_log
     assert "stopped: beat (exit status 0)" in supervisor_log
+    assert wait_for_status(in_hand, Status.IMPORTING, timeout=1).image_arn
