@@ -13,7 +13,7 @@ EMULATOR_IMPORT_BUCKET := vm-import-portal-uploads
 DATA_DIR ?= $(CURDIR)/var
 export DATA_DIR
 
-.PHONY: run test emulator screenshots bench lint format install clean
+.PHONY: run serve test emulator screenshots bench lint format install clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 install: $(VENV)/.installed
 
 run: install
+	rm -rf $(DATA_DIR)/prometheus
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_admin
 	@if [ -z "$$EMAIL_URL$$EMAIL_HOST" ]; then \
@@ -33,7 +34,7 @@ run: install
 	  PORTAL_URL="$${PORTAL_URL:-http://127.0.0.1:$(PORT)}"; \
 	if [ "$$(python manage.py aws_mode)" = aws ]; then \
 	  echo "The portal: http://127.0.0.1:$(PORT)/ (real AWS)"; \
-	  exec honcho start --procfile Procfile --port $(PORT) web worker; \
+	  exec python -m config.procfile start --procfile Procfile --port $(PORT) web worker beat; \
 	else \
 	  echo "No AWS credentials or region configured: starting the local AWS emulator on $(EMULATOR)"; \
 	  echo "and moto's S3 and IAM on $(MOTO) (bucket $(EMULATOR_IMPORT_BUCKET), role vmimport)."; \
@@ -45,8 +46,14 @@ run: install
 	    AWS_ENDPOINT_URL_STS=$(EMULATOR) \
 	    MOTO_PORT=$(MOTO_PORT) AWS_ENDPOINT_URL_S3=$(MOTO) AWS_ENDPOINT_URL_IAM=$(MOTO) \
 	    EMULATOR_IMPORT_BUCKET=$(EMULATOR_IMPORT_BUCKET) PORTAL_PORT=$(PORT); \
-	  exec honcho start --procfile Procfile --port $(PORT) web worker emulator s3; \
+	  exec python -m config.procfile start --procfile Procfile --port $(PORT) web worker beat emulator s3; \
 	fi
+
+# Production on one machine, in the foreground: gunicorn, a Celery worker and
+# one beat under supervisord. Refuses to start without a real configuration
+# (README, "Production").
+serve: install
+	@exec $(BIN)/python -m config.serve
 
 test: install
 	$(BIN)/ruff check .

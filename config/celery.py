@@ -1,13 +1,56 @@
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import before_task_publish, task_postrun, task_prerun, worker_ready
+
+from config import logs
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# The request ID travels with every task as a message header: queued from a
+# web request, the task's log lines carry that request's ID; queued from a
+# task (a retry), it keeps the ID it ran under.
+REQUEST_ID_HEADER = "request_id"
+
+
+@before_task_publish.connect
+def send_request_id(headers=None, **kwargs):
+    request_id = logs.current_request_id()
+    if request_id and headers is not None and not headers.get(REQUEST_ID_HEADER):
+        headers[REQUEST_ID_HEADER] = request_id
+
+
+@task_prerun.connect
+def take_request_id(task=None, task_id=None, **kwargs):
+    # Work no request started (beat's sweeps and refreshes) goes by its task's
+    # ID, which then follows what it queues (a sweep's re-sends).
+    request_id = getattr(task.request, REQUEST_ID_HEADER, None) or task_id or ""
+    task.request._request_id_token = logs.set_request_id(request_id)
+
+
+@task_postrun.connect
+def drop_request_id(task=None, **kwargs):
+    token = getattr(task.request, "_request_id_token", None)
+    if token is not None:
+        try:
+            logs.reset_request_id(token)
+        except ValueError:  # set in another context (a pool that switched threads)
+            logs.set_request_id("")
+
+
+@worker_ready.connect
+def serve_metrics(**kwargs):
+    """A worker machine's own /metrics, when WORKER_METRICS_PORT is set."""
+    from django.conf import settings
+
+    if settings.WORKER_METRICS_PORT and settings.METRICS_TOKEN:
+        from imports.monitoring import serve_worker_metrics
+
+        serve_worker_metrics(settings.WORKER_METRICS_PORT)
 
 
 @task_prerun.connect

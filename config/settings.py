@@ -12,6 +12,8 @@ import dj_database_url
 import dj_email_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config.logs import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -48,6 +50,15 @@ def env_list(name, default=()):
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def proxy_ssl_header(value):
+    """SECURE_PROXY_SSL_HEADER from "Header" or "Header: value" (value https); "" for none."""
+    if not value.strip():
+        return None
+    header, _, expected = value.partition(":")
+    meta_name = "HTTP_" + header.strip().upper().replace("-", "_")
+    return (meta_name, expected.strip() or "https")
+
+
 DEBUG = env_bool("DEBUG", True)
 DATA_DIR = Path(env("DATA_DIR", str(BASE_DIR / "var"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -80,6 +91,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every line logged while serving a request carries its ID.
+    "config.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before anything reads a session or a database: text no database can
@@ -228,7 +241,7 @@ STORAGES = {
 }
 
 if not DEBUG:
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_PROXY_SSL_HEADER = proxy_ssl_header(env("SECURE_PROXY_SSL_HEADER", "X-Forwarded-Proto"))
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     # Load balancers probe over plain HTTP.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
@@ -271,14 +284,12 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    # boto's INFO lines ("Found credentials in ...") say nothing a person needs.
-    "loggers": {name: {"level": "WARNING"} for name in ("botocore", "boto3", "urllib3", "axes")},
-}
+# Logs: JSON lines with LOG_FORMAT=json (make serve's default), plain text
+# otherwise; every line carries the request ID (config/logs.py).
+LOG_FORMAT = env("LOG_FORMAT", "text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}")
+LOGGING = logging_config(LOG_FORMAT, env("LOG_LEVEL", "INFO"))
 
 # Celery: the filesystem transport needs no server; production uses Redis.
 BROKER_DIR = DATA_DIR / "broker"
@@ -330,6 +341,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_TIMEZONE = "UTC"
+# Django's LOGGING formats the worker's lines too (JSON, with the request ID).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # The portal's own knobs (seconds unless said otherwise).
 IMPORT_MAX_ATTEMPTS = env_int("IMPORT_MAX_ATTEMPTS", 8)
@@ -421,3 +434,23 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600,
     },
 }
+
+# --- Production serving: metrics, beat, proxies (issue 12) -------------------
+# /metrics answers only a bearer of METRICS_TOKEN, and 404 when it is unset.
+METRICS_TOKEN = env("METRICS_TOKEN")
+# prometheus_client's multiprocess mode: each process (gunicorn and Celery
+# workers, beat) writes its counters here and /metrics adds them up. It must
+# be in the environment before prometheus_client is first imported, which
+# settings always precede; `make run` and `make serve` empty it at start.
+PROMETHEUS_MULTIPROC_DIR = Path(
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(DATA_DIR / "prometheus"))
+)
+PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+# A worker machine (no web process) serves its counters on this port.
+WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0)
+if not DEBUG:
+    # Prometheus scrapes over the private network, not through the TLS proxy.
+    SECURE_REDIRECT_EXEMPT = [*SECURE_REDIRECT_EXEMPT, r"^metrics$"]
+# Every beat takes a lock first (config/beat.py): a second beat, started by
+# mistake or on another machine, waits and sends nothing.
+CELERY_BEAT_SCHEDULER = "config.beat:SingleBeatScheduler"

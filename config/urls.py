@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from imports import health
+from imports.monitoring import metrics_view
 
 admin.site.site_header = "VM Import Portal: audit"
 admin.site.site_title = "VM Import Portal audit"
@@ -28,6 +29,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("api/", include("imports.api_urls")),
     path("", include("notifications.urls")),
+    path("metrics", metrics_view, name="metrics"),
     path("", include("imports.urls")),
 ]
 

@@ -13,9 +13,11 @@ attempt carries the import's one clientToken.
 import functools
 import ipaddress
 import json
+import logging
 import math
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -34,6 +36,10 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from django.conf import settings
+
+from . import metrics
+
+logger = logging.getLogger(__name__)
 
 # Error codes that mean "try again later"; the HTTP status decides for codes
 # not listed (a 429 or a 5xx from a proxy, say).
@@ -440,10 +446,61 @@ def role_may(role_arn, actions, resources, *, target):
 
 
 def _call(function, *args, **kwargs):
+    operation = operation_name(function)
+    if operation is None:  # building a client, not calling AWS
+        try:
+            return function(*args, **kwargs)
+        except (BotoCoreError, ClientError) as error:
+            raise translate(error) from error
+    started = time.monotonic()
     try:
-        return function(*args, **kwargs)
+        response = function(*args, **kwargs)
     except (BotoCoreError, ClientError) as error:
-        raise translate(error) from error
+        aws_error = translate(error)
+        response = getattr(error, "response", {})
+        record_call(operation, started, response, error_code=aws_error.code)
+        raise aws_error from error
+    record_call(operation, started, response)
+    return response
+
+
+def operation_name(function):
+    """ImportVmImage for imagebuilder.import_vm_image; None for anything but a client method."""
+    client = getattr(function, "__self__", None)
+    mapping = getattr(getattr(client, "meta", None), "method_to_api_mapping", None)
+    return mapping.get(function.__name__) if mapping else None
+
+
+def record_call(operation, started, response, *, error_code=""):
+    """Count and time one AWS call, and log it with AWS's request ID.
+
+    The log line carries the portal's request ID too (config/logs.py), so
+    the click and AWS's `requestId` meet in one line.
+    """
+    seconds = time.monotonic() - started
+    metrics.AWS_CALLS.labels(operation, error_code).inc()
+    metrics.AWS_CALL_SECONDS.labels(operation).observe(seconds)
+    response = response or {}
+    aws_request_id = response.get("ResponseMetadata", {}).get("RequestId", "") or str(
+        response.get("requestId", "")
+    )
+    # Reads are many (the refresher asks about every import in flight); their
+    # successes are DEBUG, every write and every error is INFO.
+    quiet = not error_code and operation.startswith(("Get", "Describe"))
+    logger.log(
+        logging.DEBUG if quiet else logging.INFO,
+        "AWS %s %s in %.0f ms (AWS request %s)",
+        operation,
+        error_code or "ok",
+        seconds * 1000,
+        aws_request_id or "-",
+        extra={
+            "aws_operation": operation,
+            "aws_error_code": error_code,
+            "aws_request_id": aws_request_id,
+            "duration_ms": round(seconds * 1000, 1),
+        },
+    )
 
 
 def translate(error):

@@ -20,7 +20,7 @@ from django.db.models import F, Q
 from django.dispatch import receiver
 from django.utils import timezone
 
-from . import signals
+from . import metrics, signals
 from .audit import current_client_ip
 from .aws import Target
 
@@ -448,6 +448,7 @@ class ImageImport(models.Model):
                 ),
             )
             return existing, False
+        metrics.TRANSITIONS.labels("", Status.QUEUED).inc()
         return image_import, True
 
     # Members of the EC2 request the portal adds itself: a fresh ClientToken
@@ -730,9 +731,12 @@ class ImageImport(models.Model):
                         )
                     elif old_status == Status.UPLOADING:
                         signals.upload_finished.send(sender=ImageImport, image_import=self)
-                    return True
-        self.refresh_from_db()
-        return False
+                    break
+        if not moved:
+            self.refresh_from_db()
+            return False
+        metrics.TRANSITIONS.labels(old_status, new_status).inc()
+        return True
 
     def publish_version(self):
         """Tell pollers, through the cache, that the import changed (once committed).

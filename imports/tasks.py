@@ -18,7 +18,7 @@ from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 
-from . import aws
+from . import aws, metrics
 from .models import ImageImport, Status
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,13 @@ def submit_import(pk):
         request_id=accepted.request_id,
         client_token=accepted.client_token,
     )
+    logger.info(
+        "Import %s accepted by AWS: %s (AWS request %s)",
+        image_import.pk,
+        accepted.image_arn,
+        accepted.request_id,
+        extra={"import_id": image_import.pk, "aws_request_id": accepted.request_id},
+    )
 
 
 def handle_submit_error(image_import, error):
@@ -83,6 +90,15 @@ def handle_submit_error(image_import, error):
         return
     delay = retry_delay(image_import.attempts)
     if image_import.mark_retrying(code=error.code, message=error.message, delay=delay):
+        metrics.RETRIES.labels(error.code).inc()
+        logger.info(
+            "Import %s: %s, attempt %s; retrying in %.0fs",
+            image_import.pk,
+            error.code,
+            image_import.attempts,
+            delay,
+            extra={"import_id": image_import.pk},
+        )
         submit_import.apply_async((image_import.pk,), countdown=delay)
 
 
@@ -107,12 +123,18 @@ def requeue_stuck_imports():
     )
     requeued = 0
     for image_import in stuck.iterator():
+        stuck_status = image_import.status
         stuck_before = unsent_cutoff if image_import.attempts == 0 else cutoff
         if image_import.requeue(stuck_before=stuck_before, now=now):
             submit_import.delay(image_import.pk)
+            metrics.SWEEPER_RESENDS.labels(stuck_status).inc()
+            logger.warning(
+                "Import %s was stuck in %s; sent again",
+                image_import.pk,
+                stuck_status,
+                extra={"import_id": image_import.pk},
+            )
             requeued += 1
-    if requeued:
-        logger.warning("Re-enqueued %d stuck import(s)", requeued)
     return requeued
 
 
@@ -165,6 +187,7 @@ def refresh_imports():
     # another worker, and a second one would only double the AWS calls.
     if not cache.add(REFRESH_LOCK_KEY, True, timeout=settings.IMPORT_REFRESH_LOCK_SECONDS):
         return {"busy": True}
+    started = time.monotonic()
     try:
         due = list(ImageImport.objects.due_for_refresh())
         throttled = False
@@ -172,6 +195,8 @@ def refresh_imports():
             throttled |= refresh_target(target, image_imports)
     finally:
         cache.delete(REFRESH_LOCK_KEY)
+        metrics.REFRESH_CYCLE_SECONDS.observe(time.monotonic() - started)
+    metrics.REFRESHED_IMPORTS.inc(len(due))
     if throttled:
         pause_refreshing()
     else:

@@ -76,6 +76,8 @@ EXPECTED = {
     # For load balancers: no sign-in, nothing of anyone's shown.
     "healthz": ("get", same(200)),
     "readyz": ("get", same(200)),
+    # Off without METRICS_TOKEN; with it, only its bearer reads (test_metrics.py).
+    "metrics": ("get", same(404)),
     "logout": ("post", same(302)),
     "password_change": ("get", signed_in(200)),
     "password_change_done": ("get", signed_in(200)),

@@ -14,6 +14,7 @@ APP = Path(__file__).resolve().parent.parent / "imports"
 FORBIDDEN = {
     "audit": {"*"},
     "signals": {"*"},
+    "metrics": {"*"},
     "aws": {"*"},
     "models": {"tasks", "services", "views", "api", "teams", "team_views", "forms", "admin"},
     "tasks": {"services", "views", "api", "teams", "team_views"},
@@ -25,6 +26,8 @@ FORBIDDEN = {
     # Check setup reads AWS and nothing of the portal's own state.
     "setup_checks": {"models", "tasks", "services", "views", "api", "teams", "team_views"},
 }
+# What a leaf may still import: aws.py counts its calls in metrics, itself a leaf.
+LEAF_MAY_IMPORT = {"aws": {"metrics"}}
 
 
 def app_imports(path):
@@ -84,6 +87,7 @@ def test_each_module_imports_only_the_layers_below_it():
     for module, forbidden in FORBIDDEN.items():
         imported = graph[module]
         if "*" in forbidden:
+            imported = imported - LEAF_MAY_IMPORT.get(module, set())
             assert imported == set(), f"{module} must be a leaf; it imports {imported}"
         else:
             assert not imported & forbidden, f"{module} imports {imported & forbidden}"

@@ -1,0 +1,104 @@
+"""`make serve`: the portal as production runs it, on one machine, in the foreground.
+
+    python -m config.serve
+
+Refuses to start, naming every missing or unfit variable at once, unless the
+configuration is a real one (SECRET_KEY, ALLOWED_HOSTS, PostgreSQL, Redis or
+RabbitMQ, a Redis cache). DEBUG is off unless DEBUG is set. Then it empties
+the metrics directory, runs the migrations and collects the static files
+once, and hands over to supervisord (deploy/supervisord.conf): gunicorn, one
+Celery worker, one beat.
+"""
+
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+HOME = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+REQUIRED = {
+    "SECRET_KEY": "a long random string (Django's secret key)",
+    "ALLOWED_HOSTS": "the host names the portal answers to, comma-separated",
+    "DATABASE_URL": "postgres://USER@HOST:5432/NAME",
+    "CELERY_BROKER_URL": "redis://HOST:6379/0 or amqp://USER:PASSWORD@HOST:5672/VHOST",
+    "CACHE_URL": "redis://HOST:6379/1",
+}
+SCHEMES = {
+    "DATABASE_URL": ("postgres://", "postgresql://", "pgsql://"),
+    "CELERY_BROKER_URL": ("redis://", "rediss://", "amqp://", "amqps://", "pyamqp://"),
+    "CACHE_URL": ("redis://", "rediss://"),
+}
+
+
+def configuration_problems(environ):
+    """What is missing or unfit for production, one line per variable."""
+    problems = []
+    for name, example in REQUIRED.items():
+        value = environ.get(name, "").strip()
+        if not value:
+            problems.append(f"{name} is not set: {example}")
+        elif name in SCHEMES and not value.startswith(SCHEMES[name]):
+            problems.append(f"{name} must be {example}, not {value.split(':', 1)[0]}://...")
+    return problems
+
+
+def debug_requested(environ):
+    return environ.get("DEBUG", "0").lower() in ("1", "true", "yes", "on")
+
+
+def production_environment(environ):
+    """The environment the three processes get: production defaults filled in."""
+    environ = dict(environ)
+    environ.setdefault("DEBUG", "0")
+    environ.setdefault("LOG_FORMAT", "json")
+    environ.setdefault("LOG_LEVEL", "INFO")
+    environ.setdefault("CELERY_CONCURRENCY", str(min(os.cpu_count() or 1, 8) * 2))
+    data_dir = Path(environ.get("DATA_DIR") or HOME / "var").resolve()
+    environ["DATA_DIR"] = str(data_dir)
+    environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(data_dir / "prometheus"))
+    environ["PORTAL_USER"] = pwd.getpwuid(os.getuid()).pw_name  # supervisord runs as its user
+    # The control socket's password (only this user may open the socket
+    # anyway); set SUPERVISOR_PASSWORD to use supervisorctl.
+    environ.setdefault("SUPERVISOR_PASSWORD", secrets.token_urlsafe(24))
+    environ["PORTAL_HOME"] = str(HOME)
+    environ["PORTAL_BIN"] = str(BIN)
+    environ["PATH"] = f"{BIN}{os.pathsep}{environ.get('PATH', '')}"
+    return environ
+
+
+def main():
+    problems = configuration_problems(os.environ)
+    if problems:
+        print("make serve needs a production configuration:", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        print('See README.md, "Production".', file=sys.stderr)
+        return 2
+    if debug_requested(os.environ):
+        print("make serve: DEBUG is on because DEBUG is set; never on a public address.")
+    environ = production_environment(os.environ)
+    Path(environ["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+    # Counters restart from zero with the processes that wrote them.
+    metrics_dir = Path(environ["PROMETHEUS_MULTIPROC_DIR"])
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    manage = [str(BIN / "python"), str(HOME / "manage.py")]
+    for command in (["migrate", "--noinput"], ["collectstatic", "--noinput", "--verbosity", "0"]):
+        subprocess.run([*manage, *command], env=environ, cwd=HOME, check=True)
+    supervisord = [
+        str(BIN / "supervisord"),
+        "--nodaemon",
+        "--configuration",
+        str(HOME / "deploy" / "supervisord.conf"),
+    ]
+    os.chdir(HOME)
+    os.execve(supervisord[0], supervisord, environ)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
