@@ -124,7 +124,8 @@ def requeue_stuck_imports():
     requeued = 0
     for image_import in stuck.iterator():
         stuck_status = image_import.status
-        stuck_before = unsent_cutoff if image_import.attempts == 0 else cutoff
+        never_sent = image_import.status == Status.QUEUED and image_import.attempts == 0
+        stuck_before = unsent_cutoff if never_sent else cutoff
         if image_import.requeue(stuck_before=stuck_before, now=now):
             submit_import.delay(image_import.pk)
             metrics.SWEEPER_RESENDS.labels(stuck_status).inc()
