@@ -35,6 +35,7 @@ from botocore.exceptions import (
     ParamValidationError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.parsers import ResponseParserError
 from django.conf import settings
 
 from . import metrics
@@ -427,6 +428,30 @@ def role_trust_policy(role_name, *, target):
     return role["Arn"], document
 
 
+def role_policy_statements(role_name, *, target):
+    """The Allow statements of the role's inline and attached policies, as dicts."""
+    iam = _call(client, "iam", target)
+    documents = [
+        _call(iam.get_role_policy, RoleName=role_name, PolicyName=name)["PolicyDocument"]
+        for name in _call(iam.list_role_policies, RoleName=role_name)["PolicyNames"]
+    ]
+    attached = _call(iam.list_attached_role_policies, RoleName=role_name)["AttachedPolicies"]
+    for policy in attached:
+        version = _call(iam.get_policy, PolicyArn=policy["PolicyArn"])["Policy"]["DefaultVersionId"]
+        documents.append(
+            _call(iam.get_policy_version, PolicyArn=policy["PolicyArn"], VersionId=version)[
+                "PolicyVersion"
+            ]["Document"]
+        )
+    statements = []
+    for document in documents:
+        if isinstance(document, str):
+            document = json.loads(unquote(document))
+        found = document.get("Statement", [])
+        statements += [found] if isinstance(found, dict) else found
+    return [statement for statement in statements if statement.get("Effect") == "Allow"]
+
+
 def role_may(role_arn, actions, resources, *, target):
     """The actions the role's policies do not allow on the resources (IAM's simulator)."""
     iam = _call(client, "iam", target)
@@ -450,12 +475,12 @@ def _call(function, *args, **kwargs):
     if operation is None:  # building a client, not calling AWS
         try:
             return function(*args, **kwargs)
-        except (BotoCoreError, ClientError) as error:
+        except (BotoCoreError, ClientError, ResponseParserError) as error:
             raise translate(error) from error
     started = time.monotonic()
     try:
         response = function(*args, **kwargs)
-    except (BotoCoreError, ClientError) as error:
+    except (BotoCoreError, ClientError, ResponseParserError) as error:
         aws_error = translate(error)
         response = getattr(error, "response", {})
         record_call(operation, started, response, error_code=aws_error.code)
@@ -505,6 +530,15 @@ def record_call(operation, started, response, *, error_code=""):
 
 def translate(error):
     """An AwsError for any botocore failure, retryable or not."""
+    if isinstance(error, ResponseParserError):
+        # Not a BotoCoreError: an answer that was no AWS answer at all (a proxy's
+        # HTML error page, say). botocore itself says a retry may succeed.
+        return AwsError(
+            "InvalidResponse",
+            "AWS (or something in between) answered with something that is not an AWS "
+            "response; try again later.",
+            retryable=True,
+        )
     if isinstance(error, ClientError):
         details = error.response.get("Error", {})
         code = details.get("Code") or "UnknownError"

@@ -5,6 +5,7 @@ answers pass, warn or fail, with the fix in plain words. A check that the
 portal itself may not read (AccessDenied) says so instead of guessing.
 """
 
+import fnmatch
 import json
 from dataclasses import dataclass
 
@@ -161,14 +162,17 @@ def check_role(role_name, bucket, prefix, target):
             role_arn, ["s3:GetObject"], [f"arn:aws:s3:::{bucket}/{prefix}*"], target=target
         )
     except aws.AwsError as error:
-        return CheckResult(
-            name,
-            WARN,
-            f"{role_name} exists and trusts VM import, but its permissions could not be "
-            f"simulated: {error.code}: {error.message}",
-            "Allow the portal iam:SimulatePrincipalPolicy to check them, or check by hand that "
-            f"the role may s3:GetBucketLocation, s3:ListBucket and s3:GetObject on {bucket}.",
-        )
+        denied = denied_by_reading_policies(role_name, bucket, prefix, target)
+        if denied is None:
+            return CheckResult(
+                name,
+                WARN,
+                f"{role_name} exists and trusts VM import, but its permissions could not be "
+                f"simulated: {error.code}: {error.message}",
+                "Allow the portal iam:SimulatePrincipalPolicy to check them, or check by hand "
+                f"that the role may s3:GetBucketLocation, s3:ListBucket and s3:GetObject on "
+                f"{bucket}.",
+            )
     if denied:
         return CheckResult(
             name,
@@ -180,6 +184,44 @@ def check_role(role_name, bucket, prefix, target):
     return CheckResult(
         name, PASS, f"{role_name} trusts {VM_IMPORT_SERVICE} and may read {bucket}/{prefix}."
     )
+
+
+READ_ACCESS = (
+    (("s3:GetBucketLocation", "s3:ListBucket"), "arn:aws:s3:::{bucket}"),
+    (("s3:GetObject",), "arn:aws:s3:::{bucket}/{prefix}*"),
+)
+
+
+def denied_by_reading_policies(role_name, bucket, prefix, target):
+    """What the role's own Allow statements leave out, or None if they cannot be read.
+
+    The fallback when IAM's simulator cannot be asked (no permission, or an
+    IAM that lacks it, like the local emulator's): it reads the role's inline
+    and attached policies and matches actions and resources with IAM's
+    wildcards. It sees no Deny, condition or boundary, so it can only be as
+    strict as the simulator, never stricter.
+    """
+    try:
+        statements = aws.role_policy_statements(role_name, target=target)
+    except aws.AwsError:
+        return None
+    denied = set()
+    for actions, resource_pattern in READ_ACCESS:
+        resource = resource_pattern.format(bucket=bucket, prefix=prefix)
+        for action in actions:
+            if not any(allows(statement, action, resource) for statement in statements):
+                denied.add(action)
+    return sorted(denied)
+
+
+def as_list(value):
+    return [value] if isinstance(value, str) else list(value or [])
+
+
+def allows(statement, action, resource):
+    return any(
+        fnmatch.fnmatchcase(action.lower(), a.lower()) for a in as_list(statement.get("Action"))
+    ) and any(fnmatch.fnmatchcase(resource, r) for r in as_list(statement.get("Resource")))
 
 
 def covers(rule_prefix, prefix):

@@ -62,3 +62,10 @@ def test_the_aws_mode_command_prints_the_choice(capsys, monkeypatch):
     monkeypatch.delenv("AWS_REGION", raising=False)
     call_command("aws_mode")
     assert capsys.readouterr().out.strip() == "emulator"
+
+
+def test_an_answer_that_is_no_aws_answer_is_a_retryable_error_not_a_crash():
+    from botocore.parsers import ResponseParserError
+
+    error = aws.translate(ResponseParserError("Unable to parse response (syntax error)"))
+    assert error.code == "InvalidResponse" and error.retryable

@@ -1,4 +1,4 @@
-"""Both edges of every ImportVmImage constraint (shared/spec/ImportVmImage.txt)."""
+"""Both edges of every ImportVmImage constraint (docs/spec/ImportVmImage.txt)."""
 
 import pytest
 

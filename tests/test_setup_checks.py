@@ -2,6 +2,7 @@
 
 import json
 
+import boto3
 import pytest
 from botocore.stub import Stubber
 from django.urls import reverse
@@ -290,3 +291,46 @@ def test_check_setup_shows_every_check_as_an_htmx_partial(client, team, aws_cred
 def test_a_viewer_may_not_run_the_checks(client, team):
     client.force_login(make_member("vic", team, Membership.Role.VIEWER))
     assert client.post(reverse("imports:check_setup")).status_code == 403
+
+
+# -- against the local emulator's real IAM and S3 (moto), as `make run` has them
+
+
+def emulator_team(team, bucket="vm-import-portal-uploads"):
+    team.import_bucket, team.import_prefix, team.vm_import_role = bucket, "", "vmimport"
+    team.save()
+    return team
+
+
+def test_the_emulators_set_up_passes_every_check(s3_set_up, team):
+    # moto has no IAM policy simulator: the role's own policies are read instead.
+    results = setup_checks.run_all(emulator_team(team), origin="http://127.0.0.1:8000")
+    assert [(r.name, r.outcome) for r in results if not r.passed] == []
+    assert len(results) == 4
+
+
+def test_without_the_set_up_each_check_fails_with_its_fix(s3_emulator, team):
+    boto3.client("s3", endpoint_url=s3_emulator.s3_endpoint, region_name="us-east-1").create_bucket(
+        Bucket="bare-bucket"
+    )
+    results = setup_checks.run_all(
+        emulator_team(team, bucket="bare-bucket"), origin="http://127.0.0.1:8000"
+    )
+    assert [r.outcome for r in results] == [
+        setup_checks.PASS,
+        setup_checks.FAIL,
+        setup_checks.FAIL,
+        setup_checks.WARN,
+    ]
+    assert all(r.fix for r in results if not r.passed)
+
+
+def test_a_role_whose_policies_do_not_read_the_bucket_fails(s3_set_up, team):
+    iam = boto3.client("iam", endpoint_url=s3_set_up.s3_endpoint, region_name="us-east-1")
+    for name in iam.list_role_policies(RoleName="vmimport")["PolicyNames"]:
+        iam.delete_role_policy(RoleName="vmimport", PolicyName=name)
+    result = setup_checks.check_role(
+        "vmimport", "vm-import-portal-uploads", "", aws.Target(region="us-east-1")
+    )
+    assert result.outcome == setup_checks.FAIL
+    assert "s3:GetObject" in result.message and "Attach a policy" in result.fix
