@@ -75,6 +75,7 @@ bench: install
 	$(BIN)/python bench/fuzz_api.py
 	$(BIN)/python bench/outages.py
 	$(BIN)/python bench/worker_kills.py
+	$(BIN)/python bench/history.py
 
 lint: install
 	$(BIN)/ruff check .
