@@ -38,6 +38,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 MIB = 1024 * 1024
 POLLED = 15_000
 DETAIL_URL = re.compile(r"/imports/\d+$")
+S3_URLS = re.compile(r"^http://127\.0\.0\.1:\d+/" + IMPORT_BUCKET + "/")
 
 
 @pytest.fixture(scope="module")
@@ -246,6 +247,124 @@ def test_an_upload_resumes_from_the_imports_page_after_a_reload(
     assert len(sent) == 2 and not any(is_part_one(url) for url in sent), sent
     image_import.refresh_from_db()
     assert image_import.status != Status.UPLOADING
+
+
+HEADERS = {
+    "vmdk-sparse": (b"KDMV" + bytes(2044), "vmdk"),
+    "vmdk-descriptor": (b"# Disk DescriptorFile\nversion=1\n" + bytes(1000), "vmdk"),
+    "vhdx": (b"vhdxfile" + bytes(2040), "vhdx"),
+    "vhd": (bytes(1536) + b"conectix" + bytes(504), "vhd"),
+    "ova": (b"web.ovf".ljust(257, b"\0") + b"ustar" + bytes(1786), "ova"),
+    "raw-gpt": (bytes(512) + b"EFI PART" + bytes(1528), "raw"),
+    "raw-mbr": (bytes(510) + b"\x55\xaa" + bytes(1536), "raw"),
+}
+
+
+def test_each_format_is_read_from_its_header_and_an_unknown_one_is_said(
+    page, user, disk_team, s3, tmp_path
+):
+    sign_in(page, user)
+    open_new_import(page)
+    page.get_by_label("Upload a disk file").check()
+    detected = page.locator("#disk-file-detected")
+    for name, (header, expected) in HEADERS.items():
+        page.get_by_label("Disk format").select_option("")
+        disk = tmp_path / f"{name}.img"
+        disk.write_bytes(header)
+        page.get_by_label("Disk image file").set_input_files(str(disk))
+        expect(detected).to_contain_text(expected.upper())
+        expect(page.get_by_label("Disk format")).to_have_value(expected)
+
+    unknown = tmp_path / "notes.txt"
+    unknown.write_bytes(b"hello" * 500)
+    page.get_by_label("Disk format").select_option("")
+    page.get_by_label("Disk image file").set_input_files(str(unknown))
+    expect(detected).to_contain_text("could not be read")
+    expect(page.get_by_label("Disk format")).to_have_value("")
+
+
+def test_an_invalid_form_shows_its_errors_and_keeps_the_chosen_file(
+    page, user, disk_team, s3, tmp_path
+):
+    disk = raw_disk(tmp_path / "web.raw", MIB)
+    sign_in(page, user)
+    open_new_import(page)
+    choose_upload(page, disk)
+    page.get_by_label("Name").fill("")
+
+    page.get_by_role("button", name="Start import").click()
+
+    expect(page.locator(".error-summary")).to_contain_text("Name")
+    expect(page.locator("#upload-panel")).to_be_hidden()
+    assert not ImageImport.objects.exists()
+    assert page.locator("#disk-file").evaluate("input => input.files[0].name") == "web.raw"
+    expect(page.get_by_label("Disk image file")).to_be_visible()  # the source is still upload
+
+
+def test_no_file_chosen_is_said_under_the_file_input(page, user, disk_team, s3):
+    sign_in(page, user)
+    open_new_import(page)
+    page.get_by_label("Upload a disk file").check()
+
+    page.get_by_role("button", name="Start import").click()
+
+    expect(page.locator("#errors-diskFile")).to_have_text("Choose the disk image file to upload.")
+    assert not ImageImport.objects.exists()
+
+
+def start_held_upload(page, tmp_path, held):
+    """An upload whose parts after the first wait in `held` until the test lets them go."""
+
+    def hold_later_parts(route):
+        if is_part_one(route.request.url):
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(S3_URLS, hold_later_parts)
+    disk = raw_disk(tmp_path / "web.raw", 12 * MIB)
+    open_new_import(page)
+    page.get_by_label("Name").fill("Web server base")
+    page.get_by_label("Semantic version").fill("1.0.0")
+    page.get_by_label("Platform").select_option("Linux")
+    choose_upload(page, disk)
+    page.get_by_role("button", name="Start import").click()
+    wait_for(page, lambda: len(held) == 2)
+    return wait_for(page, lambda: ImageImport.objects.first())
+
+
+def test_pause_and_resume(page, user, disk_team, s3, tmp_path):
+    held = []
+    sign_in(page, user)
+    start_held_upload(page, tmp_path, held)
+    panel = page.locator("#upload-panel")
+
+    panel.get_by_role("button", name="Pause").click()
+    expect(panel.locator("[data-upload-state]")).to_contain_text("Paused")
+    page.unroute(S3_URLS)  # pausing aborted the held requests: nothing goes out now
+    page.wait_for_timeout(1000)
+    expect(page).to_have_url(re.compile("/imports/new$"))  # still paused
+
+    panel.get_by_role("button", name="Resume").click()
+
+    expect(page).to_have_url(DETAIL_URL, timeout=POLLED)
+
+
+def test_cancel_aborts_the_upload_and_cancels_the_import(page, user, disk_team, s3, tmp_path):
+    held = []
+    sign_in(page, user)
+    image_import = start_held_upload(page, tmp_path, held)
+    page.on("dialog", lambda dialog: dialog.accept())
+
+    page.locator("#upload-panel").get_by_role("button", name="Cancel upload").click()
+
+    expect(page).to_have_url(DETAIL_URL, timeout=POLLED)
+    image_import.refresh_from_db()
+    assert (image_import.status, image_import.error_message) == (
+        Status.FAILED,
+        f"Cancelled by {user.username}.",
+    )
+    assert s3.list_multipart_uploads(Bucket=IMPORT_BUCKET).get("Uploads", []) == []
 
 
 def test_the_upload_fields_fit_a_phone(browser, live_server, user, disk_team, s3):
