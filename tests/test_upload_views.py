@@ -343,3 +343,27 @@ def directive(response, name):
         if words and words[0] == name:
             return words[1:]
     raise AssertionError(f"no {name} in {response['Content-Security-Policy']}")
+
+
+def test_without_javascript_an_upload_says_the_file_is_missing_at_the_file_input(
+    user_client, team, aws_credentials
+):
+    set_up_disk_imports(team)
+
+    response = user_client.post(
+        reverse("imports:new"),
+        {
+            "clientToken": "6f1c1f5e-7b0e-4a51-9d3c-2a4f0b9c8d7e",
+            "name": "Web server base",
+            "semanticVersion": "1.0.0",
+            "platform": "Linux",
+            "source": "upload",
+            "format": "raw",
+            "tags-TOTAL_FORMS": "0",
+            "tags-INITIAL_FORMS": "0",
+        },
+    )
+
+    html = response.content.decode()
+    assert '<a href="#disk-file">File name: File name is required for an upload.</a>' in html
+    assert not ImageImport.objects.exists()
