@@ -15,7 +15,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 from playwright.sync_api import expect
 
-from imports import aws, tasks
+from imports import aws, services, tasks
 from imports.models import ImageImport, Status
 
 from .browser import (
@@ -28,7 +28,7 @@ from .browser import (
     launch,
     sign_in,
 )
-from .factories import IMPORT_BUCKET, set_up_disk_imports
+from .factories import IMPORT_BUCKET, disk_submission, set_up_disk_imports
 
 if CHROMIUM_MISSING:
     pytest.skip(CHROMIUM_MISSING_REASON, allow_module_level=True)
@@ -401,3 +401,23 @@ def wait_for(page, condition, timeout=15):
             return value
         page.wait_for_timeout(100)
     raise AssertionError("timed out")
+
+
+def test_an_uploading_imports_page_with_its_resume_field_has_no_axe_violations(
+    browser, live_server, user, disk_team, s3
+):
+    image_import, _ = services.submit_import(
+        team=disk_team,
+        user=user,
+        **disk_submission(source="upload", key="vm-imports/t/web.raw", upload_size=12 * MIB),
+    )
+    for viewport in ({"width": 1280, "height": 800}, PHONE):
+        context = browser.new_context(base_url=live_server.url, bypass_csp=True, viewport=viewport)
+        page = context.new_page()
+        sign_in(page, user)
+        page.goto(f"/imports/{image_import.pk}")
+        expect(page.get_by_label(re.compile("^The same disk image file"))).to_be_visible()
+        violations = axe_violations(page)
+        assert violations == [], describe_violations(violations)
+        assert horizontal_overflow(page) == 0
+        context.close()
