@@ -421,3 +421,28 @@ def test_an_uploading_imports_page_with_its_resume_field_has_no_axe_violations(
         assert violations == [], describe_violations(violations)
         assert horizontal_overflow(page) == 0
         context.close()
+
+
+def test_without_javascript_every_source_shows_and_a_file_in_the_bucket_is_imported(
+    browser, live_server, user, disk_team, s3
+):
+    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
+    page = context.new_page()
+    sign_in(page, user)
+    open_new_import(page)
+    expect(page.get_by_label("VM import task ID")).to_be_visible()
+    expect(page.get_by_label("S3 key")).to_be_visible()
+    expect(page.get_by_label("Disk image file")).to_be_visible()
+
+    page.get_by_label("A disk file already in the team's import bucket").check()
+    page.get_by_label("S3 key").fill("vm-imports/web/disk1.vmdk")
+    page.get_by_label("Disk format").select_option("vmdk")
+    page.get_by_label("Name").fill("Web server base")
+    page.get_by_label("Semantic version").fill("1.0.0")
+    page.get_by_label("Platform").select_option("Linux")
+    page.get_by_role("button", name="Start import").click()
+
+    expect(page).to_have_url(DETAIL_URL)
+    image_import = ImageImport.objects.get()
+    assert (image_import.source, image_import.status) == ("s3_object", Status.QUEUED)
+    context.close()
