@@ -76,6 +76,7 @@ bench: install
 	$(BIN)/python bench/outages.py
 	$(BIN)/python bench/worker_kills.py
 	$(BIN)/python bench/history.py
+	$(BIN)/python bench/upload.py
 
 lint: install
 	$(BIN)/ruff check .

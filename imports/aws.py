@@ -352,6 +352,20 @@ def presign_part(bucket, key, upload_id, part_number, *, target):
     )
 
 
+def upload_origin(bucket, *, target):
+    """The origin the browser PUTs a file's parts to: the page's CSP must allow it."""
+    s3 = _call(client, "s3", target)
+    url = _call(
+        s3.generate_presigned_url,
+        "upload_part",
+        Params={"Bucket": bucket, "Key": "k", "UploadId": "u", "PartNumber": 1},
+        ExpiresIn=60,
+        HttpMethod="PUT",
+    )
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def list_parts(bucket, key, upload_id, *, target):
     """The parts S3 already holds, as Uppy resumes from them."""
     s3 = _call(client, "s3", target)

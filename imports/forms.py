@@ -360,7 +360,7 @@ def json_type(value):
 # The values of models.Source (forms may not import models; a test keeps them equal).
 UPLOAD, S3_OBJECT, VM_IMPORT_TASK = "upload", "s3_object", "vm_import_task"
 SOURCES = (
-    (UPLOAD, "Upload a disk file"),
+    (UPLOAD, "A disk file from this computer"),
     (S3_OBJECT, "A disk file already in the team's import bucket"),
     (VM_IMPORT_TASK, "An existing EC2 VM import task"),
 )

@@ -174,7 +174,19 @@ def render_form(request, form, status=200, focus_name=True):
     live_validation(form, focus_name=focus_name)
     if request.htmx:
         return render(request, "imports/new.html#form", {"form": form})
-    return render(request, "imports/new.html", {"form": form}, status=status)
+    response = render(request, "imports/new.html", {"form": form}, status=status)
+    return allow_upload_to_s3(response, teams.current_membership(request).team)
+
+
+def allow_upload_to_s3(response, team):
+    """upload.js PUTs the file's parts to the team's bucket: the CSP allows that origin only."""
+    if team.import_bucket:
+        try:
+            origin = aws.upload_origin(team.import_bucket, target=aws.Target.for_team(team))
+        except aws.AwsError:
+            return response  # the page still works; an upload will say S3 was refused
+        response._csp_update = {"connect-src": [origin]}
+    return response
 
 
 def render_conflict(request, form, existing):
@@ -330,8 +342,26 @@ def detail(request, pk):
         "import_image_json": image_import.import_image_payload
         and json.dumps(image_import.import_image_payload, indent=2, ensure_ascii=False),
         "hint": failure_hint(image_import),
+        "upload": upload_to_resume(image_import),
     }
-    return render(request, "imports/detail.html", context)
+    response = render(request, "imports/detail.html", context)
+    return allow_upload_to_s3(response, image_import.team) if context["upload"] else response
+
+
+def upload_to_resume(image_import):
+    """What the page's script needs to resume an upload after a reload, or None."""
+    if image_import.status != Status.UPLOADING or not Membership.role_can_submit(
+        image_import.viewer_role
+    ):
+        return None
+    size = image_import.upload_size
+    return {
+        "endpoint": reverse("imports:detail", args=[image_import.pk]) + "/",
+        "create_url": reverse("imports:upload_create", args=[image_import.pk]),
+        "part_size": aws.part_size(size),
+        "file_name": image_import.user_bucket["S3Key"].rsplit("/", 1)[-1],
+        "file_size": size,
+    }
 
 
 @require_GET

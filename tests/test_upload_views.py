@@ -263,3 +263,107 @@ def test_an_upload_still_in_time_is_left_alone(started, s3_stub, settings):
     assert tasks.expire_abandoned_uploads() == 0
     started.refresh_from_db()
     assert started.status == Status.UPLOADING
+
+
+# -- the pages around the upload: resume after a reload, and the CSP ---------------
+
+
+def test_an_uploading_imports_page_offers_to_resume_with_the_same_file(
+    user_client, uploading, aws_credentials
+):
+    response = user_client.get(reverse("imports:detail", args=[uploading.pk]))
+
+    html = response.content.decode()
+    assert 'id="resume-file"' in html
+    assert f'data-create-url="/imports/{uploading.pk}/s3/multipart"' in html
+    assert f'data-endpoint="/imports/{uploading.pk}/"' in html
+    assert 'data-file-name="web.ova"' in html
+    assert f'data-file-size="{SIZE}"' in html
+    assert f'data-part-size="{aws.part_size(SIZE)}"' in html
+    assert "vendor/uppy/uppy.min.js" in html
+
+
+def test_a_viewer_is_not_offered_to_resume(client, teammate, uploading, aws_credentials):
+    membership = teammate.memberships.get()
+    membership.role = membership.Role.VIEWER
+    membership.save()
+    client.force_login(teammate)
+
+    response = client.get(reverse("imports:detail", args=[uploading.pk]))
+
+    assert response.status_code == 200
+    assert 'id="resume-file"' not in response.content.decode()
+    assert "uppy" not in response.content.decode()
+
+
+def test_a_queued_imports_page_offers_no_resume(user_client, uploading, aws_credentials):
+    ImageImport.objects.filter(pk=uploading.pk).update(status=Status.QUEUED)
+
+    response = user_client.get(reverse("imports:detail", args=[uploading.pk]))
+
+    assert 'id="resume-file"' not in response.content.decode()
+
+
+def test_the_csp_lets_the_browser_put_parts_to_the_teams_bucket_only(
+    user_client, team, aws_credentials, monkeypatch
+):
+    set_up_disk_imports(team)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    aws.clear_clients()
+
+    response = user_client.get(reverse("imports:new"))
+
+    connect = directive(response, "connect-src")
+    assert connect[0] == "'self'"
+    assert len(connect) == 2
+    assert connect[1].startswith(f"https://{IMPORT_BUCKET}.s3.")
+    assert connect[1].endswith(".amazonaws.com")
+
+
+def test_the_csp_names_a_local_s3_endpoint(user_client, team, aws_credentials, monkeypatch):
+    set_up_disk_imports(team)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:4566")
+    aws.clear_clients()
+
+    response = user_client.get(reverse("imports:new"))
+
+    assert directive(response, "connect-src") == ["'self'", "http://127.0.0.1:4566"]
+
+
+def test_without_an_import_bucket_the_csp_stays_self_only(user_client, aws_credentials):
+    response = user_client.get(reverse("imports:new"))
+
+    assert directive(response, "connect-src") == ["'self'"]
+
+
+def directive(response, name):
+    for part in response["Content-Security-Policy"].split(";"):
+        words = part.split()
+        if words and words[0] == name:
+            return words[1:]
+    raise AssertionError(f"no {name} in {response['Content-Security-Policy']}")
+
+
+def test_without_javascript_an_upload_says_the_file_is_missing_at_the_file_input(
+    user_client, team, aws_credentials
+):
+    set_up_disk_imports(team)
+
+    response = user_client.post(
+        reverse("imports:new"),
+        {
+            "clientToken": "6f1c1f5e-7b0e-4a51-9d3c-2a4f0b9c8d7e",
+            "name": "Web server base",
+            "semanticVersion": "1.0.0",
+            "platform": "Linux",
+            "source": "upload",
+            "format": "raw",
+            "tags-TOTAL_FORMS": "0",
+            "tags-INITIAL_FORMS": "0",
+        },
+    )
+
+    html = response.content.decode()
+    assert '<a href="#disk-file">File name: File name is required for an upload.</a>' in html
+    assert not ImageImport.objects.exists()

@@ -1,0 +1,286 @@
+// New import's sources, and a disk file's upload straight to S3 with Uppy's
+// @uppy/aws-s3 (multipart, presigned by the portal's Companion-style routes
+// under the import). Without JavaScript the form still works for the other
+// two sources; an upload needs this script.
+(() => {
+  "use strict";
+
+  // -- the form follows the chosen source --------------------------------
+
+  function chosenSource(form) {
+    const checked = form.querySelector('input[name="source"]:checked');
+    return checked ? checked.value : "vm_import_task";
+  }
+
+  function showSource(form) {
+    const source = chosenSource(form);
+    for (const part of form.querySelectorAll("[data-source-for]")) {
+      part.hidden = !part.dataset.sourceFor.split(" ").includes(source);
+    }
+  }
+
+  document.addEventListener("change", (event) => {
+    if (event.target.matches('#import-form input[name="source"]')) showSource(event.target.form);
+  });
+  document.addEventListener("htmx:afterSettle", () => {
+    const form = document.getElementById("import-form");
+    if (form) showSource(form);
+  });
+
+  // -- the disk format, from the file's header where it can be read ------
+
+  const text = (bytes, at, length) => String.fromCharCode(...bytes.subarray(at, at + length));
+
+  async function detectFormat(file) {
+    const head = new Uint8Array(await file.slice(0, 1024).arrayBuffer());
+    if (text(head, 0, 4) === "KDMV" || text(head, 0, 21) === "# Disk DescriptorFile") return "vmdk";
+    if (text(head, 0, 8) === "vhdxfile") return "vhdx";
+    if (text(head, 257, 5) === "ustar") {
+      const name = text(head, 0, 100).replace(/\0.*$/s, "");
+      return name.toLowerCase().endsWith(".ovf") ? "ova" : "";
+    }
+    if (file.size >= 512) {
+      const tail = new Uint8Array(await file.slice(file.size - 512).arrayBuffer());
+      if (text(tail, 0, 8) === "conectix") return "vhd";
+    }
+    if (text(head, 512, 8) === "EFI PART") return "raw";
+    if (head[510] === 0x55 && head[511] === 0xaa) return "raw";
+    return "";
+  }
+
+  document.addEventListener("change", async (event) => {
+    if (!event.target.matches("#disk-file")) return;
+    const file = event.target.files[0];
+    const said = document.getElementById("disk-file-detected");
+    setErrors("diskFile", []);
+    if (!file) { said.textContent = ""; return; }
+    const format = await detectFormat(file);
+    const select = document.getElementById("id_format");
+    if (format) {
+      select.value = format;
+      said.textContent = `Detected from the file's header: ${format.toUpperCase()}. Change Disk format below if that is wrong.`;
+    } else {
+      said.textContent = "The format could not be read from the file's header: choose Disk format below.";
+    }
+  });
+
+  // -- messages ----------------------------------------------------------
+
+  function setErrors(name, messages) {
+    const list = document.getElementById(`errors-${name}`);
+    if (!list) return;
+    list.replaceChildren(...messages.map((message) => {
+      const item = document.createElement("li");
+      item.textContent = message;
+      return item;
+    }));
+    const field = list.closest(".field");
+    if (field) field.classList.toggle("invalid", messages.length > 0);
+  }
+
+  // The token base.html gives htmx (every page has it, forms or not).
+  function csrfToken() {
+    return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["x-csrftoken"] || "";
+  }
+
+  // The file name as the portal keeps it in the key (forms.safe_file_name).
+  function safeFileName(name) {
+    const base = name.replace(/\\/g, "/").split("/").pop().normalize("NFKD").replace(/[^\x00-\x7f]/g, "");
+    return base.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^[.-]+|[.-]+$/g, "").slice(0, 200) || "disk";
+  }
+
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  function bytes(n) {
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
+    return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+  }
+  function duration(seconds) {
+    if (!Number.isFinite(seconds)) return "—";
+    seconds = Math.round(seconds);
+    if (seconds < 60) return `${seconds} s`;
+    const minutes = Math.floor(seconds / 60);
+    if (minutes < 60) return `${minutes} min ${seconds % 60} s`;
+    return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+  }
+
+  // -- the upload --------------------------------------------------------
+
+  // `upload` is the portal's answer: {endpoint, key, partSize, ...}; `resume`
+  // is {uploadId, key} when the upload already exists (a reload).
+  function startUpload(file, upload, detailUrl, resume) {
+    const panel = document.getElementById("upload-panel");
+    const bar = panel.querySelector("progress");
+    const figures = panel.querySelector("[data-upload-figures]");
+    const state = panel.querySelector("[data-upload-state]");
+    const pause = panel.querySelector("[data-upload-pause]");
+    const retry = panel.querySelector("[data-upload-retry]");
+    const cancel = panel.querySelector("[data-upload-cancel]");
+    const headers = { "X-CSRFToken": csrfToken() };
+    panel.querySelector("[data-upload-name]").textContent = file.name;
+    panel.hidden = false;
+    panel.scrollIntoView({ block: "nearest" });
+
+    const uppy = new Uppy.Uppy({ autoProceed: false, allowMultipleUploadBatches: false });
+    uppy.use(Uppy.AwsS3, {
+      endpoint: upload.endpoint,
+      headers,
+      shouldUseMultipart: true,
+      getChunkSize: () => upload.partSize,
+      limit: 4,
+      // Cancel ends the import too (the portal answers with its outcome):
+      // wait for that answer before leaving for the import's page.
+      abortMultipartUpload: async (_file, { uploadId, key }) => {
+        const query = new URLSearchParams({ key });
+        await fetch(`${upload.endpoint}s3/multipart/${encodeURIComponent(uploadId)}?${query}`, {
+          method: "DELETE", headers, credentials: "same-origin",
+        });
+        window.location.assign(detailUrl);
+      },
+    });
+    const id = uppy.addFile({ name: file.name, type: file.type || "application/octet-stream", data: file, source: "portal" });
+    if (resume) uppy.setFileState(id, { s3Multipart: resume });
+
+    // Speed over the last few seconds, not since the start: a pause or a
+    // dropped network would otherwise drag it down for the rest of the upload.
+    const samples = [];
+    uppy.on("upload-progress", (_file, progress) => {
+      const now = performance.now();
+      samples.push([now, progress.bytesUploaded]);
+      while (samples.length > 2 && now - samples[0][0] > 5000) samples.shift();
+      const [then, before] = samples[0];
+      const speed = now > then ? ((progress.bytesUploaded - before) * 1000) / (now - then) : 0;
+      const left = progress.bytesTotal - progress.bytesUploaded;
+      bar.value = progress.bytesTotal ? (100 * progress.bytesUploaded) / progress.bytesTotal : 0;
+      figures.textContent = `${bytes(progress.bytesUploaded)} of ${bytes(progress.bytesTotal)}`
+        + ` · ${bytes(speed)}/s · ${speed > 0 ? duration(left / speed) : "—"} left`;
+    });
+    uppy.on("s3-multipart:part-uploaded", () => {
+      if (!uppy.getFile(id).isPaused) state.textContent = navigator.onLine ? "Uploading…" : state.textContent;
+    });
+    uppy.on("upload-success", () => {
+      state.textContent = "Uploaded. The import starts now; opening its page…";
+      pause.disabled = true;
+      cancel.disabled = true;
+      window.location.assign(detailUrl);
+    });
+    uppy.on("upload-error", (_file, error) => {
+      state.textContent = `The upload stopped: ${error.message}. The parts already sent are kept: try again to send the rest.`;
+      retry.hidden = false;
+      pause.hidden = true;
+    });
+    window.addEventListener("offline", () => {
+      state.textContent = "The network is gone. The upload goes on by itself when it is back.";
+    });
+    window.addEventListener("online", () => { state.textContent = "Back online: uploading…"; });
+
+    pause.onclick = () => {
+      const paused = uppy.pauseResume(id);
+      pause.textContent = paused ? "Resume" : "Pause";
+      state.textContent = paused ? "Paused. The parts already sent are kept." : "Uploading…";
+    };
+    retry.onclick = () => {
+      retry.hidden = true;
+      pause.hidden = false;
+      state.textContent = "Uploading…";
+      uppy.retryUpload(id);
+    };
+    cancel.onclick = () => {
+      if (!window.confirm("Cancel this upload? Its parts are deleted and the import is cancelled.")) return;
+      state.textContent = "Cancelling…";
+      pause.disabled = true;
+      cancel.disabled = true;
+      uppy.removeFile(id);
+    };
+    // Leaving the page mid-upload loses nothing, but say so before it happens.
+    window.addEventListener("beforeunload", (event) => {
+      const current = uppy.getFile(id);
+      if (current && !current.progress.uploadComplete && !cancel.disabled) event.preventDefault();
+    });
+
+    state.textContent = "Uploading…";
+    uppy.upload();
+    return uppy;
+  }
+
+  // New import: record the import first (JSON), then send the file.
+  document.addEventListener("submit", async (event) => {
+    const form = event.target;
+    if (form.id !== "import-form" || chosenSource(form) !== "upload") return;
+    if (event.submitter && event.submitter.name === "tags_action") return;
+    // Before htmx's listener on the form: this submit is the script's.
+    event.preventDefault();
+    event.stopPropagation();
+    const input = document.getElementById("disk-file");
+    const file = input.files[0];
+    if (!file) {
+      setErrors("diskFile", ["Choose the disk image file to upload."]);
+      input.focus();
+      return;
+    }
+    const data = new FormData(form);
+    data.set("fileName", file.name);
+    data.set("fileSize", String(file.size));
+    const response = await fetch(form.action, {
+      method: "POST",
+      body: data,
+      credentials: "same-origin",
+      // HX-Request: an invalid form comes back as the form partial, as htmx gets it.
+      headers: { Accept: "application/json", "HX-Request": "true", "X-CSRFToken": csrfToken() },
+    });
+    const type = response.headers.get("Content-Type") || "";
+    if (type.startsWith("application/json") && response.ok) {
+      const answer = await response.json();
+      for (const control of form.elements) control.disabled = true;
+      startUpload(file, answer.upload, answer.detailUrl, null);
+      return;
+    }
+    if (type.startsWith("text/html")) {
+      // The form again, with its errors; the chosen file stays chosen.
+      htmx.swap(form, await response.text(), { swapStyle: "outerHTML" });
+      const fresh = document.getElementById("disk-file");
+      if (fresh && fresh !== input) fresh.replaceWith(input);
+      const summary = document.querySelector("#import-form .error-summary");
+      if (summary) summary.focus();
+      return;
+    }
+    setErrors("diskFile", [`The portal answered ${response.status}; nothing was uploaded. Try again.`]);
+  }, true);
+
+  // An uploading import's page: choose the same file again to resume.
+  document.addEventListener("change", async (event) => {
+    if (!event.target.matches("#resume-file")) return;
+    const input = event.target;
+    const file = input.files[0];
+    const expected = input.dataset;
+    setErrors("resumeFile", []);
+    if (!file) return;
+    if (safeFileName(file.name) !== expected.fileName || String(file.size) !== expected.fileSize) {
+      setErrors("resumeFile", [
+        `This is ${file.name} (${file.size} bytes); the upload is of ${expected.fileName} (${expected.fileSize} bytes). Choose that file.`,
+      ]);
+      return;
+    }
+    const upload = { endpoint: expected.endpoint, partSize: Number(expected.partSize) };
+    // Asked again, the portal answers with the same upload: Uppy then lists
+    // the parts S3 already holds and sends only the others.
+    const response = await fetch(expected.createUrl, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+      body: JSON.stringify({ filename: file.name, type: file.type || "application/octet-stream" }),
+    });
+    const answer = await response.json();
+    if (!response.ok) {
+      setErrors("resumeFile", [answer.error || `The portal answered ${response.status}.`]);
+      return;
+    }
+    input.disabled = true;
+    startUpload(file, upload, expected.detailUrl, { uploadId: answer.uploadId, key: answer.key });
+  });
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const form = document.getElementById("import-form");
+    if (form) showSource(form);
+  });
+})();

@@ -1,0 +1,450 @@
+"""A disk file from this computer: the page sends it straight to S3 (moto here).
+
+moto's S3 runs in a thread of this process on a port of its own, a different
+origin from the live server's, so the bucket's CORS rule and the page's CSP
+are exercised as they are in production. The portal's EC2 and Image Builder
+calls go to the project's emulator.
+"""
+
+import os
+import re
+import time
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+from playwright.sync_api import expect
+
+from imports import aws, services, tasks
+from imports.models import ImageImport, Status
+
+from .browser import (
+    CHROMIUM_MISSING,
+    CHROMIUM_MISSING_REASON,
+    PHONE,
+    axe_violations,
+    describe_violations,
+    horizontal_overflow,
+    launch,
+    sign_in,
+)
+from .factories import IMPORT_BUCKET, disk_submission, set_up_disk_imports
+
+if CHROMIUM_MISSING:
+    pytest.skip(CHROMIUM_MISSING_REASON, allow_module_level=True)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+MIB = 1024 * 1024
+POLLED = 15_000
+DETAIL_URL = re.compile(r"/imports/\d+$")
+S3_URLS = re.compile(r"^http://127\.0\.0\.1:\d+/" + IMPORT_BUCKET + "/")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    yield from launch()
+
+
+@pytest.fixture
+def s3(monkeypatch, live_server, emulator):
+    """moto's S3 on a free port, the team's bucket in it with the CORS rule Check setup asks for."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
+    aws.clear_clients()
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    client.create_bucket(Bucket=IMPORT_BUCKET)
+    client.put_bucket_cors(
+        Bucket=IMPORT_BUCKET,
+        CORSConfiguration={
+            "CORSRules": [
+                {
+                    "AllowedOrigins": [live_server.url],
+                    "AllowedMethods": ["PUT"],
+                    "AllowedHeaders": ["*"],
+                    "ExposeHeaders": ["ETag"],
+                }
+            ]
+        },
+    )
+    yield client
+    server.stop()
+    aws.clear_clients()
+
+
+@pytest.fixture
+def disk_team(team):
+    return set_up_disk_imports(team)
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(base_url=live_server.url)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def raw_disk(path, size):
+    """Random bytes (nothing compresses them) with an MBR's boot signature at 510."""
+    data = bytearray(os.urandom(size))
+    data[510:512] = b"\x55\xaa"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def open_new_import(page):
+    page.goto("/imports/new")
+    expect(page.get_by_role("heading", name="New import")).to_be_visible()
+
+
+def choose_upload(page, disk):
+    page.get_by_label("A disk file from this computer").check()
+    page.get_by_label("Disk image file").set_input_files(str(disk))
+
+
+def test_the_form_follows_the_source_and_reads_the_format_from_the_header(
+    page, user, disk_team, s3, tmp_path
+):
+    vmdk = tmp_path / "disk1.vmdk"
+    vmdk.write_bytes(b"KDMV" + bytes(2044))
+    sign_in(page, user)
+    open_new_import(page)
+    task_id = page.get_by_label("VM import task ID")
+    disk_file = page.get_by_label("Disk image file")
+    s3_key = page.get_by_label("S3 key")
+
+    expect(task_id).to_be_visible()
+    expect(disk_file).to_be_hidden()
+    expect(s3_key).to_be_hidden()
+
+    page.get_by_label("A disk file already in the team's import bucket").check()
+    expect(s3_key).to_be_visible()
+    expect(task_id).to_be_hidden()
+    expect(disk_file).to_be_hidden()
+
+    page.get_by_label("A disk file from this computer").check()
+    disk_file.set_input_files(str(vmdk))
+    expect(page.locator("#disk-file-detected")).to_contain_text("VMDK")
+    expect(page.get_by_label("Disk format")).to_have_value("vmdk")
+    page.get_by_label("Disk format").select_option("raw")  # the person may correct it
+    expect(page.get_by_label("Disk format")).to_have_value("raw")
+
+    violations = axe_violations_with_csp_bypass(page)
+    assert violations == [], describe_violations(violations)
+
+
+def axe_violations_with_csp_bypass(page):
+    """axe needs a context without the CSP: the same page, drawn the same way, in one."""
+    context = page.context.browser.new_context(
+        base_url=page.url.split("/imports")[0],
+        bypass_csp=True,
+        storage_state=page.context.storage_state(),
+    )
+    other = context.new_page()
+    try:
+        other.goto("/imports/new")
+        other.get_by_label("A disk file from this computer").check()
+        return axe_violations(other)
+    finally:
+        context.close()
+
+
+def test_a_file_goes_to_s3_survives_a_dropped_network_and_the_import_reaches_available(
+    page, user, disk_team, s3, worker, tmp_path
+):
+    disk = raw_disk(tmp_path / "web.raw", 12 * MIB)  # 5 MiB parts: 3 of them
+    errors = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    # Part 1 goes through; parts 2 and 3 are held until the network is cut,
+    # which makes "the middle of the upload" the same on every run.
+    held = []
+
+    def hold_later_parts(route):
+        if is_part_one(route.request.url):
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(re.compile(r"^http://127\.0\.0\.1:\d+/" + IMPORT_BUCKET + "/"), hold_later_parts)
+    sign_in(page, user)
+    open_new_import(page)
+    page.get_by_label("Name").fill("Web server base")
+    page.get_by_label("Semantic version").fill("1.0.0")
+    page.get_by_label("Platform").select_option("Linux")
+    choose_upload(page, disk)
+    expect(page.get_by_label("Disk format")).to_have_value("raw")
+
+    page.get_by_role("button", name="Start import").click()
+
+    panel = page.locator("#upload-panel")
+    expect(panel).to_be_visible()
+    image_import = wait_for(page, lambda: ImageImport.objects.first())
+    assert image_import.status == Status.UPLOADING
+    expect(panel.locator("[data-upload-figures]")).to_contain_text("5.0 MiB of 12.0 MiB")
+    wait_for(page, lambda: len(held) == 2)
+    assert len(parts_in_s3(s3, image_import)) == 1
+
+    page.context.set_offline(True)
+    for route in held:
+        route.abort("internetdisconnected")
+    expect(panel.locator("[data-upload-state]")).to_contain_text("network is gone")
+    page.unroute(re.compile(r"^http://127\.0\.0\.1:\d+/" + IMPORT_BUCKET + "/"))
+    page.context.set_offline(False)
+
+    expect(page).to_have_url(DETAIL_URL, timeout=POLLED)
+    image_import.refresh_from_db()
+    assert image_import.status != Status.UPLOADING
+    head = s3.head_object(Bucket=IMPORT_BUCKET, Key=image_import.user_bucket["S3Key"])
+    assert head["ContentLength"] == 12 * MIB
+    body = s3.get_object(Bucket=IMPORT_BUCKET, Key=image_import.user_bucket["S3Key"])["Body"]
+    assert body.read() == disk.read_bytes()
+    assert not [e for e in errors if "Content Security Policy" in e], errors
+
+    expect(page.locator("#status .status")).to_have_text(
+        re.compile("Importing|Available"), timeout=POLLED
+    )
+    tasks.refresh_imports()
+    expect(page.locator("#status .status")).to_have_text("Available", timeout=POLLED)
+
+
+def test_an_upload_resumes_from_the_imports_page_after_a_reload(
+    page, user, disk_team, s3, tmp_path
+):
+    disk = raw_disk(tmp_path / "web.raw", 12 * MIB)
+
+    def stop_after_part_one(route):
+        if is_part_one(route.request.url):
+            route.continue_()
+        else:
+            route.abort("connectionreset")
+
+    s3_urls = re.compile(r"^http://127\.0\.0\.1:\d+/" + IMPORT_BUCKET + "/")
+    page.route(s3_urls, stop_after_part_one)
+    sign_in(page, user)
+    open_new_import(page)
+    page.get_by_label("Name").fill("Web server base")
+    page.get_by_label("Semantic version").fill("1.0.0")
+    page.get_by_label("Platform").select_option("Linux")
+    choose_upload(page, disk)
+    page.get_by_role("button", name="Start import").click()
+    image_import = wait_for(page, lambda: ImageImport.objects.first())
+    wait_for(page, lambda: len(parts_in_s3(s3, image_import)) == 1)
+    page.goto(f"/imports/{image_import.pk}")  # the reload: Uppy's state is gone
+    page.unroute(s3_urls)  # only now: the first page kept retrying parts 2 and 3
+    assert len(parts_in_s3(s3, image_import)) == 1
+
+    sent = []
+    page.on("request", lambda r: r.method == "PUT" and sent.append(r.url))
+    page.get_by_label(re.compile("^The same disk image file")).set_input_files(str(disk))
+
+    expect(page.locator("#status .status")).to_have_text(
+        re.compile("Queued|Submitting|Importing|Failed|Available"), timeout=POLLED
+    )
+    assert len(sent) == 2 and not any(is_part_one(url) for url in sent), sent
+    image_import.refresh_from_db()
+    assert image_import.status != Status.UPLOADING
+
+
+HEADERS = {
+    "vmdk-sparse": (b"KDMV" + bytes(2044), "vmdk"),
+    "vmdk-descriptor": (b"# Disk DescriptorFile\nversion=1\n" + bytes(1000), "vmdk"),
+    "vhdx": (b"vhdxfile" + bytes(2040), "vhdx"),
+    "vhd": (bytes(1536) + b"conectix" + bytes(504), "vhd"),
+    "ova": (b"web.ovf".ljust(257, b"\0") + b"ustar" + bytes(1786), "ova"),
+    "raw-gpt": (bytes(512) + b"EFI PART" + bytes(1528), "raw"),
+    "raw-mbr": (bytes(510) + b"\x55\xaa" + bytes(1536), "raw"),
+}
+
+
+def test_each_format_is_read_from_its_header_and_an_unknown_one_is_said(
+    page, user, disk_team, s3, tmp_path
+):
+    sign_in(page, user)
+    open_new_import(page)
+    page.get_by_label("A disk file from this computer").check()
+    detected = page.locator("#disk-file-detected")
+    for name, (header, expected) in HEADERS.items():
+        page.get_by_label("Disk format").select_option("")
+        disk = tmp_path / f"{name}.img"
+        disk.write_bytes(header)
+        page.get_by_label("Disk image file").set_input_files(str(disk))
+        expect(detected).to_contain_text(expected.upper())
+        expect(page.get_by_label("Disk format")).to_have_value(expected)
+
+    unknown = tmp_path / "notes.txt"
+    unknown.write_bytes(b"hello" * 500)
+    page.get_by_label("Disk format").select_option("")
+    page.get_by_label("Disk image file").set_input_files(str(unknown))
+    expect(detected).to_contain_text("could not be read")
+    expect(page.get_by_label("Disk format")).to_have_value("")
+
+
+def test_an_invalid_form_shows_its_errors_and_keeps_the_chosen_file(
+    page, user, disk_team, s3, tmp_path
+):
+    disk = raw_disk(tmp_path / "web.raw", MIB)
+    sign_in(page, user)
+    open_new_import(page)
+    choose_upload(page, disk)
+    page.get_by_label("Name").fill("")
+
+    page.get_by_role("button", name="Start import").click()
+
+    expect(page.locator(".error-summary")).to_contain_text("Name")
+    expect(page.locator("#upload-panel")).to_be_hidden()
+    assert not ImageImport.objects.exists()
+    assert page.locator("#disk-file").evaluate("input => input.files[0].name") == "web.raw"
+    expect(page.get_by_label("Disk image file")).to_be_visible()  # the source is still upload
+
+
+def test_no_file_chosen_is_said_under_the_file_input(page, user, disk_team, s3):
+    sign_in(page, user)
+    open_new_import(page)
+    page.get_by_label("A disk file from this computer").check()
+
+    page.get_by_role("button", name="Start import").click()
+
+    expect(page.locator("#errors-diskFile")).to_have_text("Choose the disk image file to upload.")
+    assert not ImageImport.objects.exists()
+
+
+def start_held_upload(page, tmp_path, held):
+    """An upload whose parts after the first wait in `held` until the test lets them go."""
+
+    def hold_later_parts(route):
+        if is_part_one(route.request.url):
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(S3_URLS, hold_later_parts)
+    disk = raw_disk(tmp_path / "web.raw", 12 * MIB)
+    open_new_import(page)
+    page.get_by_label("Name").fill("Web server base")
+    page.get_by_label("Semantic version").fill("1.0.0")
+    page.get_by_label("Platform").select_option("Linux")
+    choose_upload(page, disk)
+    page.get_by_role("button", name="Start import").click()
+    wait_for(page, lambda: len(held) == 2)
+    return wait_for(page, lambda: ImageImport.objects.first())
+
+
+def test_pause_and_resume(page, user, disk_team, s3, tmp_path):
+    held = []
+    sign_in(page, user)
+    start_held_upload(page, tmp_path, held)
+    panel = page.locator("#upload-panel")
+
+    panel.get_by_role("button", name="Pause").click()
+    expect(panel.locator("[data-upload-state]")).to_contain_text("Paused")
+    page.unroute(S3_URLS)  # pausing aborted the held requests: nothing goes out now
+    page.wait_for_timeout(1000)
+    expect(page).to_have_url(re.compile("/imports/new$"))  # still paused
+
+    panel.get_by_role("button", name="Resume").click()
+
+    expect(page).to_have_url(DETAIL_URL, timeout=POLLED)
+
+
+def test_cancel_aborts_the_upload_and_cancels_the_import(page, user, disk_team, s3, tmp_path):
+    held = []
+    sign_in(page, user)
+    image_import = start_held_upload(page, tmp_path, held)
+    page.on("dialog", lambda dialog: dialog.accept())
+
+    page.locator("#upload-panel").get_by_role("button", name="Cancel upload").click()
+
+    expect(page).to_have_url(DETAIL_URL, timeout=POLLED)
+    image_import.refresh_from_db()
+    assert (image_import.status, image_import.error_message) == (
+        Status.FAILED,
+        f"Cancelled by {user.username}.",
+    )
+    assert s3.list_multipart_uploads(Bucket=IMPORT_BUCKET).get("Uploads", []) == []
+
+
+def test_the_upload_fields_fit_a_phone(browser, live_server, user, disk_team, s3):
+    context = browser.new_context(base_url=live_server.url, viewport=PHONE)
+    page = context.new_page()
+    sign_in(page, user)
+    open_new_import(page)
+    page.get_by_label("A disk file from this computer").check()
+    expect(page.get_by_label("Disk image file")).to_be_visible()
+    assert horizontal_overflow(page) == 0
+    context.close()
+
+
+def parts_in_s3(s3, image_import):
+    uploads = s3.list_multipart_uploads(Bucket=IMPORT_BUCKET).get("Uploads", [])
+    parts = []
+    for upload in uploads:
+        parts += s3.list_parts(
+            Bucket=IMPORT_BUCKET, Key=upload["Key"], UploadId=upload["UploadId"]
+        ).get("Parts", [])
+    return parts
+
+
+def is_part_one(url):
+    return re.search(r"[?&]partNumber=1(&|$)", url) is not None
+
+
+def wait_for(page, condition, timeout=15):
+    """Poll while Playwright runs: its route handlers fire only inside its own calls."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        page.wait_for_timeout(100)
+    raise AssertionError("timed out")
+
+
+def test_an_uploading_imports_page_with_its_resume_field_has_no_axe_violations(
+    browser, live_server, user, disk_team, s3
+):
+    image_import, _ = services.submit_import(
+        team=disk_team,
+        user=user,
+        **disk_submission(source="upload", key="vm-imports/t/web.raw", upload_size=12 * MIB),
+    )
+    for viewport in ({"width": 1280, "height": 800}, PHONE):
+        context = browser.new_context(base_url=live_server.url, bypass_csp=True, viewport=viewport)
+        page = context.new_page()
+        sign_in(page, user)
+        page.goto(f"/imports/{image_import.pk}")
+        expect(page.get_by_label(re.compile("^The same disk image file"))).to_be_visible()
+        violations = axe_violations(page)
+        assert violations == [], describe_violations(violations)
+        assert horizontal_overflow(page) == 0
+        context.close()
+
+
+def test_without_javascript_every_source_shows_and_a_file_in_the_bucket_is_imported(
+    browser, live_server, user, disk_team, s3
+):
+    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
+    page = context.new_page()
+    sign_in(page, user)
+    open_new_import(page)
+    expect(page.get_by_label("VM import task ID")).to_be_visible()
+    expect(page.get_by_label("S3 key")).to_be_visible()
+    expect(page.get_by_label("Disk image file")).to_be_visible()
+
+    page.get_by_label("A disk file already in the team's import bucket").check()
+    page.get_by_label("S3 key").fill("vm-imports/web/disk1.vmdk")
+    page.get_by_label("Disk format").select_option("vmdk")
+    page.get_by_label("Name").fill("Web server base")
+    page.get_by_label("Semantic version").fill("1.0.0")
+    page.get_by_label("Platform").select_option("Linux")
+    page.get_by_role("button", name="Start import").click()
+
+    expect(page).to_have_url(DETAIL_URL)
+    image_import = ImageImport.objects.get()
+    assert image_import.source == "s3_object"
+    # Queued, or further on: the module's worker (started by an earlier test) may have it.
+    assert image_import.status != Status.UPLOADING
+    context.close()
