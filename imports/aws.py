@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -192,6 +193,9 @@ def import_vm_image(request, *, target):
     )
 
 
+OS_VERSION_IN_DESCRIPTION = re.compile(r"(?<![\w.])(\d{1,4}(?:\.\d{1,4}){0,2})(?![\w.])", re.ASCII)
+
+
 @dataclass(frozen=True)
 class Ec2ImportTask:
     """One EC2 VM import task, as DescribeImportImageTasks reports it."""
@@ -216,6 +220,16 @@ class Ec2ImportTask:
             description=task.get("Description", ""),
             platform=task.get("Platform", ""),
         )
+
+    @property
+    def os_version_hint(self):
+        """The OS version the task's description names, if any ("Ubuntu 22.04 ..." -> 22.04).
+
+        EC2 reports no OS version for a VM import task; people usually write
+        it in the description, so the form offers it, for the person to check.
+        """
+        found = OS_VERSION_IN_DESCRIPTION.search(self.description)
+        return found[1] if found else ""
 
     def as_json(self):
         return {

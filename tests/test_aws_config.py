@@ -69,3 +69,26 @@ def test_an_answer_that_is_no_aws_answer_is_a_retryable_error_not_a_crash():
 
     error = aws.translate(ResponseParserError("Unable to parse response (syntax error)"))
     assert error.code == "InvalidResponse" and error.retryable
+
+
+@pytest.mark.parametrize(
+    "description, version",
+    [
+        ("Ubuntu 22.04 web server (VMware OVA export)", "22.04"),
+        ("Windows Server 2022 base (Hyper-V export)", "2022"),
+        ("RHEL 9 database server", "9"),
+        ("Debian 12.5.1 minimal", "12.5.1"),
+        ("build agent from the x86_64 pool", ""),
+        ("", ""),
+    ],
+)
+def test_the_os_version_is_read_from_a_tasks_description(description, version):
+    task = aws.Ec2ImportTask(
+        import_task_id="import-ami-0123456789abcdef0",
+        status="completed",
+        status_message="",
+        progress=None,
+        image_id="",
+        description=description,
+    )
+    assert task.os_version_hint == version

@@ -154,6 +154,8 @@ def test_an_import_shows_its_image_arn_then_its_ami_without_a_reload(page, user,
 
     page.get_by_role("button", name=re.compile(f"^Use {SEEDED_TASK}")).click()
     expect(page.get_by_label("VM import task ID")).to_have_value(SEEDED_TASK)
+    # "Ubuntu 22.04 web server (VMware OVA export)": the version it names is offered.
+    expect(page.get_by_label("OS version")).to_have_value("22.04")
     page.get_by_role("button", name="Start import").click()
 
     expect(page).to_have_url(DETAIL_URL)

@@ -16,7 +16,8 @@ document.addEventListener("change", (event) => {
 });
 
 // The VM import task picker: "Use" copies a task id into the form field and
-// checks it, as if the person had typed it, and sets the platform EC2 knows.
+// checks it, as if the person had typed it, sets the platform EC2 knows, and
+// offers the OS version the task's description names (never over one typed).
 document.addEventListener("click", (event) => {
   const button = event.target.closest("[data-fill]");
   if (!button) return;
@@ -27,6 +28,11 @@ document.addEventListener("click", (event) => {
   if (platform && button.dataset.platform && platform.value !== button.dataset.platform) {
     platform.value = button.dataset.platform;
     platform.dispatchEvent(new Event("change", { bubbles: true }));
+  }
+  const osVersion = document.getElementById("id_osVersion");
+  if (osVersion && button.dataset.osVersion && !osVersion.value.trim()) {
+    osVersion.value = button.dataset.osVersion;
+    osVersion.dispatchEvent(new Event("change", { bubbles: true }));
   }
   checkPlatform();
   input.focus();
