@@ -585,7 +585,8 @@ class ImageImport(models.Model):
                 forward &= Q(progress__isnull=True) | Q(progress__lte=progress)
                 updates["progress"] = progress
             updates["status_message"] = task.status_message or task.status
-        ImageImport.objects.filter(pk=self.pk).update(refreshed_at=timezone.now())
+        # An unchanged answer writes nothing here: the refresher stamps
+        # `refreshed_at` on all the imports of a cycle in one UPDATE.
         changed = {name: value for name, value in updates.items() if getattr(self, name) != value}
         if not changed:
             return False

@@ -235,6 +235,10 @@ def refresh_target(target, image_imports):
                 image_import.observe(task=tasks.get(image_import.vm_import_task_id), image=image)
             except Exception:
                 logger.exception("Could not record the refresh of import %s", image_import.pk)
+    # One write for the whole cycle, not one per import (most answers change nothing).
+    ImageImport.objects.filter(pk__in=[i.pk for i in image_imports]).update(
+        refreshed_at=timezone.now()
+    )
     return throttled
 
 

@@ -293,3 +293,17 @@ def test_the_api_reports_progress_and_amis(client, api_headers, team, user, emul
     assert body["amis"] == [
         {"region": "us-east-1", "image": "ami-0a1b2c3d4e5f60718", "accountId": "123456789012"}
     ]
+
+
+@pytest.mark.parametrize("count", [2, 8])
+def test_a_cycle_with_nothing_new_reads_once_and_writes_once(
+    team, user, slow_emulator, count, django_assert_num_queries
+):
+    imports = [importing(team, user, slow_emulator, clientToken=f"same-{n}") for n in range(count)]
+    tasks.refresh_imports()  # the first answers are news: image PENDING, task progress
+    ImageImport.objects.filter(pk__in=[i.pk for i in imports]).update(refreshed_at=None)
+    # The same answers again: one SELECT of the due imports, one UPDATE stamping
+    # them all, whatever their number, and no event.
+    with django_assert_num_queries(2):
+        tasks.refresh_imports()
+    assert not ImageImport.objects.filter(refreshed_at__isnull=True).exists()
