@@ -67,7 +67,7 @@ emulator: install
 
 # The README's pictures, made by the browser tests into docs/screenshots/.
 screenshots: install
-	$(BIN)/pytest -m screenshots tests/test_screenshots.py
+	$(BIN)/pytest -m screenshots tests/test_screenshots.py tests/test_browser_upload.py
 
 bench: install
 	$(BIN)/python bench/refresh_imports.py

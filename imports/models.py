@@ -473,7 +473,7 @@ class ImageImport(models.Model):
 
     # -- transitions ----------------------------------------------------------
 
-    def note_upload_started(self, upload_id):
+    def note_upload_started(self, upload_id, *, user=None):
         """Remember the S3 multipart upload of an uploading import; False if one is kept."""
         with transaction.atomic():
             started = ImageImport.objects.filter(
@@ -482,6 +482,7 @@ class ImageImport(models.Model):
             if started:
                 self._record(
                     action=Action.STATUS,
+                    actor=user,
                     from_status=Status.UPLOADING,
                     to_status=Status.UPLOADING,
                     detail=f"Upload started to s3://{self.user_bucket.get('S3Bucket')}/"

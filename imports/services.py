@@ -130,7 +130,7 @@ def upload_location(image_import):
     return bucket["S3Bucket"], bucket["S3Key"]
 
 
-def start_upload(image_import, *, content_type=""):
+def start_upload(image_import, *, content_type="", user=None):
     """The import's multipart upload: started now, or the one already started (resume)."""
     if image_import.status != Status.UPLOADING:
         raise UploadError(f"This import is {image_import.get_status_display().lower()}.")
@@ -140,7 +140,7 @@ def start_upload(image_import, *, content_type=""):
     upload_id = aws.create_multipart_upload(
         bucket, key, target=image_import.target, content_type=content_type
     )
-    if not image_import.note_upload_started(upload_id):
+    if not image_import.note_upload_started(upload_id, user=user):
         # Another request started one first: keep theirs, drop ours.
         abort_quietly(image_import, upload_id)
     return image_import.upload_id

@@ -60,7 +60,9 @@ def create_upload(request, pk):
     content_type = body.get("type") if isinstance(body.get("type"), str) else ""
 
     def start():
-        upload_id = services.start_upload(image_import, content_type=content_type[:255])
+        upload_id = services.start_upload(
+            image_import, content_type=content_type[:255], user=request.user
+        )
         size = image_import.upload_size
         return JsonResponse(
             {

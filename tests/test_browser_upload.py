@@ -9,6 +9,7 @@ calls go to the project's emulator.
 import os
 import re
 import time
+from pathlib import Path
 
 import boto3
 import pytest
@@ -448,3 +449,40 @@ def test_without_javascript_every_source_shows_and_a_file_in_the_bucket_is_impor
     # Queued, or further on: the module's worker (started by an earlier test) may have it.
     assert image_import.status != Status.UPLOADING
     context.close()
+
+
+SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+
+
+@pytest.mark.screenshots
+def test_screenshots_of_a_disk_file_on_its_way(page, user, disk_team, s3, worker, tmp_path):
+    """The README's pictures of the disk path: the upload half-way, then the import."""
+    disk = raw_disk(tmp_path / "web-server.raw", 12 * MIB)
+    held = []
+    s3_urls = re.compile(r"^http://127\.0\.0\.1:\d+/" + IMPORT_BUCKET + "/")
+    page.route(
+        s3_urls,
+        lambda route: route.continue_() if is_part_one(route.request.url) else held.append(route),
+    )
+    page.set_viewport_size({"width": 1280, "height": 900})
+    sign_in(page, user)
+    open_new_import(page)
+    page.get_by_label("Name").fill("Web server base")
+    page.get_by_label("Semantic version").fill("2.1.0")
+    page.get_by_label("Platform").select_option("Linux")
+    choose_upload(page, disk)
+    page.get_by_role("button", name="Start import").click()
+    panel = page.locator("#upload-panel")
+    expect(panel.locator("[data-upload-figures]")).to_contain_text("5.0 MiB of 12.0 MiB")
+    wait_for(page, lambda: len(held) == 2)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "upload-desktop.png"), full_page=True)
+    for route in held:
+        route.continue_()
+    expect(page).to_have_url(DETAIL_URL, timeout=POLLED)
+    page.unroute(s3_urls)
+    image_import = ImageImport.objects.get()
+    wait_for(page, lambda: ImageImport.objects.get(pk=image_import.pk).vm_import_task_id, 30)
+    page.reload()
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(SHOTS / "import-disk-desktop.png"), full_page=True)
