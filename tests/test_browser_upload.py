@@ -102,6 +102,15 @@ def open_new_import(page):
     expect(page.get_by_role("heading", name="New import")).to_be_visible()
 
 
+def fill_new_import(page, disk, *, semantic_version="1.0.0"):
+    """New import, filled for a disk file from this computer, not yet started."""
+    open_new_import(page)
+    page.get_by_label("Name").fill("Web server base")
+    page.get_by_label("Semantic version").fill(semantic_version)
+    page.get_by_label("Platform").select_option("Linux")
+    choose_upload(page, disk)
+
+
 def choose_upload(page, disk):
     page.get_by_label("A disk file from this computer").check()
     page.get_by_label("Disk image file").set_input_files(str(disk))
@@ -172,11 +181,7 @@ def test_a_file_goes_to_s3_survives_a_dropped_network_and_the_import_reaches_ava
 
     page.route(re.compile(r"^http://127\.0\.0\.1:\d+/" + IMPORT_BUCKET + "/"), hold_later_parts)
     sign_in(page, user)
-    open_new_import(page)
-    page.get_by_label("Name").fill("Web server base")
-    page.get_by_label("Semantic version").fill("1.0.0")
-    page.get_by_label("Platform").select_option("Linux")
-    choose_upload(page, disk)
+    fill_new_import(page, disk)
     expect(page.get_by_label("Disk format")).to_have_value("raw")
 
     page.get_by_role("button", name="Start import").click()
@@ -226,11 +231,7 @@ def test_an_upload_resumes_from_the_imports_page_after_a_reload(
     s3_urls = re.compile(r"^http://127\.0\.0\.1:\d+/" + IMPORT_BUCKET + "/")
     page.route(s3_urls, stop_after_part_one)
     sign_in(page, user)
-    open_new_import(page)
-    page.get_by_label("Name").fill("Web server base")
-    page.get_by_label("Semantic version").fill("1.0.0")
-    page.get_by_label("Platform").select_option("Linux")
-    choose_upload(page, disk)
+    fill_new_import(page, disk)
     page.get_by_role("button", name="Start import").click()
     image_import = wait_for(page, lambda: ImageImport.objects.first())
     wait_for(page, lambda: len(parts_in_s3(s3, image_import)) == 1)
@@ -466,11 +467,7 @@ def test_screenshots_of_a_disk_file_on_its_way(page, user, disk_team, s3, worker
     )
     page.set_viewport_size({"width": 1280, "height": 900})
     sign_in(page, user)
-    open_new_import(page)
-    page.get_by_label("Name").fill("Web server base")
-    page.get_by_label("Semantic version").fill("2.1.0")
-    page.get_by_label("Platform").select_option("Linux")
-    choose_upload(page, disk)
+    fill_new_import(page, disk, semantic_version="2.1.0")
     page.get_by_role("button", name="Start import").click()
     panel = page.locator("#upload-panel")
     expect(panel.locator("[data-upload-figures]")).to_contain_text("5.0 MiB of 12.0 MiB")
