@@ -350,3 +350,29 @@ def test_the_audit_list_shows_every_column_at_1280_px(browser, live_server, port
     assert clipped <= 0, f"the audit list is {clipped}px wider than its box"
     assert horizontal_overflow(page) <= 0
     context.close()
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["390px", "1280px"])
+def test_the_admin_audit_pages_pass_axe(browser, live_server, portal, user, viewport):
+    user.is_superuser = user.is_staff = True
+    user.save(update_fields=["is_superuser", "is_staff"])
+    context = browser.new_context(base_url=live_server.url, viewport=viewport, bypass_csp=True)
+    page = context.new_page()
+    found = {}
+    page.goto("/admin/login/")
+    violations = axe_violations(page)
+    if violations:
+        found["admin sign-in"] = [describe_violations(violations)]
+    sign_in(page, user)
+    for name, url in {
+        "admin index": "/admin/",
+        "audit events": "/admin/imports/auditevent/",
+        "image imports": "/admin/imports/imageimport/",
+    }.items():
+        page.goto(url)
+        page.wait_for_load_state("networkidle")
+        violations = axe_violations(page)
+        if violations:
+            found[name] = [describe_violations(violations)]
+    context.close()
+    assert not found, "\n" + report(found)
