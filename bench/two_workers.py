@@ -45,9 +45,9 @@ django.setup()
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
-from imports.emulator.testing import running_emulator  # noqa: E402
 
 from config.celery import app  # noqa: E402
+from fakeaws.testing import running_emulator  # noqa: E402
 from imports import services  # noqa: E402
 from imports.models import ImageImport, Status, Team  # noqa: E402
 
