@@ -1,5 +1,6 @@
 """EC2 VM import over the EC2 query protocol: ImportImage, DescribeImportImageTasks,
-CancelImportTask. Answers are XML in EC2's 2016-11-15 namespace.
+CancelImportTask, and CreateTags/DescribeTags on the AMIs and snapshots the
+imports make. Answers are XML in EC2's 2016-11-15 namespace.
 
 Parameters are read back through botocore's model of EC2 (query.py) and
 checked against it (validation.py). EC2's model constrains little (types,
@@ -23,7 +24,13 @@ from .wire import ServiceError, xml_element, xml_response
 
 SERVICE = "ec2"
 NAMESPACE = "http://ec2.amazonaws.com/doc/2016-11-15/"
-OPERATIONS = ("ImportImage", "DescribeImportImageTasks", "CancelImportTask")
+OPERATIONS = (
+    "ImportImage",
+    "DescribeImportImageTasks",
+    "CancelImportTask",
+    "CreateTags",
+    "DescribeTags",
+)
 
 # EC2 never answers with Image Builder's error names: a fault asked for by
 # one of those arrives as the EC2 error that means the same.
@@ -60,6 +67,8 @@ def handle(world, operation, request):
         "ImportImage": import_image,
         "DescribeImportImageTasks": describe_import_image_tasks,
         "CancelImportTask": cancel_import_task,
+        "CreateTags": create_tags,
+        "DescribeTags": describe_tags,
     }[operation]
     try:
         members = valid_members(operation, request.form)
@@ -346,9 +355,13 @@ def snapshot(task, disk, state):
     if disk.get("bucket"):
         detail["userBucket"] = {"s3Bucket": disk["bucket"], "s3Key": disk["key"]}
     if state.status == "completed":
-        # Derived from the AMI so that every read names the same snapshot.
-        detail["snapshotId"] = "snap-" + task.image_id.removeprefix("ami-")
+        detail["snapshotId"] = snapshot_id(task)
     return detail
+
+
+def snapshot_id(task):
+    # Derived from the AMI so that every read names the same snapshot.
+    return "snap-" + task.image_id.removeprefix("ami-")
 
 
 # -- CancelImportTask -------------------------------------------------------
@@ -374,3 +387,80 @@ def cancel_import_task(world, members):
         task.cancelled_at = world.clock.now()
         task.cancel_reason = members.get("CancelReason")
     return {"importTaskId": task_id, "previousState": previous, "state": "deleting"}
+
+
+# -- CreateTags, DescribeTags: on the AMIs and snapshots of completed tasks ----
+
+RESOURCE_TYPES = {"ami-": "image", "snap-": "snapshot"}
+# From the API reference, not the model: a tag key may not begin with aws:.
+RESERVED_TAG_PREFIX = "aws:"
+
+
+def create_tags(world, members):
+    resources = members.get("Resources", [])
+    tags = members.get("Tags", [])
+    with world.lock:
+        known = imported_resources(world)
+        for resource_id in resources:
+            check_resource(resource_id, known)
+        for tag in tags:
+            if tag.get("Key", "").lower().startswith(RESERVED_TAG_PREFIX):
+                # A guess: the code (EC2 lists InvalidParameterValue) and wording.
+                raise ServiceError(
+                    "InvalidParameterValue",
+                    f"Tag keys starting with 'aws:' are reserved for internal use: {tag['Key']!r}",
+                )
+        for resource_id in resources:
+            on_resource = world.resource_tags.setdefault(resource_id, {})
+            on_resource.update({tag["Key"]: tag.get("Value", "") for tag in tags})
+    return {"return": "true"}
+
+
+def imported_resources(world):
+    """The AMI and snapshot ids of every completed task: what may be tagged."""
+    ids = set()
+    for task in world.tasks.values():
+        if world.task_state(task).status == "completed":
+            ids.add(task.image_id)
+            ids.add(snapshot_id(task))
+    return ids
+
+
+def check_resource(resource_id, known):
+    prefix = next((p for p in RESOURCE_TYPES if resource_id.startswith(p)), None)
+    if prefix is None:
+        # EC2's codes: InvalidID for an id of no known kind.
+        raise ServiceError("InvalidID", f"The ID '{resource_id}' is not valid")
+    if resource_id not in known:
+        code = "InvalidAMIID.NotFound" if prefix == "ami-" else "InvalidSnapshot.NotFound"
+        raise ServiceError(code, f"The resource ID '{resource_id}' does not exist")
+
+
+def describe_tags(world, members):
+    wanted = {}
+    for tag_filter in members.get("Filters", []):
+        name = tag_filter.get("Name")
+        if name not in ("resource-id", "key", "resource-type"):
+            # A guess: the wording. DescribeTags has more filters; these are
+            # the ones anyone asks of imported AMIs and snapshots.
+            raise ServiceError("InvalidParameterValue", f"The filter {name!r} is not supported.")
+        wanted[name] = set(tag_filter.get("Values", []))
+    with world.lock:
+        described = [
+            {
+                "resourceId": resource_id,
+                "resourceType": resource_type(resource_id),
+                "key": key,
+                "value": value,
+            }
+            for resource_id, tags in sorted(world.resource_tags.items())
+            for key, value in sorted(tags.items())
+        ]
+    names = {"resource-id": "resourceId", "key": "key", "resource-type": "resourceType"}
+    for name, values in wanted.items():
+        described = [tag for tag in described if tag[names[name]] in values]
+    return {"tagSet": described}
+
+
+def resource_type(resource_id):
+    return next(kind for prefix, kind in RESOURCE_TYPES.items() if resource_id.startswith(prefix))

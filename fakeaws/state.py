@@ -278,6 +278,8 @@ class World:
             self.image_tokens = {}
             self.builds = Counter()
             self.endings = {}
+            # CreateTags on imported AMIs and snapshots: resource id -> {key: value}.
+            self.resource_tags = {}
             self.operations = Counter()
             self.client_tokens = Counter()
             self.assumed_roles = []

@@ -22,7 +22,10 @@ class ImportsConfig(AppConfig):
     def ready(self):
         from django.contrib.auth.signals import user_logged_in
 
+        from .signals import import_ended
+        from .tasks import queue_tagging
         from .teams import choose_team_on_sign_in
 
         user_logged_in.connect(choose_team_on_sign_in, dispatch_uid="choose_team_on_sign_in")
+        import_ended.connect(queue_tagging, dispatch_uid="imports.queue_tagging")
         post_migrate.connect(ensure_auditors_group, sender=self)

@@ -20,6 +20,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -207,6 +208,7 @@ class Ec2ImportTask:
     image_id: str
     description: str
     platform: str = ""  # "Windows" or "Linux", when EC2 detected it
+    snapshot_ids: tuple = ()  # the AMI's EBS snapshots, once the task completed
 
     @classmethod
     def from_ec2(cls, task):
@@ -219,6 +221,11 @@ class Ec2ImportTask:
             image_id=task.get("ImageId", ""),
             description=task.get("Description", ""),
             platform=task.get("Platform", ""),
+            snapshot_ids=tuple(
+                detail["SnapshotId"]
+                for detail in task.get("SnapshotDetails", [])
+                if detail.get("SnapshotId")
+            ),
         )
 
     @property
@@ -309,6 +316,27 @@ def cancel_import_task(task_id, *, target):
     return response.get("State", "")
 
 
+def tag_imported_image(task_id, tags, *, target):
+    """Put an import's tags on the AMI and the snapshots its VM import task made.
+
+    ImportImage's TagSpecifications tag only the import task (EC2's API
+    reference), so the AMI and its snapshots get theirs once the task has
+    made them. CreateTags sets, never adds twice: a retry is harmless.
+    Returns the ids tagged; none while the task has no AMI (or is gone).
+    """
+    task = describe_import_image_tasks([task_id], target=target).get(task_id)
+    if task is None or not task.image_id:
+        return []
+    resources = [task.image_id, *task.snapshot_ids]
+    ec2 = _call(client, "ec2", target)
+    _call(
+        ec2.create_tags,
+        Resources=resources,
+        Tags=[{"Key": key, "Value": value} for key, value in tags.items()],
+    )
+    return resources
+
+
 # -- EC2 ImportImage: a disk image in S3 becomes a VM import task -------------
 
 
@@ -345,6 +373,60 @@ def part_size(file_size):
 
 def part_count(file_size):
     return max(1, math.ceil(file_size / part_size(file_size)))
+
+
+# The disk format a file's extension names, for the bucket picker (EC2 reads
+# the file itself; the form only warns when the chosen format differs).
+FORMAT_BY_EXTENSION = {
+    "ova": "ova",
+    "vmdk": "vmdk",
+    "vhd": "vhd",
+    "vhdx": "vhdx",
+    "raw": "raw",
+    "img": "raw",
+    "bin": "raw",
+}
+BUCKET_LIST_MAX_KEYS = 5000  # keys read at most (five ListObjectsV2 pages)
+
+
+@dataclass(frozen=True)
+class BucketFile:
+    """One disk file in a team's import bucket, as the New import picker lists it."""
+
+    key: str
+    size: int
+    last_modified: datetime
+
+    @property
+    def name(self):
+        return self.key.rsplit("/", 1)[-1]
+
+    @property
+    def format(self):
+        """The disk format the file's extension names, or ""."""
+        extension = self.name.rsplit(".", 1)[-1].lower() if "." in self.name else ""
+        return FORMAT_BY_EXTENSION.get(extension, "")
+
+
+def list_bucket_files(bucket, prefix, *, target, limit=200):
+    """The files under the team's prefix, newest first (folders and empty objects left out)."""
+    s3 = _call(client, "s3", target)
+    files, token, read = [], None, 0
+    while read < BUCKET_LIST_MAX_KEYS:
+        extra = {"ContinuationToken": token} if token else {}
+        response = _call(s3.list_objects_v2, Bucket=bucket, Prefix=prefix, MaxKeys=1000, **extra)
+        contents = response.get("Contents", [])
+        read += len(contents)
+        files += [
+            BucketFile(key=item["Key"], size=item["Size"], last_modified=item["LastModified"])
+            for item in contents
+            if not item["Key"].endswith("/") and item.get("Size", 0) > 0
+        ]
+        token = response.get("NextContinuationToken")
+        if not response.get("IsTruncated") or not token:
+            break
+    files.sort(key=lambda file: file.last_modified, reverse=True)
+    return files[:limit]
 
 
 def create_multipart_upload(bucket, key, *, target, content_type=""):

@@ -6,9 +6,13 @@ and what to do next.
 
 import re
 
-# EC2 VM import's own failures (the VM Import/Export User Guide's
-# troubleshooting list), most specific first: they come before the generic
-# permission and not-found hints below, which their messages would also match.
+# EC2 VM import's own failures, as the VM Import/Export User Guide's
+# "Troubleshooting VM Import/Export" page words them (tests/test_hints.py
+# quotes each message of that page), plus the failures of its requirements
+# page (kernel, UEFI, disk validation). Most specific first: they come before
+# the generic permission and not-found hints below, which their messages
+# would also match, and "Invalid S3 source location" comes before the "Disk
+# validation failed" that EC2 wraps it in.
 VM_IMPORT_HINTS = (
     (
         re.compile(
@@ -18,18 +22,38 @@ VM_IMPORT_HINTS = (
         ),
         "EC2 could not use the VM import role. Create the role (named as on the Team page, "
         "usually vmimport) with a trust policy for vmie.amazonaws.com and a policy that may read "
-        "the team's bucket, then press Check setup on the Team page and start a new import.",
+        "the team's bucket; if the bucket is encrypted with a KMS key, the role also needs "
+        "kms:Decrypt on that key. Then press Check setup on the Team page and start a new import.",
     ),
     (
-        re.compile(r"not in the same region|bucket .* region|region .* bucket", re.I),
+        re.compile(r"invalid s3 source location", re.I),
+        "EC2 could not find the disk file in S3: the bucket name or the key is wrong, or the "
+        "file was deleted. Check the file in the team's import bucket, then start a new import.",
+    ),
+    (
+        re.compile(
+            r"not in the same region|bucket .* region|region .* bucket|not local to the region",
+            re.I,
+        ),
         "The import bucket is in another region than the import. Use a bucket in the team's "
         "region (Team page, Check setup), copy the file there, and start a new import.",
     ),
     (
+        re.compile(r"disk-image-size=0|parameter disk-image-size", re.I),
+        "EC2 does not support this disk image format. Export the VM as OVA, VMDK, VHD, VHDX or "
+        "raw, check that the format chosen matches the file, and start a new import.",
+    ),
+    (
         re.compile(r"footers? not identical", re.I),
-        "The VHD file's header and footer differ, which usually means the upload or the export "
-        "was cut short. Export the VHD again (as a fixed or dynamic VHD), upload it again and "
-        "start a new import.",
+        "The VHD's header and footer differ: it is a differencing VHD, or it was not created "
+        "correctly (an export or an upload cut short). Export the VM again as a fixed or "
+        "dynamic VHD, upload it again and start a new import.",
+    ),
+    (
+        re.compile(r"unsupported compression algorithm|unsupported ova|ova.*compress", re.I),
+        "EC2 cannot read the compression of the disk inside this export: the VMDK was made in "
+        "OVA format instead of OVF format. Export the VM again in OVF format (or upload a "
+        "stream-optimized VMDK), then start a new import.",
     ),
     (
         re.compile(
@@ -37,13 +61,9 @@ VM_IMPORT_HINTS = (
             r"unsupported)|unsupported vmdk",
             re.I,
         ),
-        "The VMDK file is damaged or not a stream-optimized VMDK. Export it again from VMware "
-        "as an OVA or a stream-optimized VMDK, upload it again and start a new import.",
-    ),
-    (
-        re.compile(r"unsupported ova|ova.*compress|compress.*ova", re.I),
-        "EC2 cannot read this OVA's compression. Export the OVA again without compressing its "
-        "disks (or upload the VMDK inside it), then start a new import.",
+        "The VMDK file is damaged or not a stream-optimized VMDK. Repair it or export it again "
+        "from VMware (as an OVA or a stream-optimized VMDK), upload it again and start a new "
+        "import.",
     ),
     (
         re.compile(r"unsupported kernel", re.I),
@@ -51,15 +71,45 @@ VM_IMPORT_HINTS = (
         "the VM Import/Export requirements, export it again and start a new import.",
     ),
     (
-        re.compile(r"no bootable partition|bootable partition|boot ?loader not found", re.I),
-        "EC2 found no partition it can boot from. Check that the disk holds the operating "
-        "system with its boot loader (the root partition on the same disk as the MBR), export "
+        re.compile(r"could not read fstab|multiple directories found", re.I),
+        "EC2 found more than one Linux system on the disk (a multi-boot VM, or several /etc "
+        "directories), which VM import does not support. Keep one system on the disk, export "
         "it again and start a new import.",
+    ),
+    (
+        re.compile(r"logical volume group activation failed", re.I),
+        "A logical volume (LVM) on the disk could not be activated, which usually means the "
+        "file or the disk is damaged. Check the disk on the VM, export and upload it again, "
+        "and start a new import.",
+    ),
+    (
+        re.compile(
+            r"no bootable partition|bootable partition|boot ?loader not found|no valid "
+            r"partitions",
+            re.I,
+        ),
+        "EC2 found no partition it can boot from. Check that the disk holds the operating "
+        "system with its boot loader (the root partition on the same disk as the boot record); "
+        "a GPT-partitioned disk needs Boot mode uefi, or convert it to MBR. Export it again and "
+        "start a new import.",
     ),
     (
         re.compile(r"\buefi\b", re.I),
         "The disk boots with UEFI. Start a new import with Boot mode set to uefi (or "
         "uefi-preferred), or convert the VM to legacy BIOS boot first.",
+    ),
+    (
+        re.compile(r"booter networking failure|\.net framework", re.I),
+        "The Windows VM needs the Microsoft .NET Framework 3.5 SP1 or later for EC2's first "
+        "boot. Install it on the VM, export it again and start a new import.",
+    ),
+    (
+        re.compile(r"firstbootfailure|failed to boot and establish network", re.I),
+        "Windows did not boot and reach the network on EC2. Before exporting again: turn off "
+        "anti-virus software and firewalls, undo hardening, enable TCP/IP with DHCP, detach "
+        "every disk but the system disk, check that this Windows edition supports volume "
+        "licensing and that it was installed in a VM (not converted from a physical machine). "
+        "Then start a new import.",
     ),
     (
         re.compile(r"unknown os|missing os files|no operating system", re.I),
@@ -80,7 +130,8 @@ GENERAL_HINTS = (
         re.compile(r"AccessDenied|UnauthorizedOperation|not authori[sz]ed|permission", re.I),
         "AWS refused the call for lack of permissions. The worker's role (or the role the "
         "team's AWS target assumes) needs imagebuilder:ImportVmImage and imagebuilder:GetImage, "
-        "plus ec2:DescribeImportImageTasks; ask your AWS administrator, then start a new import.",
+        "plus ec2:ImportImage and ec2:DescribeImportImageTasks (README, Several machines); ask "
+        "your AWS administrator, then start a new import.",
     ),
     (
         re.compile(r"still (active|running|in progress)|not (yet )?complet|is active", re.I),

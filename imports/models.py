@@ -657,6 +657,24 @@ class ImageImport(models.Model):
             detail=detail,
         )
 
+    def note_tagged(self, resources):
+        """The import's tags are on its AMI and snapshots (tasks.tag_ami_and_snapshots)."""
+        self._record(
+            action=Action.TAGGED,
+            from_status=self.status,
+            to_status=self.status,
+            detail=f"Tags {', '.join(sorted(self.tags))} put on {', '.join(resources)}",
+        )
+
+    def note_tagging_failed(self, error):
+        """The image is available, but its AMI and snapshots could not be tagged."""
+        self._record(
+            action=Action.TAGGING_FAILED,
+            from_status=self.status,
+            to_status=self.status,
+            detail=f"Could not tag the AMI and its snapshots: {error.code}: {error.message}",
+        )
+
     def mark_retrying(self, *, code, message, delay):
         return self._move(
             [Status.SUBMITTING],
@@ -791,6 +809,8 @@ class Action(models.TextChoices):
     STATUS = "import.status", "Import status or progress"
     CANCEL_REQUESTED = "import.cancel_requested", "Cancel requested"
     CANCELLED = "import.cancelled", "Import cancelled"
+    TAGGED = "import.tagged", "AMI and snapshots tagged"
+    TAGGING_FAILED = "import.tagging_failed", "Tagging the AMI and snapshots failed"
     MEMBER_ADDED = "team.member_added", "Member added"
     ROLE_CHANGED = "team.role_changed", "Role changed"
     MEMBER_REMOVED = "team.member_removed", "Member removed"

@@ -118,6 +118,16 @@ def vm_import_tasks(team):
     return vm_import_tasks
 
 
+def bucket_files(team):
+    """The disk files in the team's import bucket under its prefix, newest first.
+
+    Not cached: a file copied there a moment ago must show on the next look.
+    """
+    return aws.list_bucket_files(
+        team.import_bucket, team.import_prefix, target=aws.Target.for_team(team)
+    )
+
+
 # -- a browser upload, straight to S3 ---------------------------------------------
 
 

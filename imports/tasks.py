@@ -15,10 +15,11 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import aws, metrics
+from . import aws, metrics, signals
 from .models import ImageImport, Status
 
 logger = logging.getLogger(__name__)
@@ -255,3 +256,48 @@ def pause_refreshing():
     seconds = min(previous * 2, settings.IMPORT_REFRESH_MAX_PAUSE)
     cache.set(REFRESH_PAUSE_KEY, {"until": time.time() + seconds, "seconds": seconds}, 3600)
     logger.warning("AWS is throttling the refresher; pausing it for %ss", seconds)
+
+
+@shared_task(bind=True, ignore_result=True, max_retries=5)
+def tag_ami_and_snapshots(self, pk):
+    """Put a disk import's tags on the AMI and snapshots EC2 made (see queue_tagging)."""
+    image_import = ImageImport.objects.filter(pk=pk).first()
+    if image_import is None:
+        return
+    try:
+        resources = aws.tag_imported_image(
+            image_import.vm_import_task_id, image_import.tags, target=image_import.target
+        )
+    except aws.AwsError as error:
+        if error.retryable and self.request.retries < self.max_retries:
+            raise self.retry(countdown=retry_delay(self.request.retries)) from error
+        image_import.note_tagging_failed(error)
+        logger.warning(
+            "Import %s: could not tag its AMI and snapshots: %s",
+            pk,
+            error,
+            extra={"import_id": pk},
+        )
+        return
+    if resources:
+        image_import.note_tagged(resources)
+
+
+def queue_tagging(sender, image_import, event, **kwargs):
+    """On `import_ended`: a disk import that became available gets its tags on the AMI.
+
+    Only for a disk file, whose VM import task the portal made with the same
+    tags; an existing task's AMI belongs to whoever made it. Queued once the
+    transition commits; a broker outage only costs the tags, which the audit
+    then lacks, never the import.
+    """
+    if event != signals.AVAILABLE or not image_import.is_disk_import or not image_import.tags:
+        return
+
+    def send():
+        try:
+            tag_ami_and_snapshots.delay(image_import.pk)
+        except Exception:
+            logger.exception("Could not queue the tagging of import %s", image_import.pk)
+
+    transaction.on_commit(send)

@@ -9,6 +9,7 @@ urlpatterns = [
     path("imports/new", views.new_import, name="new"),
     path("imports/new/validate/<str:field>", views.validate_field, name="validate"),
     path("imports/new/vm-import-tasks", views.vm_import_tasks, name="vm_import_tasks"),
+    path("imports/new/bucket-files", views.bucket_files, name="bucket_files"),
     path("imports/<int:pk>", views.detail, name="detail"),
     path("imports/<int:pk>/cancel", views.cancel, name="cancel"),
     path("imports/<int:pk>/status", views.status, name="status"),

@@ -252,6 +252,8 @@ def live_validation(form, focus_name=True):
     limit goes to portal.js instead, which says so as the person types.
     """
     form.fields["vmImportTaskId"].widget.attrs["list"] = "vm-import-tasks"
+    if "s3Key" in form.fields:
+        form.fields["s3Key"].widget.attrs["list"] = "bucket-files"
     if focus_name and not form.is_bound:
         form.fields["name"].widget.attrs["autofocus"] = True
     for bound_field in [*form, *(f for row in form.tags for f in row)]:
@@ -288,6 +290,26 @@ def vm_import_tasks(request):
         tasks, problem = [], error.message
     return render(
         request, "imports/new.html#task_picker", {"tasks": tasks, "task_problem": problem}
+    )
+
+
+@login_required
+@require_GET
+def bucket_files(request):
+    """The picker: the disk files in the team's import bucket, or why there are none."""
+    membership = teams.current_membership(request)
+    if membership is None:
+        raise Http404
+    team, files, problem = membership.team, [], ""
+    if team.import_bucket:
+        try:
+            files = services.bucket_files(team)
+        except aws.AwsError as error:
+            problem = error.message
+    return render(
+        request,
+        "imports/new.html#file_picker",
+        {"files": files, "file_problem": problem, "team": team},
     )
 
 

@@ -44,6 +44,7 @@ EXPECTED = {
     "imports:new": ("get", signed_in(200, viewer=403)),
     "imports:validate": ("post", signed_in(200)),
     "imports:vm_import_tasks": ("get", signed_in(200)),
+    "imports:bucket_files": ("get", signed_in(200)),
     "imports:detail": ("get", signed_in(200, outsider=404)),
     "imports:status": ("get", signed_in(200, outsider=404)),
     # Asked for no ids, it has nothing in flight to report: stop polling.

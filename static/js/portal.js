@@ -34,9 +34,37 @@ document.addEventListener("click", (event) => {
     osVersion.value = button.dataset.osVersion;
     osVersion.dispatchEvent(new Event("change", { bubbles: true }));
   }
+  // A file from the bucket picker: the format its extension names.
+  const format = document.getElementById("id_format");
+  if (format && button.dataset.format && format.value !== button.dataset.format) {
+    format.value = button.dataset.format;
+    format.dispatchEvent(new Event("change", { bubbles: true }));
+  }
   checkPlatform();
+  checkFormat();
   input.focus();
 });
+
+// The format a bucket file's extension names, from the file picker's list.
+function fileFormat(key) {
+  for (const option of document.querySelectorAll("#bucket-files option")) {
+    if (option.value === key) return option.dataset.format || "";
+  }
+  return "";
+}
+
+function checkFormat() {
+  const warning = document.getElementById("format-warning");
+  const key = document.getElementById("id_s3Key");
+  const format = document.getElementById("id_format");
+  if (!warning || !key || !format) return;
+  const expected = fileFormat(key.value.trim());
+  const mismatch = expected && format.value && format.value !== expected;
+  warning.hidden = !mismatch;
+  warning.textContent = mismatch
+    ? `The file's name says ${expected.toUpperCase()}, but the disk format chosen is ${format.value.toUpperCase()}. EC2 fails an import whose format does not match the file.`
+    : "";
+}
 
 // The platform EC2 reported for the chosen task, from the picker's list.
 function taskPlatform(taskId) {
@@ -61,8 +89,12 @@ function checkPlatform() {
 
 document.addEventListener("change", (event) => {
   if (event.target.matches("#id_platform, #id_vmImportTaskId")) checkPlatform();
+  if (event.target.matches("#id_format, #id_s3Key")) checkFormat();
 });
-document.addEventListener("htmx:afterSettle", checkPlatform);
+document.addEventListener("htmx:afterSettle", () => {
+  checkPlatform();
+  checkFormat();
+});
 
 // A field's look follows its messages: when live validation swaps in a
 // field's message list, the field is marked invalid exactly when it has one.
