@@ -77,6 +77,7 @@ bench: install
 	$(BIN)/python bench/worker_kills.py
 	$(BIN)/python bench/history.py
 	$(BIN)/python bench/upload.py
+	$(BIN)/python bench/dev_server.py
 
 lint: install
 	$(BIN)/ruff check .
