@@ -25,7 +25,6 @@ install: $(VENV)/.installed
 run: install
 	rm -rf $(DATA_DIR)/prometheus
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py ensure_admin
 	@if [ -z "$$EMAIL_URL$$EMAIL_HOST" ]; then \
 	  echo "E-mails are written as files under $(DATA_DIR)/mail (set EMAIL_URL to send them)."; \
 	fi
@@ -33,13 +32,14 @@ run: install
 	@export PATH="$(CURDIR)/$(BIN):$$PATH" WEBHOOK_ALLOW_PRIVATE=true \
 	  PORTAL_URL="$${PORTAL_URL:-http://127.0.0.1:$(PORT)}"; \
 	if [ "$$(python manage.py aws_mode)" = aws ]; then \
+	  python manage.py ensure_admin || exit 1; \
 	  echo "The portal: http://127.0.0.1:$(PORT)/ (real AWS)"; \
 	  exec python -m config.procfile start --procfile Procfile --port $(PORT) web worker beat; \
 	else \
 	  echo "No AWS credentials or region configured: starting the local AWS emulator on $(EMULATOR)"; \
 	  echo "and moto's S3 and IAM on $(MOTO) (bucket $(EMULATOR_IMPORT_BUCKET), role vmimport)."; \
 	  echo "Nothing is sent to AWS. The portal: http://127.0.0.1:$(PORT)/"; \
-	  python manage.py ensure_admin --import-bucket $(EMULATOR_IMPORT_BUCKET); \
+	  python manage.py ensure_admin --import-bucket $(EMULATOR_IMPORT_BUCKET) || exit 1; \
 	  export EMULATOR_PORT=$(EMULATOR_PORT) AWS_REGION=us-east-1 \
 	    AWS_ACCESS_KEY_ID=emulator AWS_SECRET_ACCESS_KEY=emulator \
 	    AWS_ENDPOINT_URL_IMAGEBUILDER=$(EMULATOR) AWS_ENDPOINT_URL_EC2=$(EMULATOR) \
@@ -77,6 +77,7 @@ bench: install
 	$(BIN)/python bench/worker_kills.py
 	$(BIN)/python bench/history.py
 	$(BIN)/python bench/upload.py
+	$(BIN)/python bench/dev_server.py
 
 lint: install
 	$(BIN)/ruff check .

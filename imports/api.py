@@ -11,11 +11,10 @@ import json
 from pathlib import Path
 
 from django.conf import settings
-from django.core.paginator import Paginator
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from . import aws, services
+from . import aws, paging, services
 from .errors import api_error
 from .forms import NewImportForm, RequestShapeError
 from .inputs import MAX_JSON_DEPTH, json_problem
@@ -100,17 +99,50 @@ def decode_json(body):
 def imports_collection(request):
     if request.method == "POST":
         return create_import(request)
+    return list_imports(request)
+
+
+PAGING_PARAMETERS = ("older", "newer", "page")
+
+
+def list_imports(request):
+    """The team's imports, newest first, by the history's keyset rule (imports/paging.py).
+
+    `next` and `previous` are whole URLs whose opaque cursor names the last
+    (first) row shown, so following `next` to its end lists every import
+    once, however many arrive meanwhile. `page=N` still answers page N.
+    """
     imports = ImageImport.objects.filter(team=request.api_token.team)
-    page = Paginator(imports, settings.API_PAGE_SIZE).get_page(request.GET.get("page"))
+    try:
+        page = paging.keyset_page(
+            imports,
+            size=settings.API_PAGE_SIZE,
+            older_than=request.GET.get("older"),
+            newer_than=request.GET.get("newer"),
+            page=request.GET.get("page"),
+        )
+    except paging.BadCursor as error:
+        return json_error(400, str(error))
     return JsonResponse(
         {
-            "count": page.paginator.count,
-            "page": page.number,
-            "pages": page.paginator.num_pages,
-            "next": page.next_page_number() if page.has_next() else None,
+            "count": page.count,
+            "countCapped": page.count_capped,
+            "next": page_url(request, "older", page.older),
+            "previous": page_url(request, "newer", page.newer),
             "results": [serialize(image_import) for image_import in page],
         }
     )
+
+
+def page_url(request, direction, cursor):
+    """This list's absolute URL at `cursor`, with any other query parameters kept."""
+    if cursor is None:
+        return None
+    query = request.GET.copy()
+    for parameter in PAGING_PARAMETERS:
+        query.pop(parameter, None)
+    query[direction] = cursor
+    return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
 
 
 def create_import(request):

@@ -8,7 +8,7 @@ so neither a deep page nor the count scans the whole table.
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db.models import Q
 
@@ -55,13 +55,18 @@ def decode_cursor(cursor):
         created_at = datetime.fromisoformat(moment)
         if created_at.tzinfo is None:
             raise ValueError(moment)
-        return created_at, int(pk)
-    except (ValueError, UnicodeError, binascii.Error):
+        # In UTC here: a moment at the edge of year 1 or 9999 in another
+        # zone would overflow in the database adapter instead (a 500).
+        return created_at.astimezone(UTC), int(pk)
+    except (ValueError, OverflowError, UnicodeError, binascii.Error):
         raise BadCursor("The page cursor is not one this portal made.") from None
 
 
 def parse_legacy_page(value):
-    if not (value.isascii() and value.isdigit() and 1 <= int(value[:6]) <= MAX_LEGACY_PAGE):
+    # Short before int(): "0001000000000000000000" must not become an OFFSET
+    # past what the database can hold.
+    short = value.isascii() and value.isdigit() and len(value) <= len(str(MAX_LEGACY_PAGE)) + 2
+    if not (short and 1 <= int(value) <= MAX_LEGACY_PAGE):
         raise BadCursor(f"page must be a whole number from 1 to {MAX_LEGACY_PAGE}.")
     return int(value)
 
@@ -70,8 +75,11 @@ def keyset_page(queryset, *, size, older_than=None, newer_than=None, page=None):
     """One page of a queryset ordered newest first (-created_at, -id).
 
     `older_than`/`newer_than` are cursors; `page` is the old page number,
-    answered with OFFSET once and with cursors from there on.
+    answered with OFFSET once and with cursors from there on. At most one
+    of the three: a link that mixes them was not made here.
     """
+    if sum(1 for position in (older_than, newer_than, page) if position) > 1:
+        raise BadCursor("Give at most one of older, newer and page.")
     total = queryset.order_by()[: COUNT_CAP + 1].count()
     if newer_than:
         created_at, pk = decode_cursor(newer_than)

@@ -49,17 +49,42 @@ def test_the_old_page_numbers_still_work(imports):
 
 
 @pytest.mark.parametrize(
-    "cursor", ["x", "", "²", "MjAyNi0xMS0yOFQwMDowMDowMHw-MQ", "bm90aGluZw", "%00"]
+    "cursor",
+    [
+        "x",
+        "",
+        "²",
+        "MjAyNi0xMS0yOFQwMDowMDowMHw-MQ",
+        "bm90aGluZw",
+        "%00",
+        "OTk5OS0xMi0zMVQyMzo1OTo1OS0xNDowMHwx",  # 9999-12-31T23:59:59-14:00: past year 9999 in UTC
+    ],
 )
 def test_a_cursor_this_portal_did_not_make_is_refused(cursor):
     with pytest.raises(paging.BadCursor):
         paging.decode_cursor(cursor)
 
 
-@pytest.mark.parametrize("page", ["0", "-1", "²", "1" * 40, "abc", "1001"])
+@pytest.mark.parametrize(
+    "page", ["0", "-1", "²", "1" * 40, "abc", "1001", "0001000000000000000000"]
+)
 def test_a_page_number_out_of_range_is_refused(db, page):
     with pytest.raises(paging.BadCursor):
         walk(3, page=page)
+
+
+def test_one_position_at_a_time(imports):
+    first = walk(3)
+    with pytest.raises(paging.BadCursor):
+        walk(3, older_than=first.older, page="2")
+    with pytest.raises(paging.BadCursor):
+        walk(3, older_than=first.older, newer_than=first.older)
+
+
+def test_the_cursor_is_read_back_in_utc():
+    moment = timezone.now()
+    created_at, _ = paging.decode_cursor(paging.encode_cursor(ImageImport(pk=7, created_at=moment)))
+    assert created_at == moment and created_at.utcoffset() == timedelta(0)
 
 
 def test_the_history_answers_400_for_a_bad_cursor(user_client):

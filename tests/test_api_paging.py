@@ -1,0 +1,156 @@
+"""GET /api/imports a page at a time: `next` URLs with keyset cursors, `page=N` as before.
+
+The rule is the history's (imports/paging.py); these tests hold the API to
+it: every import exactly once while others arrive, a 400 in the API's one
+error shape for a cursor or page the portal did not make, and a number of
+queries that does not grow with the number of rows.
+"""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from .factories import make_import
+
+URL = "/api/imports"
+
+
+@pytest.fixture
+def small_pages(settings):
+    settings.API_PAGE_SIZE = 3
+
+
+def make_imports(team, user, count, *, start=None):
+    """`count` imports a minute apart, the last two at the very same moment (ties by id)."""
+    start = start or timezone.now() - timedelta(days=1)
+    rows = [make_import(team, user, created_at=start + timedelta(minutes=n)) for n in range(count)]
+    rows[-1].created_at = rows[-2].created_at
+    rows[-1].save(update_fields=["created_at"])
+    return rows
+
+
+def newest_first(rows):
+    return [row.pk for row in sorted(rows, key=lambda row: (row.created_at, row.pk), reverse=True)]
+
+
+def ids(body):
+    return [item["id"] for item in body["results"]]
+
+
+def test_the_first_page_is_the_newest_with_a_next_url(client, api_headers, team, user, small_pages):
+    rows = make_imports(team, user, 5)
+    response = client.get(URL, headers=api_headers)
+    assert response.status_code == 200
+    body = response.json()
+    assert ids(body) == newest_first(rows)[:3]
+    assert body["count"] == 5 and body["countCapped"] is False
+    assert body["next"].startswith("http://testserver/api/imports?older=")
+    assert body["previous"] is None
+
+
+def test_following_next_lists_every_import_once_while_new_ones_arrive(
+    client, api_headers, team, user, small_pages
+):
+    rows = make_imports(team, user, 8)
+    seen, url, pages = [], URL, 0
+    while url:
+        body = client.get(url, headers=api_headers).json()
+        seen += ids(body)
+        url = body["next"]
+        pages += 1
+        # Two more arrive between each request: with page numbers they would
+        # push rows already listed onto the next page.
+        make_import(team, user)
+        make_import(team, user)
+    assert seen == newest_first(rows)  # no repeat, no gap, none of the new ones
+    assert pages == 3
+    last = body
+    back = client.get(last["previous"], headers=api_headers).json()
+    assert ids(back) == newest_first(rows)[3:6]
+
+
+def test_the_count_stops_at_the_cap(client, api_headers, team, user, small_pages, monkeypatch):
+    from imports import paging
+
+    monkeypatch.setattr(paging, "COUNT_CAP", 4)
+    make_imports(team, user, 6)
+    body = client.get(URL, headers=api_headers).json()
+    assert (body["count"], body["countCapped"]) == (4, True)
+
+
+def test_page_numbers_still_work_and_lead_on_to_cursors(
+    client, api_headers, team, user, small_pages
+):
+    rows = newest_first(make_imports(team, user, 8))
+    second = client.get(URL, {"page": "2"}, headers=api_headers).json()
+    assert ids(second) == rows[3:6]
+    third = client.get(second["next"], headers=api_headers).json()
+    assert ids(third) == rows[6:]
+    assert third["next"] is None
+    assert ids(client.get(second["previous"], headers=api_headers).json()) == rows[:3]
+    beyond = client.get(URL, {"page": "9"}, headers=api_headers).json()
+    assert beyond["results"] == [] and beyond["next"] is None
+
+
+def test_next_keeps_the_other_query_parameters(client, api_headers, team, user, small_pages):
+    make_imports(team, user, 5)
+    body = client.get(URL, {"page": "1", "fields": "all"}, headers=api_headers).json()
+    assert "fields=all" in body["next"] and "page=" not in body["next"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"older": "not-a-cursor"},
+        {"newer": "bm90aGluZw"},
+        {"older": "²"},
+        # A moment this far in another zone overflows when turned into UTC.
+        {"older": "OTk5OS0xMi0zMVQyMzo1OTo1OS0xNDowMHwx"},
+        {"page": "0"},
+        {"page": "abc"},
+        {"page": "1001"},
+        {"page": "-1"},
+        {"page": "0001000000000000000000"},
+        {"page": "2", "older": "MjAyNi0wMS0wMVQwMDowMDowMCswMDowMHwx"},
+    ],
+)
+def test_a_malformed_cursor_or_page_is_a_400_in_the_api_error_shape(
+    client, api_headers, image_import, query
+):
+    response = client.get(URL, query, headers=api_headers)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["status"] == 400
+    assert body["error"].endswith(".") and len(body["error"]) < 200
+
+
+def test_the_history_and_the_api_refuse_the_same_page(client, user_client, api_headers):
+    for page in ("0", "abc"):
+        assert user_client.get("/", {"page": page}).status_code == 400
+        assert client.get(URL, {"page": page}, headers=api_headers).status_code == 400
+
+
+def test_the_number_of_queries_does_not_grow_with_the_rows(
+    client, api_headers, team, user, settings
+):
+    settings.API_PAGE_SIZE = 50
+
+    def queries_for_a_page():
+        client.get(URL, headers=api_headers)  # the token's last_used_at written once
+        with CaptureQueriesContext(connection) as first:
+            client.get(URL, headers=api_headers)
+        body = client.get(URL, headers=api_headers).json()
+        with CaptureQueriesContext(connection) as following:
+            client.get(body["next"] or URL, headers=api_headers)
+        return len(first), len(following)
+
+    make_imports(team, user, 3)
+    few = queries_for_a_page()
+    make_imports(team, user, 120)
+    many = queries_for_a_page()
+    assert few == many
+    # The token (with its user and team), the capped count, the page.
+    assert many == (3, 3)
