@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -53,6 +54,7 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.cache import cache  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
+from django.utils import timezone  # noqa: E402
 from stack import Emulator  # noqa: E402
 
 from imports import aws, tasks  # noqa: E402
@@ -123,6 +125,18 @@ def one_run(run, count, emulator):
     return in_flight, available, figures
 
 
+def set_aside_earlier_imports():
+    """Imports left in flight by earlier benches on this database are never due again.
+
+    Their images are in an emulator long gone; refreshing them would only
+    add failed GetImage calls to the figures.
+    """
+    left = ImageImport.objects.filter(status=Status.IMPORTING)
+    count = left.update(refreshed_at=timezone.now() + timedelta(days=3650))
+    if count:
+        print(f"({count} imports left in flight by earlier benches set aside)")
+
+
 def spread(values, scale):
     median = statistics.median(values) * scale
     return f"{median:7.1f} ({min(values) * scale:.1f}-{max(values) * scale:.1f})"
@@ -134,6 +148,7 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     call_command("migrate", verbosity=0)
+    set_aside_earlier_imports()
 
     with Emulator(step_seconds=STEP_SECONDS) as emulator:
         os.environ.update(emulator.environ())

@@ -15,8 +15,9 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.core.cache import cache
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connections, models, transaction
 from django.db.models import F, Q
+from django.db.models.sql.subqueries import UpdateQuery
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -476,10 +477,13 @@ class ImageImport(models.Model):
     def note_upload_started(self, upload_id, *, user=None):
         """Remember the S3 multipart upload of an uploading import; False if one is kept."""
         with transaction.atomic():
-            started = ImageImport.objects.filter(
-                pk=self.pk, status=Status.UPLOADING, upload_id=""
-            ).update(upload_id=upload_id, updated_at=timezone.now())
-            if started:
+            started = update_returning(
+                ImageImport.objects.filter(pk=self.pk, status=Status.UPLOADING, upload_id=""),
+                upload_id=upload_id,
+                updated_at=timezone.now(),
+            )
+            if started is not None:
+                self._take_values_of(started)
                 self._record(
                     action=Action.STATUS,
                     actor=user,
@@ -488,8 +492,9 @@ class ImageImport(models.Model):
                     detail=f"Upload started to s3://{self.user_bucket.get('S3Bucket')}/"
                     f"{self.user_bucket.get('S3Key')}",
                 )
-        self.refresh_from_db()
-        return bool(started)
+        if started is None:
+            self.refresh_from_db()  # someone else's upload, or no longer uploading
+        return started is not None
 
     def mark_uploaded(self, *, user=None):
         """uploading -> queued: the whole file is in S3; the worker may start."""
@@ -712,12 +717,15 @@ class ImageImport(models.Model):
     ):
         only_if = only_if if only_if is not None else Q()
         now = timezone.now()
+        moved = None
         with transaction.atomic():
-            for old_status in expected:
+            # The status last seen first: usually still the row's, so one
+            # UPDATE does it (mark_failed would otherwise try four).
+            for old_status in sorted(expected, key=lambda status: status != self.status):
                 rows = ImageImport.objects.filter(only_if, pk=self.pk, status=old_status)
-                moved = rows.update(status=new_status, updated_at=now, **fields)
-                if moved:
-                    self.refresh_from_db()
+                moved = update_returning(rows, status=new_status, updated_at=now, **fields)
+                if moved is not None:
+                    self._take_values_of(moved)
                     self.publish_version()
                     self._record(
                         action=action or Action.STATUS,
@@ -734,11 +742,16 @@ class ImageImport(models.Model):
                     elif old_status == Status.UPLOADING:
                         signals.upload_finished.send(sender=ImageImport, image_import=self)
                     break
-        if not moved:
+        if moved is None:
             self.refresh_from_db()
             return False
         metrics.TRANSITIONS.labels(old_status, new_status).inc()
         return True
+
+    def _take_values_of(self, row):
+        """Every column as the UPDATE left it; cached relations (team, person) are kept."""
+        for field in self._meta.concrete_fields:
+            setattr(self, field.attname, getattr(row, field.attname))
 
     def publish_version(self):
         """Tell pollers, through the cache, that the import changed (once committed).
@@ -759,6 +772,32 @@ class ImageImport(models.Model):
             from_status=from_status,
             to_status=to_status,
         )
+
+
+def update_returning(rows, **fields):
+    """`rows.update(**fields)` in one statement that also returns the row: the row, or None.
+
+    A transition used to follow its conditional UPDATE with refresh_from_db(),
+    a second statement, because Django's update() returns only a count. Both
+    databases the portal runs on (PostgreSQL, and SQLite from 3.35) can return
+    the row from the UPDATE itself: the statement update() would send is sent
+    with RETURNING, through a raw query so that every field's converter
+    applies. Values the database computes (attempts + 1) come back as
+    stored, and so does every column another writer changed meanwhile, as
+    refresh_from_db() gave them. `rows` must match one row at most.
+    """
+    query = rows.query.chain(UpdateQuery)
+    query.add_update_values(fields)
+    query.clear_select_clause()
+    sql, params = query.get_compiler(rows.db).as_sql()
+    model = rows.model
+    quote = connections[rows.db].ops.quote_name
+    columns = ", ".join(quote(field.column) for field in model._meta.concrete_fields)
+    # list(): read the statement to its end (SQLite finishes it only then).
+    returned = list(
+        model._base_manager.db_manager(rows.db).raw(f"{sql} RETURNING {columns}", params)
+    )
+    return returned[0] if returned else None
 
 
 def cache_set_quietly(key, value, timeout=3600):
@@ -866,10 +905,12 @@ class AuditEvent(models.Model):
         """Write one event; the client IP comes from the request being served, if any."""
         if actor is not None and not actor.is_authenticated:
             actor = None
+        # An import's event names its team by ID: the team row need not be read.
+        team_id = team.pk if team is not None else getattr(image_import, "team_id", None)
         return cls.objects.create(
             action=action,
             actor=actor,
-            team=team if team is not None else getattr(image_import, "team", None),
+            team_id=team_id,
             image_import=image_import,
             client_ip=current_client_ip(),
             detail=detail,
@@ -959,6 +1000,9 @@ class ApiToken(models.Model):
                 user__is_active=True,
                 team__memberships__user=F("user"),  # still a member of the team
             )
+            # That membership's role, from the same join: no second query to
+            # learn whether the token may submit.
+            .annotate(member_role=F("team__memberships__role"))
             .first()
         )
         if api_token is None:
