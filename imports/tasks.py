@@ -225,6 +225,7 @@ def refresh_target(target, image_imports):
         throttled = aws.is_throttling(error)
         logger.warning("DescribeImportImageTasks failed in %s: %s", target.region, error)
         tasks = {}
+    news = []
     with ThreadPoolExecutor(max_workers=settings.IMPORT_REFRESH_CONCURRENCY) as pool:
         images = pool.map(lambda image_import: fetch_image(image_import, target), image_imports)
         for image_import, image in zip(image_imports, images, strict=True):
@@ -233,14 +234,30 @@ def refresh_target(target, image_imports):
                 logger.warning("GetImage failed for import %s: %s", image_import.pk, image)
                 image = None
             try:
-                image_import.observe(task=tasks.get(image_import.vm_import_task_id), image=image)
+                news += observed(image_import, tasks.get(image_import.vm_import_task_id), image)
             except Exception:
                 logger.exception("Could not record the refresh of import %s", image_import.pk)
-    # One write for the whole cycle, not one per import (most answers change nothing).
+    # Most answers change nothing and write nothing; the changed progress is
+    # written in batches, and the whole cycle stamped in one UPDATE.
+    try:
+        ImageImport.record_progress(news)
+    except Exception:
+        logger.exception("Could not record the progress of %s imports", len(news))
     ImageImport.objects.filter(pk__in=[i.pk for i in image_imports]).update(
         refreshed_at=timezone.now()
     )
     return throttled
+
+
+def observed(image_import, task, image):
+    """An import's end is written at once (its own audited transition, its signal);
+    its progress is returned as news for the batch (none when nothing is new)."""
+    ending = image_import.ending_for(image)
+    if ending is not None:
+        ending()
+        return []
+    news = image_import.progress_news(task=task, image=image)
+    return [(image_import, *news)] if news else []
 
 
 def fetch_image(image_import, target):
