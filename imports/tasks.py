@@ -216,10 +216,12 @@ def group_by_target(image_imports):
 def refresh_target(target, image_imports):
     """Refresh the imports of one account and region; True if AWS throttled any call."""
     throttled = False
+    # A task EC2 has reported completed has nothing more to say (and parsing
+    # its answer is most of a DescribeImportImageTasks call's cost): only the
+    # others are asked about, while Image Builder goes on building.
+    converting = [i.vm_import_task_id for i in image_imports if not i.task_completed]
     try:
-        tasks = aws.describe_import_image_tasks(
-            [image_import.vm_import_task_id for image_import in image_imports], target=target
-        )
+        tasks = aws.describe_import_image_tasks(converting, target=target)
     except aws.AwsError as error:
         # The task's progress only adds detail; the image decides the status.
         throttled = aws.is_throttling(error)

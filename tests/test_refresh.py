@@ -384,3 +384,21 @@ def test_the_written_instances_hold_what_the_rows_hold(
     assert cache.get(version_cache_key(image_import.pk)) == stored.version
     assert image_import.events.last().detail == "Image PENDING; VM import task: converting (50%)"
     assert image_import.progress_news(task=task, image=ImageState("PENDING", "", [])) is None
+
+
+def test_a_completed_task_is_not_asked_about_again(team, user, slow_emulator):
+    image_import = importing(team, user, slow_emulator)  # its task is already completed
+    tasks.refresh_imports()  # records 100 %, image PENDING
+    image_import.refresh_from_db()
+    assert image_import.task_completed
+    before = slow_emulator.calls()["operations"]
+    ImageImport.objects.filter(pk=image_import.pk).update(refreshed_at=None)
+    slow_emulator.advance(60)
+
+    tasks.refresh_imports()
+
+    after = slow_emulator.calls()["operations"]
+    assert after["DescribeImportImageTasks"] == before["DescribeImportImageTasks"]
+    assert after["GetImage"] == before["GetImage"] + 1
+    image_import.refresh_from_db()
+    assert (image_import.progress, image_import.image_state) == (100, "CREATING")
