@@ -164,7 +164,7 @@ def post(url, token, body, timeout=30):
 
 
 def median_and_spread(values, scale=1.0, unit=""):
-    """ "1.23 unit (1.10-1.40 over N runs)"; the spread is the runs' min and max."""
+    """The median as "1.23 unit (1.10-1.40 over N runs)": the spread is the runs' min and max."""
     median = statistics.median(values) * scale
     low, high = min(values) * scale, max(values) * scale
     return f"{median:.2f}{unit} ({low:.2f}-{high:.2f} over {len(values)} runs)"
