@@ -71,6 +71,8 @@ screenshots: install
 
 bench: install
 	$(BIN)/python bench/refresh_imports.py
+	$(BIN)/python bench/submit_overhead.py
+	$(BIN)/python bench/burst.py
 	$(BIN)/python bench/audit_export.py
 	$(BIN)/python bench/fuzz_api.py
 	$(BIN)/python bench/outages.py

@@ -172,6 +172,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # and a worker process can open the same test database.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-portal.sqlite3")}
 else:
+    # Persistent connections (conn_max_age above), not psycopg's pool
+    # (OPTIONS["pool"], Django 5.1+): a sync gunicorn worker and a prefork
+    # Celery child use one connection at a time, so a pool per process only
+    # adds idle connections and its own threads across Celery's forks, and
+    # bench/submit_overhead.py measured no gain (issue 14).
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {}).update(postgres_timeouts())
 

@@ -18,7 +18,7 @@ from . import aws, paging, services
 from .errors import api_error
 from .forms import NewImportForm, RequestShapeError
 from .inputs import MAX_JSON_DEPTH, json_problem
-from .models import ApiToken, ClientTokenConflict, ImageImport
+from .models import ApiToken, ClientTokenConflict, ImageImport, Membership
 
 
 class DuplicateMemberError(ValueError):
@@ -147,8 +147,7 @@ def page_url(request, direction, cursor):
 
 def create_import(request):
     api_token = request.api_token
-    membership = api_token.team.memberships.filter(user=api_token.user).first()
-    if membership is None or not membership.can_submit:
+    if not Membership.role_can_submit(api_token.member_role):
         return json_error(403, "This token's user may not submit imports in its team.")
     try:
         team = api_token.team

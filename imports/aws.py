@@ -276,10 +276,12 @@ DESCRIBE_BATCH = 100  # task ids per DescribeImportImageTasks call
 
 
 def describe_import_image_tasks(task_ids, *, target):
-    """The named tasks by id, in as few calls as the batch size allows."""
-    ec2 = _call(client, "ec2", target)
+    """The named tasks by id, in as few calls as the batch size allows (none for no id)."""
     tasks = {}
     task_ids = sorted(set(task_ids))
+    if not task_ids:
+        return tasks
+    ec2 = _call(client, "ec2", target)
     for start in range(0, len(task_ids), DESCRIBE_BATCH):
         batch = task_ids[start : start + DESCRIBE_BATCH]
         response = _call(ec2.describe_import_image_tasks, ImportTaskIds=batch)

@@ -11,12 +11,15 @@ import hashlib
 import logging
 import secrets
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.core.cache import cache
-from django.db import IntegrityError, models, transaction
-from django.db.models import F, Q
+from django.db import IntegrityError, connection, connections, models, transaction
+from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Cast
+from django.db.models.sql.subqueries import UpdateQuery
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -194,6 +197,21 @@ IMAGE_STATES_IN_ORDER = (
     "AVAILABLE",
 )
 IMAGE_FAILED_STATES = frozenset({"FAILED", "CANCELLED", "DEPRECATED", "DISABLED", "DELETED"})
+
+
+def is_at_or_after(state, recorded):
+    """Whether image state `state` is `recorded` or further along (anything is, after none)."""
+    if not recorded:
+        return True
+    if recorded not in IMAGE_STATES_IN_ORDER:
+        return False
+    return IMAGE_STATES_IN_ORDER.index(state) >= IMAGE_STATES_IN_ORDER.index(recorded)
+
+
+# What the refresher records while an import goes on, and how many rows one
+# UPDATE of record_progress writes (its statement grows with each).
+PROGRESS_FIELDS = ("image_state", "progress", "status_message")
+PROGRESS_BATCH = 500
 
 
 # A cancelled import ends `failed` with this error code (see the README's
@@ -476,10 +494,13 @@ class ImageImport(models.Model):
     def note_upload_started(self, upload_id, *, user=None):
         """Remember the S3 multipart upload of an uploading import; False if one is kept."""
         with transaction.atomic():
-            started = ImageImport.objects.filter(
-                pk=self.pk, status=Status.UPLOADING, upload_id=""
-            ).update(upload_id=upload_id, updated_at=timezone.now())
-            if started:
+            returned = update_returning(
+                ImageImport.objects.filter(pk=self.pk, status=Status.UPLOADING, upload_id=""),
+                {"upload_id": upload_id, "updated_at": timezone.now()},
+            )
+            started = returned[0] if returned else None
+            if started is not None:
+                self._take_values_of(started)
                 self._record(
                     action=Action.STATUS,
                     actor=user,
@@ -488,8 +509,9 @@ class ImageImport(models.Model):
                     detail=f"Upload started to s3://{self.user_bucket.get('S3Bucket')}/"
                     f"{self.user_bucket.get('S3Key')}",
                 )
-        self.refresh_from_db()
-        return bool(started)
+        if started is None:
+            self.refresh_from_db()  # someone else's upload, or no longer uploading
+        return started is not None
 
     def mark_uploaded(self, *, user=None):
         """uploading -> queued: the whole file is in S3; the worker may start."""
@@ -566,38 +588,109 @@ class ImageImport(models.Model):
         `task` is the EC2 VM import task (aws.Ec2ImportTask), `image` the
         Image Builder image (aws.ImageState); either may be missing. Status
         only moves forward: an answer older than what is recorded changes
-        nothing, and an answer that repeats it adds no event.
+        nothing, and an answer that repeats it adds no event. (The refresher
+        does the same for many imports at once: ending_for, progress_news,
+        record_progress.)
         """
+        ending = self.ending_for(image)
+        if ending is not None:
+            return ending()
+        news = self.progress_news(task=task, image=image)
+        return bool(news) and bool(ImageImport.record_progress([(self, *news)]))
+
+    def ending_for(self, image):
+        """The transition that an image's end calls for, to call; None while it goes on."""
         if image is not None and image.status == "AVAILABLE":
-            return self.mark_available(amis=image.amis)
+            return partial(self.mark_available, amis=image.amis)
         if image is not None and image.status in IMAGE_FAILED_STATES:
-            return self.mark_failed(
+            return partial(
+                self.mark_failed,
                 code=f"Image{image.status.title()}",
                 message=image.reason or f"Image Builder reports the image as {image.status}.",
             )
-        updates, forward = {}, Q()
+        return None
+
+    def progress_news(self, *, task=None, image=None):
+        """(updates, changed) that an answer brings an importing import; None if nothing new.
+
+        `updates` is what the row should hold, `changed` the part of it that
+        differs from what the row holds as read. Forward only: an image state
+        earlier than the one recorded, or a lower progress, is a stale answer
+        and brings nothing. record_progress writes it only if the row is
+        unchanged since it was read, so the comparison here stays true.
+        """
+        updates = {}
         if image is not None and image.status in IMAGE_STATES_IN_ORDER:
-            seen = IMAGE_STATES_IN_ORDER[: IMAGE_STATES_IN_ORDER.index(image.status) + 1]
-            forward &= Q(image_state__in=["", *seen])
+            if not is_at_or_after(image.status, self.image_state):
+                return None
             updates["image_state"] = image.status
         if task is not None:
             progress = 100 if task.status == "completed" else task.progress
             if progress is not None:
-                forward &= Q(progress__isnull=True) | Q(progress__lte=progress)
+                if self.progress is not None and progress < self.progress:
+                    return None
                 updates["progress"] = progress
             updates["status_message"] = task.status_message or task.status
-        # An unchanged answer writes nothing here: the refresher stamps
+        # An unchanged answer writes nothing: the refresher stamps
         # `refreshed_at` on all the imports of a cycle in one UPDATE.
         changed = {name: value for name, value in updates.items() if getattr(self, name) != value}
-        if not changed:
-            return False
-        return self._move(
-            [Status.IMPORTING],
-            Status.IMPORTING,
-            detail_for=lambda: describe_progress(changed),
-            only_if=forward & ~Q(**updates),
-            **updates,
+        return (updates, changed) if changed else None
+
+    @classmethod
+    def record_progress(cls, news):
+        """Write the progress of many importing imports at once, each change audited.
+
+        `news` holds (image_import, updates, changed) from progress_news.
+        Instead of a transaction per import (an UPDATE and an event each),
+        one UPDATE ... RETURNING writes a batch, each row its own values, and
+        one INSERT writes their events, in one transaction. A row is written
+        only if it is still importing and unchanged since it was read (its
+        `updated_at`): a cancel or another cycle in between wins, and the row
+        waits for the next cycle. Returns the imports written.
+        """
+        written = []
+        for start in range(0, len(news), PROGRESS_BATCH):
+            written += cls._record_progress_batch(news[start : start + PROGRESS_BATCH])
+        return written
+
+    @classmethod
+    def _record_progress_batch(cls, news):
+        now = timezone.now()
+        by_pk = {
+            image_import.pk: (image_import, updates, changed)
+            for image_import, updates, changed in news
+        }
+        fields = {"updated_at": now}
+        for name in PROGRESS_FIELDS:
+            values = {pk: updates[name] for pk, (_, updates, _) in by_pk.items() if name in updates}
+            if values:
+                fields[name] = per_row(cls, name, values)
+        as_read = {pk: image_import.updated_at for pk, (image_import, _, _) in by_pk.items()}
+        rows = cls.objects.filter(
+            pk__in=list(by_pk),
+            status=Status.IMPORTING,
+            updated_at=per_row(cls, "updated_at", as_read),
         )
+        with transaction.atomic():
+            returned = update_returning(rows, fields, columns=["id"])
+            written = [by_pk[row.pk] for row in returned]
+            for image_import, updates, _ in written:
+                for name, value in {**updates, "updated_at": now}.items():
+                    setattr(image_import, name, value)
+            AuditEvent.objects.bulk_create(
+                AuditEvent.new(
+                    Action.STATUS,
+                    image_import=image_import,
+                    from_status=Status.IMPORTING,
+                    to_status=Status.IMPORTING,
+                    detail=describe_progress(changed),
+                )
+                for image_import, _, changed in written
+            )
+            publish_versions([image_import for image_import, _, _ in written])
+        if written:
+            metrics.TRANSITIONS.labels(Status.IMPORTING, Status.IMPORTING).inc(len(written))
+        return [image_import for image_import, _, _ in written]
 
     def mark_available(self, *, amis):
         return self._move(
@@ -730,12 +823,18 @@ class ImageImport(models.Model):
     ):
         only_if = only_if if only_if is not None else Q()
         now = timezone.now()
+        moved = None
         with transaction.atomic():
-            for old_status in expected:
+            # The status last seen first: usually still the row's, so one
+            # UPDATE does it (mark_failed would otherwise try four).
+            for old_status in sorted(expected, key=lambda status: status != self.status):
                 rows = ImageImport.objects.filter(only_if, pk=self.pk, status=old_status)
-                moved = rows.update(status=new_status, updated_at=now, **fields)
-                if moved:
-                    self.refresh_from_db()
+                returned = update_returning(
+                    rows, {"status": new_status, "updated_at": now, **fields}
+                )
+                moved = returned[0] if returned else None
+                if moved is not None:
+                    self._take_values_of(moved)
                     self.publish_version()
                     self._record(
                         action=action or Action.STATUS,
@@ -752,11 +851,16 @@ class ImageImport(models.Model):
                     elif old_status == Status.UPLOADING:
                         signals.upload_finished.send(sender=ImageImport, image_import=self)
                     break
-        if not moved:
+        if moved is None:
             self.refresh_from_db()
             return False
         metrics.TRANSITIONS.labels(old_status, new_status).inc()
         return True
+
+    def _take_values_of(self, row):
+        """Every column as the UPDATE left it; cached relations (team, person) are kept."""
+        for field in self._meta.concrete_fields:
+            setattr(self, field.attname, getattr(row, field.attname))
 
     def publish_version(self):
         """Tell pollers, through the cache, that the import changed (once committed).
@@ -777,6 +881,66 @@ class ImageImport(models.Model):
             from_status=from_status,
             to_status=to_status,
         )
+
+
+def update_returning(rows, fields, columns=None):
+    """`rows.update(**fields)` as one statement that also returns the rows it changed.
+
+    A transition used to follow its conditional UPDATE with refresh_from_db(),
+    a second statement, because Django's update() returns only a count. Both
+    databases the portal runs on (PostgreSQL, and SQLite from 3.35) can return
+    the rows from the UPDATE itself: the statement update() would send is sent
+    with RETURNING, through a raw query so that every field's converter
+    applies. Values the database computes (attempts + 1) come back as
+    stored, and so does every column another writer changed meanwhile, as
+    refresh_from_db() gave them. Returns model instances holding `columns`
+    (field names; all by default), the primary key always.
+    """
+    query = rows.query.chain(UpdateQuery)
+    query.add_update_values(fields)
+    query.clear_select_clause()
+    sql, params = query.get_compiler(rows.db).as_sql()
+    model = rows.model
+    quote = connections[rows.db].ops.quote_name
+    returned = [model._meta.pk] + [
+        field
+        for field in model._meta.concrete_fields
+        if not field.primary_key and (columns is None or field.name in columns)
+    ]
+    returning = ", ".join(quote(field.column) for field in returned)
+    # list(): read the statement to its end (SQLite finishes it only then).
+    return list(model._base_manager.db_manager(rows.db).raw(f"{sql} RETURNING {returning}", params))
+
+
+def per_row(model, field_name, values):
+    """CASE pk WHEN ... THEN value ... ELSE the column END: one column, row by row.
+
+    As QuerySet.bulk_update builds it (cast where the database needs it), for
+    an UPDATE that bulk_update cannot make: conditional, and RETURNING.
+    """
+    field = model._meta.get_field(field_name)
+    case = Case(
+        *(When(pk=pk, then=Value(value, output_field=field)) for pk, value in values.items()),
+        default=F(field_name),
+        output_field=field,
+    )
+    if connection.features.requires_casted_case_in_updates:
+        return Cast(case, output_field=field)
+    return case
+
+
+def publish_versions(image_imports):
+    """publish_version for many imports: one cache call once committed, not one each."""
+    versions = {version_cache_key(i.pk): i.version for i in image_imports}
+    if versions:
+        transaction.on_commit(lambda: cache_set_many_quietly(versions))
+
+
+def cache_set_many_quietly(values, timeout=3600):
+    try:
+        cache.set_many(values, timeout)
+    except Exception:
+        logger.warning("Could not publish %s versions to the cache", len(values), exc_info=True)
 
 
 def cache_set_quietly(key, value, timeout=3600):
@@ -882,14 +1046,23 @@ class AuditEvent(models.Model):
         raise AppendOnlyError("Audit events are append-only; they cannot be deleted.")
 
     @classmethod
-    def record(cls, action, *, actor=None, team=None, image_import=None, detail="", **statuses):
+    def record(cls, action, **fields):
         """Write one event; the client IP comes from the request being served, if any."""
+        event = cls.new(action, **fields)
+        event.save()
+        return event
+
+    @classmethod
+    def new(cls, action, *, actor=None, team=None, image_import=None, detail="", **statuses):
+        """An event not yet written (record writes one; bulk_create many)."""
         if actor is not None and not actor.is_authenticated:
             actor = None
-        return cls.objects.create(
+        # An import's event names its team by ID: the team row need not be read.
+        team_id = team.pk if team is not None else getattr(image_import, "team_id", None)
+        return cls(
             action=action,
             actor=actor,
-            team=team if team is not None else getattr(image_import, "team", None),
+            team_id=team_id,
             image_import=image_import,
             client_ip=current_client_ip(),
             detail=detail,
@@ -979,6 +1152,9 @@ class ApiToken(models.Model):
                 user__is_active=True,
                 team__memberships__user=F("user"),  # still a member of the team
             )
+            # That membership's role, from the same join: no second query to
+            # learn whether the token may submit.
+            .annotate(member_role=F("team__memberships__role"))
             .first()
         )
         if api_token is None:

@@ -45,7 +45,8 @@ def retry_delay(attempt):
 # lease runs out, so the sweeper never sends again a call still running.
 @shared_task(acks_late=True, ignore_result=True, time_limit=settings.IMPORT_LEASE_SECONDS - 5)
 def submit_import(pk):
-    image_import = ImageImport.objects.filter(pk=pk).first()
+    # The team and the person come along: a failure's notifications need them.
+    image_import = ImageImport.objects.select_related("team", "submitted_by").filter(pk=pk).first()
     if image_import is None or not image_import.claim():
         return  # gone, or another worker already has it
     try:
@@ -216,15 +217,18 @@ def group_by_target(image_imports):
 def refresh_target(target, image_imports):
     """Refresh the imports of one account and region; True if AWS throttled any call."""
     throttled = False
+    # A task EC2 has reported completed has nothing more to say (and parsing
+    # its answer is most of a DescribeImportImageTasks call's cost): only the
+    # others are asked about, while Image Builder goes on building.
+    converting = [i.vm_import_task_id for i in image_imports if not i.task_completed]
     try:
-        tasks = aws.describe_import_image_tasks(
-            [image_import.vm_import_task_id for image_import in image_imports], target=target
-        )
+        tasks = aws.describe_import_image_tasks(converting, target=target)
     except aws.AwsError as error:
         # The task's progress only adds detail; the image decides the status.
         throttled = aws.is_throttling(error)
         logger.warning("DescribeImportImageTasks failed in %s: %s", target.region, error)
         tasks = {}
+    news = []
     with ThreadPoolExecutor(max_workers=settings.IMPORT_REFRESH_CONCURRENCY) as pool:
         images = pool.map(lambda image_import: fetch_image(image_import, target), image_imports)
         for image_import, image in zip(image_imports, images, strict=True):
@@ -233,14 +237,30 @@ def refresh_target(target, image_imports):
                 logger.warning("GetImage failed for import %s: %s", image_import.pk, image)
                 image = None
             try:
-                image_import.observe(task=tasks.get(image_import.vm_import_task_id), image=image)
+                news += observed(image_import, tasks.get(image_import.vm_import_task_id), image)
             except Exception:
                 logger.exception("Could not record the refresh of import %s", image_import.pk)
-    # One write for the whole cycle, not one per import (most answers change nothing).
+    # Most answers change nothing and write nothing; the changed progress is
+    # written in batches, and the whole cycle stamped in one UPDATE.
+    try:
+        ImageImport.record_progress(news)
+    except Exception:
+        logger.exception("Could not record the progress of %s imports", len(news))
     ImageImport.objects.filter(pk__in=[i.pk for i in image_imports]).update(
         refreshed_at=timezone.now()
     )
     return throttled
+
+
+def observed(image_import, task, image):
+    """An import's end is written at once (its own audited transition, its signal);
+    its progress is returned as news for the batch (none when nothing is new)."""
+    ending = image_import.ending_for(image)
+    if ending is not None:
+        ending()
+        return []
+    news = image_import.progress_news(task=task, image=image)
+    return [(image_import, *news)] if news else []
 
 
 def fetch_image(image_import, target):

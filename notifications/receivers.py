@@ -9,7 +9,7 @@ from imports.api import serialize
 from imports.hints import failure_hint
 
 from . import tasks
-from .models import Delivery, Event, NotificationSettings
+from .models import Delivery, Event, NotificationSettings, Webhook
 
 EVENT_OF_SIGNAL = {
     signals.AVAILABLE: Event.AVAILABLE,
@@ -38,19 +38,20 @@ def create_deliveries(sender, image_import, event, **kwargs):
                 channel=Delivery.Channel.EMAIL,
                 recipient=person,
                 event=event,
-                team=image_import.team,
+                team_id=image_import.team_id,
                 image_import=image_import,
                 payload=payload,
             )
         )
-    for webhook in image_import.team.webhooks.all():
+    # By the team's ID: the team row itself need not be read.
+    for webhook in Webhook.objects.filter(team_id=image_import.team_id):
         if webhook.wants(event):
             deliveries.append(
                 Delivery(
                     channel=Delivery.Channel.WEBHOOK,
                     webhook=webhook,
                     event=event,
-                    team=image_import.team,
+                    team_id=image_import.team_id,
                     image_import=image_import,
                     payload=payload,
                 )

@@ -40,3 +40,32 @@ def at_once(action, times=4):
         thread.join()
     assert len(results) == times, "a thread failed; see its traceback above"
     return results
+
+
+class Statements:
+    """What a block said to the database: its statements, and its transactions.
+
+    Tests run inside a transaction, so each `transaction.atomic()` of the code
+    shows as a SAVEPOINT (its BEGIN in production) and is counted apart.
+
+        with Statements() as said:
+            ...
+        assert (said.statements, said.transactions) == (5, 2), said
+    """
+
+    def __enter__(self):
+        from django.test.utils import CaptureQueriesContext
+
+        self.context = CaptureQueriesContext(connection)
+        self.context.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.context.__exit__(*exc)
+        sql = [query["sql"] for query in self.context.captured_queries]
+        self.transactions = sum(line.startswith("SAVEPOINT") for line in sql)
+        self.sql = [line for line in sql if "SAVEPOINT" not in line]
+        self.statements = len(self.sql)
+
+    def __repr__(self):
+        return "\n".join(line[:160] for line in self.sql)

@@ -7,7 +7,7 @@ from django.test import Client
 from imports.models import ApiToken, ImageImport, Membership, Status
 
 from .factories import valid_payload
-from .helpers import at_once
+from .helpers import Statements, at_once
 
 URL = "/api/imports"
 
@@ -30,6 +30,16 @@ def test_it_creates_an_import_and_queues_the_aws_call(
     assert body["imageArn"] is None and body["error"] is None
     assert len(callbacks) == 1
     assert ImageImport.objects.get().payload == payload
+
+
+def test_a_post_is_three_statements_in_one_transaction(client, api_headers):
+    post(client, valid_payload(clientToken="first"), api_headers)  # stamps last_used_at
+    # The token with its user, team and the membership's role in one SELECT;
+    # then the import and its event, committed together.
+    with Statements() as said:
+        response = post(client, valid_payload(clientToken="second"), api_headers)
+    assert response.status_code == 201
+    assert (said.statements, said.transactions) == (3, 1), said
 
 
 def test_the_same_token_and_body_again_answers_200_with_the_same_import_and_no_second_call(

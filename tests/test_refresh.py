@@ -12,9 +12,17 @@ from django.urls import reverse
 
 from imports import tasks
 from imports.aws import Ec2ImportTask, ImageState
-from imports.models import IMAGE_STATES_IN_ORDER, Action, AuditEvent, ImageImport, Status
+from imports.models import (
+    IMAGE_STATES_IN_ORDER,
+    Action,
+    AuditEvent,
+    ImageImport,
+    Status,
+    version_cache_key,
+)
 
 from .factories import CONVERTING_TASK, SEEDED_TASK, make_import, valid_payload
+from .helpers import Statements
 
 
 @pytest.fixture(autouse=True)
@@ -307,3 +315,90 @@ def test_a_cycle_with_nothing_new_reads_once_and_writes_once(
     with django_assert_num_queries(2):
         tasks.refresh_imports()
     assert not ImageImport.objects.filter(refreshed_at__isnull=True).exists()
+
+
+@pytest.mark.parametrize("count", [2, 8])
+def test_a_cycle_that_moves_every_import_writes_them_in_one_update_and_one_insert(
+    team, user, slow_emulator, count
+):
+    imports = [importing(team, user, slow_emulator, clientToken=f"moves-{n}") for n in range(count)]
+    tasks.refresh_imports()  # the first answers: image PENDING
+    ImageImport.objects.filter(pk__in=[i.pk for i in imports]).update(refreshed_at=None)
+    slow_emulator.advance(60)  # every image one state on
+    # One SELECT of the due imports; one UPDATE ... RETURNING writing every
+    # row its own state and one INSERT of their events, in one transaction;
+    # the cycle's stamp. However many imports moved.
+    with Statements() as said:
+        tasks.refresh_imports()
+    assert (said.statements, said.transactions) == (4, 1), said
+    for image_import in imports:
+        image_import.refresh_from_db()
+        assert image_import.image_state == "CREATING"
+        last = image_import.events.last()
+        assert (last.action, last.from_status, last.to_status) == (
+            Action.STATUS,
+            Status.IMPORTING,
+            Status.IMPORTING,
+        )
+        assert last.detail == "Image CREATING"
+        assert last.team_id == team.pk
+
+
+def test_progress_is_written_only_to_rows_unchanged_since_they_were_read(team, user, image_import):
+    image_import.claim()
+    image_import.mark_importing(image_arn="arn", request_id="r", client_token="t")
+    other = make_import(team, user, Status.IMPORTING, client_token="other")
+    as_read = list(ImageImport.objects.filter(status=Status.IMPORTING).order_by("pk"))
+    # Meanwhile a person cancels one, and another cycle records the other's progress.
+    ImageImport.objects.get(pk=image_import.pk).mark_failed(code="Cancelled", message="by a person")
+    ImageImport.objects.get(pk=other.pk).observe(image=ImageState("BUILDING", "", []))
+    news = [(row, *row.progress_news(image=ImageState("CREATING", "", []))) for row in as_read]
+
+    assert ImageImport.record_progress(news) == []
+
+    image_import.refresh_from_db()
+    other.refresh_from_db()
+    assert image_import.status == Status.FAILED and image_import.image_state == ""
+    assert other.image_state == "BUILDING"  # never moved back by the stale read
+    assert not AuditEvent.objects.filter(detail="Image CREATING").exists()
+
+
+def test_the_written_instances_hold_what_the_rows_hold(
+    team, user, image_import, django_capture_on_commit_callbacks
+):
+    image_import.claim()
+    image_import.mark_importing(image_arn="arn", request_id="r", client_token="t")
+    task = Ec2ImportTask(SEEDED_TASK, "active", "converting", 50, "", "")
+    news = image_import.progress_news(task=task, image=ImageState("PENDING", "", []))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert ImageImport.record_progress([(image_import, *news)]) == [image_import]
+
+    stored = ImageImport.objects.get(pk=image_import.pk)
+    assert (stored.progress, stored.status_message, stored.image_state) == (
+        50,
+        "converting",
+        "PENDING",
+    )
+    assert image_import.version == stored.version
+    assert cache.get(version_cache_key(image_import.pk)) == stored.version
+    assert image_import.events.last().detail == "Image PENDING; VM import task: converting (50%)"
+    assert image_import.progress_news(task=task, image=ImageState("PENDING", "", [])) is None
+
+
+def test_a_completed_task_is_not_asked_about_again(team, user, slow_emulator):
+    image_import = importing(team, user, slow_emulator)  # its task is already completed
+    tasks.refresh_imports()  # records 100 %, image PENDING
+    image_import.refresh_from_db()
+    assert image_import.task_completed
+    before = slow_emulator.calls()["operations"]
+    ImageImport.objects.filter(pk=image_import.pk).update(refreshed_at=None)
+    slow_emulator.advance(60)
+
+    tasks.refresh_imports()
+
+    after = slow_emulator.calls()["operations"]
+    assert after["DescribeImportImageTasks"] == before["DescribeImportImageTasks"]
+    assert after["GetImage"] == before["GetImage"] + 1
+    image_import.refresh_from_db()
+    assert (image_import.progress, image_import.image_state) == (100, "CREATING")

@@ -8,6 +8,8 @@ from django.utils import timezone
 from imports import services, tasks
 from imports.models import AuditEvent, ImageImport, Status
 
+from .helpers import Statements
+
 ARN = "arn:aws:imagebuilder:us-east-1:123456789012:image/web-server-base/1.0.0/1"
 
 
@@ -44,6 +46,38 @@ def test_it_sends_the_stored_payload_with_its_token_and_records_the_answer(
         ("queued", "submitting"),
         ("submitting", "importing"),
     ]
+
+
+def test_one_submit_task_is_five_statements_in_two_transactions(
+    image_import, imagebuilder_stub, payload
+):
+    imagebuilder_stub.add_response("import_vm_image", accepted(payload), expected_params=payload)
+    # The read (with its team and person), then the claim and the answer: each
+    # one UPDATE ... RETURNING and its event, in a transaction of its own
+    # (committed before the AWS call, for the lease). No re-read of the row or
+    # of its team after a transition.
+    with Statements() as said:
+        tasks.submit_import(image_import.pk)
+    assert (said.statements, said.transactions) == (5, 2), said
+    assert [line.split()[0] for line in said.sql] == [
+        "SELECT",
+        "UPDATE",
+        "INSERT",
+        "UPDATE",
+        "INSERT",
+    ]
+    claimed, answered = AuditEvent.objects.filter(image_import=image_import).order_by("id")[1:]
+    assert claimed.detail == "Attempt 1 sending to AWS"  # attempts + 1, as the UPDATE stored it
+    assert claimed.team_id == answered.team_id == image_import.team_id
+
+
+def test_a_transition_leaves_the_instance_as_the_row_is(image_import):
+    image_import.claim()
+    image_import.mark_importing(image_arn=ARN, request_id="req-1", client_token="tok")
+    stored = ImageImport.objects.get(pk=image_import.pk)
+    for field in ImageImport._meta.concrete_fields:
+        assert getattr(image_import, field.attname) == getattr(stored, field.attname), field.name
+    assert image_import.version == stored.version
 
 
 def test_tags_and_optional_members_reach_aws_exactly(team, user, imagebuilder_stub):
