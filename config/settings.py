@@ -191,7 +191,8 @@ CACHE_TIMEOUT = env_int("CACHE_TIMEOUT", 1)
 if CACHE_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's, with one redis.Redis per pool instead of one per call.
+            "BACKEND": "imports.cache.ReusingRedisCache",
             "LOCATION": CACHE_URL,
             "OPTIONS": {"socket_connect_timeout": CACHE_TIMEOUT, "socket_timeout": CACHE_TIMEOUT},
         }

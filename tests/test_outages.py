@@ -27,7 +27,7 @@ HANG_GUARD = 30  # seconds: far above any timeout configured, far below a hang
 def redis_cache_at(port, settings):
     return {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "imports.cache.ReusingRedisCache",  # the portal's
             "LOCATION": f"redis://127.0.0.1:{port}/0",
             "OPTIONS": {
                 "socket_connect_timeout": settings.CACHE_TIMEOUT,
@@ -61,6 +61,19 @@ def test_the_redis_cache_and_broker_have_timeouts(settings):
         assert options["socket_timeout"] == options["socket_connect_timeout"] == 5
     assert settings.CELERY_TASK_PUBLISH_RETRY_POLICY["max_retries"] <= 2
     assert settings.CELERY_BROKER_CONNECTION_MAX_RETRIES is None  # the worker never gives up
+
+
+@pytest.mark.skipif(
+    not portal_settings.CACHE_URL.startswith("redis"), reason="needs CACHE_URL on a Redis"
+)
+def test_the_redis_cache_keeps_one_client_per_pool():
+    from django.core.cache import cache
+
+    cache.set("one-client", {"every": "500"})
+    client = cache._cache.get_client(write=True)
+    assert cache._cache.get_client(write=True) is client  # not a new redis.Redis per call
+    assert cache.get_many(["one-client", "missing"]) == {"one-client": {"every": "500"}}
+    cache.delete("one-client")
 
 
 # -- Redis (the cache) down: nobody is signed out, pages keep working ------------
