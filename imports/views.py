@@ -34,6 +34,7 @@ from .models import (
     Status,
     version_cache_key,
 )
+from .sessions import SessionStore
 
 POLL_STOP_STATUS = HttpResponseStopPolling.status_code
 
@@ -404,23 +405,31 @@ def poll_access_key(session_key, pk):
 def unchanged_since_seen(request, pk):
     """True when this session was allowed this import lately and it has not changed.
 
-    No database work: the import's version comes from the cache (published by
-    each transition) and so does the access this session was granted by the
-    last full answer. The page's polling interval must still be the one its
-    age calls for, else a full answer sets the slower one.
+    No database work, one round trip to the cache: the import's version
+    (published by each transition), the access this session was granted by
+    the last full answer, and the session itself, which signing out or
+    expiring removes from the cache (sessions are cached_db), so that a
+    session that ended is never answered from here. The page's polling
+    interval must still be the one its age calls for, else a full answer
+    sets the slower one.
     """
     seen, every = request.GET.get("seen"), request.GET.get("every")
     session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
     if not (seen and every and session_key):
         return False
+    keys = [version_cache_key(pk), poll_access_key(session_key, pk), session_cache_key(session_key)]
     try:
-        found = cache.get_many([version_cache_key(pk), poll_access_key(session_key, pk)])
+        version, access, session = map(cache.get_many(keys).get, keys)
     except Exception:
         return False  # the cache is down: answer in full
-    access = found.get(poll_access_key(session_key, pk))
     return (
-        found.get(version_cache_key(pk)) == seen and access is not None and access["every"] == every
+        session is not None and access is not None and (version, access["every"]) == (seen, every)
     )
+
+
+def session_cache_key(session_key):
+    """Where the session store keeps this session in the cache while it lasts."""
+    return SessionStore.cache_key_prefix + session_key
 
 
 @login_required

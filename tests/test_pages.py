@@ -3,12 +3,14 @@
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from imports.forms import tag_formset_data
 from imports.models import ImageImport, Membership, Status
+from imports.views import session_cache_key
 
 from .factories import make_import, make_member, valid_payload
 
@@ -427,6 +429,27 @@ def test_the_cached_answer_belongs_to_the_session_that_was_allowed(
     other = Client()
     other.force_login(outsider)
     assert other.get(url, poll_params(image_import), headers=HTMX).status_code == 404
+
+
+def test_a_session_that_signed_out_is_never_answered_from_the_cache(user_client, image_import):
+    url = reverse("imports:status", args=[image_import.pk])
+    user_client.get(url, poll_params(image_import), headers=HTMX)  # access granted
+    cookie = user_client.cookies["sessionid"].value
+    user_client.post(reverse("logout"))
+    replayed = Client()
+    replayed.cookies["sessionid"] = cookie  # the old cookie, kept by someone
+    response = replayed.get(url, poll_params(image_import), headers=HTMX)
+    assert response.status_code == 302  # to sign in, as any page
+
+
+def test_a_session_the_cache_forgot_is_answered_in_full(user_client, image_import):
+    url = reverse("imports:status", args=[image_import.pk])
+    user_client.get(url, poll_params(image_import), headers=HTMX)
+    cache.delete(session_cache_key(user_client.cookies["sessionid"].value))
+    response = user_client.get(url, poll_params(image_import), headers=HTMX)
+    assert response.status_code == 200  # from the database, which still has it
+    again = user_client.get(url, poll_params(image_import), headers=HTMX)
+    assert again.status_code == 204  # and the full answer put it back in the cache
 
 
 def test_a_page_polls_less_often_as_its_import_ages(team, user):
