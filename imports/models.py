@@ -221,6 +221,10 @@ CANCELLED = "Cancelled"
 
 # (age in seconds below which, poll every so many milliseconds)
 POLL_STEPS = ((10, 500), (60, 2000), (float("inf"), 10000))
+# Until AWS has accepted a young import, its image ARN is expected within a
+# second of the click: the page asks this often then (an unchanged poll is a
+# 204 from the cache).
+POLL_AWAITING_ARN = 250
 
 
 def version_cache_key(pk):
@@ -346,11 +350,19 @@ class ImageImport(models.Model):
         return self.payload.get("tags", {})
 
     @property
+    def awaiting_arn(self):
+        """Sent, or about to be, and not yet accepted by AWS."""
+        return self.status in (Status.QUEUED, Status.SUBMITTING) and not self.image_arn
+
+    @property
     def poll_milliseconds(self):
         """How often a page should ask for news: very often at first (the ARN
         comes within a second of the click), then less and less."""
         age = (timezone.now() - self.created_at).total_seconds()
-        return next(every for younger_than, every in POLL_STEPS if age < younger_than)
+        every = next(every for younger_than, every in POLL_STEPS if age < younger_than)
+        if self.awaiting_arn and every == POLL_STEPS[0][1]:
+            return POLL_AWAITING_ARN
+        return every
 
     @property
     def elapsed(self):

@@ -366,7 +366,12 @@ def detail(request, pk):
         and json.dumps(image_import.import_image_payload, indent=2, ensure_ascii=False),
         "hint": failure_hint(image_import),
         "upload": upload_to_resume(image_import),
+        # The page opened right after the click, usually before the worker
+        # stored the image ARN: ask once as soon as it has loaded. Only the
+        # page does, never a polled answer, so no answer can set off another.
+        "poll_at_once": image_import.awaiting_arn,
     }
+    remember_poll_access(request, image_import)  # its first polls, unchanged, are 204s
     response = render(request, "imports/detail.html", context)
     return allow_upload_to_s3(response, image_import.team) if context["upload"] else response
 

@@ -317,7 +317,9 @@ def test_the_status_partial_polls_until_terminal_then_answers_286(user_client, i
     url = reverse("imports:status", args=[image_import.pk])
     response = user_client.get(url, headers=HTMX)
     assert response.status_code == 200
-    assert 'hx-trigger="every 500ms"' in response.content.decode()  # young: poll often
+    # Young and not yet accepted by AWS: poll very often, never "at once" from
+    # a polled answer (each answer would set off the next).
+    assert 'hx-trigger="every 250ms"' in response.content.decode()
     image_import.mark_failed(code="ClientException", message="bad")
     response = user_client.get(url, headers=HTMX)
     assert response.status_code == 286
@@ -452,7 +454,32 @@ def test_a_session_the_cache_forgot_is_answered_in_full(user_client, image_impor
     assert again.status_code == 204  # and the full answer put it back in the cache
 
 
+def test_a_page_opened_before_the_arn_asks_at_once_then_often(user_client, image_import):
+    page = user_client.get(reverse("imports:detail", args=[image_import.pk])).content.decode()
+    assert 'hx-trigger="load, every 250ms"' in page
+
+
+def test_a_page_opened_after_the_arn_waits_for_its_first_poll(user_client, team, user):
+    image_import = make_import(team, user, Status.IMPORTING)
+    page = user_client.get(reverse("imports:detail", args=[image_import.pk])).content.decode()
+    assert 'hx-trigger="every 500ms"' in page
+
+
+def test_the_first_poll_from_a_page_is_a_204_when_nothing_changed(
+    user_client, image_import, django_assert_num_queries
+):
+    user_client.get(reverse("imports:detail", args=[image_import.pk]))  # grants the access
+    url = reverse("imports:status", args=[image_import.pk])
+    with django_assert_num_queries(0):
+        response = user_client.get(url, poll_params(image_import), headers=HTMX)
+    assert response.status_code == 204
+
+
 def test_a_page_polls_less_often_as_its_import_ages(team, user):
+    awaiting = make_import(team, user, Status.QUEUED)
+    assert awaiting.poll_milliseconds == 250  # the ARN is due within a second
+    awaiting.created_at = timezone.now() - timedelta(seconds=30)
+    assert awaiting.poll_milliseconds == 2000  # AWS is slow today: back to the steps
     image_import = make_import(team, user, Status.IMPORTING)
     assert image_import.poll_milliseconds == 500
     image_import.created_at = timezone.now() - timedelta(seconds=30)
@@ -464,7 +491,7 @@ def test_a_page_polls_less_often_as_its_import_ages(team, user):
 def test_a_poll_whose_interval_is_out_of_date_is_answered_in_full(user_client, image_import):
     url = reverse("imports:status", args=[image_import.pk])
     user_client.get(url, poll_params(image_import), headers=HTMX)
-    stale = {**poll_params(image_import), "every": "250"}
+    stale = {**poll_params(image_import), "every": "100"}
     assert user_client.get(url, stale, headers=HTMX).status_code == 200
 
 
