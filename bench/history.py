@@ -3,13 +3,23 @@
     .venv/bin/python bench/history.py [--large 100000] [--runs 15]
 
 Sets up its own database (SQLite in a temporary DATA_DIR, or the database
-DATABASE_URL names, which it fills and leaves), bulk-loads a team's imports,
-then times the signed-in history page through Django's test client: the
-first page, the page 40 cursors deep, and a search that finds one import at either size.
-It prints the median and spread of each at the small and the large size, and
-their ratio (issue 14's goals: search <= 2x, first page <= 1.5x). Figures
-only: nothing passes or fails on time, since these machines are shared and
-noisy.
+DATABASE_URL names, which it fills and leaves) and times the signed-in
+history page through Django's test client, each as a median over --runs with
+its spread and the part spent in SQL, at --small and at --large imports:
+
+1. the first page right after a bulk load into a table never analysed (a
+   fresh database: use one for this figure, since an earlier run's
+   statistics would stay);
+2. the first page right after a bulk load into a table analysed when it
+   held --small imports (a table that grows by a load);
+3. analysed: the first page, the page --depth cursors deep, and a search
+   that finds one import at either size.
+
+On PostgreSQL autovacuum is kept off the table meanwhile, so that 1 and 2
+are the plans before any ANALYZE (autovacuum analyses within about a
+minute of a load). Issue 14's goals: search <= 2x, first page right after a
+bulk load <= 1.5x. Figures only: nothing passes or fails on time, since
+these machines are shared and noisy.
 """
 
 import argparse
@@ -19,12 +29,14 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="vmip-bench-"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("LOG_LEVEL", "WARNING")  # not a line per request
 
 import django  # noqa: E402
 
@@ -75,20 +87,73 @@ def load(team, user, count, start_at=0):
             ImageImport.objects.bulk_create(batch)
             batch = []
     ImageImport.objects.bulk_create(batch)
+
+
+def analyze():
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE imports_imageimport")
 
 
-def timed(client, params, runs):
-    client.get("/", params)  # warm
-    seconds = []
-    for _ in range(runs):
+@contextmanager
+def no_autovacuum():
+    """Keep autovacuum from analysing the table behind the bench's back.
+
+    The figures "right after a bulk load" are those of the planner before
+    any ANALYZE: with PostgreSQL's autovacuum, that lasts up to a minute
+    (autovacuum_naptime) after a load, for as long as a load goes on.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE imports_imageimport SET (autovacuum_enabled = off)")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE imports_imageimport RESET (autovacuum_enabled)")
+
+
+def statistics_state():
+    """What the planner knows of the table: its last ANALYZE and the rows changed since."""
+    if connection.vendor != "postgresql":
+        return "SQLite"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(greatest(last_analyze, last_autoanalyze)::text, 'never'),"
+            " n_mod_since_analyze FROM pg_stat_user_tables WHERE relname = 'imports_imageimport'"
+        )
+        analysed, changed = cursor.fetchone()
+    return f"last analysed {analysed}, {changed:,} rows changed since"
+
+
+class SqlClock:
+    """Adds up the time the database took, through Django's execute wrapper."""
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def __call__(self, execute, sql, params, many, context):
         started = time.perf_counter()
-        response = client.get("/", params)
-        seconds.append(time.perf_counter() - started)
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+
+def timed(client, params, runs):
+    """[(seconds for the page, seconds of it in the database)] over `runs` requests."""
+    client.get("/", params)  # warm
+    times = []
+    for _ in range(runs):
+        clock = SqlClock()
+        with connection.execute_wrapper(clock):
+            started = time.perf_counter()
+            response = client.get("/", params)
+            times.append((time.perf_counter() - started, clock.seconds))
         assert response.status_code == 200, response.status_code
-    return seconds
+    return times
 
 
 def deep_cursor(client, depth):
@@ -110,13 +175,24 @@ def measure(client, runs, depth):
 
 
 def show(label, small, large):
-    def describe(values):
-        median = statistics.median(values) * 1000
-        spread = (max(values) - min(values)) * 1000
-        return f"{median:7.1f} ms (spread {spread:5.1f})"
+    def describe(times):
+        pages, sql = [page * 1000 for page, _ in times], [db * 1000 for _, db in times]
+        median, spread = statistics.median(pages), max(pages) - min(pages)
+        return f"{median:6.1f} ms ({spread:5.1f}; SQL {statistics.median(sql):5.1f})"
 
-    ratio = statistics.median(large) / statistics.median(small)
-    print(f"  {label:<14} small {describe(small)}   large {describe(large)}   ratio {ratio:4.2f}x")
+    ratio = statistics.median(p for p, _ in large) / statistics.median(p for p, _ in small)
+    print(f"  {label:<12} small {describe(small)}  large {describe(large)}  ratio {ratio:4.2f}x")
+
+
+def shrink_to(count):
+    """Back to the first `count` imports, the table rewritten and analysed at that size."""
+    imports = ImageImport.objects.filter(team__name="bench-history")
+    last_kept = imports.get(client_token=f"bench-{count - 1}").created_at
+    imports.filter(created_at__gt=last_kept).delete()  # loaded in order, a second apart
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM FULL imports_imageimport")
+    analyze()
 
 
 def main():
@@ -135,12 +211,30 @@ def main():
     client = Client()
     client.force_login(user)
 
-    print(f"History on {connection.vendor}, {arguments.runs} runs each, median and spread:")
-    load(team, user, arguments.small)
-    small = measure(client, arguments.runs, arguments.depth)
-    load(team, user, arguments.large - arguments.small, start_at=arguments.small)
-    large = measure(client, arguments.runs, arguments.depth)
-    print(f"  ({arguments.small:,} imports vs {arguments.large:,})")
+    print(f"History on {connection.vendor}, {arguments.runs} runs each: median (spread; SQL)")
+    print(f"({arguments.small:,} imports vs {arguments.large:,})")
+    rest = arguments.large - arguments.small
+    with no_autovacuum():
+        # 1. A table never analysed (a fresh database) takes a bulk load.
+        load(team, user, arguments.small)
+        never_small = timed(client, {}, arguments.runs)
+        load(team, user, rest, start_at=arguments.small)
+        never_state = statistics_state()
+        never_large = timed(client, {}, arguments.runs)
+        # 2. A table analysed at the small size takes a bulk load.
+        shrink_to(arguments.small)
+        small = measure(client, arguments.runs, arguments.depth)
+        load(team, user, rest, start_at=arguments.small)
+        stale_state = statistics_state()
+        stale_large = timed(client, {}, arguments.runs)
+        # 3. Analysed at the large size.
+        analyze()
+        large = measure(client, arguments.runs, arguments.depth)
+    print(f"Right after a bulk load into a table never analysed ({never_state}):")
+    show("first page", never_small, never_large)
+    print(f"Right after a bulk load into a table analysed when small ({stale_state}):")
+    show("first page", small["first page"], stale_large)
+    print("Analysed:")
     for label in small:
         show(label, small[label], large[label])
 
