@@ -152,6 +152,15 @@ def children(pid):
     return found
 
 
+def cpu_seconds(pids):
+    """User and system CPU time the processes have used (utime and stime in /proc)."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mib(pid):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -224,7 +233,11 @@ def measure_polls(server, session, pk, version, every, arguments):
         if name == "poll":
             grant_access()
         url, headers = targets[name]
-        return load(url, headers, seconds, arguments.connections, str(script))
+        cpu_before = cpu_seconds(server.workers())
+        rate, statuses = load(url, headers, seconds, arguments.connections, str(script))
+        answered = sum(count for status, count in statuses.items() if isinstance(status, int))
+        cpu = (cpu_seconds(server.workers()) - cpu_before) / max(answered, 1) * 1e6
+        return rate, statuses, cpu
 
     generator = "wrk" if load is wrk_load else "Python threads"
     print(f"Load: {generator}, {arguments.connections} connections, {arguments.runs} runs")
@@ -232,20 +245,30 @@ def measure_polls(server, session, pk, version, every, arguments):
     for name in targets:
         turn(name, 2)  # warm every worker
     rates = {name: [] for name in targets}
+    cpu = {name: [] for name in targets}
     answers = {name: Counter() for name in targets}
-    ratios = []
+    ratios, cpu_ratios = [], []
     for run in range(arguments.runs):
         order = list(targets) if run % 2 == 0 else list(reversed(targets))
         for name in order:
-            rate, statuses = turn(name, arguments.seconds)
+            rate, statuses, microseconds = turn(name, arguments.seconds)
             rates[name].append(rate)
+            cpu[name].append(microseconds)
             answers[name].update(statuses)
         ratios.append(rates["poll"][-1] / rates["trivial"][-1])
+        cpu_ratios.append(cpu["trivial"][-1] / cpu["poll"][-1])
     script.unlink()
     print(f"  trivial view (/healthz)   {describe(rates['trivial'], ' req/s')}")
     print(f"  unchanged status poll     {describe(rates['poll'], ' req/s')}")
     print(f"  ratio poll / trivial      {describe(ratios, 'x')}   goal >= 0.8x")
     print(f"  answers: trivial {dict(answers['trivial'])}, poll {dict(answers['poll'])}")
+    # Steadier on a shared machine than requests/s: what the server's own
+    # processes spent per answer (neither Redis's share nor the kernel's
+    # network work on behalf of others is in it).
+    print("gunicorn workers' CPU per answer, median (min, max):")
+    print(f"  trivial view (/healthz)   {describe(cpu['trivial'], ' us')}")
+    print(f"  unchanged status poll     {describe(cpu['poll'], ' us')}")
+    print(f"  ratio trivial / poll      {describe(cpu_ratios, 'x')}")
 
 
 def start_worker(environ, emulator, log):
