@@ -13,12 +13,21 @@ TRANSPORT = "config.broker:Transport"
 
 @pytest.fixture
 def folder(tmp_path):
-    return {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path)}
+    control = tmp_path.parent / (tmp_path.name + "-control")  # exchanges, not messages
+    control.mkdir()
+    return {
+        "queue": tmp_path.name,
+        "data_folder_in": str(tmp_path),
+        "data_folder_out": str(tmp_path),
+        "control_folder": str(control),
+    }
 
 
-def queue_in(folder, name="jobs"):
-    connection = Connection("filesystem://", transport=TRANSPORT, transport_options=folder)
-    return connection, connection.SimpleQueue(name)
+def queue_in(folder):
+    # A queue of each test's own: kombu keeps exchanges and bindings per process.
+    options = {name: value for name, value in folder.items() if name != "queue"}
+    connection = Connection("filesystem://", transport=TRANSPORT, transport_options=options)
+    return connection, connection.SimpleQueue(folder["queue"])
 
 
 def test_the_portal_uses_it_whenever_the_broker_is_the_filesystem(settings):
