@@ -356,14 +356,26 @@ def create_multipart_upload(bucket, key, *, target, content_type=""):
 
 def presign_part(bucket, key, upload_id, part_number, *, target):
     """A URL that lets its holder PUT this one part of this one key, for an hour."""
+    return presign_parts(bucket, key, upload_id, [part_number], target=target)[part_number]
+
+
+def presign_parts(bucket, key, upload_id, part_numbers, *, target):
+    """{part number: URL} for several parts of one upload, each URL for its part only.
+
+    Signing is local (an HMAC with the client's credentials, no call to S3),
+    so a batch costs the browser one round trip to the portal, not one a part.
+    """
     s3 = _call(client, "s3", target)
-    return _call(
-        s3.generate_presigned_url,
-        "upload_part",
-        Params={"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": part_number},
-        ExpiresIn=PRESIGNED_PART_SECONDS,
-        HttpMethod="PUT",
-    )
+    return {
+        number: _call(
+            s3.generate_presigned_url,
+            "upload_part",
+            Params={"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": number},
+            ExpiresIn=PRESIGNED_PART_SECONDS,
+            HttpMethod="PUT",
+        )
+        for number in part_numbers
+    }
 
 
 def upload_origin(bucket, *, target):
