@@ -361,16 +361,35 @@ S3_MAX_OBJECT = 5 * TiB
 PRESIGNED_PART_SECONDS = 3600
 
 
-def part_size(file_size):
-    """Bytes per part so that no file needs more than S3's 10,000 parts.
+# Each part costs the browser more than its bytes: a CORS preflight (every
+# part's URL is a new one, so the preflight cache never answers) and a request
+# of its own, a round trip each over a real network. Larger parts where the
+# file is large spread that over more bytes; no larger than this, because a
+# dropped network loses the parts in flight (upload.js's PARALLEL_PARTS) and
+# they are sent again from their start.
+PREFERRED_PART = 16 * MiB
+# ... and no fewer parts than this where 5 MiB ones allow it, so a mid-sized
+# file still keeps four parts in flight for a while.
+PREFERRED_PARTS = 32
 
-    At least S3's 5 MiB minimum (every part but the last), rounded up to
-    whole MiB; 85 GiB gives 9 MiB parts, 5 TiB 525 MiB parts.
+
+def part_size(file_size):
+    """Bytes per part: at least S3's 5 MiB, at most 10,000 parts, 16 MiB where it can.
+
+    Whole MiB. Up to 160 MiB: 5 MiB parts; then 1/32 of the file, rounded
+    up, until that reaches 16 MiB (about 500 MiB); past 156.25 GiB whatever
+    keeps 10,000 parts (525 MiB for 5 TiB, S3's largest object). 85 GiB gives
+    16 MiB parts, 5,440 of them.
     """
     if file_size > S3_MAX_OBJECT:
         raise ValueError(f"S3 objects are at most 5 TiB; this file has {file_size} bytes.")
+    preferred = min(PREFERRED_PART, math.ceil(max(file_size, 1) / PREFERRED_PARTS))
     needed = math.ceil(max(file_size, 1) / S3_MAX_PARTS)
-    return max(S3_MIN_PART, math.ceil(needed / MiB) * MiB)
+    return max(S3_MIN_PART, whole_mib(preferred), whole_mib(needed))
+
+
+def whole_mib(size):
+    return math.ceil(size / MiB) * MiB
 
 
 def part_count(file_size):
@@ -440,14 +459,26 @@ def create_multipart_upload(bucket, key, *, target, content_type=""):
 
 def presign_part(bucket, key, upload_id, part_number, *, target):
     """A URL that lets its holder PUT this one part of this one key, for an hour."""
+    return presign_parts(bucket, key, upload_id, [part_number], target=target)[part_number]
+
+
+def presign_parts(bucket, key, upload_id, part_numbers, *, target):
+    """{part number: URL} for several parts of one upload, each URL for its part only.
+
+    Signing is local (an HMAC with the client's credentials, no call to S3),
+    so a batch costs the browser one round trip to the portal, not one a part.
+    """
     s3 = _call(client, "s3", target)
-    return _call(
-        s3.generate_presigned_url,
-        "upload_part",
-        Params={"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": part_number},
-        ExpiresIn=PRESIGNED_PART_SECONDS,
-        HttpMethod="PUT",
-    )
+    return {
+        number: _call(
+            s3.generate_presigned_url,
+            "upload_part",
+            Params={"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": number},
+            ExpiresIn=PRESIGNED_PART_SECONDS,
+            HttpMethod="PUT",
+        )
+        for number in part_numbers
+    }
 
 
 def upload_origin(bucket, *, target):

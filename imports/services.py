@@ -166,13 +166,30 @@ def check_upload(image_import, upload_id, key):
         raise UploadError("This is not the key of this import's upload.")
 
 
+class PartNumberError(UploadError):
+    """Part numbers this file does not have: the request is wrong, not the import's state."""
+
+
+# Part numbers one batch request may ask for: a page asks for far fewer at a
+# time (upload.js's SIGN_BATCH); the cap keeps one request's signing short.
+SIGN_BATCH_MAX = 100
+
+
 def sign_part(image_import, upload_id, key, part_number):
+    return sign_parts(image_import, upload_id, key, [part_number])[part_number]
+
+
+def sign_parts(image_import, upload_id, key, part_numbers):
+    """{part number: presigned PUT URL}, each allowing that key, upload and part only."""
     check_upload(image_import, upload_id, key)
     parts = aws.part_count(image_import.upload_size)
-    if not 1 <= part_number <= parts:
-        raise UploadError(f"Part numbers of this file run from 1 to {parts}.")
+    outside = [number for number in part_numbers if not 1 <= number <= parts]
+    if outside:
+        raise PartNumberError(
+            f"Part numbers of this file run from 1 to {parts}; {outside[0]} is not one of them."
+        )
     bucket, key = upload_location(image_import)
-    return aws.presign_part(bucket, key, upload_id, part_number, target=image_import.target)
+    return aws.presign_parts(bucket, key, upload_id, part_numbers, target=image_import.target)
 
 
 def uploaded_parts(image_import, upload_id, key):

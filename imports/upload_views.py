@@ -2,13 +2,15 @@
 
 The bytes never pass through the portal: it starts the upload for the key it
 chose when the import was recorded, signs one URL per part (that key, that
-upload, that part only), lists the parts S3 already holds so a reload
-resumes, completes the upload (and queues the import), or aborts it (and
-cancels the import). Every call is scoped to an `uploading` import of the
-person's team; session authentication, CSRF-protected like every form.
+upload, that part only; the page asks for them in batches, ahead of its
+PUTs), lists the parts S3 already holds so a reload resumes, completes the
+upload (and queues the import), or aborts it (and cancels the import).
+Every call is scoped to an `uploading` import of the person's team; session
+authentication, CSRF-protected like every form.
 """
 
 import json
+import re
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -31,6 +33,8 @@ def answer(call):
     """Run one step; refusals and AWS errors become JSON with a message."""
     try:
         return call()
+    except services.PartNumberError as error:
+        return bad_request(str(error))
     except services.UploadError as error:
         return JsonResponse({"error": str(error)}, status=409)
     except aws.AwsError as error:
@@ -38,6 +42,10 @@ def answer(call):
         return JsonResponse(
             {"error": f"S3 refused: {error.message}", "code": error.code}, status=status
         )
+
+
+def bad_request(message):
+    return JsonResponse({"error": message}, status=400)
 
 
 def json_body(request):
@@ -92,6 +100,58 @@ def sign_part(request, pk, upload_id, part_number):
             }
         )
     )
+
+
+@login_required
+@require_GET
+def sign_parts(request, pk, upload_id):
+    """A batch of signPart answers: ?partNumbers=4,5,6 -> {"presignedUrls": {"4": url, ...}}.
+
+    Companion's batch route, so the page signs parts ahead of its PUTs rather
+    than waiting for the portal before each one. Same rules as sign_part.
+    """
+    image_import = uploading_import(request, pk)
+
+    key = request.GET.get("key")
+
+    def sign():
+        services.check_upload(image_import, upload_id, key)  # first, as for one part
+        numbers = part_numbers(request.GET.get("partNumbers"))
+        urls = services.sign_parts(image_import, upload_id, key, numbers)
+        return JsonResponse(
+            {
+                "presignedUrls": {str(number): url for number, url in urls.items()},
+                "method": "PUT",
+                "expires": aws.PRESIGNED_PART_SECONDS,
+            }
+        )
+
+    return answer(sign)
+
+
+PART_NUMBER = re.compile(r"[0-9]{1,5}")
+
+
+def part_numbers(query):
+    """The batch's part numbers from "4,5,6"; PartNumberError (a 400) says what is wrong."""
+    if not query:
+        raise services.PartNumberError(
+            "Send partNumbers: the parts to sign, comma-separated, as in ?partNumbers=1,2,3."
+        )
+    items = query.split(",")
+    if len(items) > services.SIGN_BATCH_MAX:
+        raise services.PartNumberError(
+            f"At most {services.SIGN_BATCH_MAX} part numbers in one batch; "
+            f"this asks for {len(items)}."
+        )
+    if not all(PART_NUMBER.fullmatch(item) for item in items):
+        raise services.PartNumberError(
+            "partNumbers must be whole numbers separated by commas, as in 1,2,3."
+        )
+    numbers = [int(item) for item in items]
+    if len(set(numbers)) != len(numbers):
+        raise services.PartNumberError("Each part number may appear only once in partNumbers.")
+    return numbers
 
 
 @login_required

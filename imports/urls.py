@@ -23,6 +23,11 @@ urlpatterns = [
         name="upload_complete",
     ),
     path(
+        "imports/<int:pk>/s3/multipart/<str:upload_id>/batch",
+        upload_views.sign_parts,
+        name="upload_parts",
+    ),
+    path(
         "imports/<int:pk>/s3/multipart/<str:upload_id>/<int:part_number>",
         upload_views.sign_part,
         name="upload_part",

@@ -22,9 +22,14 @@ def s3_stub(aws_credentials):
     "size, expected_part",
     [
         (1, 5 * aws.MiB),
-        (5 * aws.MiB * aws.S3_MAX_PARTS, 5 * aws.MiB),  # 48.8 GiB still fits 5 MiB parts
-        (5 * aws.MiB * aws.S3_MAX_PARTS + 1, 6 * aws.MiB),
-        (85 * aws.GiB, 9 * aws.MiB),
+        (12 * aws.MiB, 5 * aws.MiB),
+        (160 * aws.MiB, 5 * aws.MiB),  # 32 parts of S3's smallest
+        (160 * aws.MiB + 1, 6 * aws.MiB),  # then 1/32 of the file, in whole MiB
+        (256 * aws.MiB, 8 * aws.MiB),
+        (512 * aws.MiB, 16 * aws.MiB),  # up to 16 MiB
+        (85 * aws.GiB, 16 * aws.MiB),
+        (16 * aws.MiB * aws.S3_MAX_PARTS, 16 * aws.MiB),  # 156.25 GiB still fits 16 MiB parts
+        (16 * aws.MiB * aws.S3_MAX_PARTS + 1, 17 * aws.MiB),  # then 10,000 parts at most
         (5 * aws.TiB, 525 * aws.MiB),
     ],
 )
@@ -39,7 +44,12 @@ def test_a_one_byte_file_is_one_part():
 
 
 def test_an_85_gib_image_needs_fewer_than_10000_parts():
-    assert aws.part_count(85 * aws.GiB) == 9672
+    assert aws.part_count(85 * aws.GiB) == 5440
+
+
+@pytest.mark.parametrize("size", [160 * aws.MiB, 256 * aws.MiB, 511 * aws.MiB, 1 * aws.GiB])
+def test_a_mid_sized_file_keeps_at_least_32_parts_and_a_large_one_16_mib_parts(size):
+    assert aws.part_count(size) >= 32 or aws.part_size(size) == 16 * aws.MiB
 
 
 def test_a_file_over_5_tib_is_refused():

@@ -10,6 +10,7 @@ import os
 import re
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
@@ -180,6 +181,11 @@ def test_a_file_goes_to_s3_survives_a_dropped_network_and_the_import_reaches_ava
             held.append(route)
 
     page.route(re.compile(r"^http://127\.0\.0\.1:\d+/" + IMPORT_BUCKET + "/"), hold_later_parts)
+    signing = []
+    page.on(
+        "request",
+        lambda r: "/s3/multipart/" in r.url and r.method == "GET" and signing.append(r.url),
+    )
     sign_in(page, user)
     fill_new_import(page, disk)
     expect(page.get_by_label("Disk format")).to_have_value("raw")
@@ -209,6 +215,9 @@ def test_a_file_goes_to_s3_survives_a_dropped_network_and_the_import_reaches_ava
     body = s3.get_object(Bucket=IMPORT_BUCKET, Key=image_import.user_bucket["S3Key"])["Body"]
     assert body.read() == disk.read_bytes()
     assert not [e for e in errors if "Content Security Policy" in e], errors
+    # The parts' URLs came in batches (the first: all three parts), never one a request.
+    assert "partNumbers=1%2C2%2C3" in signing[0], signing
+    assert all("/batch?" in url for url in signing), signing
 
     expect(page.locator("#status .status")).to_have_text(
         re.compile("Importing|Available"), timeout=POLLED
@@ -367,6 +376,79 @@ def test_cancel_aborts_the_upload_and_cancels_the_import(page, user, disk_team, 
         f"Cancelled by {user.username}.",
     )
     assert s3.list_multipart_uploads(Bucket=IMPORT_BUCKET).get("Uploads", []) == []
+
+
+def upload_and_watch(page, disk):
+    """Start the upload of `disk`; the page's signing batches and PUTs, in the order asked."""
+    asked = []
+
+    def note(request):
+        url = urlsplit(request.url)
+        query = parse_qs(url.query)
+        if request.method == "PUT" and S3_URLS.match(request.url):
+            asked.append(("put", int(query["partNumber"][0])))
+        elif url.path.endswith("/batch"):
+            asked.append(("sign", [int(n) for n in query["partNumbers"][0].split(",")]))
+
+    page.on("request", note)
+    fill_new_import(page, disk)
+    page.get_by_role("button", name="Start import").click()
+    return asked
+
+
+def test_the_next_batch_of_urls_is_asked_for_before_the_parts_run_out(
+    page, user, disk_team, s3, tmp_path
+):
+    disk = tmp_path / "web.raw"  # 21 parts of 5 MiB: one more than a batch
+    with disk.open("wb") as file:
+        file.truncate(21 * 5 * MIB)
+        file.seek(510)
+        file.write(b"\x55\xaa")
+    sign_in(page, user)
+
+    asked = upload_and_watch(page, disk)
+
+    expect(page).to_have_url(DETAIL_URL, timeout=60_000)
+    batches = [numbers for kind, numbers in asked if kind == "sign"]
+    assert batches == [list(range(1, 21)), [21]], batches
+    # Asked for when part 11's URL was taken, well before part 13 was sent.
+    assert asked.index(("sign", [21])) < asked.index(("put", 13)), asked
+    image_import = ImageImport.objects.get()
+    head = s3.head_object(Bucket=IMPORT_BUCKET, Key=image_import.user_bucket["S3Key"])
+    assert head["ContentLength"] == 21 * 5 * MIB
+
+
+def test_a_url_close_to_its_expiry_is_signed_again_before_its_put(
+    page, user, disk_team, s3, tmp_path, monkeypatch
+):
+    # URLs that last 12 s: the page takes one only while it has more than half
+    # of that left (ten minutes of an hour's URL in production).
+    monkeypatch.setattr(aws, "PRESIGNED_PART_SECONDS", 12)
+    disk = raw_disk(tmp_path / "web.raw", 30 * MIB)  # 6 parts: 4 in flight, 2 waiting
+    held = []
+
+    def hold_first_parts(route):
+        if route.request.method == "PUT" and len(held) < 4:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route(S3_URLS, hold_first_parts)
+    sign_in(page, user)
+    asked = upload_and_watch(page, disk)
+    wait_for(page, lambda: len(held) == 4)
+    page.wait_for_timeout(6500)  # the first batch's URLs are now past half their life
+    for route in held:  # parts 1-4 fail and are sent again, each needing a new URL
+        route.abort("connectionreset")
+
+    expect(page).to_have_url(DETAIL_URL, timeout=POLLED)
+    batches = [numbers for kind, numbers in asked if kind == "sign"]
+    # Parts 5 and 6 are signed again with 1-4: their first URLs were stale.
+    # (On a loaded machine a PUT may outlast its 12 s and be signed once more.)
+    assert batches[:2] == [[1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6]], batches
+    image_import = ImageImport.objects.get()
+    body = s3.get_object(Bucket=IMPORT_BUCKET, Key=image_import.user_bucket["S3Key"])["Body"]
+    assert body.read() == disk.read_bytes()
 
 
 def test_the_upload_fields_fit_a_phone(browser, live_server, user, disk_team, s3):

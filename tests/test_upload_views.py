@@ -1,11 +1,15 @@
 """The endpoints @uppy/aws-s3 calls: scoped to an uploading import and its own key."""
 
+import os
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 from botocore.stub import Stubber
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -93,20 +97,176 @@ def test_a_signed_part_url_allows_only_that_key_upload_and_part(
 
 
 @pytest.mark.parametrize(
-    "part, key, upload_id, message",
+    "part, key, upload_id, status, message",
     [
-        (0, KEY, "upload-1", "Part numbers of this file run from 1 to 3"),
-        (4, KEY, "upload-1", "Part numbers of this file run from 1 to 3"),
-        (1, "vm-imports/other.ova", "upload-1", "not the key of this import's upload"),
-        (1, KEY, "upload-2", "not the upload of this import"),
+        (0, KEY, "upload-1", 400, "Part numbers of this file run from 1 to 3; 0 is not"),
+        (4, KEY, "upload-1", 400, "Part numbers of this file run from 1 to 3; 4 is not"),
+        (1, "vm-imports/other.ova", "upload-1", 409, "not the key of this import's upload"),
+        (1, KEY, "upload-2", 409, "not the upload of this import"),
     ],
 )
 def test_a_part_outside_the_import_is_refused(
-    user_client, started, aws_credentials, part, key, upload_id, message
+    user_client, started, aws_credentials, part, key, upload_id, status, message
 ):
     response = sign(user_client, started, part, key=key, upload_id=upload_id)
-    assert response.status_code == 409
+    assert response.status_code == status
     assert message in response.json()["error"]
+
+
+# -- signing in batches: what the page asks for, ahead of its PUTs -----------------
+
+
+def sign_batch(client, image_import, part_numbers, key=KEY, upload_id="upload-1"):
+    url = reverse("imports:upload_parts", args=[image_import.pk, upload_id])
+    query = {"key": key} if part_numbers is None else {"key": key, "partNumbers": part_numbers}
+    return client.get(url, query)
+
+
+def test_a_batch_signs_each_part_for_that_key_upload_and_part_only(
+    user_client, started, aws_credentials
+):
+    response = sign_batch(user_client, started, "3,1,2")
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["method"], body["expires"]) == ("PUT", aws.PRESIGNED_PART_SECONDS)
+    assert sorted(body["presignedUrls"]) == ["1", "2", "3"]
+    for number, signed in body["presignedUrls"].items():
+        url = urlsplit(signed)
+        assert url.path == f"/{IMPORT_BUCKET}/{KEY}"
+        query = parse_qs(url.query)
+        assert query["uploadId"] == ["upload-1"] and query["partNumber"] == [number]
+        assert query["X-Amz-Expires"] == [str(aws.PRESIGNED_PART_SECONDS)]
+
+
+def test_a_batch_costs_the_same_queries_as_one_part(
+    user_client, started, aws_credentials, django_assert_max_num_queries
+):
+    sign(user_client, started, 1)  # the session and the client, warmed up
+    with django_assert_max_num_queries(len(queries_for_one_part(user_client, started))):
+        sign_batch(user_client, started, "1,2,3")
+
+
+def queries_for_one_part(client, image_import):
+    with CaptureQueriesContext(connection) as queries:
+        sign(client, image_import, 1)
+    return queries.captured_queries
+
+
+@pytest.mark.parametrize(
+    "part_numbers, message",
+    [
+        (None, "Send partNumbers: the parts to sign, comma-separated"),
+        ("", "Send partNumbers: the parts to sign, comma-separated"),
+        ("1,,2", "partNumbers must be whole numbers separated by commas"),
+        ("1;2", "partNumbers must be whole numbers separated by commas"),
+        ("-1", "partNumbers must be whole numbers separated by commas"),
+        ("1.0", "partNumbers must be whole numbers separated by commas"),
+        ("\u0663", "partNumbers must be whole numbers separated by commas"),  # Arabic-Indic 3
+        ("99999999999999999999", "partNumbers must be whole numbers separated by commas"),
+        ("1,2,1", "Each part number may appear only once"),
+        ("0,1", "Part numbers of this file run from 1 to 3; 0 is not one of them."),
+        ("2,4", "Part numbers of this file run from 1 to 3; 4 is not one of them."),
+        ("10001", "Part numbers of this file run from 1 to 3; 10001 is not one of them."),
+        (",".join(["1"] * 101), "At most 100 part numbers in one batch; this asks for 101."),
+    ],
+)
+def test_bad_part_numbers_in_a_batch_are_a_400_saying_why(
+    user_client, started, aws_credentials, part_numbers, message
+):
+    response = sign_batch(user_client, started, part_numbers)
+
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+
+
+def test_a_batch_of_the_most_parts_allowed_is_signed(user_client, team, user, aws_credentials):
+    set_up_disk_imports(team)
+    big, _ = services.submit_import(
+        team=team,
+        user=user,
+        **disk_submission(
+            source="upload",
+            key="vm-imports/6c0e2a4e-4f8d-4f7e-9a51-3b8c2d1e0f9a/big.raw",
+            upload_size=1000 * 5 * aws.MiB,
+        ),
+    )
+    big.note_upload_started("upload-1")
+    numbers = range(201, 201 + services.SIGN_BATCH_MAX)  # of its 313 parts of 16 MiB
+
+    response = sign_batch(
+        user_client, big, ",".join(map(str, numbers)), key=big.user_bucket["S3Key"]
+    )
+
+    assert response.status_code == 200, response.content
+    assert sorted(map(int, response.json()["presignedUrls"])) == list(numbers)
+
+
+@pytest.mark.parametrize(
+    "key, upload_id, message",
+    [
+        ("vm-imports/other.ova", "upload-1", "This is not the key of this import's upload."),
+        (KEY, "upload-2", "This is not the upload of this import."),
+    ],
+)
+def test_a_batch_for_another_key_or_upload_is_refused(
+    user_client, started, aws_credentials, key, upload_id, message
+):
+    response = sign_batch(user_client, started, "1,2", key=key, upload_id=upload_id)
+
+    assert response.status_code == 409
+    assert response.json() == {"error": message}
+
+
+def test_a_batch_for_an_import_no_longer_uploading_is_refused(
+    user_client, started, aws_credentials
+):
+    ImageImport.objects.filter(pk=started.pk).update(status=Status.QUEUED)
+
+    response = sign_batch(user_client, started, "1")
+
+    assert response.status_code == 409
+    assert response.json() == {"error": "This import is queued."}
+
+
+def test_another_teams_batch_is_not_found(outsider_client, started, aws_credentials):
+    assert sign_batch(outsider_client, started, "1,2").status_code == 404
+
+
+def test_a_viewer_may_not_sign_a_batch(client, teammate, started, aws_credentials):
+    membership = teammate.memberships.get()
+    membership.role = membership.Role.VIEWER
+    membership.save()
+    client.force_login(teammate)
+
+    assert sign_batch(client, started, "1,2").status_code == 403
+
+
+def test_batch_signed_urls_carry_the_parts_to_s3(user_client, uploading, s3_emulator):
+    """Against moto's server: the URLs of one batch PUT the file's parts, and it completes."""
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=IMPORT_BUCKET)
+    content = os.urandom(SIZE)
+    created = user_client.post(
+        reverse("imports:upload_create", args=[uploading.pk]), {}, content_type="application/json"
+    ).json()
+    upload_id, part_size = created["uploadId"], created["partSize"]
+
+    urls = sign_batch(user_client, uploading, "1,2,3", upload_id=upload_id).json()
+    parts = []
+    for number, url in sorted(urls["presignedUrls"].items()):
+        start = (int(number) - 1) * part_size
+        put = requests.put(url, data=content[start : start + part_size], timeout=30)
+        assert put.status_code == 200, put.text
+        parts.append({"PartNumber": int(number), "ETag": put.headers["ETag"]})
+    done = user_client.post(
+        reverse("imports:upload_complete", args=[uploading.pk, upload_id]) + f"?key={KEY}",
+        {"parts": parts},
+        content_type="application/json",
+    )
+
+    assert done.status_code == 200, done.content
+    assert s3.get_object(Bucket=IMPORT_BUCKET, Key=KEY)["Body"].read() == content
 
 
 def test_list_parts_answers_what_s3_holds(user_client, started, s3_stub):
@@ -240,6 +400,7 @@ def test_the_routes_are_companions_under_the_import():
     assert reverse("imports:upload_create", args=[7]) == "/imports/7/s3/multipart"
     assert reverse("imports:upload", args=[7, "u"]) == "/imports/7/s3/multipart/u"
     assert reverse("imports:upload_part", args=[7, "u", 3]) == "/imports/7/s3/multipart/u/3"
+    assert reverse("imports:upload_parts", args=[7, "u"]) == "/imports/7/s3/multipart/u/batch"
     assert reverse("imports:upload_complete", args=[7, "u"]) == "/imports/7/s3/multipart/u/complete"
 
 

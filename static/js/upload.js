@@ -104,6 +104,110 @@
     return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
   }
 
+  // -- the parts' URLs, signed in batches ahead of their PUTs -------------
+
+  // Parts in flight at once: Uppy's `limit` (bench/upload.py reads it here).
+  const PARALLEL_PARTS = 4;
+  // Uppy asks for each part's URL just before its PUT. Asking the portal then
+  // put a round trip to Django in front of every part; instead the page asks
+  // for SIGN_BATCH parts at a time (the portal allows up to 100), and for the
+  // next batch while SIGN_AHEAD parts are still ready, so a PUT never waits.
+  const SIGN_BATCH = 20;
+  const SIGN_AHEAD = 10;
+  // A URL is signed for `expires` seconds (an hour); one with less than ten
+  // minutes left (a paused or slow upload) is signed again, not used.
+  const RESIGN_MARGIN_MS = 10 * 60 * 1000;
+
+  class SignedParts {
+    constructor(endpoint, partCount, headers) {
+      this.endpoint = endpoint;
+      this.partCount = partCount;
+      this.headers = headers;
+      this.uploadId = null;
+    }
+
+    // Uppy's signPart option: {url, method, expires} for one part, from the
+    // batch that signed it.
+    async signPart(_file, { uploadId, key, partNumber, signal }) {
+      if (uploadId !== this.uploadId) this.forget(uploadId);
+      for (let round = 0; round < 3; round += 1) {
+        const part = this.ready.get(partNumber);
+        if (part && Date.now() < part.staleAt) {
+          this.ready.delete(partNumber); // one PUT a URL: a retry signs the part again
+          this.signAhead(key, partNumber);
+          // Uppy uses `expires` only as the PUT's timeout; S3 checks a URL's
+          // expiry when the PUT starts, so the lifetime is the right bound.
+          return { url: part.url, method: "PUT", expires: part.expires };
+        }
+        if (!this.pending.has(partNumber)) this.sign(key, partNumber);
+        const batch = this.pending.get(partNumber);
+        if (!batch) break; // past the last part: nothing to sign
+        await untilAborted(batch, signal);
+      }
+      throw new Error(`The portal gave no usable URL for part ${partNumber}.`);
+    }
+
+    forget(uploadId) {
+      this.uploadId = uploadId;
+      this.ready = new Map(); // part number -> {url, expires, staleAt}
+      this.pending = new Map(); // part number -> the batch request signing it
+      this.highest = 0; // the highest part number asked for so far
+    }
+
+    // The next batch, once fewer than SIGN_AHEAD parts past this one are asked for.
+    signAhead(key, partNumber) {
+      if (this.highest < this.partCount && this.highest - partNumber < SIGN_AHEAD) {
+        this.sign(key, this.highest + 1);
+      }
+    }
+
+    // One request for the parts from `first` on (SIGN_BATCH of them at most)
+    // that have no fresh URL and are not being signed already.
+    sign(key, first) {
+      const numbers = [];
+      const last = Math.min(first + SIGN_BATCH - 1, this.partCount);
+      for (let number = first; number <= last; number += 1) {
+        const part = this.ready.get(number);
+        if (!this.pending.has(number) && !(part && Date.now() < part.staleAt)) numbers.push(number);
+      }
+      this.highest = Math.max(this.highest, last);
+      if (!numbers.length) return;
+      const query = new URLSearchParams({ key, partNumbers: numbers.join(",") });
+      const url = `${this.endpoint}s3/multipart/${encodeURIComponent(this.uploadId)}/batch?${query}`;
+      const asked = Date.now();
+      const uploadId = this.uploadId;
+      const batch = (async () => {
+        const response = await fetch(url, { headers: this.headers, credentials: "same-origin" });
+        const answer = await response.json().catch(() => ({}));
+        if (!response.ok) throw new Error(answer.error || `The portal answered ${response.status}`);
+        if (uploadId !== this.uploadId) return;
+        const lifetime = answer.expires * 1000;
+        const staleAt = asked + lifetime - Math.min(RESIGN_MARGIN_MS, lifetime / 2);
+        for (const [number, signed] of Object.entries(answer.presignedUrls)) {
+          this.ready.set(Number(number), { url: signed, expires: answer.expires, staleAt });
+        }
+      })();
+      const settled = () => {
+        for (const number of numbers) {
+          if (this.pending.get(number) === batch) this.pending.delete(number);
+        }
+      };
+      batch.then(settled, settled); // a failed batch is asked again by the part that needs it
+      for (const number of numbers) this.pending.set(number, batch);
+    }
+  }
+
+  // The promise, or a rejection as soon as Uppy aborts the part (pause, cancel).
+  function untilAborted(promise, signal) {
+    if (!signal) return promise;
+    return new Promise((resolve, reject) => {
+      const aborted = () => reject(signal.reason || new DOMException("Aborted", "AbortError"));
+      if (signal.aborted) { aborted(); return; }
+      signal.addEventListener("abort", aborted, { once: true });
+      promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", aborted));
+    });
+  }
+
   // -- the upload --------------------------------------------------------
 
   // `upload` is the portal's answer: {endpoint, key, partSize, ...}; `resume`
@@ -122,12 +226,15 @@
     panel.scrollIntoView({ block: "nearest" });
 
     const uppy = new Uppy.Uppy({ autoProceed: false, allowMultipleUploadBatches: false });
+    const partCount = Math.max(1, Math.ceil(file.size / upload.partSize)); // as the portal counts
+    const signed = new SignedParts(upload.endpoint, partCount, headers);
     uppy.use(Uppy.AwsS3, {
       endpoint: upload.endpoint,
       headers,
       shouldUseMultipart: true,
       getChunkSize: () => upload.partSize,
-      limit: 4,
+      limit: PARALLEL_PARTS,
+      signPart: (uppyFile, options) => signed.signPart(uppyFile, options),
       // Cancel ends the import too (the portal answers with its outcome):
       // wait for that answer before leaving for the import's page.
       abortMultipartUpload: async (_file, { uploadId, key }) => {
