@@ -78,6 +78,8 @@ bench: install
 	$(BIN)/python bench/outages.py
 	$(BIN)/python bench/worker_kills.py
 	$(BIN)/python bench/history.py
+	$(BIN)/python bench/status_poll.py
+	$(BIN)/python bench/click_to_arn.py
 	$(BIN)/python bench/upload.py
 	$(BIN)/python bench/dev_server.py
 

@@ -364,6 +364,12 @@ class ImageImport(models.Model):
             return POLL_AWAITING_ARN
         return every
 
+    def seconds_until_poll_changes(self):
+        """Seconds until poll_milliseconds steps to a slower interval, or None if it never will."""
+        age = (timezone.now() - self.created_at).total_seconds()
+        later = [younger_than - age for younger_than, _ in POLL_STEPS if younger_than > age]
+        return later[0] if later and later[0] != float("inf") else None
+
     @property
     def elapsed(self):
         return (self.finished_at or timezone.now()) - self.created_at

@@ -7,6 +7,7 @@ JavaScript.
 
 import contextlib
 import json
+import math
 
 from django.conf import settings
 from django.contrib import messages
@@ -466,9 +467,16 @@ def remember_poll_access(request, image_import):
     if image_import.is_terminal or not session_key:
         return
     access = {"every": str(image_import.poll_milliseconds)}
+    # The access ends when the interval steps down, so that the next poll is
+    # answered in full and sets the slower interval: else a page would go on
+    # asking every 250 ms from the cache for as long as the access lasts.
+    lasts = POLL_ACCESS_SECONDS
+    step_down = image_import.seconds_until_poll_changes()
+    if step_down is not None:
+        lasts = max(1, min(lasts, math.ceil(step_down)))
     # A cache that is down only means the next poll is answered in full.
     with contextlib.suppress(Exception):
-        cache.set(poll_access_key(session_key, image_import.pk), access, POLL_ACCESS_SECONDS)
+        cache.set(poll_access_key(session_key, image_import.pk), access, lasts)
         # add, never set: a transition that committed since this answer read
         # the row has published a newer version, which must not be undone.
         cache.add(version_cache_key(image_import.pk), image_import.version, POLL_ACCESS_SECONDS)

@@ -648,3 +648,12 @@ def test_adding_a_tag_without_javascript_leaves_the_focus_alone(user_client):
     content = user_client.post("/imports/new", data).content.decode()
     assert content.count('class="tag-row"') == 1
     assert "autofocus" not in content
+
+
+def test_the_poll_interval_steps_down_at_10_and_60_seconds(team, user):
+    image_import = make_import(team, user)
+    assert 9 < image_import.seconds_until_poll_changes() <= 10
+    image_import.created_at = timezone.now() - timedelta(seconds=30)
+    assert 29 < image_import.seconds_until_poll_changes() <= 30
+    image_import.created_at = timezone.now() - timedelta(hours=1)
+    assert image_import.seconds_until_poll_changes() is None
