@@ -60,6 +60,9 @@ def page_without_js(browser, live_server):
 def open_new_import(page):
     page.get_by_role("navigation", name="Main").get_by_role("link", name="New import").click()
     expect(page.get_by_role("heading", name="New import")).to_be_visible()
+    # The heading shows before htmx has wired the fields (at DOMContentLoaded):
+    # a field left before then sends no check, so wait for the page's load.
+    page.wait_for_load_state("load")
 
 
 def fill_form(page, *, name="Web server base", semantic_version="1.0.0", platform="Linux"):
