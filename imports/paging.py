@@ -83,7 +83,11 @@ def keyset_page(queryset, *, size, older_than=None, newer_than=None, page=None):
     total = queryset.order_by()[: COUNT_CAP + 1].count()
     if newer_than:
         created_at, pk = decode_cursor(newer_than)
-        newer = queryset.filter(Q(created_at__gt=created_at) | Q(created_at=created_at, pk__gt=pk))
+        # The plain range first: the index (team, created_at) takes it as its
+        # condition, where an OR alone would be a filter over every newer row.
+        newer = queryset.filter(created_at__gte=created_at).filter(
+            Q(created_at__gt=created_at) | Q(pk__gt=pk)
+        )
         rows = list(newer.order_by("created_at", "id")[: size + 1])
         more_newer = len(rows) > size
         items = rows[:size][::-1]
@@ -91,8 +95,8 @@ def keyset_page(queryset, *, size, older_than=None, newer_than=None, page=None):
     offset = 0
     if older_than:
         created_at, pk = decode_cursor(older_than)
-        queryset = queryset.filter(
-            Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk)
+        queryset = queryset.filter(created_at__lte=created_at).filter(
+            Q(created_at__lt=created_at) | Q(pk__lt=pk)
         )
     elif page:
         offset = (parse_legacy_page(page) - 1) * size

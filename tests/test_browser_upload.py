@@ -448,7 +448,9 @@ def test_a_url_close_to_its_expiry_is_signed_again_before_its_put(
     # Every part is signed again, 5 and 6 too, whose first URLs were never
     # used but had gone stale. Which retried part asks first is Uppy's and
     # the network's order, so the test does not fix how the batches split.
-    assert sorted({number for batch in batches[1:] for number in batch}) == [1, 2, 3, 4, 5, 6], batches
+    assert sorted({number for batch in batches[1:] for number in batch}) == [1, 2, 3, 4, 5, 6], (
+        batches
+    )
     image_import = ImageImport.objects.get()
     body = s3.get_object(Bucket=IMPORT_BUCKET, Key=image_import.user_bucket["S3Key"])["Body"]
     assert body.read() == disk.read_bytes()
