@@ -71,16 +71,28 @@ def parse_legacy_page(value):
     return int(value)
 
 
-def keyset_page(queryset, *, size, older_than=None, newer_than=None, page=None):
+def keyset_page(queryset, *, size, older_than=None, newer_than=None, page=None, search=False):
     """One page of a queryset ordered newest first (-created_at, -id).
 
     `older_than`/`newer_than` are cursors; `page` is the old page number,
     answered with OFFSET once and with cursors from there on. At most one
-    of the three: a link that mixes them was not made here.
+    of the three: a link that mixes them was not made here. `search`: the
+    queryset's condition is costly (trigram lookups on three columns), so
+    it is evaluated once, for the count and the page together.
     """
     if sum(1 for position in (older_than, newer_than, page) if position) > 1:
         raise BadCursor("Give at most one of older, newer and page.")
-    total = queryset.order_by()[: COUNT_CAP + 1].count()
+    if search:
+        # The keys of at most COUNT_CAP + 1 matches in place of a COUNT:
+        # when the cap holds them all, they give the page as well. Not for
+        # a plain history, whose COUNT and page both read an index, and
+        # where reading 1,001 timestamps costs more (15 ms against 2).
+        keys = list(queryset.order_by().values_list("created_at", "pk")[: COUNT_CAP + 1])
+        if len(keys) <= COUNT_CAP:
+            return page_of_keys(queryset, keys, size, older_than, newer_than, page)
+        total = len(keys)
+    else:
+        total = queryset.order_by()[: COUNT_CAP + 1].count()
     if newer_than:
         created_at, pk = decode_cursor(newer_than)
         # The plain range first: the index (team, created_at) takes it as its
@@ -103,6 +115,33 @@ def keyset_page(queryset, *, size, older_than=None, newer_than=None, page=None):
     rows = list(queryset.order_by("-created_at", "-id")[offset : offset + size + 1])
     items = rows[:size]
     return make_page(items, total, has_older=len(rows) > size, has_newer=bool(older_than or offset))
+
+
+def page_of_keys(queryset, keys, size, older_than, newer_than, page):
+    """The page from every match's (created_at, id), then its rows by primary key."""
+    keys.sort(reverse=True)  # newest first, ties by id: the database's order
+    if newer_than:
+        position = decode_cursor(newer_than)
+        newer = [key for key in keys if key > position]
+        chosen, has_older, has_newer = newer[-size:], True, len(newer) > size
+    elif older_than:
+        position = decode_cursor(older_than)
+        older = [key for key in keys if key < position]
+        chosen, has_older, has_newer = older[:size], len(older) > size, True
+    else:
+        offset = (parse_legacy_page(page) - 1) * size if page else 0
+        chosen = keys[offset : offset + size]
+        has_older, has_newer = len(keys) > offset + size, bool(offset)
+    # By primary key alone: the keys came through `queryset`, whose condition
+    # (the team's, a search's) is not evaluated a second time.
+    by_pk = queryset.model._default_manager.using(queryset.db).filter(
+        pk__in=[pk for _, pk in chosen]
+    )
+    by_pk.query.select_related = queryset.query.select_related
+    rows = by_pk.in_bulk()
+    # A row deleted between the two statements is left out, not an error.
+    items = [rows[pk] for _, pk in chosen if pk in rows]
+    return make_page(items, len(keys), has_older=has_older, has_newer=has_newer)
 
 
 def make_page(items, total, *, has_older, has_newer):

@@ -68,6 +68,7 @@ def history(request):
             older_than=request.GET.get("older"),
             newer_than=request.GET.get("newer"),
             page=request.GET.get("page"),
+            search=bool(query),
         )
     except paging.BadCursor as error:
         return HttpResponseBadRequest(str(error))

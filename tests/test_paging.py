@@ -3,6 +3,8 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from imports import paging
@@ -20,8 +22,8 @@ def imports(team, user):
     return sorted(rows, key=lambda row: (row.created_at, row.pk), reverse=True)
 
 
-def walk(size, **cursor):
-    return paging.keyset_page(ImageImport.objects.all(), size=size, **cursor)
+def walk(size, search=False, **cursor):
+    return paging.keyset_page(ImageImport.objects.all(), size=size, search=search, **cursor)
 
 
 def test_pages_walk_older_and_back_newer_without_gaps_or_repeats(imports):
@@ -41,6 +43,34 @@ def test_the_count_is_capped(imports, monkeypatch):
     assert page.count_capped and page.count_text == "5+"
     monkeypatch.setattr(paging, "COUNT_CAP", 50)
     assert walk(3).count_text == "7"
+
+
+@pytest.mark.parametrize(
+    "search, cap",
+    [(False, 50), (True, 50), (True, 2)],
+    ids=["count and page", "a search within the cap: the keys", "a search past the cap"],
+)
+def test_every_way_to_a_page_walks_the_same_rows(imports, monkeypatch, search, cap):
+    # A search within the cap takes its page from the keys fetched for the
+    # count; otherwise the page has its own query. All must agree.
+    monkeypatch.setattr(paging, "COUNT_CAP", cap)
+    first = walk(3, search)
+    second = walk(3, search, older_than=first.older)
+    third = walk(3, search, older_than=second.older)
+    assert [*first, *second, *third] == imports
+    assert list(walk(3, search, newer_than=third.newer)) == list(second)
+    assert list(walk(3, search, page="2")) == imports[3:6]
+    assert (first.count_capped, first.count_text) == ((False, "7") if cap == 50 else (True, "2+"))
+
+
+def test_a_search_is_evaluated_once_per_page(imports):
+    # One statement finds the matches' keys (the count and the page), the
+    # other reads the page's rows by primary key, without the search.
+    searched = ImageImport.objects.filter(name__icontains=imports[0].name[:4])
+    with CaptureQueriesContext(connection) as queries:
+        page = paging.keyset_page(searched, size=3, search=True)
+    assert list(page) == imports[:3]
+    assert [" LIKE " in query["sql"] for query in queries] == [True, False]
 
 
 def test_the_old_page_numbers_still_work(imports):
