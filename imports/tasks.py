@@ -45,8 +45,10 @@ def retry_delay(attempt):
 # lease runs out, so the sweeper never sends again a call still running.
 @shared_task(acks_late=True, ignore_result=True, time_limit=settings.IMPORT_LEASE_SECONDS - 5)
 def submit_import(pk):
-    # The team and the person come along: a failure's notifications need them.
-    image_import = ImageImport.objects.select_related("team", "submitted_by").filter(pk=pk).first()
+    # The import's row alone: its target (region, role) is copied on it. The
+    # team and the person are read only should it fail, for the notifications,
+    # rather than joined (two wide rows) into every successful task.
+    image_import = ImageImport.objects.filter(pk=pk).first()
     if image_import is None or not image_import.claim():
         return  # gone, or another worker already has it
     try:
