@@ -586,6 +586,22 @@ class ImageImport(models.Model):
             lease_expires_at=timezone.now() + lease,
         )
 
+    @classmethod
+    def claim_queued(cls, pk):
+        """claim() for the import `pk`, read from the claim's UPDATE itself; None if not queued.
+
+        The submit task starts here: one UPDATE ... RETURNING (and its event)
+        both claims the row and reads it, where a SELECT and then the claim
+        were two statements for the one answer. None when the import is
+        gone, or not queued any more (another worker has it, or it ended).
+        """
+        image_import = cls(pk=pk, status=Status.QUEUED)
+        image_import._state.adding = False  # a row of the table, read by the UPDATE
+        try:
+            return image_import if image_import.claim() else None
+        except cls.DoesNotExist:  # gone: the failed claim's refresh found no row
+            return None
+
     def mark_importing(self, *, image_arn, request_id, client_token):
         return self._move(
             [Status.SUBMITTING],

@@ -45,11 +45,11 @@ def retry_delay(attempt):
 # lease runs out, so the sweeper never sends again a call still running.
 @shared_task(acks_late=True, ignore_result=True, time_limit=settings.IMPORT_LEASE_SECONDS - 5)
 def submit_import(pk):
-    # The import's row alone: its target (region, role) is copied on it. The
-    # team and the person are read only should it fail, for the notifications,
-    # rather than joined (two wide rows) into every successful task.
-    image_import = ImageImport.objects.filter(pk=pk).first()
-    if image_import is None or not image_import.claim():
+    # The claim reads the import's row: its target (region, role) is copied
+    # on it. The team and the person are read only should it fail, for the
+    # notifications, rather than joined (two wide rows) into every task.
+    image_import = ImageImport.claim_queued(pk)
+    if image_import is None:
         return  # gone, or another worker already has it
     try:
         if image_import.is_disk_import and not image_import.vm_import_task_id:

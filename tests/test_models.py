@@ -56,6 +56,16 @@ def test_concurrent_claims_let_exactly_one_worker_win(team, user, payload):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_concurrent_claims_by_key_let_exactly_one_worker_win(team, user, payload):
+    image_import, _ = ImageImport.submit(team=team, user=user, payload=payload)
+
+    results = at_once(lambda: ImageImport.claim_queued(image_import.pk))
+
+    assert [claimed.pk for claimed in results if claimed is not None] == [image_import.pk]
+    assert AuditEvent.objects.filter(image_import=image_import, to_status="submitting").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_identical_submissions_make_one_import(team, user, payload):
     def submit():
         image_import, created = ImageImport.submit(team=team, user=user, payload=dict(payload))

@@ -48,27 +48,37 @@ def test_it_sends_the_stored_payload_with_its_token_and_records_the_answer(
     ]
 
 
-def test_one_submit_task_is_five_statements_in_two_transactions(
+def test_one_submit_task_is_four_statements_in_two_transactions(
     image_import, imagebuilder_stub, payload
 ):
     imagebuilder_stub.add_response("import_vm_image", accepted(payload), expected_params=payload)
-    # The read (with its team and person), then the claim and the answer: each
-    # one UPDATE ... RETURNING and its event, in a transaction of its own
-    # (committed before the AWS call, for the lease). No re-read of the row or
-    # of its team after a transition.
+    # The claim reads the row (UPDATE ... RETURNING, no SELECT before it),
+    # then the answer: each an UPDATE and its event, in a transaction of its
+    # own (the claim committed before the AWS call, for the lease). No re-read
+    # of the row or of its team after a transition.
     with Statements() as said:
         tasks.submit_import(image_import.pk)
-    assert (said.statements, said.transactions) == (5, 2), said
-    assert [line.split()[0] for line in said.sql] == [
-        "SELECT",
-        "UPDATE",
-        "INSERT",
-        "UPDATE",
-        "INSERT",
-    ]
+    assert (said.statements, said.transactions) == (4, 2), said
+    assert [line.split()[0] for line in said.sql] == ["UPDATE", "INSERT", "UPDATE", "INSERT"]
     claimed, answered = AuditEvent.objects.filter(image_import=image_import).order_by("id")[1:]
     assert claimed.detail == "Attempt 1 sending to AWS"  # attempts + 1, as the UPDATE stored it
     assert claimed.team_id == answered.team_id == image_import.team_id
+
+
+def test_the_claimed_import_is_the_row_as_the_claim_left_it(image_import):
+    claimed = ImageImport.claim_queued(image_import.pk)
+    stored = ImageImport.objects.get(pk=image_import.pk)
+    for field in ImageImport._meta.concrete_fields:
+        assert getattr(claimed, field.attname) == getattr(stored, field.attname), field.name
+    assert (stored.status, stored.attempts) == (Status.SUBMITTING, 1)
+    assert claimed.team == image_import.team  # its relations load as any instance's
+
+
+def test_an_import_not_queued_or_gone_is_not_claimed(image_import):
+    assert ImageImport.claim_queued(image_import.pk) is not None
+    assert ImageImport.claim_queued(image_import.pk) is None  # already submitting
+    assert ImageImport.claim_queued(987654) is None
+    assert AuditEvent.objects.filter(image_import=image_import, to_status="submitting").count() == 1
 
 
 def test_a_transition_leaves_the_instance_as_the_row_is(image_import):
