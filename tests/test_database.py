@@ -1,4 +1,4 @@
-"""PostgreSQL connections as the portal configures them: prepared statements (issue 14)."""
+"""The database as the portal uses it: prepared statements, the token lookup's SQL (issue 14)."""
 
 import json
 import os
@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
+from django.db.models import F
 
-from imports.models import ApiToken
+from imports.models import ApiToken, Membership
 
 ROOT = Path(__file__).resolve().parent.parent
 SOME_POSTGRESQL = "postgres://portal@db.internal:5432/portal"
@@ -58,3 +59,51 @@ def test_the_token_lookup_is_prepared_once_a_connection_has_sent_it_twice(api_to
             ['%FROM "imports_apitoken"%'],
         )
         assert cursor.fetchone()[0] >= 1
+
+
+# -- the token lookup: its SQL written once, loading what the ORM would ----------
+
+
+def loaded_by_the_orm(raw_token):
+    return (
+        ApiToken.objects.select_related("user", "team")
+        .annotate(member_role=F("team__memberships__role"))
+        .get(digest=ApiToken.digest_of(raw_token), team__memberships__user=F("user"))
+    )
+
+
+def assert_same_row(found, expected):
+    assert type(found) is type(expected)
+    for field in expected._meta.concrete_fields:
+        assert getattr(found, field.attname) == getattr(expected, field.attname), field.name
+        assert type(getattr(found, field.attname)) is type(getattr(expected, field.attname))
+    assert found._state.adding is False
+    assert found._state.db == expected._state.db
+
+
+@pytest.mark.django_db
+def test_the_token_lookup_loads_the_token_its_person_and_team_as_the_orm_does(api_token):
+    ApiToken.authenticate(api_token)  # its last use stamped, so a datetime is compared too
+    found, expected = ApiToken.authenticate(api_token), loaded_by_the_orm(api_token)
+    assert_same_row(found, expected)
+    assert_same_row(found.user, expected.user)
+    assert_same_row(found.team, expected.team)
+    assert found.member_role == expected.member_role == Membership.Role.SUBMITTER
+    assert found.last_used_at is not None and found.last_used_at.tzinfo is not None
+    assert found.user.is_active is True
+
+
+@pytest.mark.django_db
+def test_a_token_of_an_inactive_person_authenticates_nothing(api_token, user):
+    user.is_active = False
+    user.save()
+    assert ApiToken.authenticate(api_token) is None
+
+
+@pytest.mark.django_db
+def test_a_membership_in_another_team_does_not_keep_a_token_working(
+    api_token, user, team, other_team
+):
+    Membership.objects.create(user=user, team=other_team)
+    Membership.objects.filter(user=user, team=team).delete()
+    assert ApiToken.authenticate(api_token) is None
