@@ -942,8 +942,59 @@ def update_returning(rows, fields, columns=None):
         if not field.primary_key and (columns is None or field.name in columns)
     ]
     returning = ", ".join(quote(field.column) for field in returned)
-    # list(): read the statement to its end (SQLite finishes it only then).
-    return list(model._base_manager.db_manager(rows.db).raw(f"{sql} RETURNING {returning}", params))
+    reader = RowReader.of(model, tuple(returned), connections[rows.db])
+    with connections[rows.db].cursor() as cursor:
+        cursor.execute(f"{sql} RETURNING {returning}", params)
+        # fetchall(): read the statement to its end (SQLite finishes it only then).
+        return [reader.instance(row, connections[rows.db]) for row in cursor.fetchall()]
+
+
+class RowReader:
+    """A row of some of a model's columns, as the instance the ORM would load from it.
+
+    Each value goes through the converters the ORM itself applies (the
+    backend's, then the field's, as SQLCompiler.get_converters), then
+    Model.from_db. For the hot statements whose SQL is the portal's own
+    (update_returning, TokenLookup): RawQuerySet, which did this before,
+    looked every column up in a list recomputed for each field, a quarter of
+    the worker's CPU per submit task (issue 14).
+    """
+
+    _cache = {}
+
+    @classmethod
+    def of(cls, model, fields, connection, alias=None):
+        key = (model, fields, connection.alias, alias)
+        if key not in cls._cache:
+            cls._cache[key] = cls(model, fields, connection, alias)
+        return cls._cache[key]
+
+    def __init__(self, model, fields, connection, alias=None):
+        self.model = model
+        self.width = len(fields)
+        self.attnames = [field.attname for field in fields]
+        self.columns = []
+        for field in fields:
+            col = field.get_col(alias or model._meta.db_table)
+            converters = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+            self.columns.append((col, converters))
+
+    def instance(self, values, connection):
+        """The instance of `values`, read from `connection` (this thread's)."""
+        return self.model.from_db(
+            connection.alias,
+            self.attnames,
+            [
+                self.read(value, col, converters, connection)
+                for value, (col, converters) in zip(values, self.columns, strict=True)
+            ],
+        )
+
+    @staticmethod
+    def read(value, col, converters, connection):
+        for converter in converters:
+            value = converter(value, col, connection)
+        return value
 
 
 def per_row(model, field_name, values):
@@ -1252,17 +1303,9 @@ class TokenLookup:
             f"AND {column('token', ApiToken, 'revoked_at')} IS NULL "
             f"AND {column('person', user_model, 'is_active')} = %s"
         )
-        # Per column, as SQLCompiler.get_converters: the backend's, then the field's.
         self.readers = [
-            [self.reader(field.get_col(alias)) for field in fields]
-            for _, alias, fields in self.parts
+            RowReader(model, fields, connection, alias) for model, alias, fields in self.parts
         ]
-
-    def reader(self, col):
-        converters = self.connection.ops.get_db_converters(col) + col.get_db_converters(
-            self.connection
-        )
-        return col, converters
 
     def find(self, digest):
         with self.connection.cursor() as cursor:
@@ -1270,23 +1313,14 @@ class TokenLookup:
             row = cursor.fetchone()
         if row is None:
             return None
-        values = iter(row)
-        api_token, user, team = (
-            model.from_db(
-                self.connection.alias,
-                [field.attname for field in fields],
-                [self.read(next(values), *reader) for reader in readers],
-            )
-            for (model, _, fields), readers in zip(self.parts, self.readers, strict=True)
-        )
+        instances, start = [], 0
+        for reader in self.readers:  # the token's columns, the person's, the team's
+            instances.append(reader.instance(row[start : start + reader.width], self.connection))
+            start += reader.width
+        api_token, user, team = instances
         api_token.user, api_token.team = user, team
-        api_token.member_role = next(values)
+        api_token.member_role = row[start]  # then the membership's role
         return api_token
-
-    def read(self, value, col, converters):
-        for converter in converters:
-            value = converter(value, col, self.connection)
-        return value
 
 
 # -- sign-ins: recorded where the audit lives ----------------------------------
