@@ -12,7 +12,10 @@ server answers, and times from the first POST until every one has its ARN
 stored: imports per second. The baseline, in the same run: as many
 ImportVmImage calls sent straight from boto3, one after another, to the same
 emulator: calls per second. Prints both, and their ratio (the issue's goal
-is 0.15 or more) as the median over runs with its spread. Figures only.
+is 0.15 or more) as the median over runs with its spread, and, per run,
+the CPU each part of the stack spent per import (from /proc: gunicorn, the
+Celery pool and main process, PostgreSQL, Redis, the emulator and this
+load generator), which shows where two saturated cores go. Figures only.
 """
 
 import argparse
@@ -20,7 +23,15 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from stack import Stack, bare_calls, imagebuilder_client, import_request, median_and_spread, post
+from stack import (
+    Stack,
+    bare_calls,
+    cpu_per_item,
+    imagebuilder_client,
+    import_request,
+    median_and_spread,
+    post,
+)
 
 
 def burst(stack, count, clients):
@@ -60,7 +71,9 @@ def main():
             started = time.perf_counter()
             bare_calls(client, args.imports)
             bare_rate = args.imports / (time.perf_counter() - started)
+            cpu_before = stack.cpu_seconds()
             posted, done = burst(stack, args.imports, args.clients)
+            cpu_after = stack.cpu_seconds()
             rate = args.imports / done
             rates.append(rate)
             ratios.append(rate / bare_rate)
@@ -69,6 +82,7 @@ def main():
                 f"{rate:5.0f} imports/s; bare ImportVmImage {bare_rate:5.0f} calls/s: "
                 f"{rate / bare_rate:.3f}x"
             )
+            print(f"    CPU per import, ms: {cpu_per_item(cpu_before, cpu_after, args.imports)}")
     print(f"imports/s:   {median_and_spread(rates, 1, '/s')}")
     print(
         f"ratio:       {median_and_spread(ratios, 1, 'x')} (imports/s / bare calls/s; goal >= 0.15)"

@@ -170,6 +170,25 @@ def median_and_spread(values, scale=1.0, unit=""):
     return f"{median:.2f}{unit} ({low:.2f}-{high:.2f} over {len(values)} runs)"
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+CPU_PARTS = (
+    "gunicorn",
+    "Celery pool",
+    "Celery main",
+    "PostgreSQL",
+    "Redis",
+    "emulator",
+    "load generator",
+)
+
+
+def cpu_per_item(before, after, count):
+    """'gunicorn 6.1, Celery pool 6.9, ...': milliseconds of CPU per item, part by part."""
+    return ", ".join(
+        f"{part} {(after[part] - before[part]) / count * 1000:.1f}" for part in CPU_PARTS
+    )
+
+
 class Stack:
     """Emulator, gunicorn (DEBUG off) and a Celery worker on one database and broker.
 
@@ -226,6 +245,44 @@ class Stack:
             f"gunicorn (DEBUG off), a Celery worker, {connection.vendor}, broker {broker}, "
             f"cache {cache}; the emulator in its own process"
         )
+
+    def cpu_seconds(self):
+        """CPU seconds (user + system) each part of the stack has used so far, from /proc.
+
+        gunicorn (its master and workers), the Celery worker's main process
+        and its pool, every PostgreSQL and Redis process on the machine, the
+        emulator, and this process (the load generator). Linux only; a
+        process gone between two readings takes its seconds with it.
+        """
+        processes = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                comm, rest = (entry / "stat").read_text().rsplit(")", 1)
+            except OSError:
+                continue  # exited meanwhile
+            fields = rest.split()
+            user, system = int(fields[11]), int(fields[12])
+            processes[int(entry.name)] = (comm.split("(", 1)[1], int(fields[1]), user + system)
+        roots = {
+            self.server.process.pid: ("gunicorn", "gunicorn"),
+            self.worker.process.pid: ("Celery main", "Celery pool"),
+            self.emulator.process.pid: ("emulator", "emulator"),
+            os.getpid(): ("load generator", "load generator"),
+        }
+        by_part = dict.fromkeys(CPU_PARTS, 0.0)
+        for pid, (name, parent, ticks) in processes.items():
+            if pid in roots:
+                part = roots[pid][0]
+            elif parent in roots:
+                part = roots[parent][1]
+            elif name in ("postgres", "redis-server"):
+                part = "PostgreSQL" if name == "postgres" else "Redis"
+            else:
+                continue
+            by_part[part] += ticks / CLOCK_TICKS
+        return by_part
 
     def stop(self):
         for part in reversed(self.parts):
