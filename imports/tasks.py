@@ -248,10 +248,22 @@ def refresh_target(target, image_imports):
         ImageImport.record_progress(news)
     except Exception:
         logger.exception("Could not record the progress of %s imports", len(news))
-    ImageImport.objects.filter(pk__in=[i.pk for i in image_imports]).update(
-        refreshed_at=timezone.now()
-    )
+    stamp_refreshed([i.pk for i in image_imports])
     return throttled
+
+
+# The cycle's stamp is one UPDATE per this many imports: PostgreSQL takes at
+# most 65,535 values bound to one statement, and the portal binds them on the
+# server (DATABASE_PREPARED_STATEMENTS).
+STAMP_BATCH = 10_000
+
+
+def stamp_refreshed(pks):
+    now = timezone.now()
+    for start in range(0, len(pks), STAMP_BATCH):
+        ImageImport.objects.filter(pk__in=pks[start : start + STAMP_BATCH]).update(
+            refreshed_at=now
+        )
 
 
 def observed(image_import, task, image):

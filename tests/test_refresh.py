@@ -317,6 +317,18 @@ def test_a_cycle_with_nothing_new_reads_once_and_writes_once(
     assert not ImageImport.objects.filter(refreshed_at__isnull=True).exists()
 
 
+def test_a_cycle_past_a_statement_s_bound_values_stamps_its_imports_in_slices(
+    team, user, slow_emulator, monkeypatch, django_assert_num_queries
+):
+    imports = [importing(team, user, slow_emulator, clientToken=f"many-{n}") for n in range(8)]
+    tasks.refresh_imports()
+    ImageImport.objects.filter(pk__in=[i.pk for i in imports]).update(refreshed_at=None)
+    monkeypatch.setattr(tasks, "STAMP_BATCH", 3)  # as 10,000 is to PostgreSQL's 65,535
+    with django_assert_num_queries(1 + 3):  # the due imports; 3 + 3 + 2 stamped
+        tasks.refresh_imports()
+    assert not ImageImport.objects.filter(refreshed_at__isnull=True).exists()
+
+
 @pytest.mark.parametrize("count", [2, 8])
 def test_a_cycle_that_moves_every_import_writes_them_in_one_update_and_one_insert(
     team, user, slow_emulator, count
