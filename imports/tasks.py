@@ -261,9 +261,7 @@ STAMP_BATCH = 10_000
 def stamp_refreshed(pks):
     now = timezone.now()
     for start in range(0, len(pks), STAMP_BATCH):
-        ImageImport.objects.filter(pk__in=pks[start : start + STAMP_BATCH]).update(
-            refreshed_at=now
-        )
+        ImageImport.objects.filter(pk__in=pks[start : start + STAMP_BATCH]).update(refreshed_at=now)
 
 
 def observed(image_import, task, image):

@@ -10,17 +10,17 @@ import pytest
 from django.db import connection
 from django.db.models import F
 
-from imports.models import ApiToken, Membership
+from imports.models import Action, ApiToken, AuditEvent, Membership
 
 ROOT = Path(__file__).resolve().parent.parent
 SOME_POSTGRESQL = "postgres://portal@db.internal:5432/portal"
 
 
-def database_options(**environ):
-    """The default database's OPTIONS as config/settings.py builds them under `environ`."""
+def database_settings(**environ):
+    """The default database's settings as config/settings.py builds them under `environ`."""
     script = (
         "import json; from config import settings; "
-        "print(json.dumps(settings.DATABASES['default']['OPTIONS']))"
+        "print(json.dumps(settings.DATABASES['default'], default=str))"
     )
     result = subprocess.run(
         [sys.executable, "-c", script],
@@ -35,16 +35,29 @@ def database_options(**environ):
 
 
 def test_postgresql_statements_are_bound_on_the_server_and_prepared_on_their_second_use():
-    options = database_options(DATABASE_URL=SOME_POSTGRESQL)
-    assert options["server_side_binding"] is True
-    assert options["prepare_threshold"] == 2
+    database = database_settings(DATABASE_URL=SOME_POSTGRESQL)
+    assert database["OPTIONS"]["server_side_binding"] is True
+    assert database["OPTIONS"]["prepare_threshold"] == 2
+    assert database["ENGINE"] == "config.postgresql"  # its batches under the bound values
 
 
 def test_a_pooler_that_cannot_keep_prepared_statements_can_have_them_off():
-    options = database_options(DATABASE_URL=SOME_POSTGRESQL, DATABASE_PREPARED_STATEMENTS="0")
-    # Django's own defaults then: values quoted into the SQL, nothing prepared.
-    assert "server_side_binding" not in options
-    assert "prepare_threshold" not in options
+    database = database_settings(DATABASE_URL=SOME_POSTGRESQL, DATABASE_PREPARED_STATEMENTS="0")
+    # Django's own backend and defaults then: values quoted into the SQL.
+    assert "server_side_binding" not in database["OPTIONS"]
+    assert "prepare_threshold" not in database["OPTIONS"]
+    assert database["ENGINE"] == "django.db.backends.postgresql"
+
+
+@pytest.mark.django_db
+def test_a_bulk_write_past_the_values_one_statement_can_bind_is_sent_in_batches(team):
+    # 8,000 events of 9 columns: 72,000 values, past PostgreSQL's 65,535 for
+    # a statement bound on the server. SQLite batches under its own limit.
+    events = [AuditEvent(action=Action.STATUS, team=team, detail=f"e{n}") for n in range(8000)]
+    AuditEvent.objects.bulk_create(events)
+    assert AuditEvent.objects.filter(team=team, action=Action.STATUS).count() == 8000
+    if connection.vendor == "postgresql":
+        assert connection.ops.bulk_batch_size(["a"] * 9, events) == 65_535 // 9
 
 
 @pytest.mark.django_db

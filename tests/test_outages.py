@@ -9,7 +9,7 @@ import time
 
 import dj_database_url
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.db.utils import ConnectionHandler
 from django.test import Client
 from django.urls import reverse
@@ -150,7 +150,7 @@ def test_postgresql_connections_carry_a_connect_and_a_statement_timeout(settings
         timeouts["options"] == f"-c statement_timeout={settings.DATABASE_STATEMENT_TIMEOUT * 1000}"
     )
     database = settings.DATABASES["default"]
-    if database["ENGINE"] == "django.db.backends.postgresql":
+    if connection.vendor == "postgresql":
         assert database["OPTIONS"]["connect_timeout"] == timeouts["connect_timeout"]
         assert database["OPTIONS"]["options"] == timeouts["options"]
 
@@ -172,9 +172,8 @@ def test_a_database_that_refuses_fails_at_once(django_db_blocker):
 
 @pytest.mark.django_db
 def test_the_statement_timeout_reaches_postgresql(settings):
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    if connection.vendor != "postgresql":
         pytest.skip("statement_timeout is PostgreSQL's; the PostgreSQL pass runs this")
-    from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute("SHOW statement_timeout")
