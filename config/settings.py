@@ -186,8 +186,8 @@ else:
     # Prepared statements: the values travel apart from the SQL, and a
     # statement a connection sends a second time is planned once, not again
     # on every request. The token lookup (four tables) cost 0.9 ms, mostly
-    # planning, and 0.3 ms prepared; a submit's whole path, POST to ARN,
-    # lost about 4 ms (bench/submit_overhead.py, issue 14). A pooler in
+    # planning, and 0.3 ms prepared; an API POST's CPU in one process fell
+    # by about 1 ms (issue 14), and PostgreSQL's by the planning. A pooler in
     # transaction mode that does not track prepared statements (PgBouncer
     # before 1.21, or without max_prepared_statements) needs them off.
     if env_bool("DATABASE_PREPARED_STATEMENTS", True):

@@ -924,8 +924,8 @@ def update_returning(rows, fields, columns=None):
     a second statement, because Django's update() returns only a count. Both
     databases the portal runs on (PostgreSQL, and SQLite from 3.35) can return
     the rows from the UPDATE itself: the statement update() would send is sent
-    with RETURNING, through a raw query so that every field's converter
-    applies. Values the database computes (attempts + 1) come back as
+    with RETURNING, and each row read by RowReader, so that every field's
+    converter applies. Values the database computes (attempts + 1) come back as
     stored, and so does every column another writer changed meanwhile, as
     refresh_from_db() gave them. Returns model instances holding `columns`
     (field names; all by default), the primary key always.
