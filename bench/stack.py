@@ -181,6 +181,9 @@ CPU_PARTS = (
     "load generator",
 )
 
+# Processes of the machine's servers, by name, counted whoever started them.
+SERVERS = {"postgres": "PostgreSQL", "redis-server": "Redis"}
+
 
 def cpu_per_item(before, after, count):
     """'gunicorn 6.1, Celery pool 6.9, ...': milliseconds of CPU per item, part by part."""
@@ -277,8 +280,8 @@ class Stack:
                 part = roots[pid][0]
             elif parent in roots:
                 part = roots[parent][1]
-            elif name in ("postgres", "redis-server"):
-                part = "PostgreSQL" if name == "postgres" else "Redis"
+            elif name in SERVERS:
+                part = SERVERS[name]
             else:
                 continue
             by_part[part] += ticks / CLOCK_TICKS

@@ -935,18 +935,19 @@ def update_returning(rows, fields, columns=None):
     query.clear_select_clause()
     sql, params = query.get_compiler(rows.db).as_sql()
     model = rows.model
-    quote = connections[rows.db].ops.quote_name
+    connection = connections[rows.db]
+    quote = connection.ops.quote_name
     returned = [model._meta.pk] + [
         field
         for field in model._meta.concrete_fields
         if not field.primary_key and (columns is None or field.name in columns)
     ]
     returning = ", ".join(quote(field.column) for field in returned)
-    reader = RowReader.of(model, tuple(returned), connections[rows.db])
-    with connections[rows.db].cursor() as cursor:
+    reader = RowReader.of(model, tuple(returned), connection)
+    with connection.cursor() as cursor:
         cursor.execute(f"{sql} RETURNING {returning}", params)
         # fetchall(): read the statement to its end (SQLite finishes it only then).
-        return [reader.instance(row, connections[rows.db]) for row in cursor.fetchall()]
+        return [reader.instance(row, connection) for row in cursor.fetchall()]
 
 
 class RowReader:
