@@ -335,6 +335,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "polling_interval": 0.1,
     }
 elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    if CELERY_BROKER_URL.startswith("redis://"):
+        # kombu's, reusing its Redis clients (config/broker.py). Not for
+        # rediss://: kombu chooses its TLS defaults by the transport's name.
+        CELERY_BROKER_TRANSPORT = "config.broker:RedisTransport"
     # Every call on the broker has a deadline: a Redis that stops answering
     # costs seconds, never a stuck web worker or consumer.
     CELERY_BROKER_TRANSPORT_OPTIONS = {

@@ -2,14 +2,17 @@
 
 `ImageImport` is a small state machine. Each transition is a method that moves
 the row with a conditional UPDATE (it acts only if the row is still in the
-status it expects) and writes an `AuditEvent` in the same transaction, so
-two workers, or a worker and a person, can never both win a transition.
-Nothing else writes `status`.
+status it expects) and writes an `AuditEvent` with it, both or neither (one
+statement on PostgreSQL, a transaction elsewhere), so two workers, or a
+worker and a person, can never both win a transition. Nothing else writes
+`status`.
 """
 
 import hashlib
 import logging
 import secrets
+import string
+from contextlib import nullcontext
 from datetime import timedelta
 from functools import partial
 
@@ -19,7 +22,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, connection, connections, models, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Cast
-from django.db.models.sql.subqueries import UpdateQuery
+from django.db.models.sql.subqueries import InsertQuery, UpdateQuery
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -444,27 +447,26 @@ class ImageImport(models.Model):
         target = Target.for_team(team)
         status = Status.UPLOADING if source == Source.UPLOAD else Status.QUEUED
         try:
-            with transaction.atomic():
-                image_import = cls.objects.create(
-                    team=team,
-                    submitted_by=user,
-                    payload=payload,
-                    client_token=token,
-                    name=payload["name"],
-                    platform=payload["platform"],
-                    vm_import_task_id=payload.get("vmImportTaskId", ""),
-                    source=source,
-                    import_image_payload=import_image_payload or {},
-                    upload_size=upload_size,
-                    status=status,
-                    region=target.region,
-                    account_id=team.aws_account_id,
-                    role_arn=target.role_arn,
-                    external_id=target.external_id,
-                )
-                image_import._record(
-                    action=Action.SUBMITTED, actor=user, to_status=status, detail="Submitted"
-                )
+            image_import = cls(
+                team=team,
+                submitted_by=user,
+                payload=payload,
+                client_token=token,
+                name=payload["name"],
+                platform=payload["platform"],
+                vm_import_task_id=payload.get("vmImportTaskId", ""),
+                source=source,
+                import_image_payload=import_image_payload or {},
+                upload_size=upload_size,
+                status=status,
+                region=target.region,
+                account_id=team.aws_account_id,
+                role_arn=target.role_arn,
+                external_id=target.external_id,
+            )
+            image_import._insert_with_event(
+                AuditEvent.new(Action.SUBMITTED, actor=user, to_status=status, detail="Submitted")
+            )
         except IntegrityError:
             existing = cls.objects.get(team=team, client_token=token)
             if not existing.is_same_request(
@@ -486,6 +488,24 @@ class ImageImport(models.Model):
             return existing, False
         metrics.TRANSITIONS.labels("", Status.QUEUED).inc()
         return image_import, True
+
+    def _insert_with_event(self, event):
+        """Write this new import and its first event, both or neither.
+
+        On PostgreSQL one statement does both (WITH created AS (INSERT ...
+        RETURNING ...) INSERT the event), with no BEGIN and COMMIT round trips
+        around it (issue 14); elsewhere, a transaction. Within a caller's
+        transaction, a savepoint keeps it usable after a duplicate token's
+        IntegrityError.
+        """
+        if not can_write_event_in_one_statement():
+            with transaction.atomic():
+                self.save(force_insert=True)
+                event.image_import, event.team_id = self, self.team_id
+                event.save()
+            return
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            insert_returning_pk(self, event=event)
 
     # Members of the EC2 request the portal adds itself: a fresh ClientToken
     # for every submission, and the role from the team's settings.
@@ -537,7 +557,7 @@ class ImageImport(models.Model):
             [Status.UPLOADING],
             Status.QUEUED,
             user=user,
-            detail_for=lambda: (
+            detail=(
                 f"Upload complete: s3://{self.user_bucket['S3Bucket']}/{self.user_bucket['S3Key']}"
             ),
         )
@@ -547,7 +567,7 @@ class ImageImport(models.Model):
         return self._move(
             [Status.UPLOADING],
             Status.FAILED,
-            detail_for=lambda: "UploadAbandoned: the upload was not completed; given up",
+            detail="UploadAbandoned: the upload was not completed; given up",
             only_if=Q(updated_at__lt=stale_before),
             error_code="UploadAbandoned",
             error_message="The disk file's upload was not completed in time, so the portal "
@@ -564,7 +584,7 @@ class ImageImport(models.Model):
         return self._move(
             [Status.SUBMITTING],
             Status.SUBMITTING,
-            detail_for=lambda: f"EC2 started the VM import task {task_id}",
+            detail=f"EC2 started the VM import task {task_id}",
             only_if=Q(vm_import_task_id=""),
             vm_import_task_id=task_id,
             payload={**self.payload, "vmImportTaskId": task_id},
@@ -581,7 +601,7 @@ class ImageImport(models.Model):
         return self._move(
             [Status.QUEUED],
             Status.SUBMITTING,
-            detail_for=lambda: f"Attempt {self.attempts} sending to AWS",
+            detail=RowText("Attempt {attempts} sending to AWS"),
             attempts=F("attempts") + 1,
             lease_expires_at=timezone.now() + lease,
         )
@@ -606,7 +626,7 @@ class ImageImport(models.Model):
         return self._move(
             [Status.SUBMITTING],
             Status.IMPORTING,
-            detail_for=lambda: f"AWS accepted the request: {image_arn}",
+            detail=f"AWS accepted the request: {image_arn}",
             image_arn=image_arn,
             request_id=request_id,
             response_client_token=client_token,
@@ -730,7 +750,7 @@ class ImageImport(models.Model):
         return self._move(
             [Status.IMPORTING],
             Status.AVAILABLE,
-            detail_for=lambda: (
+            detail=(
                 "Image available: "
                 + (
                     ", ".join(f"{ami['image']} ({ami['region']})" for ami in amis)
@@ -749,7 +769,7 @@ class ImageImport(models.Model):
             [Status.UPLOADING, Status.QUEUED],
             Status.FAILED,
             user=user,
-            detail_for=lambda: f"Cancelled by {user.get_username()} before it was sent to AWS",
+            detail=f"Cancelled by {user.get_username()} before it was sent to AWS",
             action=Action.CANCELLED,
             error_code=CANCELLED,
             error_message=f"Cancelled by {user.get_username()}.",
@@ -762,7 +782,7 @@ class ImageImport(models.Model):
             [Status.IMPORTING],
             Status.FAILED,
             user=user,
-            detail_for=lambda: (
+            detail=(
                 f"Cancelled by {user.get_username()}; EC2 import task "
                 f"{self.vm_import_task_id} is {ec2_state or 'cancelling'}"
             ),
@@ -806,7 +826,7 @@ class ImageImport(models.Model):
         return self._move(
             [Status.SUBMITTING],
             Status.QUEUED,
-            detail_for=lambda: f"{code}: {message} (retrying in {delay:.0f}s)",
+            detail=f"{code}: {message} (retrying in {delay:.0f}s)",
             error_code=code,
             error_message=message,
             lease_expires_at=None,
@@ -817,7 +837,7 @@ class ImageImport(models.Model):
             [Status.UPLOADING, Status.QUEUED, Status.SUBMITTING, Status.IMPORTING],
             Status.FAILED,
             user=user,
-            detail_for=lambda: f"{code}: {message}",
+            detail=f"{code}: {message}",
             error_code=code,
             error_message=message,
             finished_at=timezone.now(),
@@ -837,7 +857,7 @@ class ImageImport(models.Model):
             return self._move(
                 [Status.SUBMITTING],
                 Status.QUEUED,
-                detail_for=lambda: (
+                detail=(
                     "The worker's lease ran out with no answer recorded; sending "
                     "again with the same client token"
                 ),
@@ -853,43 +873,80 @@ class ImageImport(models.Model):
         )
 
     def _move(
-        self, expected, new_status, *, detail_for, user=None, only_if=None, action=None, **fields
+        self, expected, new_status, *, detail, user=None, only_if=None, action=None, **fields
     ):
+        """Move the row from one of the `expected` statuses to `new_status`, with its event.
+
+        `detail` is the event's text: a string, or a RowText filled from the
+        row the move leaves. False, with this instance read again, if the
+        row was in none of the `expected` statuses (or failed `only_if`).
+        """
         only_if = only_if if only_if is not None else Q()
-        now = timezone.now()
-        moved = None
-        with transaction.atomic():
-            # The status last seen first: usually still the row's, so one
-            # UPDATE does it (mark_failed would otherwise try four).
-            for old_status in sorted(expected, key=lambda status: status != self.status):
-                rows = ImageImport.objects.filter(only_if, pk=self.pk, status=old_status)
-                returned = update_returning(
-                    rows, {"status": new_status, "updated_at": now, **fields}
-                )
-                moved = returned[0] if returned else None
-                if moved is not None:
-                    self._take_values_of(moved)
-                    self.publish_version()
-                    self._record(
-                        action=action or Action.STATUS,
-                        actor=user,
-                        from_status=old_status,
-                        to_status=new_status,
-                        detail=detail_for(),
-                    )
-                    # Inside the transaction: receivers' rows commit with the move.
-                    if new_status in TERMINAL_STATUSES:
-                        signals.import_ended.send(
-                            sender=ImageImport, image_import=self, event=self.end_event
-                        )
-                    elif old_status == Status.UPLOADING:
-                        signals.upload_finished.send(sender=ImageImport, image_import=self)
-                    break
+        values = {"status": new_status, "updated_at": timezone.now(), **fields}
+        event = partial(AuditEvent.new, action or Action.STATUS, actor=user, to_status=new_status)
+        if self._moves_in_one_statement(expected, new_status):
+            (old_status,) = expected
+            rows = ImageImport.objects.filter(only_if, pk=self.pk, status=old_status)
+            returned = update_returning(
+                rows, values, event=event(from_status=old_status, detail=detail)
+            )
+            moved = returned[0] if returned else None
+            if moved is not None:
+                self._take_values_of(moved)
+                self.publish_version()
+        else:
+            old_status, moved = self._move_in_a_transaction(
+                expected, only_if, values, event, detail
+            )
         if moved is None:
             self.refresh_from_db()
             return False
         metrics.TRANSITIONS.labels(old_status, new_status).inc()
         return True
+
+    @staticmethod
+    def _moves_in_one_statement(expected, new_status):
+        """Whether the UPDATE can write its own event (PostgreSQL, one status, no receivers).
+
+        One statement, in a WITH that both updates the row and inserts the
+        event, is atomic by itself: no BEGIN and COMMIT around it, which were
+        two of a transition's four round trips and most of its CPU (issue 14).
+        A move that signals receivers (an import ended, an upload finished)
+        keeps the transaction, as their rows commit with it.
+        """
+        return (
+            can_write_event_in_one_statement()
+            and len(expected) == 1
+            and new_status not in TERMINAL_STATUSES
+            and Status.UPLOADING not in expected
+        )
+
+    def _move_in_a_transaction(self, expected, only_if, values, event, detail):
+        """(the status it moved from, the row), the row None if none moved; then signals."""
+        moved = old_status = None
+        with transaction.atomic():
+            # The status last seen first: usually still the row's, so one
+            # UPDATE does it (mark_failed would otherwise try four).
+            for old_status in sorted(expected, key=lambda status: status != self.status):
+                rows = ImageImport.objects.filter(only_if, pk=self.pk, status=old_status)
+                returned = update_returning(rows, values)
+                moved = returned[0] if returned else None
+                if moved is None:
+                    continue
+                self._take_values_of(moved)
+                self.publish_version()
+                text = detail.render(self) if isinstance(detail, RowText) else detail
+                event(image_import=self, from_status=old_status, detail=text).save()
+                # Inside the transaction: receivers' rows commit with the move.
+                new_status = values["status"]
+                if new_status in TERMINAL_STATUSES:
+                    signals.import_ended.send(
+                        sender=ImageImport, image_import=self, event=self.end_event
+                    )
+                elif old_status == Status.UPLOADING:
+                    signals.upload_finished.send(sender=ImageImport, image_import=self)
+                break
+        return old_status, moved
 
     def _take_values_of(self, row):
         """Every column as the UPDATE left it; cached relations (team, person) are kept."""
@@ -917,7 +974,7 @@ class ImageImport(models.Model):
         )
 
 
-def update_returning(rows, fields, columns=None):
+def update_returning(rows, fields, columns=None, *, event=None):
     """`rows.update(**fields)` as one statement that also returns the rows it changed.
 
     A transition used to follow its conditional UPDATE with refresh_from_db(),
@@ -929,6 +986,11 @@ def update_returning(rows, fields, columns=None):
     stored, and so does every column another writer changed meanwhile, as
     refresh_from_db() gave them. Returns model instances holding `columns`
     (field names; all by default), the primary key always.
+
+    With `event` (an AuditEvent not yet written; PostgreSQL only), the same
+    statement also writes it for each row changed, naming that row and its
+    team: WITH moved AS (UPDATE ... RETURNING ...) INSERT ... SELECT ... FROM
+    moved.
     """
     query = rows.query.chain(UpdateQuery)
     query.add_update_values(fields)
@@ -943,11 +1005,117 @@ def update_returning(rows, fields, columns=None):
         if not field.primary_key and (columns is None or field.name in columns)
     ]
     returning = ", ".join(quote(field.column) for field in returned)
+    sql, params = f"{sql} RETURNING {returning}", list(params)
+    if event is not None:
+        insert, insert_params = event_insert(event, model, "moved", connection)
+        sql = f"WITH moved AS ({sql}), event AS ({insert}) SELECT * FROM moved"
+        params += insert_params
     reader = RowReader.of(model, tuple(returned), connection)
     with connection.cursor() as cursor:
-        cursor.execute(f"{sql} RETURNING {returning}", params)
+        cursor.execute(sql, params)
         # fetchall(): read the statement to its end (SQLite finishes it only then).
         return [reader.instance(row, connection) for row in cursor.fetchall()]
+
+
+def can_write_event_in_one_statement():
+    """PostgreSQL: a WITH may hold an INSERT or UPDATE (SQLite's holds SELECTs only)."""
+    return connection.vendor == "postgresql"
+
+
+def insert_returning_pk(instance, *, event):
+    """INSERT `instance` (a new row), and `event` for it, in one statement (PostgreSQL).
+
+    The INSERT is the one Model.save would send, compiled by the ORM; the
+    new primary key is set on `instance`, as save() sets it. (No model
+    signals: nothing listens to an import's save.)
+    """
+    model = type(instance)
+    meta = model._meta
+    fields = [field for field in meta.local_concrete_fields if field is not meta.auto_field]
+    query = InsertQuery(model)
+    query.insert_values(fields, [instance])
+    compiler = query.get_compiler(connection=connection)
+    compiler.returning_fields = [meta.pk, meta.get_field("team")]
+    ((sql, params),) = compiler.as_sql()
+    insert, insert_params = event_insert(event, model, "created", connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH created AS ({sql}), event AS ({insert}) SELECT * FROM created",
+            [*params, *insert_params],
+        )
+        instance.pk = cursor.fetchone()[0]
+    instance._state.adding = False
+    instance._state.db = connection.alias
+
+
+def event_insert(event, model, source, connection):
+    """INSERT ... SELECT of `event` for each row of `source`, which holds rows of `model`.
+
+    The event's import and team are the row's; every other column is the
+    event's own value, prepared as the ORM would save it.
+    """
+    quote = connection.ops.quote_name
+    from_row = {
+        "image_import": f"{source}.{quote(model._meta.pk.column)}",
+        "team": f"{source}.{quote(model._meta.get_field('team').column)}",
+    }
+    columns, values, params = [], [], []
+    for field in AuditEvent._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        columns.append(quote(field.column))
+        value = getattr(event, field.attname)
+        if field.name in from_row:
+            values.append(from_row[field.name])
+        elif isinstance(value, RowText):
+            text, text_params = value.as_sql(model, source, connection)
+            values.append(text)
+            params += text_params
+        else:
+            values.append("%s")
+            params.append(field.get_db_prep_save(value, connection))
+    table = quote(AuditEvent._meta.db_table)
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {source}"
+    return sql, params
+
+
+class RowText:
+    """An event's text with {field} slots, filled from the row its transition leaves.
+
+    For what only the database knows until the UPDATE has run: the claim's
+    attempt number, which the UPDATE itself counts. One template, filled in
+    Python (render) or, where the UPDATE writes its own event, in SQL
+    (as_sql). Slots are bare field names of columns never NULL.
+    """
+
+    def __init__(self, template):
+        self.template = template
+        self.parts = []
+        for literal, field, spec, conversion in string.Formatter().parse(template):
+            if spec or conversion:
+                raise ValueError(f"RowText takes bare field names, not {{{field}:{spec}}}")
+            self.parts.append((literal, field))
+
+    def render(self, instance):
+        return "".join(
+            literal + ("" if field is None else str(getattr(instance, field)))
+            for literal, field in self.parts
+        )
+
+    def as_sql(self, model, source, connection):
+        quote = connection.ops.quote_name
+        pieces, params = [], []
+        for literal, field in self.parts:
+            if literal:
+                pieces.append("CAST(%s AS text)")
+                params.append(literal)
+            if field is not None:
+                column = quote(model._meta.get_field(field).column)
+                pieces.append(f"CAST({source}.{column} AS text)")
+        return f"concat({', '.join(pieces)})", params
+
+    def __repr__(self):
+        return f"RowText({self.template!r})"
 
 
 class RowReader:

@@ -2,6 +2,7 @@ import json
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
 
 from imports.models import ApiToken, ImageImport, Membership, Status
@@ -32,14 +33,20 @@ def test_it_creates_an_import_and_queues_the_aws_call(
     assert ImageImport.objects.get().payload == payload
 
 
-def test_a_post_is_three_statements_in_one_transaction(client, api_headers):
+def test_a_post_is_the_token_then_the_import_with_its_event(client, api_headers):
     post(client, valid_payload(clientToken="first"), api_headers)  # stamps last_used_at
     # The token with its user, team and the membership's role in one SELECT;
     # then the import and its event, committed together.
     with Statements() as said:
         response = post(client, valid_payload(clientToken="second"), api_headers)
     assert response.status_code == 201
-    assert (said.statements, said.transactions) == (3, 1), said
+    if connection.vendor == "postgresql":
+        # Both in one statement (WITH created AS (INSERT ...) INSERT ...), atomic
+        # alone; its savepoint is there only because this test runs in a transaction.
+        assert (said.statements, said.transactions) == (2, 1), said
+        assert said.sql[1].startswith("WITH created AS (INSERT")
+    else:
+        assert (said.statements, said.transactions) == (3, 1), said
 
 
 def test_the_same_token_and_body_again_answers_200_with_the_same_import_and_no_second_call(

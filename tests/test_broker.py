@@ -85,3 +85,41 @@ def test_a_consumer_racing_a_producer_gets_every_message_whole(folder):
         thread.join(timeout=120)
     assert errors == []
     assert sorted(received) == list(range(count))
+
+
+# -- Redis: one redis.Redis per connection pool ------------------------------------
+
+REDIS_TRANSPORT = "config.broker:RedisTransport"
+
+
+def test_the_portal_uses_it_whenever_the_broker_is_plain_redis(settings):
+    if settings.CELERY_BROKER_URL.startswith("redis://"):
+        assert settings.CELERY_BROKER_TRANSPORT == REDIS_TRANSPORT
+
+
+def redis_channel():
+    # No command is sent: redis-py connects on a client's first command.
+    connection = Connection("redis://127.0.0.1:6379/15", transport=REDIS_TRANSPORT)
+    return connection, connection.default_channel
+
+
+def test_every_publish_and_ack_shares_one_client_per_pool():
+    connection, channel = redis_channel()
+    with connection:
+        client = channel._create_client()
+        with channel.conn_or_acquire() as publishing, channel.qos.pipe_or_acquire() as pipe:
+            assert publishing is client
+            assert pipe.connection_pool is client.connection_pool
+        assert channel._create_client() is client
+        # The worker's blocking reads keep a client of their own, on their own pool.
+        assert channel.client is not client
+
+
+def test_a_new_pool_gets_a_new_client():
+    connection, channel = redis_channel()
+    with connection:
+        client = channel._create_client()
+        channel._pool = None  # as kombu leaves it after losing the connection
+        replacement = channel._create_client()
+        assert replacement is not client
+        assert replacement.connection_pool is channel.pool is not client.connection_pool

@@ -1,6 +1,11 @@
-import pytest
+import uuid
+from contextlib import contextmanager
 
-from imports.models import AuditEvent, ClientTokenConflict, ImageImport, Status
+import pytest
+from django.db import connection, transaction
+
+from imports import audit, models
+from imports.models import Action, AuditEvent, ClientTokenConflict, ImageImport, RowText, Status
 
 from .helpers import at_once
 
@@ -76,3 +81,109 @@ def test_concurrent_identical_submissions_make_one_import(team, user, payload):
     assert ImageImport.objects.count() == 1
     assert len({pk for pk, _ in outcomes}) == 1
     assert sorted(created for _, created in outcomes) == [False, False, False, True]
+
+
+# -- a transition and its event in one statement (PostgreSQL) ---------------------
+
+
+@contextmanager
+def serving_client(address):
+    """As AuditMiddleware does while it serves a request from `address`."""
+    token = audit._client_ip.set(address)
+    try:
+        yield
+    finally:
+        audit._client_ip.reset(token)
+
+
+def both_ways(monkeypatch, team, user, payload, move):
+    """The events `move` writes on two new imports: in one statement, then in a transaction."""
+    events = []
+    for one_statement in (True, False):
+        way = (lambda: True) if one_statement else (lambda: False)
+        monkeypatch.setattr(models, "can_write_event_in_one_statement", way)
+        with serving_client("192.0.2.7"):
+            image_import, _ = ImageImport.submit(
+                team=team, user=user, payload={**payload, "clientToken": str(uuid.uuid4())}
+            )
+            assert move(image_import, user)
+        events.append(image_import.events.order_by("id").last())
+    return events
+
+
+FIELDS_OF_AN_EVENT = [
+    field.attname
+    for field in AuditEvent._meta.concrete_fields
+    if field.name not in ("id", "created_at", "image_import")
+]
+
+
+@pytest.mark.parametrize(
+    "move",
+    [
+        lambda image_import, user: True,  # the submission's own event
+        lambda image_import, user: image_import.claim(),
+        lambda image_import, user: ImageImport.claim_queued(image_import.pk),
+        lambda image_import, user: (
+            image_import.claim()
+            and image_import.mark_importing(image_arn="arn:x", request_id="r-1", client_token="t")
+        ),
+    ],
+    ids=["submit", "claim", "claim_queued", "mark_importing"],
+)
+def test_the_one_statement_move_writes_the_event_the_transaction_writes(
+    monkeypatch, team, user, payload, move
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("data-modifying WITH is PostgreSQL's; the PostgreSQL pass runs this")
+    one_statement, in_a_transaction = both_ways(monkeypatch, team, user, payload, move)
+    for field in FIELDS_OF_AN_EVENT:
+        assert getattr(one_statement, field) == getattr(in_a_transaction, field), field
+    assert one_statement.client_ip == "192.0.2.7"
+    assert one_statement.team_id == team.pk
+    assert one_statement.created_at.tzinfo is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_repeated_token_outside_any_transaction_finds_the_first_import(team, user, payload):
+    # Production's case (autocommit): the one-statement INSERT fails alone,
+    # and the connection goes on to find the import the token made.
+    first, created = ImageImport.submit(team=team, user=user, payload=payload)
+    again, created_again = ImageImport.submit(team=team, user=user, payload=dict(payload))
+    assert (created, created_again, again.pk) == (True, False, first.pk)
+    actions = list(first.events.values_list("action", flat=True))
+    assert actions == [Action.SUBMITTED, Action.REPLAYED]
+
+
+def test_a_repeated_token_inside_a_transaction_leaves_it_usable(team, user, payload):
+    first, _ = ImageImport.submit(team=team, user=user, payload=payload)
+    with transaction.atomic():
+        again, created = ImageImport.submit(team=team, user=user, payload=dict(payload))
+        assert (created, again.pk) == (False, first.pk)
+        assert ImageImport.objects.count() == 1  # the transaction still answers
+
+
+def test_only_postgresql_moves_in_one_statement_and_never_when_receivers_listen():
+    on_postgresql = connection.vendor == "postgresql"
+    one = ImageImport._moves_in_one_statement
+    assert one([Status.QUEUED], Status.SUBMITTING) is on_postgresql
+    assert one([Status.SUBMITTING], Status.IMPORTING) is on_postgresql
+    assert not one([Status.IMPORTING], Status.AVAILABLE)  # import_ended's receivers
+    assert not one([Status.UPLOADING], Status.QUEUED)  # upload_finished's
+    assert not one([Status.QUEUED, Status.SUBMITTING], Status.FAILED)
+
+
+def test_a_move_that_finds_its_row_elsewhere_writes_no_event(image_import):
+    assert image_import.claim()
+    events = image_import.events.count()
+    assert not image_import.claim()
+    assert ImageImport.claim_queued(image_import.pk) is None
+    assert image_import.events.count() == events
+    assert image_import.status == Status.SUBMITTING  # read again
+
+
+def test_row_text_fills_its_slots_from_the_row():
+    text = RowText("Attempt {attempts} of {name}")
+    assert text.render(ImageImport(attempts=3, name="web")) == "Attempt 3 of web"
+    with pytest.raises(ValueError, match="bare field names"):
+        RowText("retrying in {attempts:.0f}s")
