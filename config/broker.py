@@ -61,9 +61,9 @@ class RedisChannel(redis.Channel):
     def _create_client(self, asynchronous=False):
         if asynchronous:
             return super()._create_client(asynchronous=True)
-        pool, client = self._reused
-        if pool is not self.pool:  # first use, or kombu replaced the pool (a reconnection)
-            self._reused = (self.pool, super()._create_client())
+        pool = self.pool
+        if self._reused[0] is not pool:  # first use, or kombu replaced the pool (a reconnection)
+            self._reused = (pool, super()._create_client())
         return self._reused[1]
 
 
