@@ -254,8 +254,11 @@ class Stack:
 
         gunicorn (its master and workers), the Celery worker's main process
         and its pool, every PostgreSQL and Redis process on the machine, the
-        emulator, and this process (the load generator). Linux only; a
-        process gone between two readings takes its seconds with it.
+        emulator, and this process (the load generator). Linux only. A
+        process's figure includes its children that have exited and been
+        reaped (PostgreSQL's backends, recycled gunicorn workers), so a
+        backend that ends between two readings does not take its seconds
+        with it.
         """
         processes = {}
         for entry in Path("/proc").iterdir():
@@ -266,8 +269,9 @@ class Stack:
             except OSError:
                 continue  # exited meanwhile
             fields = rest.split()
-            user, system = int(fields[11]), int(fields[12])
-            processes[int(entry.name)] = (comm.split("(", 1)[1], int(fields[1]), user + system)
+            # utime, stime, then cutime and cstime: the reaped children's.
+            ticks = sum(int(field) for field in fields[11:15])
+            processes[int(entry.name)] = (comm.split("(", 1)[1], int(fields[1]), ticks)
         roots = {
             self.server.process.pid: ("gunicorn", "gunicorn"),
             self.worker.process.pid: ("Celery main", "Celery pool"),

@@ -12,6 +12,7 @@ emulator (fakeaws/) judges requests by botocore's model instead, never by
 this module; tests/test_differential.py holds the two side by side.
 """
 
+import copy
 import posixpath
 import re
 import unicodedata
@@ -126,7 +127,26 @@ def text_field(label, help_text, *, max_length=None, required=True, widget=None)
     )
 
 
-class StrippedChoiceField(forms.ChoiceField):
+class FixedChoiceField(forms.ChoiceField):
+    """A choice field whose choices are set once, with the form class: copies share them.
+
+    Django copies every field for each form it builds, and a ChoiceField's
+    copy deep-copies its choices, then normalises them again for its widget:
+    half the cost of building the New import form, once per API POST (issue
+    14). Nothing changes these choices in place, and assigning new ones to a
+    form's field replaces that copy's list only, so sharing them is safe.
+    """
+
+    def __deepcopy__(self, memo):
+        # The widget copied as Widget.__deepcopy__ copies it, its choices
+        # shared; Field.__deepcopy__ then finds it in the memo.
+        widget = copy.copy(self.widget)
+        widget.attrs = self.widget.attrs.copy()
+        memo[id(self.widget)] = widget
+        return forms.Field.__deepcopy__(self, memo)
+
+
+class StrippedChoiceField(FixedChoiceField):
     """A choice field that, like every other field here, ignores surrounding spaces."""
 
     def to_python(self, value):
@@ -414,7 +434,7 @@ class NewImportForm(ImportVmImageForm):
     are the team's: uploads go there, and an existing object must be there.
     """
 
-    source = forms.ChoiceField(
+    source = FixedChoiceField(
         label="Source",
         choices=SOURCES,
         required=False,

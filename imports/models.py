@@ -19,7 +19,7 @@ from functools import partial
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.core.cache import cache
-from django.db import IntegrityError, connection, connections, models, transaction
+from django.db import IntegrityError, connection, connections, models, router, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Cast
 from django.db.models.sql.subqueries import InsertQuery, UpdateQuery
@@ -886,9 +886,8 @@ class ImageImport(models.Model):
         event = partial(AuditEvent.new, action or Action.STATUS, actor=user, to_status=new_status)
         if self._moves_in_one_statement(expected, new_status):
             (old_status,) = expected
-            rows = ImageImport.objects.filter(only_if, pk=self.pk, status=old_status)
-            returned = update_returning(
-                rows, values, event=event(from_status=old_status, detail=detail)
+            returned = self._update_in_one_statement(
+                old_status, only_if, values, event(from_status=old_status, detail=detail)
             )
             moved = returned[0] if returned else None
             if moved is not None:
@@ -903,6 +902,12 @@ class ImageImport(models.Model):
             return False
         metrics.TRANSITIONS.labels(old_status, new_status).inc()
         return True
+
+    def _update_in_one_statement(self, old_status, only_if, values, event):
+        if only_if:  # its own parameters, which only the ORM knows how to place
+            rows = ImageImport.objects.filter(only_if, pk=self.pk, status=old_status)
+            return update_returning(rows, values, event=event)
+        return MoveStatement.run(ImageImport, self.pk, old_status, values, event)
 
     @staticmethod
     def _moves_in_one_statement(expected, new_status):
@@ -992,6 +997,12 @@ def update_returning(rows, fields, columns=None, *, event=None):
     team: WITH moved AS (UPDATE ... RETURNING ...) INSERT ... SELECT ... FROM
     moved.
     """
+    sql, params, reader = update_returning_sql(rows, fields, columns, event=event)
+    return run_returning(connections[rows.db], sql, params, reader)
+
+
+def update_returning_sql(rows, fields, columns=None, *, event=None):
+    """update_returning's (sql, params, RowReader), as the ORM compiles them."""
     query = rows.query.chain(UpdateQuery)
     query.add_update_values(fields)
     query.clear_select_clause()
@@ -1010,11 +1021,97 @@ def update_returning(rows, fields, columns=None, *, event=None):
         insert, insert_params = event_insert(event, model, "moved", connection)
         sql = f"WITH moved AS ({sql}), event AS ({insert}) SELECT * FROM moved"
         params += insert_params
-    reader = RowReader.of(model, tuple(returned), connection)
+    return sql, params, RowReader.of(model, tuple(returned), connection)
+
+
+def run_returning(connection, sql, params, reader):
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         # fetchall(): read the statement to its end (SQLite finishes it only then).
         return [reader.instance(row, connection) for row in cursor.fetchall()]
+
+
+class MoveStatement:
+    """A one-statement move's SQL, compiled by the ORM once for each shape of move.
+
+    The claim and mark_importing compiled the same UPDATE for every submit
+    task: the ORM's query building was a fifth of the worker's CPU (issue
+    14). A move's SQL depends only on its shape: which fields it sets, which
+    of them to NULL or to an expression, and its event's text template. Its
+    values are parameters. So the statement the ORM compiles for the first
+    move of a shape is kept, and later moves of that shape send it with their
+    own values, prepared as the ORM prepares them (get_db_prep_save for a
+    field's value, get_db_prep_value for the WHERE's). A shape is kept only if,
+    for that first move, those parameters are exactly the ORM's; otherwise
+    every move of that shape is compiled by the ORM, as before.
+    """
+
+    NULL, VALUE = "NULL", "value"
+    KEPT_SHAPES = 100  # an expression built from a value would make a shape per call
+    _by_shape = {}
+
+    def __init__(self, sql, reader, expression_params):
+        self.sql = sql
+        self.reader = reader
+        self.expression_params = expression_params
+
+    @classmethod
+    def run(cls, model, pk, old_status, values, event):
+        """update_returning(filter(pk=pk, status=old_status), values, event=event)."""
+        connection = connections[router.db_for_write(model)]
+        shape = cls.shape(model, connection, values, event)
+        statement = cls._by_shape.get(shape)
+        if statement is None:
+            return cls.compile_and_run(shape, model, pk, old_status, values, event, connection)
+        params = statement.params(model, pk, old_status, values, event, connection)
+        return run_returning(connection, statement.sql, params, statement.reader)
+
+    @classmethod
+    def shape(cls, model, connection, values, event):
+        slots = tuple(
+            (name, cls.slot(value)) for name, value in values.items()
+        )  # Django's expressions are equal, and hash, by their definition
+        return (model, connection.alias, slots, event_shape(event))
+
+    @classmethod
+    def slot(cls, value):
+        if value is None:
+            return cls.NULL
+        return value if hasattr(value, "resolve_expression") else cls.VALUE
+
+    @classmethod
+    def compile_and_run(cls, shape, model, pk, old_status, values, event, connection):
+        rows = model._default_manager.using(connection.alias).filter(pk=pk, status=old_status)
+        sql, params, reader = update_returning_sql(rows, values, event=event)
+        query = UpdateQuery(model)
+        compiler = query.get_compiler(connection=connection)
+        expression_params = {
+            name: list(
+                compiler.compile(value.resolve_expression(query, allow_joins=False, for_save=True))[
+                    1
+                ]
+            )
+            for name, value in values.items()
+            if cls.slot(value) not in (cls.NULL, cls.VALUE)
+        }
+        statement = cls(sql, reader, expression_params)
+        derived = statement.params(model, pk, old_status, values, event, connection)
+        if same_params(derived, params) and len(cls._by_shape) < cls.KEPT_SHAPES:
+            cls._by_shape[shape] = statement
+        return run_returning(connection, sql, params, reader)
+
+    def params(self, model, pk, old_status, values, event, connection):
+        meta = model._meta
+        params = []
+        for name, value in values.items():
+            slot = self.slot(value)
+            if slot == self.VALUE:
+                params.append(meta.get_field(name).get_db_prep_save(value, connection))
+            elif slot != self.NULL:
+                params += self.expression_params[name]
+        params.append(meta.pk.get_db_prep_value(pk, connection))
+        params.append(meta.get_field("status").get_db_prep_value(old_status, connection))
+        return params + event_insert(event, model, "moved", connection)[1]
 
 
 def can_write_event_in_one_statement():
@@ -1025,27 +1122,60 @@ def can_write_event_in_one_statement():
 def insert_returning_pk(instance, *, event):
     """INSERT `instance` (a new row), and `event` for it, in one statement (PostgreSQL).
 
-    The INSERT is the one Model.save would send, compiled by the ORM; the
-    new primary key is set on `instance`, as save() sets it. (No model
-    signals: nothing listens to an import's save.)
+    The INSERT is the one Model.save would send. The ORM compiles it once
+    for each model, connection and kind of event text; later calls send that
+    SQL with their own values, prepared as the ORM prepares them (pre_save,
+    then get_db_prep_save). A value that is an expression is compiled by the
+    ORM each time. The new primary key is set on `instance`, as save() sets
+    it. (No model signals: nothing listens to an import's save.)
     """
     model = type(instance)
     meta = model._meta
     fields = [field for field in meta.local_concrete_fields if field is not meta.auto_field]
-    query = InsertQuery(model)
-    query.insert_values(fields, [instance])
-    compiler = query.get_compiler(connection=connection)
-    compiler.returning_fields = [meta.pk, meta.get_field("team")]
-    ((sql, params),) = compiler.as_sql()
+    values = [field.pre_save(instance, add=True) for field in fields]
+    prepared = None  # what the ORM would send, unless an expression needs compiling
+    if not any(hasattr(value, "resolve_expression") for value in values):
+        prepared = [
+            field.get_db_prep_save(value, connection)
+            for field, value in zip(fields, values, strict=True)
+        ]
     insert, insert_params = event_insert(event, model, "created", connection)
+    shape = (model, connection.alias, event_shape(event))
+    sql, params = _INSERT_SQL.get(shape), prepared
+    if sql is None or prepared is None:
+        query = InsertQuery(model)
+        query.insert_values(fields, [instance])
+        compiler = query.get_compiler(connection=connection)
+        compiler.returning_fields = [meta.pk, meta.get_field("team")]
+        ((sql, params),) = compiler.as_sql()
+        sql = f"WITH created AS ({sql}), event AS ({insert}) SELECT * FROM created"
+        if prepared is not None and same_params(prepared, params):
+            _INSERT_SQL[shape] = sql  # "%s" for each value: the same SQL for any values
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH created AS ({sql}), event AS ({insert}) SELECT * FROM created",
-            [*params, *insert_params],
-        )
+        cursor.execute(sql, [*params, *insert_params])
         instance.pk = cursor.fetchone()[0]
     instance._state.adding = False
     instance._state.db = connection.alias
+
+
+_INSERT_SQL = {}
+
+
+def event_shape(event):
+    """What of an event changes its INSERT's SQL: its text's template, if a RowText."""
+    return event.detail.template if isinstance(event.detail, RowText) else None
+
+
+def same_params(ours, orms):
+    """Whether two statements' parameters send the same values.
+
+    A JSON value is an adapter (psycopg's Jsonb) that does not compare by
+    value: compared by the object it holds.
+    """
+    return len(ours) == len(orms) and all(
+        type(mine) is type(theirs) and getattr(mine, "obj", mine) == getattr(theirs, "obj", theirs)
+        for mine, theirs in zip(ours, orms, strict=True)
+    )
 
 
 def event_insert(event, model, source, connection):

@@ -97,9 +97,16 @@ def serving_client(address):
 
 
 def both_ways(monkeypatch, team, user, payload, move):
-    """The events `move` writes on two new imports: in one statement, then in a transaction."""
-    events = []
-    for one_statement in (True, False):
+    """The imports `move` leaves, and their last events, done each way.
+
+    In one statement twice, first with its SQL compiled by the ORM and then
+    with that SQL kept (MoveStatement, insert_returning_pk), then in a
+    transaction.
+    """
+    monkeypatch.setattr(models.MoveStatement, "_by_shape", {})
+    monkeypatch.setattr(models, "_INSERT_SQL", {})
+    results = []
+    for one_statement in (True, True, False):
         way = (lambda: True) if one_statement else (lambda: False)
         monkeypatch.setattr(models, "can_write_event_in_one_statement", way)
         with serving_client("192.0.2.7"):
@@ -107,8 +114,9 @@ def both_ways(monkeypatch, team, user, payload, move):
                 team=team, user=user, payload={**payload, "clientToken": str(uuid.uuid4())}
             )
             assert move(image_import, user)
-        events.append(image_import.events.order_by("id").last())
-    return events
+        image_import.refresh_from_db()
+        results.append((image_import, image_import.events.order_by("id").last()))
+    return results
 
 
 FIELDS_OF_AN_EVENT = [
@@ -116,32 +124,109 @@ FIELDS_OF_AN_EVENT = [
     for field in AuditEvent._meta.concrete_fields
     if field.name not in ("id", "created_at", "image_import")
 ]
+# What differs between two imports of the same request made one after another.
+FIELDS_OF_AN_IMPORT = [
+    field.attname
+    for field in ImageImport._meta.concrete_fields
+    if field.name
+    not in ("id", "client_token", "payload", "created_at", "updated_at", "lease_expires_at")
+    and not field.name.endswith("_at")
+]
 
 
 @pytest.mark.parametrize(
-    "move",
+    ("move", "shapes"),
     [
-        lambda image_import, user: True,  # the submission's own event
-        lambda image_import, user: image_import.claim(),
-        lambda image_import, user: ImageImport.claim_queued(image_import.pk),
-        lambda image_import, user: (
-            image_import.claim()
-            and image_import.mark_importing(image_arn="arn:x", request_id="r-1", client_token="t")
+        (lambda image_import, user: True, 0),  # the submission's own event
+        (lambda image_import, user: image_import.claim(), 1),
+        (lambda image_import, user: ImageImport.claim_queued(image_import.pk), 1),
+        (
+            lambda image_import, user: (
+                image_import.claim()
+                and image_import.mark_importing(
+                    image_arn="arn:x", request_id="r-1", client_token="t"
+                )
+            ),
+            2,
         ),
     ],
     ids=["submit", "claim", "claim_queued", "mark_importing"],
 )
-def test_the_one_statement_move_writes_the_event_the_transaction_writes(
-    monkeypatch, team, user, payload, move
+def test_the_one_statement_move_writes_what_the_transaction_writes(
+    monkeypatch, team, user, payload, move, shapes
 ):
     if connection.vendor != "postgresql":
         pytest.skip("data-modifying WITH is PostgreSQL's; the PostgreSQL pass runs this")
-    one_statement, in_a_transaction = both_ways(monkeypatch, team, user, payload, move)
+    compiled, kept, in_a_transaction = both_ways(monkeypatch, team, user, payload, move)
+    assert len(models.MoveStatement._by_shape) == shapes
+    assert len(models._INSERT_SQL) == 1
+    for field in FIELDS_OF_AN_IMPORT:
+        expected = getattr(in_a_transaction[0], field)
+        assert getattr(compiled[0], field) == getattr(kept[0], field) == expected, field
     for field in FIELDS_OF_AN_EVENT:
-        assert getattr(one_statement, field) == getattr(in_a_transaction, field), field
-    assert one_statement.client_ip == "192.0.2.7"
-    assert one_statement.team_id == team.pk
-    assert one_statement.created_at.tzinfo is not None
+        expected = getattr(in_a_transaction[1], field)
+        assert getattr(compiled[1], field) == getattr(kept[1], field) == expected, field
+    for _, event in (compiled, kept):
+        assert event.client_ip == "192.0.2.7"
+        assert event.team_id == team.pk
+        assert event.created_at.tzinfo is not None
+
+
+def test_a_move_whose_parameters_the_orm_would_place_otherwise_is_not_kept(
+    monkeypatch, image_import
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("data-modifying WITH is PostgreSQL's; the PostgreSQL pass runs this")
+    monkeypatch.setattr(models.MoveStatement, "_by_shape", {})
+    monkeypatch.setattr(models.MoveStatement, "params", lambda *args: ["not", "the", "orm's"])
+    assert image_import.claim()  # sent as the ORM compiled it
+    assert image_import.attempts == 1
+    assert image_import.events.last().detail == "Attempt 1 sending to AWS"
+    assert models.MoveStatement._by_shape == {}
+
+
+def test_shapes_are_kept_up_to_a_limit(monkeypatch, image_import):
+    if connection.vendor != "postgresql":
+        pytest.skip("data-modifying WITH is PostgreSQL's; the PostgreSQL pass runs this")
+    monkeypatch.setattr(models.MoveStatement, "_by_shape", {})
+    monkeypatch.setattr(models.MoveStatement, "KEPT_SHAPES", 0)
+    assert image_import.claim()
+    assert models.MoveStatement._by_shape == {}
+
+
+def test_a_new_import_holding_an_expression_is_compiled_by_the_orm(
+    monkeypatch, team, user, payload
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("data-modifying WITH is PostgreSQL's; the PostgreSQL pass runs this")
+    from django.db.models.functions import Now
+
+    monkeypatch.setattr(models, "_INSERT_SQL", {})
+    image_import = ImageImport(
+        team=team,
+        submitted_by=user,
+        payload=payload,
+        client_token=payload["clientToken"],
+        name=payload["name"],
+        platform=payload["platform"],
+        created_at=Now(),
+    )
+    event = AuditEvent.new(Action.SUBMITTED, actor=user, to_status=Status.QUEUED, detail="x")
+    models.insert_returning_pk(image_import, event=event)
+    assert models._INSERT_SQL == {}
+    image_import.refresh_from_db()
+    assert image_import.created_at.tzinfo is not None
+    assert image_import.events.get().detail == "x"
+
+
+def test_parameters_compare_by_value_json_adapters_by_what_they_hold():
+    from psycopg.types.json import Jsonb
+
+    same = models.same_params
+    assert same([1, "queued", Jsonb({"a": 1})], [1, "queued", Jsonb({"a": 1})])
+    assert not same([Jsonb({"a": 1})], [Jsonb({"a": 2})])
+    assert not same([1], [1, None])
+    assert not same([1], [True])  # equal in Python, not the same parameter
 
 
 @pytest.mark.django_db(transaction=True)
