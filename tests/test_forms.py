@@ -308,3 +308,18 @@ def test_an_unbound_form_offers_a_fresh_uuid_token():
     first, second = ImportVmImageForm(), ImportVmImageForm()
     assert len(first.initial["clientToken"]) == 36
     assert first.initial["clientToken"] != second.initial["clientToken"]
+
+
+def test_a_forms_choice_fields_share_their_choices_and_nothing_else():
+    from imports.forms import NewImportForm
+
+    first, second = NewImportForm(), NewImportForm()
+    shared = NewImportForm.base_fields["format"]
+    assert first.fields["format"].choices is shared.choices  # not copied per form
+    assert first.fields["format"].widget.choices is shared.widget.choices
+    first.fields["format"].widget.attrs["list"] = "formats"  # as the New import page does
+    first.fields["format"].choices = [("ova", "ova")]
+    assert "list" not in second.fields["format"].widget.attrs
+    assert "list" not in shared.widget.attrs
+    assert second.fields["format"].choices is shared.choices
+    assert ("vmdk", "vmdk") in shared.choices
