@@ -1103,10 +1103,13 @@ class MoveStatement:
     def params(self, model, pk, old_status, values, event, connection):
         meta = model._meta
         params = []
-        for name, value in values.items():
+        for name, value in values.items():  # as SQLUpdateCompiler.as_sql takes them
             slot = self.slot(value)
             if slot == self.VALUE:
-                params.append(meta.get_field(name).get_db_prep_save(value, connection))
+                field = meta.get_field(name)
+                if hasattr(value, "prepare_database_save"):  # a model instance, for a key
+                    value = value.prepare_database_save(field)
+                params.append(field.get_db_prep_save(value, connection))
             elif slot != self.NULL:
                 params += self.expression_params[name]
         params.append(meta.pk.get_db_prep_value(pk, connection))

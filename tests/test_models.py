@@ -149,8 +149,15 @@ FIELDS_OF_AN_IMPORT = [
             ),
             2,
         ),
+        (
+            lambda image_import, user: (
+                image_import.claim()
+                and image_import.mark_retrying(code="Throttling", message="Slow down", delay=5)
+            ),
+            2,  # a NULL among its values
+        ),
     ],
-    ids=["submit", "claim", "claim_queued", "mark_importing"],
+    ids=["submit", "claim", "claim_queued", "mark_importing", "mark_retrying"],
 )
 def test_the_one_statement_move_writes_what_the_transaction_writes(
     monkeypatch, team, user, payload, move, shapes
