@@ -1060,7 +1060,10 @@ class MoveStatement:
         """update_returning(filter(pk=pk, status=old_status), values, event=event)."""
         connection = connections[router.db_for_write(model)]
         shape = cls.shape(model, connection, values, event)
-        statement = cls._by_shape.get(shape)
+        try:
+            statement = cls._by_shape.get(shape)
+        except TypeError:  # an expression of an unhashable object: no shape to keep
+            shape = statement = None
         if statement is None:
             return cls.compile_and_run(shape, model, pk, old_status, values, event, connection)
         params = statement.params(model, pk, old_status, values, event, connection)
@@ -1068,13 +1071,14 @@ class MoveStatement:
 
     @classmethod
     def shape(cls, model, connection, values, event):
-        slots = tuple(
-            (name, cls.slot(value)) for name, value in values.items()
-        )  # Django's expressions are equal, and hash, by their definition
+        """What the move's SQL depends on."""
+        slots = tuple((name, cls.slot(value)) for name, value in values.items())
         return (model, connection.alias, slots, event_shape(event))
 
     @classmethod
     def slot(cls, value):
+        # An expression is its own slot: Django's expressions are equal, and
+        # hash, by their definition (F("attempts") + 1).
         if value is None:
             return cls.NULL
         return value if hasattr(value, "resolve_expression") else cls.VALUE
@@ -1083,22 +1087,24 @@ class MoveStatement:
     def compile_and_run(cls, shape, model, pk, old_status, values, event, connection):
         rows = model._default_manager.using(connection.alias).filter(pk=pk, status=old_status)
         sql, params, reader = update_returning_sql(rows, values, event=event)
-        query = UpdateQuery(model)
-        compiler = query.get_compiler(connection=connection)
-        expression_params = {
-            name: list(
-                compiler.compile(value.resolve_expression(query, allow_joins=False, for_save=True))[
-                    1
-                ]
-            )
-            for name, value in values.items()
-            if cls.slot(value) not in (cls.NULL, cls.VALUE)
-        }
-        statement = cls(sql, reader, expression_params)
+        statement = cls(sql, reader, cls.expression_params_of(model, values, connection))
         derived = statement.params(model, pk, old_status, values, event, connection)
-        if same_params(derived, params) and len(cls._by_shape) < cls.KEPT_SHAPES:
+        keep = shape is not None and len(cls._by_shape) < cls.KEPT_SHAPES
+        if keep and same_params(derived, params):
             cls._by_shape[shape] = statement
         return run_returning(connection, sql, params, reader)
+
+    @classmethod
+    def expression_params_of(cls, model, values, connection):
+        """Each expression's parameters among `values`, compiled as the UPDATE compiles it."""
+        query = UpdateQuery(model)
+        compiler = query.get_compiler(connection=connection)
+        params = {}
+        for name, value in values.items():
+            if cls.slot(value) not in (cls.NULL, cls.VALUE):
+                resolved = value.resolve_expression(query, allow_joins=False, for_save=True)
+                params[name] = list(compiler.compile(resolved)[1])
+        return params
 
     def params(self, model, pk, old_status, values, event, connection):
         meta = model._meta

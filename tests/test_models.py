@@ -3,6 +3,7 @@ from contextlib import contextmanager
 
 import pytest
 from django.db import connection, transaction
+from django.db.models import Value
 
 from imports import audit, models
 from imports.models import Action, AuditEvent, ClientTokenConflict, ImageImport, RowText, Status
@@ -198,6 +199,21 @@ def test_shapes_are_kept_up_to_a_limit(monkeypatch, image_import):
     monkeypatch.setattr(models.MoveStatement, "_by_shape", {})
     monkeypatch.setattr(models.MoveStatement, "KEPT_SHAPES", 0)
     assert image_import.claim()
+    assert models.MoveStatement._by_shape == {}
+
+
+def test_a_move_to_an_unhashable_value_is_compiled_by_the_orm(monkeypatch, image_import):
+    if connection.vendor != "postgresql":
+        pytest.skip("data-modifying WITH is PostgreSQL's; the PostgreSQL pass runs this")
+
+    class Unhashable(Value):
+        __hash__ = None
+
+    monkeypatch.setattr(models.MoveStatement, "_by_shape", {})
+    event = AuditEvent.new(Action.STATUS, to_status=Status.SUBMITTING, from_status="queued")
+    values = {"status": Status.SUBMITTING, "error_code": Unhashable("E")}
+    (moved,) = models.MoveStatement.run(ImageImport, image_import.pk, Status.QUEUED, values, event)
+    assert (moved.status, moved.error_code) == (Status.SUBMITTING, "E")
     assert models.MoveStatement._by_shape == {}
 
 
