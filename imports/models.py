@@ -1087,11 +1087,11 @@ class MoveStatement:
     def compile_and_run(cls, shape, model, pk, old_status, values, event, connection):
         rows = model._default_manager.using(connection.alias).filter(pk=pk, status=old_status)
         sql, params, reader = update_returning_sql(rows, values, event=event)
-        statement = cls(sql, reader, cls.expression_params_of(model, values, connection))
-        derived = statement.params(model, pk, old_status, values, event, connection)
-        keep = shape is not None and len(cls._by_shape) < cls.KEPT_SHAPES
-        if keep and same_params(derived, params):
-            cls._by_shape[shape] = statement
+        if shape is not None and len(cls._by_shape) < cls.KEPT_SHAPES:
+            statement = cls(sql, reader, cls.expression_params_of(model, values, connection))
+            derived = statement.params(model, pk, old_status, values, event, connection)
+            if same_params(derived, params):
+                cls._by_shape[shape] = statement
         return run_returning(connection, sql, params, reader)
 
     @classmethod
@@ -1120,7 +1120,7 @@ class MoveStatement:
                 params += self.expression_params[name]
         params.append(meta.pk.get_db_prep_value(pk, connection))
         params.append(meta.get_field("status").get_db_prep_value(old_status, connection))
-        return params + event_insert(event, model, "moved", connection)[1]
+        return params + event_params(event, model, "moved", connection)
 
 
 def can_write_event_in_one_statement():
@@ -1148,10 +1148,11 @@ def insert_returning_pk(instance, *, event):
             field.get_db_prep_save(value, connection)
             for field, value in zip(fields, values, strict=True)
         ]
-    insert, insert_params = event_insert(event, model, "created", connection)
+    insert_params = event_params(event, model, "created", connection)
     shape = (model, connection.alias, event_shape(event))
     sql, params = _INSERT_SQL.get(shape), prepared
     if sql is None or prepared is None:
+        insert = event_insert(event, model, "created", connection)[0]
         query = InsertQuery(model)
         query.insert_values(fields, [instance])
         compiler = query.get_compiler(connection=connection)
@@ -1187,35 +1188,54 @@ def same_params(ours, orms):
     )
 
 
+# An event's fields that its INSERT ... SELECT takes from the import's row.
+EVENT_FIELDS_OF_THE_ROW = ("image_import", "team")
+
+
 def event_insert(event, model, source, connection):
     """INSERT ... SELECT of `event` for each row of `source`, which holds rows of `model`.
 
     The event's import and team are the row's; every other column is the
-    event's own value, prepared as the ORM would save it.
+    event's own value, prepared as the ORM would save it (event_params).
     """
     quote = connection.ops.quote_name
+    image_import, team = EVENT_FIELDS_OF_THE_ROW
     from_row = {
-        "image_import": f"{source}.{quote(model._meta.pk.column)}",
-        "team": f"{source}.{quote(model._meta.get_field('team').column)}",
+        image_import: f"{source}.{quote(model._meta.pk.column)}",
+        team: f"{source}.{quote(model._meta.get_field('team').column)}",
     }
-    columns, values, params = [], [], []
-    for field in AuditEvent._meta.concrete_fields:
-        if field.primary_key:
-            continue
+    columns, values = [], []
+    for field, value in event_columns(event):
         columns.append(quote(field.column))
-        value = getattr(event, field.attname)
         if field.name in from_row:
             values.append(from_row[field.name])
         elif isinstance(value, RowText):
-            text, text_params = value.as_sql(model, source, connection)
-            values.append(text)
-            params += text_params
+            values.append(value.as_sql(model, source, connection)[0])
         else:
             values.append("%s")
-            params.append(field.get_db_prep_save(value, connection))
     table = quote(AuditEvent._meta.db_table)
     sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {source}"
-    return sql, params
+    return sql, event_params(event, model, source, connection)
+
+
+def event_params(event, model, source, connection):
+    """event_insert's parameters alone, for a statement whose SQL is kept."""
+    params = []
+    for field, value in event_columns(event):
+        if field.name in EVENT_FIELDS_OF_THE_ROW:
+            continue  # in the SQL, from the row
+        if isinstance(value, RowText):
+            params += value.as_sql(model, source, connection)[1]
+        else:
+            params.append(field.get_db_prep_save(value, connection))
+    return params
+
+
+def event_columns(event):
+    """(field, value) of each column an event's INSERT writes, in the table's order."""
+    for field in AuditEvent._meta.concrete_fields:
+        if not field.primary_key:
+            yield field, getattr(event, field.attname)
 
 
 class RowText:
