@@ -10,7 +10,17 @@ import pytest
 from django.db import connection
 from django.db.models import F
 
-from imports.models import Action, ApiToken, AuditEvent, Membership
+from imports.models import (
+    Action,
+    ApiToken,
+    AuditEvent,
+    ImageImport,
+    Membership,
+    Status,
+    UnsizedCharField,
+)
+
+from .factories import make_import
 
 ROOT = Path(__file__).resolve().parent.parent
 SOME_POSTGRESQL = "postgres://portal@db.internal:5432/portal"
@@ -120,3 +130,150 @@ def test_a_membership_in_another_team_does_not_keep_a_token_working(
     Membership.objects.create(user=user, team=other_team)
     Membership.objects.filter(user=user, team=team).delete()
     assert ApiToken.authenticate(api_token) is None
+
+
+# -- the history's first page right after a bulk load (issue 14) ------------------
+
+SMALL, BULK_LOAD = 100, 40_000
+TEAM_HISTORY = next(index for index in ImageImport._meta.indexes if index.name == "team_history")
+
+
+class NeverAnalysedCopy:
+    """A temporary table of the imports' columns, filled with copies of one import.
+
+    Autovacuum never visits a temporary table, so it stays as the imports
+    table is right after a bulk load into a new database: never analysed.
+    `sized` declares each long string with its max_length, as a plain
+    CharField would; `history_order` is the index the history's page reads.
+    """
+
+    def __init__(self, cursor, name, image_import, *, sized=False, history_order=None):
+        self.cursor, self.name, self.image_import = cursor, name, image_import
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {name} (LIKE imports_imageimport INCLUDING DEFAULTS)"
+        )
+        for field in ImageImport._meta.concrete_fields:
+            if sized and isinstance(field, UnsizedCharField):
+                declared = f"varchar({field.max_length})"
+                cursor.execute(f"ALTER TABLE {name} ALTER COLUMN {field.column} TYPE {declared}")
+        history_order = history_order or TEAM_HISTORY.fields_orders
+        keys = [
+            f"{ImageImport._meta.get_field(field).column} {order}" for field, order in history_order
+        ]
+        cursor.execute(f"CREATE INDEX ON {name} (team_id)")  # the foreign key's
+        cursor.execute(f"CREATE INDEX {name}_history ON {name} ({', '.join(keys)})")
+        self.loaded = 0
+
+    def load(self, count):
+        columns = [field.column for field in ImageImport._meta.concrete_fields]
+        varied = {
+            "id": "n",
+            "client_token": "n::text",
+            "created_at": "created_at - n * interval '1 second'",
+        }
+        self.cursor.execute(
+            f"INSERT INTO {self.name} ({', '.join(columns)})"
+            f" SELECT {', '.join(varied.get(column, column) for column in columns)}"
+            " FROM imports_imageimport, generate_series(%s::bigint, %s::bigint) AS n"
+            " WHERE id = %s",
+            [self.loaded + 1, self.loaded + count, self.image_import.pk],
+        )
+        self.loaded += count
+
+    def first_page_sql(self):
+        team = self.image_import.team_id
+        page = ImageImport.objects.filter(team=team).order_by("-created_at", "-id")[:26]
+        sql, params = page.query.sql_with_params()
+        assert params == (team,)
+        return sql.replace('"imports_imageimport"', self.name), params
+
+    def custom_plan(self):
+        """The plan made for this execution, as for a connection's first few."""
+        sql, params = self.first_page_sql()
+        self.cursor.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        return self.explain(sql, params)
+
+    def prepare_generic_plan(self):
+        """A prepared statement's generic plan, made now and kept by PostgreSQL for later."""
+        sql, _ = self.first_page_sql()
+        self.forget_plan()  # a failed run's, which the rollback did not take
+        self.cursor.execute(f"PREPARE {self.name}_page (bigint) AS {sql.replace('%s', '$1')}")
+        self.cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        return self.generic_plan()
+
+    def generic_plan(self):
+        # A utility statement binds no parameters: the team's id is written in.
+        return self.explain(f"EXECUTE {self.name}_page ({int(self.image_import.team_id)})", [])
+
+    def explain(self, sql, params):
+        self.cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        (plan,) = self.cursor.fetchone()
+        return list(nodes_of(plan[0]["Plan"]))
+
+    def forget_plan(self):
+        # A prepared statement belongs to the connection: no rollback undoes it.
+        self.cursor.execute(
+            "SELECT name FROM pg_prepared_statements WHERE name = %s", [f"{self.name}_page"]
+        )
+        if self.cursor.fetchone():
+            self.cursor.execute(f"DEALLOCATE {self.name}_page")
+
+
+def nodes_of(plan):
+    yield plan["Node Type"], plan.get("Index Name", "")
+    for child in plan.get("Plans", []):
+        yield from nodes_of(child)
+
+
+def read_in_order(plan, table):
+    return plan[0] == ("Limit", "") and plan[1] == ("Index Scan", f"{table}_history")
+
+
+@pytest.fixture
+def bulk_loads(team, user):
+    """Tables loaded as after a bulk load, with the plans made before and after it."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the planner's guesses are PostgreSQL's; the PostgreSQL pass runs this")
+    image_import = make_import(
+        team,
+        user,
+        status=Status.AVAILABLE,
+        image_arn="arn:aws:imagebuilder:us-east-1:123456789012:image/web/1.0.0/1",
+        status_message="completed",
+    )
+    copies = []
+
+    def bulk_load(name, **declarations):
+        copy = NeverAnalysedCopy(cursor, name, image_import, **declarations)
+        copies.append(copy)
+        copy.load(SMALL)
+        copy.prepare_generic_plan()
+        copy.load(BULK_LOAD)
+        return copy.generic_plan(), copy.custom_plan()
+
+    with connection.cursor() as cursor:
+        yield bulk_load
+        for copy in copies:
+            copy.forget_plan()
+
+
+@pytest.mark.django_db
+def test_right_after_a_bulk_load_the_first_page_is_read_from_the_index_in_order(bulk_loads):
+    generic, custom = bulk_loads("loaded")
+    # The plan a connection prepared while the table was small, and the one
+    # made after the load, both read the newest 26 from the index and stop.
+    assert read_in_order(generic, "loaded"), generic
+    assert read_in_order(custom, "loaded"), custom
+
+
+@pytest.mark.django_db
+def test_why_the_long_strings_are_unsized_and_the_history_index_holds_the_id(bulk_loads):
+    # With each string's length declared, the planner takes a row for about
+    # 5 KB and the team's 40,100 rows for a handful, and sorts them all for 26.
+    _, custom = bulk_loads("sized", sized=True)
+    assert ("Sort", "") in custom, custom
+    # Without the id in the index, the plan made while the table held 100
+    # rows sorts the team's rows by id within created_at: after the load,
+    # all 40,100 of them.
+    generic, _ = bulk_loads("by_time", history_order=[("team", ""), ("created_at", "DESC")])
+    assert ("Sort", "") in generic, generic
