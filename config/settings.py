@@ -99,6 +99,9 @@ MIDDLEWARE = [
     # store (NUL, lone surrogates) is refused with a 400 here.
     "imports.inputs.RejectMalformedText",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Before CommonMiddleware, which refuses a Host outside ALLOWED_HOSTS:
+    # load balancers probe a machine by its address.
+    "imports.health.ProbesAnswerAnyHost",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

@@ -87,3 +87,41 @@ def test_readyz_names_a_database_that_refuses(client, monkeypatch):
     assert response.status_code == 503
     assert response.json()["checks"]["database"] == "unavailable"
     assert_reveals_nothing(response, port)
+
+
+# -- probes by the machine's address (a load balancer's, an orchestrator's) --------
+
+PROBE_HOSTS = ["10.0.3.7:8000", "[fd00::7]:8000", "ip-10-0-3-7.ec2.internal"]
+
+
+@pytest.fixture
+def production_hosts(settings):
+    settings.ALLOWED_HOSTS = ["portal.example.com"]
+
+
+@pytest.mark.parametrize("host", PROBE_HOSTS)
+def test_healthz_answers_a_probe_sent_to_the_machines_address(client, production_hosts, host):
+    # An ALB's health check sends the target's IP as its Host, a kubelet the
+    # pod's: a 400 there would take every machine out of service.
+    response = client.get("/healthz", headers={"host": host})
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    assert "no-cache" in response["Cache-Control"]
+    assert response["X-Content-Type-Options"] == "nosniff"  # still through the security headers
+
+
+@pytest.mark.parametrize("host", PROBE_HOSTS)
+def test_readyz_answers_a_probe_sent_to_the_machines_address(client, db, production_hosts, host):
+    response = client.get("/readyz", headers={"host": host})
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+@pytest.mark.parametrize("path", ["/", "/healthz/", "/api/imports", "/accounts/login/", "/metrics"])
+def test_every_other_path_still_refuses_a_host_not_allowed(client, db, production_hosts, path):
+    assert client.get(path, headers={"host": "10.0.3.7:8000"}).status_code == 400
+
+
+def test_a_probe_to_an_allowed_host_takes_the_usual_way(client, production_hosts):
+    assert client.get("/healthz", headers={"host": "portal.example.com"}).status_code == 200
+    assert client.post("/healthz", headers={"host": "10.0.3.7:8000"}).status_code == 405
