@@ -131,8 +131,8 @@
     async signPart(_file, { uploadId, key, partNumber, signal }) {
       if (uploadId !== this.uploadId) this.forget(uploadId);
       for (let round = 0; round < 3; round += 1) {
-        const part = this.ready.get(partNumber);
-        if (part && Date.now() < part.staleAt) {
+        const part = this.freshPart(partNumber);
+        if (part) {
           this.ready.delete(partNumber); // one PUT a URL: a retry signs the part again
           this.signAhead(key, partNumber);
           // Uppy uses `expires` only as the PUT's timeout; S3 checks a URL's
@@ -145,6 +145,12 @@
         await untilAborted(batch, signal);
       }
       throw new Error(`The portal gave no usable URL for part ${partNumber}.`);
+    }
+
+    // A part's signed URL while it is still good to start a PUT with.
+    freshPart(number) {
+      const part = this.ready.get(number);
+      return part && Date.now() < part.staleAt ? part : null;
     }
 
     forget(uploadId) {
@@ -167,8 +173,7 @@
       const numbers = [];
       const last = Math.min(first + SIGN_BATCH - 1, this.partCount);
       for (let number = first; number <= last; number += 1) {
-        const part = this.ready.get(number);
-        if (!this.pending.has(number) && !(part && Date.now() < part.staleAt)) numbers.push(number);
+        if (!this.pending.has(number) && !this.freshPart(number)) numbers.push(number);
       }
       this.highest = Math.max(this.highest, last);
       if (!numbers.length) return;
