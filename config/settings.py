@@ -387,6 +387,9 @@ IMPORT_RETRY_MAX_DELAY = env_int("IMPORT_RETRY_MAX_DELAY", 300)
 IMPORT_STUCK_AFTER = env_int("IMPORT_STUCK_AFTER", 600)
 IMPORT_UNSENT_AFTER = env_int("IMPORT_UNSENT_AFTER", 60)
 IMPORT_SWEEP_INTERVAL = env_int("IMPORT_SWEEP_INTERVAL", 15)
+# A disk import's tagging with no outcome this long after it became
+# available lost its message, and is sent again (once).
+IMPORT_TAGGING_LOST_AFTER = env_int("IMPORT_TAGGING_LOST_AFTER", 3600)
 # The refresher follows young imports every IMPORT_REFRESH_INTERVAL seconds,
 # and those older than IMPORT_REFRESH_SLOW_AFTER every IMPORT_REFRESH_SLOW_INTERVAL.
 IMPORT_REFRESH_INTERVAL = env_int("IMPORT_REFRESH_INTERVAL", 10)
@@ -465,6 +468,10 @@ CELERY_BEAT_SCHEDULE = {
     "expire-abandoned-uploads": {
         "task": "imports.tasks.expire_abandoned_uploads",
         "schedule": 3600,
+    },
+    "requeue-lost-tagging": {
+        "task": "imports.tasks.requeue_lost_tagging",
+        "schedule": 300,
     },
 }
 

@@ -255,6 +255,34 @@ class ImageImportQuerySet(models.QuerySet):
             | Q(refreshed_at__lt=slow)
         )
 
+    def tagging_lost(self, now=None):
+        """Disk imports with tags, available a while, whose tagging left no trace.
+
+        Neither tagged nor refused nor sent again after
+        IMPORT_TAGGING_LOST_AFTER: its message was lost (the broker down as
+        the import became available, a worker killed mid-call). Only those
+        that became available within TAGGING_RESEND_WINDOW.
+        """
+        now = now or timezone.now()
+        oldest = now - TAGGING_RESEND_WINDOW
+        return (
+            self.filter(
+                status=Status.AVAILABLE,
+                # updated_at is never before finished_at: the index (status, updated_at).
+                updated_at__gte=oldest,
+                finished_at__gte=oldest,
+                finished_at__lt=now - timedelta(seconds=settings.IMPORT_TAGGING_LOST_AFTER),
+                payload__has_key="tags",  # left out of the request when empty
+            )
+            .exclude(source=Source.VM_IMPORT_TASK)
+            .exclude(
+                events__action__in=[Action.TAGGED, Action.TAGGING_FAILED, Action.TAGGING_RESENT]
+            )
+        )
+
+
+TAGGING_RESEND_WINDOW = timedelta(days=1)
+
 
 class UnsizedCharField(models.CharField):
     """A CharField whose max_length Django checks and PostgreSQL is not told.
@@ -848,6 +876,15 @@ class ImageImport(models.Model):
             detail=f"Could not tag the AMI and its snapshots: {error.code}: {error.message}",
         )
 
+    def note_tagging_resent(self):
+        """Its tagging had no outcome after IMPORT_TAGGING_LOST_AFTER and was queued again."""
+        self._record(
+            action=Action.TAGGING_RESENT,
+            from_status=self.status,
+            to_status=self.status,
+            detail="No tagging outcome: its message was lost; sent again",
+        )
+
     def mark_retrying(self, *, code, message, delay):
         return self._move(
             [Status.SUBMITTING],
@@ -1414,6 +1451,7 @@ class Action(models.TextChoices):
     CANCELLED = "import.cancelled", "Import cancelled"
     TAGGED = "import.tagged", "AMI and snapshots tagged"
     TAGGING_FAILED = "import.tagging_failed", "Tagging the AMI and snapshots failed"
+    TAGGING_RESENT = "import.tagging_resent", "Tagging sent again (no outcome)"
     MEMBER_ADDED = "team.member_added", "Member added"
     ROLE_CHANGED = "team.role_changed", "Role changed"
     MEMBER_REMOVED = "team.member_removed", "Member removed"

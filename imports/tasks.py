@@ -315,13 +315,40 @@ def tag_ami_and_snapshots(self, pk):
         image_import.note_tagged(resources)
 
 
+@shared_task(ignore_result=True)
+def requeue_lost_tagging():
+    """Send again, once, the tagging of a disk import that left no trace.
+
+    See ImageImportQuerySet.tagging_lost. Once: CreateTags sets rather than
+    adds, so a second call is harmless, and the audit shows a resend with no
+    outcome after it. A broker still down sends nothing and records nothing,
+    for the next sweep to try again.
+    """
+    resent = 0
+    for image_import in ImageImport.objects.tagging_lost().iterator():
+        try:
+            tag_ami_and_snapshots.delay(image_import.pk)
+        except Exception:
+            logger.exception("Could not queue the tagging of import %s again", image_import.pk)
+            break
+        image_import.note_tagging_resent()
+        logger.warning(
+            "Import %s: its tagging left no trace; sent again",
+            image_import.pk,
+            extra={"import_id": image_import.pk},
+        )
+        resent += 1
+    return resent
+
+
 def queue_tagging(sender, image_import, event, **kwargs):
     """On `import_ended`: a disk import that became available gets its tags on the AMI.
 
     Only for a disk file, whose VM import task the portal made with the same
     tags; an existing task's AMI belongs to whoever made it. Queued once the
-    transition commits; a broker outage only costs the tags, which the audit
-    then lacks, never the import.
+    transition commits; should the message be lost (a broker outage),
+    requeue_lost_tagging sends it again later, and the import is available
+    either way.
     """
     if event != signals.AVAILABLE or not image_import.is_disk_import or not image_import.tags:
         return

@@ -7,14 +7,16 @@ runs the whole path with a real worker and moto's S3.
 """
 
 import time
+from datetime import timedelta
 
 import pytest
 from botocore.exceptions import ClientError
+from django.utils import timezone
 
 from config.celery import app
 from fakeaws import s3
 from imports import aws, services, tasks
-from imports.models import Action, AuditEvent, Source, Status
+from imports.models import Action, AuditEvent, ImageImport, Source, Status
 
 from .factories import DISK_KEY, disk_submission, make_import, set_up_disk_imports
 from .helpers import wait_for_status
@@ -165,3 +167,104 @@ def test_the_emulator_refuses_what_ec2_refuses(emulator, resource, key, code):
     with pytest.raises(ClientError) as refused:
         ec2().create_tags(Resources=[resource], Tags=[{"Key": key, "Value": "x"}])
     assert refused.value.response["Error"]["Code"] == code
+
+
+# -- a tagging whose message was lost is sent again, once -------------------------
+
+
+def available_since(image_import, seconds):
+    finished = timezone.now() - timedelta(seconds=seconds)
+    ImageImport.objects.filter(pk=image_import.pk).update(finished_at=finished, updated_at=finished)
+
+
+@pytest.fixture
+def lost_after(settings):
+    settings.IMPORT_TAGGING_LOST_AFTER = 3600
+    return 3600
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lost_tagging_is_sent_again_once_and_audited(
+    team, user, emulator, eager_tasks, lost_after
+):
+    task_id, ami, snapshot = completed_task()
+    image_import = disk_import(team, user, task_id)
+    available_since(image_import, lost_after + 60)  # its message never reached a worker
+
+    assert tasks.requeue_lost_tagging() == 1
+
+    assert tags_on(ami) == TAGS and tags_on(snapshot) == TAGS
+    [resent] = audited(image_import, Action.TAGGING_RESENT)
+    assert "sent again" in resent.detail
+    assert len(audited(image_import, Action.TAGGED)) == 1
+    assert tasks.requeue_lost_tagging() == 0  # an outcome now, and a resend
+    assert emulator.calls()["operations"]["CreateTags"] == 1
+
+
+def test_a_resend_that_left_no_trace_either_is_not_sent_a_third_time(
+    team, user, monkeypatch, lost_after
+):
+    image_import = disk_import(team, user, "import-ami-0123456789abcdef0")
+    available_since(image_import, lost_after + 60)
+    sent = []
+    monkeypatch.setattr(tasks.tag_ami_and_snapshots, "delay", sent.append)  # lost again
+
+    assert tasks.requeue_lost_tagging() == 1
+    assert tasks.requeue_lost_tagging() == 0
+    assert sent == [image_import.pk]
+    assert len(audited(image_import, Action.TAGGING_RESENT)) == 1
+
+
+def test_a_broker_still_down_records_nothing_and_the_next_sweep_sends_it(
+    team, user, monkeypatch, lost_after
+):
+    image_import = disk_import(team, user, "import-ami-0123456789abcdef0")
+    available_since(image_import, lost_after + 60)
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(tasks.tag_ami_and_snapshots, "delay", broker_down)
+    assert tasks.requeue_lost_tagging() == 0
+    assert not audited(image_import, Action.TAGGING_RESENT)
+
+    sent = []
+    monkeypatch.setattr(tasks.tag_ami_and_snapshots, "delay", sent.append)
+    assert tasks.requeue_lost_tagging() == 1
+    assert sent == [image_import.pk]
+
+
+def test_only_lost_taggings_are_sent_again(team, user, monkeypatch, lost_after):
+    sent = []
+    monkeypatch.setattr(tasks.tag_ami_and_snapshots, "delay", sent.append)
+    task_id = "import-ami-0123456789abcdef0"
+    lost = disk_import(team, user, task_id)
+    recent = disk_import(team, user, task_id)  # its tagging may still be on its way
+    too_old = disk_import(team, user, task_id)
+    tagged = disk_import(team, user, task_id)
+    refused = disk_import(team, user, task_id)
+    untagged = disk_import(team, user, task_id, tags=None)
+    importing = disk_import(team, user, task_id, status=Status.IMPORTING)
+    existing_task = make_import(
+        team, user, status=Status.AVAILABLE, payload={"vmImportTaskId": task_id, "tags": TAGS}
+    )
+    for image_import in (lost, tagged, refused, untagged, importing, existing_task):
+        available_since(image_import, lost_after + 60)
+    available_since(recent, lost_after - 60)
+    available_since(too_old, 2 * 24 * 3600)
+    tagged.note_tagged(["ami-0123456789abcdef0"])
+    refused.note_tagging_failed(
+        aws.AwsError("UnauthorizedOperation", "not allowed", retryable=False)
+    )
+
+    assert tasks.requeue_lost_tagging() == 1
+    assert sent == [lost.pk]
+
+
+def test_the_sweep_runs_on_beat(settings):
+    [entry] = [
+        entry
+        for entry in settings.CELERY_BEAT_SCHEDULE.values()
+        if entry["task"] == "imports.tasks.requeue_lost_tagging"
+    ]
+    assert entry["schedule"] <= settings.IMPORT_TAGGING_LOST_AFTER
