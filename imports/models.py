@@ -293,8 +293,8 @@ class UnsizedCharField(models.CharField):
     long strings made a row "5 KB" to it, so right after a bulk load of
     100,000 imports it believed a team held 22 of them and sorted them all
     for the history's first page (110 ms) instead of reading the index
-    (team, created_at) for the first 26 (0.1 ms). Once analysed, it knows
-    the real widths and the declarations no longer count.
+    team_history for the first 26 (0.1 ms). Once analysed, it knows the
+    real widths and the declarations no longer count.
 
     The limit stays on the field, where Django checks it (forms, the admin,
     full_clean); a value from AWS longer than it is kept whole, as SQLite
