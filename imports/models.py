@@ -1081,9 +1081,9 @@ def update_returning_sql(rows, fields, columns=None, *, event=None):
     returning = ", ".join(quote(field.column) for field in returned)
     sql, params = f"{sql} RETURNING {returning}", list(params)
     if event is not None:
-        insert, insert_params = event_insert(event, model, "moved", connection)
+        insert = event_insert(event, model, "moved", connection)
         sql = f"WITH moved AS ({sql}), event AS ({insert}) SELECT * FROM moved"
-        params += insert_params
+        params += event_params(event, model, "moved", connection)
     return sql, params, RowReader.of(model, tuple(returned), connection)
 
 
@@ -1215,7 +1215,7 @@ def insert_returning_pk(instance, *, event):
     shape = (model, connection.alias, event_shape(event))
     sql, params = _INSERT_SQL.get(shape), prepared
     if sql is None or prepared is None:
-        insert = event_insert(event, model, "created", connection)[0]
+        insert = event_insert(event, model, "created", connection)
         query = InsertQuery(model)
         query.insert_values(fields, [instance])
         compiler = query.get_compiler(connection=connection)
@@ -1256,10 +1256,11 @@ EVENT_FIELDS_OF_THE_ROW = ("image_import", "team")
 
 
 def event_insert(event, model, source, connection):
-    """INSERT ... SELECT of `event` for each row of `source`, which holds rows of `model`.
+    """The SQL of INSERT ... SELECT of `event` for each row of `source` (rows of `model`).
 
     The event's import and team are the row's; every other column is the
-    event's own value, prepared as the ORM would save it (event_params).
+    event's own value, a parameter (event_params gives them, prepared as the
+    ORM would save them).
     """
     quote = connection.ops.quote_name
     image_import, team = EVENT_FIELDS_OF_THE_ROW
@@ -1278,11 +1279,11 @@ def event_insert(event, model, source, connection):
             values.append("%s")
     table = quote(AuditEvent._meta.db_table)
     sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {source}"
-    return sql, event_params(event, model, source, connection)
+    return sql
 
 
 def event_params(event, model, source, connection):
-    """event_insert's parameters alone, for a statement whose SQL is kept."""
+    """event_insert's parameters, in the order of its placeholders."""
     params = []
     for field, value in event_columns(event):
         if field.name in EVENT_FIELDS_OF_THE_ROW:
