@@ -15,7 +15,8 @@ emulator: calls per second. Prints both, and their ratio (the issue's goal
 is 0.15 or more) as the median over runs with its spread, and, per run,
 the CPU each part of the stack spent per import (from /proc: gunicorn, the
 Celery pool and main process, PostgreSQL, Redis, the emulator and this
-load generator), which shows where two saturated cores go. Figures only.
+load generator), which shows where two saturated cores go. First, the
+machine (stack.describe_machine). Figures only.
 """
 
 import argparse
@@ -27,6 +28,7 @@ from stack import (
     Stack,
     bare_calls,
     cpu_per_item,
+    describe_machine,
     imagebuilder_client,
     import_request,
     median_and_spread,
@@ -66,6 +68,7 @@ def main():
         burst(stack, 20, args.clients)  # every gunicorn and pool process warm
         bare_calls(client, 20)
         print(f"Burst of {args.imports} imports on {stack.describe()}")
+        print(f"Machine: {describe_machine()}")
         ratios, rates = [], []
         for run in range(1, args.runs + 1):
             started = time.perf_counter()

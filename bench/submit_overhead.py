@@ -17,7 +17,10 @@ over runs with their spread: the p50 of both, the overhead (the difference;
 the issue's goal is 10 ms or less) and their ratio; and, per run, the CPU
 each part of the stack spent per import (bench/stack.py's cpu_seconds),
 steadier than the latency on a shared VM. (It counts the load generator's
-polling for the stored ARN, every 2 ms, too.) Figures only.
+polling for the stored ARN, every 2 ms, too.) First it prints the machine:
+its cores and what a round trip to another process costs there
+(stack.describe_machine), since an import's path makes some twenty of them.
+Figures only.
 """
 
 import argparse
@@ -29,6 +32,7 @@ from stack import (
     Stack,
     bare_calls,
     cpu_per_item,
+    describe_machine,
     imagebuilder_client,
     import_request,
     median_and_spread,
@@ -58,6 +62,7 @@ def main():
         portal_submits(stack, 5)  # every gunicorn and pool process warm
         bare_calls(client, 20)
         print(f"Submit overhead on {stack.describe()}")
+        print(f"Machine: {describe_machine()}")
         print(f"{args.imports} imports per run, one at a time; p50 of each run:")
         overheads, ratios = [], []
         for run in range(1, args.runs + 1):
