@@ -19,7 +19,14 @@ from functools import partial
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.core.cache import cache
-from django.db import IntegrityError, connection, connections, models, router, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    IntegrityError,
+    connection,
+    connections,
+    models,
+    transaction,
+)
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Cast
 from django.db.models.sql.subqueries import InsertQuery, UpdateQuery
@@ -1120,8 +1127,12 @@ class MoveStatement:
 
     @classmethod
     def run(cls, model, pk, old_status, values, event):
-        """update_returning(filter(pk=pk, status=old_status), values, event=event)."""
-        connection = connections[router.db_for_write(model)]
+        """update_returning(filter(pk=pk, status=old_status), values, event=event).
+
+        On the default database, as every transition's transaction and the
+        new import's INSERT: the portal writes to one database.
+        """
+        connection = default_connection()
         shape = cls.shape(model, connection, values, event)
         try:
             statement = cls._by_shape.get(shape)
@@ -1186,6 +1197,15 @@ class MoveStatement:
         return params + event_params(event, model, "moved", connection)
 
 
+def default_connection():
+    """The default database's connection itself, looked up once.
+
+    `django.db.connection` is a proxy that looks the connection up again on
+    every attribute, and preparing a row's values reads several.
+    """
+    return connections[DEFAULT_DB_ALIAS]
+
+
 def can_write_event_in_one_statement():
     """PostgreSQL: a WITH may hold an INSERT or UPDATE (SQLite's holds SELECTs only)."""
     return connection.vendor == "postgresql"
@@ -1203,6 +1223,7 @@ def insert_returning_pk(instance, *, event):
     """
     model = type(instance)
     meta = model._meta
+    connection = default_connection()
     fields = [field for field in meta.local_concrete_fields if field is not meta.auto_field]
     values = [field.pre_save(instance, add=True) for field in fields]
     prepared = None  # what the ORM would send, unless an expression needs compiling
