@@ -11,6 +11,7 @@ that is the production stack on one machine.
 import json
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -202,8 +203,6 @@ def process_round_trip(cpus=None, count=2000):
     both processes free to run on any core (`cpus=None`, as the stack's
     are) or both held on `cpus`. Linux only.
     """
-    import socket
-
     with socket.create_server(("127.0.0.1", 0)) as listener:
         child = os.fork()
         if child == 0:  # echo until the parent hangs up
