@@ -1,7 +1,7 @@
 """The CSP header built once (config/content_security.py) says what django-csp says."""
 
 import pytest
-from csp.constants import HEADER, HEADER_REPORT_ONLY
+from csp.constants import HEADER, HEADER_REPORT_ONLY, NONCE
 from csp.decorators import csp_exempt, csp_update
 from csp.exceptions import CSPNonceError
 from csp.middleware import CSPMiddleware
@@ -63,6 +63,18 @@ def test_changed_settings_are_read_again(settings):
     assert fixed_headers() is None
     assert headers_from(ContentSecurityPolicyMiddleware, plain, "/healthz")[HEADER] is None
     assert headers_from(ContentSecurityPolicyMiddleware, plain)[HEADER] == "default-src 'self'"
+
+
+def test_a_page_that_used_a_nonce_gets_its_own_in_the_header(settings):
+    settings.CONTENT_SECURITY_POLICY = {"DIRECTIVES": {"script-src": ["'self'", NONCE]}}
+    request = RequestFactory().get("/")
+    response = ContentSecurityPolicyMiddleware(uses_a_nonce)(request)
+    nonce = request._csp_nonce
+    assert response[HEADER] == f"default-src 'self'; script-src 'self' 'nonce-{nonce}'"
+    # A page without one gets the policy without it, as django-csp gives it.
+    without = "default-src 'self'; script-src 'self'"
+    assert headers_from(ContentSecurityPolicyMiddleware, plain)[HEADER] == without
+    assert headers_from(CSPMiddleware, plain)[HEADER] == without
 
 
 def test_a_nonce_asked_for_after_the_header_is_written_is_refused():
