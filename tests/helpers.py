@@ -1,4 +1,4 @@
-"""Waiting for the worker, and racing threads."""
+"""Waiting for the worker, racing threads, and reading a Content-Security-Policy."""
 
 import threading
 import time
@@ -69,3 +69,9 @@ class Statements:
 
     def __repr__(self):
         return "\n".join(line[:160] for line in self.sql)
+
+
+def csp_directives(policy):
+    """A Content-Security-Policy's sources by directive; django-csp keeps no fixed order."""
+    parts = (part.split() for part in policy.split(";") if part.strip())
+    return {name: sources for name, *sources in parts}

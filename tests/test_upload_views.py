@@ -17,6 +17,7 @@ from imports import aws, services, tasks
 from imports.models import ImageImport, Status
 
 from .factories import IMPORT_BUCKET, disk_submission, make_import, set_up_disk_imports
+from .helpers import csp_directives
 
 KEY = "vm-imports/0b6f2c1e-1d7e-4c55-9d61-1a2b3c4d5e6f/web.ova"
 SIZE = 12 * aws.MiB  # three parts of 5 MiB, the last one short
@@ -475,7 +476,7 @@ def test_the_csp_lets_the_browser_put_parts_to_the_teams_bucket_only(
 
     response = user_client.get(reverse("imports:new"))
 
-    connect = directive(response, "connect-src")
+    connect = connect_src(response)
     assert connect[0] == "'self'"
     assert len(connect) == 2
     assert connect[1].startswith(f"https://{IMPORT_BUCKET}.s3.")
@@ -489,21 +490,17 @@ def test_the_csp_names_a_local_s3_endpoint(user_client, team, aws_credentials, m
 
     response = user_client.get(reverse("imports:new"))
 
-    assert directive(response, "connect-src") == ["'self'", "http://127.0.0.1:4566"]
+    assert connect_src(response) == ["'self'", "http://127.0.0.1:4566"]
 
 
 def test_without_an_import_bucket_the_csp_stays_self_only(user_client, aws_credentials):
     response = user_client.get(reverse("imports:new"))
 
-    assert directive(response, "connect-src") == ["'self'"]
+    assert connect_src(response) == ["'self'"]
 
 
-def directive(response, name):
-    for part in response["Content-Security-Policy"].split(";"):
-        words = part.split()
-        if words and words[0] == name:
-            return words[1:]
-    raise AssertionError(f"no {name} in {response['Content-Security-Policy']}")
+def connect_src(response):
+    return csp_directives(response["Content-Security-Policy"])["connect-src"]
 
 
 def test_without_javascript_an_upload_says_the_file_is_missing_at_the_file_input(
