@@ -197,9 +197,10 @@ else:
         DATABASES["default"]["OPTIONS"].update(
             server_side_binding=True, prepare_threshold=PREPARE_AFTER_USES
         )
-        # Django's backend, batching bulk writes and cascades under the
-        # 65,535 values a statement bound on the server can take.
-        DATABASES["default"]["ENGINE"] = "config.postgresql"
+    # Django's backend, batching bulk writes and cascades under the 65,535
+    # values a statement bound on the server can take, and health-checking a
+    # connection at most once a second (config/postgresql/base.py).
+    DATABASES["default"]["ENGINE"] = "config.postgresql"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

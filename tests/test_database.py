@@ -4,12 +4,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, close_old_connections, connection, connections
 from django.db.models import F
 
+from config.postgresql import base as postgresql
 from imports.models import (
     Action,
     ApiToken,
@@ -53,10 +55,10 @@ def test_postgresql_statements_are_bound_on_the_server_and_prepared_on_their_sec
 
 def test_a_pooler_that_cannot_keep_prepared_statements_can_have_them_off():
     database = database_settings(DATABASE_URL=SOME_POSTGRESQL, DATABASE_PREPARED_STATEMENTS="0")
-    # Django's own backend and defaults then: values quoted into the SQL.
+    # psycopg's defaults then: values quoted into the SQL.
     assert "server_side_binding" not in database["OPTIONS"]
     assert "prepare_threshold" not in database["OPTIONS"]
-    assert database["ENGINE"] == "django.db.backends.postgresql"
+    assert database["ENGINE"] == "config.postgresql"  # batches by Django's rule then
 
 
 @pytest.mark.django_db
@@ -82,6 +84,83 @@ def test_the_token_lookup_is_prepared_once_a_connection_has_sent_it_twice(api_to
             ['%FROM "imports_apitoken"%'],
         )
         assert cursor.fetchone()[0] >= 1
+
+
+# -- the health check: at most once a second, and a server's goodbye seen at once --
+
+
+def on_postgresql():
+    if connection.vendor != "postgresql":
+        pytest.skip("the PostgreSQL backend's; the PostgreSQL pass runs this")
+
+
+def next_request():
+    """What Django does between two requests, and config/celery.py between two tasks."""
+    close_old_connections()
+
+
+def backend_pid():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+@pytest.fixture
+def health_checks(monkeypatch):
+    """The `SELECT 1` checks this test's requests send, by backend, with CONN_HEALTH_CHECKS on."""
+    on_postgresql()
+    assert connection.settings_dict["CONN_HEALTH_CHECKS"] is True
+    checks = []
+    is_usable = connection.is_usable
+
+    def counted():
+        checks.append(connection.connection.info.backend_pid)
+        return is_usable()
+
+    monkeypatch.setattr(connection, "is_usable", counted)
+    # A minute, not a second: a pause of a busy machine must not check early.
+    monkeypatch.setattr(postgresql, "HEALTH_CHECK_INTERVAL", 60.0)
+    connection.close()  # the next query opens a new one: as good as checked
+    return checks
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_checked_within_the_interval_is_not_checked_again(health_checks):
+    pid = backend_pid()
+    for _ in range(5):
+        next_request()
+        assert backend_pid() == pid
+    assert health_checks == []  # opened just now: five requests, no `SELECT 1`
+
+    connection.checked_at -= 60.0  # the interval later
+    next_request()
+    assert backend_pid() == pid
+    assert health_checks == [pid]
+    next_request()
+    assert backend_pid() == pid
+    assert health_checks == [pid]  # checked: good for another interval
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_the_server_ended_is_replaced_before_the_next_request_uses_it(health_checks):
+    pid = backend_pid()
+    other = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    finally:
+        other.close()
+    deadline = time.monotonic() + 5
+    while not connection.server_has_spoken():  # its goodbye on the way
+        assert time.monotonic() < deadline, "PostgreSQL never closed the session"
+        time.sleep(0.01)
+    assert connection.checked_lately()
+
+    next_request()
+    new_pid = backend_pid()  # no error: checked, found gone, replaced
+
+    assert new_pid != pid
+    assert health_checks == [pid]
 
 
 # -- the token lookup: its SQL written once, loading what the ORM would ----------
