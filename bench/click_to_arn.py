@@ -41,6 +41,8 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from serving import free_port  # noqa: E402
+
 from tests.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 SEEDED_TASK = "import-ami-0123456789abcdef0"
@@ -92,12 +94,6 @@ print(json.dumps({
     for i in ImageImport.objects.filter(name__startswith="Click ")
 }))
 """
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def make_run_environ(data_dir, ports):

@@ -66,6 +66,7 @@ django.setup()
 
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
+from serving import free_port  # noqa: E402
 
 from imports import aws  # noqa: E402
 from imports.models import Membership, Team  # noqa: E402
@@ -73,12 +74,6 @@ from imports.models import Membership, Team  # noqa: E402
 BUCKET = "bench-imports"
 PASSWORD = "bench-password-1"
 MIB = 1024 * 1024
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_port(port, timeout=30):
