@@ -89,11 +89,6 @@ def test_the_token_lookup_is_prepared_once_a_connection_has_sent_it_twice(api_to
 # -- the health check: at most once a second, and a server's goodbye seen at once --
 
 
-def on_postgresql():
-    if connection.vendor != "postgresql":
-        pytest.skip("the PostgreSQL backend's; the PostgreSQL pass runs this")
-
-
 def next_request():
     """What Django does between two requests, and config/celery.py between two tasks."""
     close_old_connections()
@@ -108,7 +103,8 @@ def backend_pid():
 @pytest.fixture
 def health_checks(monkeypatch):
     """The `SELECT 1` checks this test's requests send, by backend, with CONN_HEALTH_CHECKS on."""
-    on_postgresql()
+    if connection.vendor != "postgresql":
+        pytest.skip("the PostgreSQL backend's; the PostgreSQL pass runs this")
     assert connection.settings_dict["CONN_HEALTH_CHECKS"] is True
     checks = []
     is_usable = connection.is_usable
