@@ -11,6 +11,14 @@ admin.site.site_title = "VM Import Portal audit"
 admin.site.enable_nav_sidebar = False
 
 urlpatterns = [
+    # Django tries the patterns in order: first the paths asked most often,
+    # the probes (every few seconds, from each load balancer), the API (one
+    # prefix to test) and the pages, where every open import page asks for
+    # its status every few hundred milliseconds (imports/urls.py).
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("api/", include("imports.api_urls")),
+    path("", include("imports.urls")),
     path("admin/", admin.site.urls),
     # Sign-in and passwords only: no e-mailed password resets (admins reset them).
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
@@ -25,12 +33,8 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
-    path("healthz", health.healthz, name="healthz"),
-    path("readyz", health.readyz, name="readyz"),
-    path("api/", include("imports.api_urls")),
     path("", include("notifications.urls")),
     path("metrics", metrics_view, name="metrics"),
-    path("", include("imports.urls")),
 ]
 
 # Under /api/ every error is JSON in one shape; a dependency that is down is

@@ -5,6 +5,10 @@ from . import team_views, upload_views, views
 app_name = "imports"
 
 urlpatterns = [
+    # First, the paths asked most often (config/urls.py): every open import
+    # page polls its status, and the history its imports in flight.
+    path("imports/<int:pk>/status", views.status, name="status"),
+    path("imports/in-flight", views.history_poll, name="history_poll"),
     path("", views.history, name="history"),
     path("imports/new", views.new_import, name="new"),
     path("imports/new/validate/<str:field>", views.validate_field, name="validate"),
@@ -12,7 +16,6 @@ urlpatterns = [
     path("imports/new/bucket-files", views.bucket_files, name="bucket_files"),
     path("imports/<int:pk>", views.detail, name="detail"),
     path("imports/<int:pk>/cancel", views.cancel, name="cancel"),
-    path("imports/<int:pk>/status", views.status, name="status"),
     # Companion's routes under the import, so @uppy/aws-s3's `endpoint`
     # option can be /imports/<pk>/ as it is.
     path("imports/<int:pk>/s3/multipart", upload_views.create_upload, name="upload_create"),
@@ -32,7 +35,6 @@ urlpatterns = [
         upload_views.sign_part,
         name="upload_part",
     ),
-    path("imports/in-flight", views.history_poll, name="history_poll"),
     path("teams/switch", views.switch_team, name="switch_team"),
     path("team", team_views.team_settings, name="team"),
     path("team/check-setup", team_views.check_setup, name="check_setup"),
