@@ -79,24 +79,34 @@ def prepare(environ):
 
 
 class Gunicorn:
+    """gunicorn with production's configuration (deploy/gunicorn.conf.py, its worker).
+
+    The address, the number of workers and the timeout are the bench's, and
+    no worker is recycled after `max_requests` in the middle of a figure.
+    """
+
     def __init__(self, environ, workers=4, timeout=30):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        metrics = str(Path(environ["DATA_DIR"]) / "prometheus")
         self.process = subprocess.Popen(
             [
                 str(Path(sys.executable).parent / "gunicorn"),
                 "config.wsgi",
+                "--config",
+                str(ROOT / "deploy" / "gunicorn.conf.py"),
                 "--bind",
                 f"127.0.0.1:{self.port}",
                 "--workers",
                 str(workers),
                 "--timeout",
                 str(timeout),
-                "--log-level",
-                "warning",
+                "--max-requests",
+                "0",
             ],
             cwd=ROOT,
-            env=environ,
+            # The configuration's child_exit clears a worker's metrics there.
+            env={"PROMETHEUS_MULTIPROC_DIR": metrics, **environ},
             start_new_session=True,
         )
         self.wait()

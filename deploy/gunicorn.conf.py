@@ -10,12 +10,17 @@ import os
 
 from prometheus_client import multiprocess
 
+from config import gunicorn_worker
 from config.logs import logging_config
 
 bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # gunicorn's own rule of thumb, two per core plus one, capped: the portal's
 # requests are short and its slow work is the worker's.
 workers = int(os.environ.get("WEB_CONCURRENCY") or min(2 * multiprocessing.cpu_count() + 1, 12))
+# gunicorn's sync worker, but a new connection wakes one idle worker, not
+# every one (config/gunicorn_worker.py); gunicorn's own where Linux lacks that.
+if gunicorn_worker.AVAILABLE:
+    worker_class = "config.gunicorn_worker.SyncWorker"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
