@@ -1,6 +1,7 @@
 """Dependencies that are down, for outage tests and bench/outages.py.
 
-`closed_port()` is a port nothing listens on (a refused connection);
+`closed_port()` is a port nothing listens on (a refused connection), and
+`free_port()` the same port, for a server of the test's own to take;
 `hanging_server()` accepts connections and never answers a byte, like a
 database or Redis that has stopped responding.
 """
@@ -14,6 +15,10 @@ def closed_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+# The same port is free for a server the test starts to listen on.
+free_port = closed_port
 
 
 @contextlib.contextmanager

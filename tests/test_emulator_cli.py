@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ from botocore.config import Config
 
 from fakeaws import s3
 from fakeaws.testing import EmulatorControl, running_emulator
+
+from .sockets import free_port
 
 VENV_BIN = Path(sys.executable).parent
 PROJECT = Path(__file__).resolve().parent.parent
@@ -124,12 +125,6 @@ def test_the_cli_describes_vm_import_tasks(emulator):
     tasks = json.loads(described.stdout)["ImportImageTasks"]
     assert SEEDED_TASK in [task["ImportTaskId"] for task in tasks]
     assert {task["Status"] for task in tasks} == {"completed"}
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_until_serving(control, process):

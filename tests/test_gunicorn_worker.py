@@ -9,7 +9,6 @@ the count is shown to tell the two apart.
 import os
 import runpy
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from config import gunicorn_worker
+
+from .sockets import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 6
@@ -32,12 +33,6 @@ pytestmark = pytest.mark.skipif(
 def hello(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"hello"]
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Gunicorn:

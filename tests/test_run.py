@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from django.db import connection
 from imports.models import ApiToken, Team
 
 from .factories import make_import, make_member
+from .sockets import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 APPLICATION_NAME = "make-run-test"
@@ -39,12 +39,6 @@ on_postgresql = pytest.mark.skipif(
     not os.environ.get("DATABASE_URL", "").startswith("postgres"),
     reason="connections per client are PostgreSQL's limit (CI's passes 2 and 3)",
 )
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def database_url_for_tests():

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from imports.models import ApiToken, ImageImport, Status, Team
 
 from .factories import make_member, valid_payload
 from .helpers import wait_for_status
+from .sockets import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 METRICS_TOKEN = "serve-test-metrics"
@@ -48,12 +48,6 @@ pytestmark = [
 ]
 
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def http(url, *, data=None, headers=None, timeout=10):
