@@ -1,6 +1,6 @@
 """Benchmark: the history's first page, a deep page and a search, at 100 and at 100,000 imports.
 
-    .venv/bin/python bench/history.py [--large 100000] [--runs 15]
+    .venv/bin/python bench/history.py [--large 100000] [--runs 15] [--others 0]
 
 Sets up its own database (SQLite in a temporary DATA_DIR, or the database
 DATABASE_URL names, which it fills and leaves) and times the signed-in
@@ -16,6 +16,10 @@ its spread and the part spent in SQL, at --small and at --large imports:
    first page, the page --depth cursors deep, and a search that finds one
    import at either size. (Before VACUUM, a search also reads the trigram
    indexes' pending lists, up to 4 MB each: see vacuum_analyze.)
+
+With --others N, another team's N imports are loaded first, as in a
+database that teams share (the first figure's table then holds them, never
+analysed, when the team's first 100 arrive).
 
 On PostgreSQL autovacuum is kept off the table meanwhile, so that 1 and 2
 are the plans before any ANALYZE (autovacuum analyses within about a
@@ -211,6 +215,7 @@ def main():
     parser.add_argument("--large", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--depth", type=int, default=3)
+    parser.add_argument("--others", type=int, default=0, help="another team's imports, first")
     arguments = parser.parse_args()
 
     call_command("migrate", verbosity=0)
@@ -222,9 +227,14 @@ def main():
     client.force_login(user)
 
     print(f"History on {connection.vendor}, {arguments.runs} runs each: median (spread; SQL)")
-    print(f"({arguments.small:,} imports vs {arguments.large:,})")
+    sizes = f"{arguments.small:,} imports vs {arguments.large:,}"
+    print(f"({sizes}; another team's beside them: {arguments.others:,})")
     rest = arguments.large - arguments.small
     with no_autovacuum():
+        if arguments.others:
+            others, _ = Team.objects.get_or_create(name="bench-history-others")
+            ImageImport.objects.filter(team=others).delete()
+            load(others, user, arguments.others)
         # 1. A table never analysed (a fresh database) takes a bulk load.
         load(team, user, arguments.small)
         never_small = timed(client, {}, arguments.runs)

@@ -92,7 +92,11 @@ def keyset_page(queryset, *, size, older_than=None, newer_than=None, page=None, 
             return page_of_keys(queryset, keys, size, older_than, newer_than, page)
         total = len(keys)
     else:
-        total = queryset.order_by()[: COUNT_CAP + 1].count()
+        # In the page's order, so that every plan of it reads the index
+        # (team, created_at, id) and stops at the cap. Unordered, the plan a
+        # connection prepared while the team was small bitmap-scanned all its
+        # rows once it had many (tests/test_database.py).
+        total = capped(queryset).count()
     if newer_than:
         created_at, pk = decode_cursor(newer_than)
         # The plain range first: the index (team, created_at) takes it as its
@@ -115,6 +119,11 @@ def keyset_page(queryset, *, size, older_than=None, newer_than=None, page=None, 
     rows = list(queryset.order_by("-created_at", "-id")[offset : offset + size + 1])
     items = rows[:size]
     return make_page(items, total, has_older=len(rows) > size, has_newer=bool(older_than or offset))
+
+
+def capped(queryset):
+    """The rows a plain history counts: its first COUNT_CAP + 1, in the page's order."""
+    return queryset.order_by("-created_at", "-id")[: COUNT_CAP + 1]
 
 
 def page_of_keys(queryset, keys, size, older_than, newer_than, page):
