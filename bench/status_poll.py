@@ -53,6 +53,7 @@ import requests
 from serving import ROOT, free_port, prepare, production_environ, sign_in
 
 from fakeaws.testing import running_emulator
+from tests.processes import children
 
 SEEDED_TASK = "import-ami-0123456789abcdef0"
 
@@ -143,13 +144,6 @@ class Server:
     def stop(self):
         os.killpg(self.process.pid, signal.SIGTERM)
         self.process.wait(timeout=60)
-
-
-def children(pid):
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(child) for child in (task / "children").read_text().split()]
-    return found
 
 
 def cpu_seconds(pids):

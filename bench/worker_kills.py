@@ -18,14 +18,10 @@ import subprocess
 import tempfile
 import time
 import uuid
-from pathlib import Path
 
 from serving import ROOT, RedisServer, production_environ, run_manage
 
-
-def children(pid):
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in path.read_text().split()] if path.exists() else []
+from tests.processes import children
 
 
 def main():

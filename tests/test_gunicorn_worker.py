@@ -19,6 +19,7 @@ import pytest
 
 from config import gunicorn_worker
 
+from .processes import children
 from .sockets import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,10 +76,7 @@ class Gunicorn:
             return response.read()
 
     def workers(self):
-        found = []
-        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
-            found += [int(pid) for pid in (task / "children").read_text().split()]
-        return found
+        return children(self.process.pid)
 
     def wakeups(self):
         """The workers' voluntary context switches so far, summed."""
