@@ -67,6 +67,34 @@ def sign_in(page, user, password=None):
     expect(page.get_by_role("heading", name=re.compile("^Imports"))).to_be_visible()
 
 
+# What each picker on New import shows until it has arrived.
+PICKERS_LOADING = (
+    "Loading your VM import tasks",
+    "Loading the files in the team's import bucket",
+)
+
+
+def wait_for_pickers(page):
+    """Wait until no picker on New import is still loading where it shows.
+
+    Each picker asks AWS once the page has loaded, and its list, arriving,
+    pushes down all that is below it (the task picker's four tasks, some
+    200 px). A click in that moment is lost: the mouse goes down on a button
+    and up on what moved under it, and Chromium clicks neither. So a test
+    that clicks below a picker waits for it first, as a person's eye would.
+    A picker in a source section not shown moves nothing, and is not waited
+    for.
+    """
+    for loading in PICKERS_LOADING:
+        expect(page.get_by_text(loading)).to_be_hidden()
+
+
+def goto_new_import(page):
+    """New import, with its pickers arrived (wait_for_pickers)."""
+    page.goto("/imports/new")
+    wait_for_pickers(page)
+
+
 def axe_violations(page):
     """axe-core's violations on the page as it is now, of any impact.
 

@@ -15,7 +15,13 @@ from imports import tasks
 from imports.models import ImageImport, Membership, Status
 from notifications.models import Webhook
 
-from .browser import CHROMIUM_MISSING, CHROMIUM_MISSING_REASON, launch, sign_in
+from .browser import (
+    CHROMIUM_MISSING,
+    CHROMIUM_MISSING_REASON,
+    launch,
+    sign_in,
+    wait_for_pickers,
+)
 from .factories import SEEDED_AMI, SEEDED_TASK, make_import, make_member, valid_payload
 from .helpers import wait_for_status
 from .receivers import HttpReceiver, verify
@@ -57,12 +63,14 @@ def page_without_js(browser, live_server):
     yield from open_page(browser, live_server, java_script_enabled=False)
 
 
-def open_new_import(page):
+def open_new_import(page, *, scripts=True):
     page.get_by_role("navigation", name="Main").get_by_role("link", name="New import").click()
     expect(page.get_by_role("heading", name="New import")).to_be_visible()
     # The heading shows before htmx has wired the fields (at DOMContentLoaded):
     # a field left before then sends no check, so wait for the page's load.
     page.wait_for_load_state("load")
+    if scripts:  # without JavaScript no picker ever loads
+        wait_for_pickers(page)
 
 
 def fill_form(page, *, name="Web server base", semantic_version="1.0.0", platform="Linux"):
@@ -203,7 +211,7 @@ def test_without_javascript_tags_are_added_and_the_form_submits(
 ):
     page = page_without_js
     sign_in(page, user)
-    open_new_import(page)
+    open_new_import(page, scripts=False)
     fill_form(page)
     page.get_by_label("VM import task ID").fill(SEEDED_TASK)
 

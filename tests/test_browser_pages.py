@@ -20,6 +20,7 @@ from .browser import (
     axe_violations,
     describe_violations,
     elements_past_the_right_edge,
+    goto_new_import,
     horizontal_overflow,
     launch,
     sign_in,
@@ -139,7 +140,7 @@ def test_every_signed_in_page_passes_axe_and_fits_the_window(
         problems = audit(page, url.format(bob=bob.pk, token=token.pk))
         if problems:
             found[name] = problems
-    page.goto("/imports/new")
+    goto_new_import(page)
     page.get_by_role("button", name="Start import").click()  # every field left empty
     expect(page.locator(".error-summary")).to_be_visible()
     problems = audit_current(page)
@@ -205,7 +206,7 @@ def test_new_import_opens_on_name_and_the_skip_link_reaches_the_main_content(
     context = browser.new_context(base_url=live_server.url, viewport=DESKTOP)
     page = context.new_page()
     sign_in(page, user)
-    page.goto("/imports/new")
+    goto_new_import(page)
     expect(page.get_by_label("Name")).to_be_focused()
 
     page.goto("/")
@@ -221,7 +222,7 @@ def test_the_error_summary_links_to_each_field(browser, live_server, portal, use
     context = browser.new_context(base_url=live_server.url, viewport=DESKTOP)
     page = context.new_page()
     sign_in(page, user)
-    page.goto("/imports/new")
+    goto_new_import(page)
     page.get_by_role("button", name="Start import").click()
 
     summary = page.locator(".error-summary")
@@ -235,7 +236,7 @@ def test_a_fixed_field_loses_its_red_border(browser, live_server, portal, user):
     context = browser.new_context(base_url=live_server.url, viewport=DESKTOP)
     page = context.new_page()
     sign_in(page, user)
-    page.goto("/imports/new")
+    goto_new_import(page)
     page.get_by_role("button", name="Start import").click()
     version = page.get_by_label("Semantic version")
     field = page.locator(".field", has=version)
@@ -255,7 +256,7 @@ def test_an_invalid_tag_key_keeps_its_error_when_a_row_is_added(browser, live_se
     context = browser.new_context(base_url=live_server.url, viewport=DESKTOP)
     page = context.new_page()
     sign_in(page, user)
-    page.goto("/imports/new")
+    goto_new_import(page)
     page.get_by_role("button", name="Add a tag").click()
     key = page.locator("#tags .tag-row").first.get_by_label("Key")
     key.fill("aws:owner")
@@ -276,7 +277,7 @@ def test_a_name_longer_than_aws_allows_is_said_as_the_person_types(
     context = browser.new_context(base_url=live_server.url, viewport=DESKTOP)
     page = context.new_page()
     sign_in(page, user)
-    page.goto("/imports/new")
+    goto_new_import(page)
     name = page.get_by_label("Name")
 
     name.fill("n" * 2000)
@@ -296,7 +297,7 @@ def test_picking_a_windows_task_sets_the_platform_and_warns_on_a_mismatch(
     context = browser.new_context(base_url=live_server.url, viewport=DESKTOP)
     page = context.new_page()
     sign_in(page, user)
-    page.goto("/imports/new")
+    goto_new_import(page)
     platform = page.get_by_label("Platform")
     platform.select_option("Linux")
 

@@ -13,7 +13,15 @@ from playwright.sync_api import expect
 
 from imports.models import ImageImport, Status
 
-from .browser import CHROMIUM_MISSING, CHROMIUM_MISSING_REASON, DESKTOP, PHONE, launch, sign_in
+from .browser import (
+    CHROMIUM_MISSING,
+    CHROMIUM_MISSING_REASON,
+    DESKTOP,
+    PHONE,
+    goto_new_import,
+    launch,
+    sign_in,
+)
 from .factories import SEEDED_AMI, make_import, valid_payload
 
 if CHROMIUM_MISSING:
@@ -83,7 +91,7 @@ def test_screenshots(browser, live_server, imports, user, admin_user, emulator):
         page = context.new_page()
         sign_in(page, user)
         shoot(page, f"history-{suffix}")
-        page.goto("/imports/new")
+        goto_new_import(page)
         expect(page.get_by_role("button", name="Use", exact=False).first).to_be_visible()
         shoot(page, f"new-import-{suffix}")
         page.goto(f"/imports/{imports['importing'].pk}")
