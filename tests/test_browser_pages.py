@@ -7,6 +7,7 @@ Rows are built with the factories, in every status a page can show.
 
 import re
 
+import boto3
 import pytest
 from playwright.sync_api import expect
 
@@ -313,6 +314,48 @@ def test_picking_a_windows_task_sets_the_platform_and_warns_on_a_mismatch(
     page.get_by_role("button", name=re.compile(f"^Use {SEEDED_TASK}")).click()
     expect(platform).to_have_value("Linux")
     expect(warning).to_be_hidden()
+    context.close()
+
+
+def add_vm_import_tasks(count):
+    """More VM import tasks in the emulator's account, as a busy team has."""
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    for number in range(count):
+        disk = {"S3Bucket": "vm-exports", "S3Key": f"exports/extra-{number}.vmdk"}
+        ec2.import_image(
+            Description=f"Extra export {number}",
+            DiskContainers=[{"Format": "VMDK", "UserBucket": disk}],
+        )
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["390px", "1280px"])
+def test_a_long_task_list_scrolls_in_its_own_box_and_its_last_task_is_reached_by_keyboard(
+    browser, live_server, portal, user, viewport
+):
+    add_vm_import_tasks(30)
+    context = browser.new_context(base_url=live_server.url, viewport=viewport, bypass_csp=True)
+    page = context.new_page()
+    sign_in(page, user)
+    goto_new_import(page)
+    expect(page.get_by_text("Pick one of your VM import tasks (34)")).to_be_visible()
+    box = page.locator("#task-picker .picker-list")
+
+    # The list scrolls inside a box no taller than the window, so the rest
+    # of the form stays within a screen of the task ID field.
+    assert box.evaluate("e => e.scrollHeight > e.clientHeight")
+    assert box.bounding_box()["height"] <= viewport["height"]
+    uses = box.get_by_role("button", name=re.compile("^Use "))
+    uses.first.focus()
+    for _ in range(uses.count() - 1):
+        page.keyboard.press("Tab")
+    last = uses.last
+    expect(last).to_be_focused()
+    expect(last).to_be_in_viewport()  # scrolled into the box's view
+    task_id = last.get_attribute("data-value")
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("VM import task ID")).to_have_value(task_id)
+    violations = axe_violations(page)
+    assert not violations, describe_violations(violations)
     context.close()
 
 
