@@ -78,12 +78,12 @@ def wait_for_pickers(page):
     """Wait until no picker on New import is still loading where it shows.
 
     Each picker asks AWS once the page has loaded, and its list, arriving,
-    pushes down all that is below it (the task picker's four tasks, some
-    200 px). A click in that moment is lost: the mouse goes down on a button
-    and up on what moved under it, and Chromium clicks neither. So a test
-    that clicks below a picker waits for it first, as a person's eye would.
-    A picker in a source section not shown moves nothing, and is not waited
-    for.
+    pushes down all that is below it, by up to its box's height (the four
+    seeded tasks, some 200 px). A click in that moment is lost: the mouse
+    goes down on a button and up on what moved under it, and Chromium clicks
+    neither. So a test that clicks below a picker waits for it first, as a
+    person's eye would. A picker in a source section not shown moves
+    nothing, and is not waited for.
     """
     for loading in PICKERS_LOADING:
         expect(page.get_by_text(loading)).to_be_hidden()
