@@ -13,11 +13,13 @@ start-up is not counted against either view.
 
 The poll is what the import page sends while nothing changes: a signed-in
 session's GET of /imports/<pk>/status?seen=<version>&every=<ms>, answered 204
-from the cache (imports/views.py `status`). The baseline is /healthz: a tiny
-JSON answer through the same middleware stack (request ID and its log line,
-security headers, whitenoise, sessions, CSRF, auth, messages, CSP, htmx,
-audit, axes), touching neither the database nor the cache. It does no more
-than any view must, so the ratio says what the poll costs beyond a request.
+from the cache by imports/polling.py's middleware, part way down the stack:
+after the request ID and its log line, the security headers, whitenoise, the
+malformed-text check, sessions, the host check, X-Frame-Options and the CSP,
+before CSRF, auth, messages, htmx, audit, axes and the view. The baseline is
+/healthz: a tiny JSON answer through the whole stack and a view, touching
+neither the database nor the cache. It does no more than any page must, so
+the ratio says what an unchanged poll costs against the cheapest page.
 
 Load: wrk (Debian's package) when on PATH, with 2 threads and --connections
 connections; else Python threads with requests.Session. Either keeps

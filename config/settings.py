@@ -121,11 +121,15 @@ MIDDLEWARE = [
     # load balancers probe a machine by its address.
     "imports.health.ProbesAnswerAnyHost",
     "django.middleware.common.CommonMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.content_security.ContentSecurityPolicyMiddleware",
+    # Every open import page polls its status: an unchanged poll is answered
+    # here, with every header above and none of the work below, which has
+    # nothing to do for an empty answer (imports/polling.py says why each).
+    "imports.polling.UnchangedPollMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "config.content_security.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "imports.audit.AuditMiddleware",
     # Last, as django-axes asks: it answers locked-out sign-ins.

@@ -1032,7 +1032,7 @@ class ImageImport(models.Model):
         """Tell pollers, through the cache, that the import changed (once committed).
 
         An unchanged poll is then answered from the cache without touching
-        the database (views.status); a missing or stale entry only costs the
+        the database (imports/polling.py); a missing or stale entry only costs the
         poller a full answer.
         """
         key, version = version_cache_key(self.pk), self.version

@@ -5,14 +5,11 @@ it, rendered alone when htmx asks. Every link and button also works without
 JavaScript.
 """
 
-import contextlib
 import json
-import math
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
@@ -33,9 +30,8 @@ from .models import (
     Membership,
     Source,
     Status,
-    version_cache_key,
 )
-from .sessions import SessionStore
+from .polling import remember_poll_access
 
 POLL_STOP_STATUS = HttpResponseStopPolling.status_code
 
@@ -395,53 +391,12 @@ def upload_to_resume(image_import):
 
 
 @require_GET
-def status(request, pk):
-    """The polled status panel. An unchanged poll is a 204 from the cache alone."""
-    if unchanged_since_seen(request, pk):
-        return HttpResponse(status=204)
-    return status_panel(request, pk)
-
-
-POLL_ACCESS_SECONDS = 60
-
-
-def poll_access_key(session_key, pk):
-    return f"imports:poll-access:{session_key}:{pk}"
-
-
-def unchanged_since_seen(request, pk):
-    """True when this session was allowed this import lately and it has not changed.
-
-    No database work, one round trip to the cache: the import's version
-    (published by each transition), the access this session was granted by
-    the last full answer, and the session itself, which signing out or
-    expiring removes from the cache (sessions are cached_db), so that a
-    session that ended is never answered from here. The page's polling
-    interval must still be the one its age calls for, else a full answer
-    sets the slower one.
-    """
-    seen, every = request.GET.get("seen"), request.GET.get("every")
-    session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
-    if not (seen and every and session_key):
-        return False
-    keys = [version_cache_key(pk), poll_access_key(session_key, pk), session_cache_key(session_key)]
-    try:
-        version, access, session = map(cache.get_many(keys).get, keys)
-    except Exception:
-        return False  # the cache is down: answer in full
-    return (
-        session is not None and access is not None and (version, access["every"]) == (seen, every)
-    )
-
-
-def session_cache_key(session_key):
-    """Where the session store keeps this session in the cache while it lasts."""
-    return SessionStore.cache_key_prefix + session_key
-
-
 @login_required
-def status_panel(request, pk):
-    """The full status panel: one query for the import, and stop when it is done.
+def status(request, pk):
+    """The polled status panel in full: one query for the import, and stop when it is done.
+
+    An unchanged poll never gets here: imports/polling.py answers it 204
+    from the cache.
 
     When the import changed since the poll before (its `seen` version), the
     timeline comes along as an out-of-band swap: one more query, only then.
@@ -460,27 +415,6 @@ def status_panel(request, pk):
         html += render_to_string("imports/detail.html#timeline", oob, request)
     remember_poll_access(request, image_import)
     return stop_polling_when_done(HttpResponse(html), image_import)
-
-
-def remember_poll_access(request, image_import):
-    """Let this session's next unchanged polls of this import skip the database."""
-    session_key = request.session.session_key
-    if image_import.is_terminal or not session_key:
-        return
-    access = {"every": str(image_import.poll_milliseconds)}
-    # The access ends when the interval steps down, so that the next poll is
-    # answered in full and sets the slower interval: else a page would go on
-    # asking every 250 ms from the cache for as long as the access lasts.
-    lasts = POLL_ACCESS_SECONDS
-    step_down = image_import.seconds_until_poll_changes()
-    if step_down is not None:
-        lasts = max(1, min(lasts, math.ceil(step_down)))
-    # A cache that is down only means the next poll is answered in full.
-    with contextlib.suppress(Exception):
-        cache.set(poll_access_key(session_key, image_import.pk), access, lasts)
-        # add, never set: a transition that committed since this answer read
-        # the row has published a newer version, which must not be undone.
-        cache.add(version_cache_key(image_import.pk), image_import.version, POLL_ACCESS_SECONDS)
 
 
 def may_cancel(image_import):

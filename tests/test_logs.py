@@ -2,6 +2,7 @@
 
 import json
 import logging
+import time
 
 import pytest
 from django.test import Client
@@ -95,11 +96,22 @@ def test_the_click_s_request_id_reaches_the_worker_s_line_with_aws_request_id(
     assert response["X-Request-ID"] == "click-000000000042"
     wait_for_status(team.imports.get(pk=response.json()["id"]), Status.IMPORTING)
 
-    traced = [r for r in records if r.request_id == "click-000000000042"]
-    aws_line = next(r for r in traced if r.name == "imports.aws")
+    def traced(logger):
+        return [
+            r.getMessage()
+            for r in records
+            if r.name == logger and r.request_id == "click-000000000042"
+        ]
+
+    # The task says "accepted" just after it stored the ARN: wait for that too.
+    deadline = time.monotonic() + 10
+    while not traced("imports.tasks") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert any("accepted by AWS" in line for line in traced("imports.tasks"))
+    aws_line = next(r for r in records if r.name == "imports.aws")
+    assert aws_line.request_id == "click-000000000042"
     assert aws_line.aws_request_id == "aws-req-42"
     assert aws_line.aws_operation == "ImportVmImage"
-    assert any(r.name == "imports.tasks" and "accepted by AWS" in r.getMessage() for r in traced)
 
 
 @pytest.mark.django_db

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from imports.forms import tag_formset_data
 from imports.models import ImageImport, Membership, Status
-from imports.views import session_cache_key
+from imports.polling import session_cache_key
 
 from .factories import make_import, make_member, valid_payload
 
@@ -493,6 +493,41 @@ def test_a_poll_whose_interval_is_out_of_date_is_answered_in_full(user_client, i
     user_client.get(url, poll_params(image_import), headers=HTMX)
     stale = {**poll_params(image_import), "every": "100"}
     assert user_client.get(url, stale, headers=HTMX).status_code == 200
+
+
+def test_an_unchanged_poll_carries_the_headers_of_every_other_answer(user_client, image_import):
+    # It is answered before most of the middleware (imports/polling.py), but
+    # after those that head every answer.
+    url = reverse("imports:status", args=[image_import.pk])
+    full = user_client.get(url, poll_params(image_import), headers=HTMX)
+    unchanged = user_client.get(url, poll_params(image_import), headers=HTMX)
+    assert (full.status_code, unchanged.status_code) == (200, 204)
+    for header in (
+        "X-Request-ID",
+        "X-Content-Type-Options",
+        "X-Frame-Options",
+        "Content-Security-Policy",
+        "Referrer-Policy",
+    ):
+        assert unchanged[header], header
+        assert header == "X-Request-ID" or unchanged[header] == full[header]
+
+
+def test_an_unchanged_poll_to_a_host_not_allowed_is_refused(user_client, image_import, settings):
+    url = reverse("imports:status", args=[image_import.pk])
+    user_client.get(url, poll_params(image_import), headers=HTMX)
+    settings.ALLOWED_HOSTS = ["portal.example.com"]
+    forged = user_client.get(url, poll_params(image_import), headers={**HTMX, "host": "evil.test"})
+    assert forged.status_code == 400
+
+
+def test_only_a_get_of_the_status_is_answered_from_the_cache(user_client, image_import):
+    url = reverse("imports:status", args=[image_import.pk])
+    user_client.get(url, poll_params(image_import), headers=HTMX)
+    query = f"?seen={image_import.version}&every={image_import.poll_milliseconds}"
+    assert user_client.post(url + query, headers=HTMX).status_code == 405
+    nowhere = f"/nowhere/{image_import.pk}/status{query}"
+    assert user_client.get(nowhere, headers=HTMX).status_code == 404
 
 
 def test_the_cancel_button_is_offered_to_submitters_while_it_can_cancel(
