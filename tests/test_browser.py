@@ -206,6 +206,20 @@ def test_a_double_click_on_submit_makes_one_import(page, user, emulator, worker)
     assert emulator.calls()["imagesCreated"] == 1
 
 
+def test_without_javascript_the_pickers_say_to_type_instead_of_loading(page_without_js, user):
+    page = page_without_js
+    sign_in(page, user)
+    open_new_import(page, scripts=False)
+    for picker, instead in (
+        ("#task-picker", "type the task ID above"),
+        ("#file-picker", "type the file's key above"),
+    ):
+        # Located by CSS: Playwright's text matching skips <noscript>.
+        expect(page.locator(f"{picker} noscript p")).to_be_visible()
+        expect(page.locator(f"{picker} noscript p")).to_contain_text(instead)
+        expect(page.locator(f"{picker} p", has_text="Loading")).to_be_hidden()  # it never ends
+
+
 def test_without_javascript_tags_are_added_and_the_form_submits(
     page_without_js, user, emulator, worker
 ):
