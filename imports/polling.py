@@ -23,7 +23,7 @@ Content-Security-Policy, and before CSRF (a GET has nothing to check),
 authentication (the grant above stands for it), messages, htmx, the audit's
 client address and django-axes, none of which has anything to do for an
 empty answer. Answering there rather than in the view spares every poll
-those middleware and the URL's view machinery: a third of its CPU in one
+those middleware and the URL's view machinery: a quarter of its CPU in one
 process (docs/speed.md, `bench/status_poll.py`).
 """
 
