@@ -5,7 +5,7 @@
       .venv/bin/python bench/burst.py [--imports 1000] [--clients 8] [--runs 3]
 
 The same stack as bench/submit_overhead.py (gunicorn with DEBUG off, a
-prefork Celery worker of 4, PostgreSQL and Redis when DATABASE_URL,
+Celery worker of 4 threads, PostgreSQL and Redis when DATABASE_URL,
 CELERY_BROKER_URL and CACHE_URL are set, the emulator in its own process).
 Each run posts `--imports` imports from `--clients` threads as fast as the
 server answers, and times from the first POST until every one has its ARN
@@ -14,9 +14,9 @@ ImportVmImage calls sent straight from boto3, one after another, to the same
 emulator: calls per second. Prints both, and their ratio (the issue's goal
 is 0.15 or more) as the median over runs with its spread, and, per run,
 the CPU each part of the stack spent per import (from /proc: gunicorn, the
-Celery pool and main process, PostgreSQL, Redis, the emulator and this
-load generator), which shows where two saturated cores go. First, the
-machine (stack.describe_machine). Figures only.
+Celery worker, PostgreSQL, Redis, the emulator and this load generator),
+which shows where two saturated cores go. First, the machine
+(stack.describe_machine). Figures only.
 """
 
 import argparse
@@ -65,7 +65,7 @@ def main():
 
     with Stack() as stack:
         client = imagebuilder_client(stack.emulator)
-        burst(stack, 20, args.clients)  # every gunicorn and pool process warm
+        burst(stack, 20, args.clients)  # every gunicorn worker and pool thread warm
         bare_calls(client, 20)
         print(f"Burst of {args.imports} imports on {stack.describe()}")
         print(f"Machine: {describe_machine()}")

@@ -2,7 +2,7 @@
 
 `Emulator` runs `python -m fakeaws` on a free port in a process of its own,
 so that its CPU and memory are never counted as the portal's; `CeleryWorker`
-runs a worker as `make serve` does (prefork, `--concurrency`); `bare_calls`
+runs a worker as `make serve` does (threads pool, `--concurrency`); `bare_calls`
 times ImportVmImage sent straight from boto3 to the same emulator, the
 baseline the portal's figures are divided by. With serving.py's `Gunicorn`,
 that is the production stack on one machine.
@@ -74,9 +74,9 @@ class Emulator(EmulatorControl):
 
 
 class CeleryWorker:
-    """`celery worker` as make serve starts it (prefork), logging to a file."""
+    """`celery worker` as make serve starts it (threads), logging to a file."""
 
-    def __init__(self, environ, log_path, concurrency=4, pool="prefork"):
+    def __init__(self, environ, log_path, concurrency=4, pool="threads"):
         self.log = open(log_path, "w")  # noqa: SIM115 (closed by stop)
         self.process = subprocess.Popen(
             [
@@ -174,8 +174,7 @@ def median_and_spread(values, scale=1.0, unit=""):
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CPU_PARTS = (
     "gunicorn",
-    "Celery pool",
-    "Celery main",
+    "Celery",
     "PostgreSQL",
     "Redis",
     "emulator",
@@ -187,7 +186,7 @@ SERVERS = {"postgres": "PostgreSQL", "redis-server": "Redis"}
 
 
 def cpu_per_item(before, after, count):
-    """'gunicorn 6.1, Celery pool 6.9, ...': milliseconds of CPU per item, part by part."""
+    """'gunicorn 6.1, Celery 6.9, ...': milliseconds of CPU per item, part by part."""
     return ", ".join(
         f"{part} {(after[part] - before[part]) / count * 1000:.1f}" for part in CPU_PARTS
     )
@@ -197,7 +196,7 @@ def process_round_trip(cpus=None, count=2000):
     """Microseconds, on average, for a byte to go to another process over loopback TCP and back.
 
     Every hop of an import (the client to gunicorn, gunicorn to PostgreSQL
-    and Redis, Redis to the worker, the worker to its pool process and on)
+    and Redis, Redis to the worker and on)
     wakes a process that waits for it. On some VMs a wake-up on the other
     core costs several times one on the same core; this is that cost, with
     both processes free to run on any core (`cpus=None`, as the stack's
@@ -300,8 +299,8 @@ class Stack:
     def cpu_seconds(self):
         """CPU seconds (user + system) each part of the stack has used so far, from /proc.
 
-        gunicorn (its master and workers), the Celery worker's main process
-        and its pool, every PostgreSQL and Redis process on the machine, the
+        gunicorn (its master and workers), the Celery worker (with a prefork
+        pool's children, should one run), every PostgreSQL and Redis process on the machine, the
         emulator, and this process (the load generator). Linux only. A
         process's figure includes its children that have exited and been
         reaped (PostgreSQL's backends, recycled gunicorn workers), so a
@@ -322,7 +321,7 @@ class Stack:
             processes[int(entry.name)] = (comm.split("(", 1)[1], int(fields[1]), ticks)
         roots = {
             self.server.process.pid: ("gunicorn", "gunicorn"),
-            self.worker.process.pid: ("Celery main", "Celery pool"),
+            self.worker.process.pid: ("Celery", "Celery"),  # and a prefork pool's children
             self.emulator.process.pid: ("emulator", "emulator"),
             os.getpid(): ("load generator", "load generator"),
         }

@@ -5,7 +5,7 @@
       .venv/bin/python bench/submit_overhead.py [--imports 100] [--runs 5]
 
 The production stack on this machine: gunicorn with DEBUG off, a Celery
-worker (prefork, as make serve runs it), PostgreSQL and Redis when the three
+worker (threads, as make serve runs it), PostgreSQL and Redis when the three
 variables are set (else SQLite and the filesystem broker, in a temporary
 DATA_DIR), and the AWS emulator in a process of its own. Each run posts
 `--imports` imports one at a time, each once the previous one's ARN is
@@ -59,7 +59,7 @@ def main():
 
     with Stack() as stack:
         client = imagebuilder_client(stack.emulator)
-        portal_submits(stack, 5)  # every gunicorn and pool process warm
+        portal_submits(stack, 5)  # every gunicorn worker and pool thread warm
         bare_calls(client, 20)
         print(f"Submit overhead on {stack.describe()}")
         print(f"Machine: {describe_machine()}")

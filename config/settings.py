@@ -436,6 +436,11 @@ IMPORT_REFRESH_LOCK_SECONDS = env_int("IMPORT_REFRESH_LOCK_SECONDS", 300)
 AWS_CONNECT_TIMEOUT = env_int("AWS_CONNECT_TIMEOUT", 5)
 AWS_READ_TIMEOUT = env_int("AWS_READ_TIMEOUT", 30)
 AWS_REGION = env("AWS_REGION") or env("AWS_DEFAULT_REGION")
+# A process shares one client per AWS service and target among its threads:
+# the worker's (CELERY_CONCURRENCY, at most 16 by default) and the
+# refresher's. botocore keeps 10 connections by default and, past that,
+# opens and drops one per call with a warning.
+AWS_MAX_POOL_CONNECTIONS = env_int("CELERY_CONCURRENCY", 16) + IMPORT_REFRESH_CONCURRENCY
 # A claimed import is the worker's until its lease runs out: just past the
 # longest an attempt can take (an STS AssumeRole, then ImportVmImage, each
 # bounded by the AWS timeouts). The sweeper takes back only expired leases,

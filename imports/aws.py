@@ -148,6 +148,7 @@ def client_config():
     return Config(
         connect_timeout=settings.AWS_CONNECT_TIMEOUT,
         read_timeout=settings.AWS_READ_TIMEOUT,
+        max_pool_connections=settings.AWS_MAX_POOL_CONNECTIONS,
         retries={"total_max_attempts": 1, "mode": "standard"},
     )
 

@@ -892,27 +892,46 @@ class ImageImport(models.Model):
             detail="No tagging outcome: its message was lost; sent again",
         )
 
-    def mark_retrying(self, *, code, message, delay):
+    def mark_retrying(self, *, code, message, delay, attempt=None):
+        """submitting -> queued after a retryable answer; see answer_of for `attempt`."""
         return self._move(
             [Status.SUBMITTING],
             Status.QUEUED,
             detail=f"{code}: {message} (retrying in {delay:.0f}s)",
+            only_if=self.answer_of(attempt),
             error_code=code,
             error_message=message,
             lease_expires_at=None,
         )
 
-    def mark_failed(self, *, code, message, user=None):
+    def mark_failed(self, *, code, message, user=None, attempt=None):
+        """Any status before the end -> failed; from an attempt's answer, submitting only."""
+        expected = [Status.UPLOADING, Status.QUEUED, Status.SUBMITTING, Status.IMPORTING]
         return self._move(
-            [Status.UPLOADING, Status.QUEUED, Status.SUBMITTING, Status.IMPORTING],
+            [Status.SUBMITTING] if attempt is not None else expected,
             Status.FAILED,
             user=user,
+            only_if=self.answer_of(attempt),
             detail=f"{code}: {message}",
             error_code=code,
             error_message=message,
             finished_at=timezone.now(),
             lease_expires_at=None,
         )
+
+    @staticmethod
+    def answer_of(attempt):
+        """The condition that an attempt's failure still speaks for the import (None: any).
+
+        A call can outlive its lease (a DNS lookup that hangs, past every
+        timeout), and by then the sweeper has sent the import again: only
+        the attempt that last claimed the row may record that it failed, so
+        a stale one never sends the import back to the queue or ends it
+        while a newer attempt is in flight. (A stale success needs no such
+        guard: with the same client token, AWS gives every attempt the same
+        answer.)
+        """
+        return Q(attempts=attempt) if attempt is not None else None
 
     def requeue(self, *, stuck_before, now=None):
         """Take back a row whose message or worker was lost; True if this caller did.

@@ -41,8 +41,13 @@ def retry_delay(attempt):
     return random.uniform(ceiling / 2, ceiling)
 
 
-# The hard time limit ends a child stuck past every AWS timeout before its
-# lease runs out, so the sweeper never sends again a call still running.
+# The worker runs Celery's threads pool, where time limits do not apply: a
+# call stuck past every AWS timeout (a DNS lookup that hangs) can outlive its
+# lease, and the sweeper then sends the import again with the same client
+# token, which AWS answers with the original. What keeps the stale attempt
+# from undoing the new one is the attempt number its answers carry
+# (ImageImport.answer_of). Under a prefork pool, the hard time limit also
+# ends such a call before its lease runs out.
 @shared_task(acks_late=True, ignore_result=True, time_limit=settings.IMPORT_LEASE_SECONDS - 5)
 def submit_import(pk):
     # The claim reads the import's row: its target (region, role) is copied
@@ -51,6 +56,7 @@ def submit_import(pk):
     image_import = ImageImport.claim_queued(pk)
     if image_import is None:
         return  # gone, or another worker already has it
+    attempt = image_import.attempts  # this claim's; a failed move reads the row again
     try:
         if image_import.is_disk_import and not image_import.vm_import_task_id:
             # The same ClientToken on every attempt: EC2 answers a retry with
@@ -65,7 +71,7 @@ def submit_import(pk):
         # Image Builder accepts a task still converting, and follows it.
         accepted = aws.import_vm_image(image_import.payload, target=image_import.target)
     except aws.AwsError as error:
-        handle_submit_error(image_import, error)
+        handle_submit_error(image_import, error, attempt)
         return
     image_import.mark_importing(
         image_arn=accepted.image_arn,
@@ -81,19 +87,23 @@ def submit_import(pk):
     )
 
 
-def handle_submit_error(image_import, error):
+def handle_submit_error(image_import, error, attempt):
+    """Record attempt number `attempt`'s failure, unless a newer attempt holds the import."""
     if not error.retryable:
-        image_import.mark_failed(code=error.code, message=error.message)
+        image_import.mark_failed(code=error.code, message=error.message, attempt=attempt)
         return
-    if image_import.attempts >= settings.IMPORT_MAX_ATTEMPTS:
+    if attempt >= settings.IMPORT_MAX_ATTEMPTS:
         image_import.mark_failed(
             code=error.code,
-            message=f"{error.message} (gave up after {image_import.attempts} attempts; "
+            message=f"{error.message} (gave up after {attempt} attempts; "
             "AWS may still be recovering, submit again with a new import later)",
+            attempt=attempt,
         )
         return
-    delay = retry_delay(image_import.attempts)
-    if image_import.mark_retrying(code=error.code, message=error.message, delay=delay):
+    delay = retry_delay(attempt)
+    if image_import.mark_retrying(
+        code=error.code, message=error.message, delay=delay, attempt=attempt
+    ):
         metrics.RETRIES.labels(error.code).inc()
         logger.info(
             "Import %s: %s, attempt %s; retrying in %.0fs",

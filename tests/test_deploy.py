@@ -42,9 +42,20 @@ def test_each_process_is_restarted_whenever_it_exits_and_stops_within_30s(proces
 
 
 def test_only_the_worker_s_main_process_gets_sigterm():
-    # KillMode=mixed: the pool's children finish their task; the main process
-    # waits for them (Celery's warm shutdown).
+    # KillMode=mixed: the worker finishes the tasks its threads hold (Celery's
+    # warm shutdown) rather than each being killed mid-call.
     assert unit("vm-import-portal-worker.service")["Service"]["KillMode"] == "mixed"
+
+
+def test_the_worker_runs_celery_s_threads_pool_under_both_supervisors():
+    # Its calls wait on AWS: threads hold them at once in one process, with
+    # no hop to a child and back per task (README, "The worker's pool").
+    conf = configparser.ConfigParser(interpolation=None)
+    conf.read(ROOT / "deploy" / "supervisord.conf")
+    assert "worker --pool threads " in conf["program:worker"]["command"]
+    assert (
+        "worker --pool threads " in unit("vm-import-portal-worker.service")["Service"]["ExecStart"]
+    )
 
 
 def test_the_web_unit_uses_the_shipped_gunicorn_configuration():

@@ -334,6 +334,64 @@ def test_every_way_out_of_submitting_ends_the_lease(image_import):
     assert image_import.lease_expires_at is None
 
 
+def outlive_the_lease_during_the_call(stub, image_import):
+    """While the stubbed call is in hand: its lease runs out, the sweeper takes the
+    import back and another worker claims it (attempt 2)."""
+
+    def sweep_and_claim_again(**kwargs):
+        stuck = ImageImport.objects.get(pk=image_import.pk)
+        after_the_lease = stuck.lease_expires_at + timedelta(seconds=1)
+        assert stuck.requeue(stuck_before=timezone.now(), now=after_the_lease)
+        assert ImageImport.claim_queued(image_import.pk).attempts == 2
+
+    stub.client.meta.events.register(
+        "before-parameter-build.imagebuilder.ImportVmImage", sweep_and_claim_again
+    )
+
+
+@pytest.mark.parametrize(
+    "code, http_status",
+    [("ServiceUnavailableException", 503), ("ClientException", 400)],
+    ids=["retryable", "refused"],
+)
+def test_an_attempt_that_outlived_its_lease_leaves_the_newer_attempt_alone(
+    image_import, imagebuilder_stub, payload, no_requeue, code, http_status
+):
+    # Under the threads pool no time limit ends such a call (a DNS lookup that
+    # hangs); its failure must neither send the import back to the queue nor
+    # end it while attempt 2 is in flight with the same client token.
+    outlive_the_lease_during_the_call(imagebuilder_stub, image_import)
+    imagebuilder_stub.add_client_error(
+        "import_vm_image",
+        service_error_code=code,
+        service_message="stale",
+        http_status_code=http_status,
+        expected_params=payload,
+    )
+
+    tasks.submit_import(image_import.pk)
+
+    image_import.refresh_from_db()
+    assert (image_import.status, image_import.attempts) == (Status.SUBMITTING, 2)
+    assert image_import.error_code == ""
+    assert no_requeue == []
+    assert [event.detail for event in image_import.events.all()][-1] == "Attempt 2 sending to AWS"
+
+
+def test_an_attempt_that_outlived_its_lease_records_aws_s_answer_for_both(
+    image_import, imagebuilder_stub, payload
+):
+    # The same client token: AWS answers attempt 2 with what it answered
+    # attempt 1, so whichever records it first records the truth.
+    outlive_the_lease_during_the_call(imagebuilder_stub, image_import)
+    imagebuilder_stub.add_response("import_vm_image", accepted(payload), expected_params=payload)
+
+    tasks.submit_import(image_import.pk)
+
+    image_import.refresh_from_db()
+    assert (image_import.status, image_import.image_arn) == (Status.IMPORTING, ARN)
+
+
 def test_retry_delay_grows_and_is_capped(settings):
     settings.IMPORT_RETRY_BASE_DELAY = 2
     settings.IMPORT_RETRY_MAX_DELAY = 60
