@@ -655,8 +655,9 @@ class ImageImport(models.Model):
         """queued -> submitting, counting the attempt. False if someone else has it.
 
         The claim is a lease of IMPORT_LEASE_SECONDS, just past the longest an
-        attempt can take: should the worker die, the sweeper takes the import
-        back once the lease is over, and never while the call may still run.
+        attempt bounded by the AWS timeouts can take: should the worker die,
+        the sweeper takes the import back once the lease is over, and never
+        while such a call may still run (answer_of covers one stuck past them).
         """
         lease = timedelta(seconds=settings.IMPORT_LEASE_SECONDS)
         return self._move(
