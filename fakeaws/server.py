@@ -192,6 +192,15 @@ class EmulatorServer(ThreadingHTTPServer):
         self.emulator = emulator
         self.verbose = verbose
 
+    def handle_error(self, request, client_address):
+        # A client that hung up before its answer (a timeout, a killed
+        # worker) is ordinary for a server: one line when verbose, no traceback.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            if self.verbose:
+                print(f"{client_address[0]} hung up before its answer", file=sys.stderr)
+            return
+        super().handle_error(request, client_address)
+
     @property
     def url(self):
         host, port = self.server_address[:2]

@@ -2,6 +2,8 @@
 
 import json
 import re
+import socket
+import struct
 import time
 import urllib.error
 import urllib.request
@@ -240,6 +242,28 @@ def test_it_rejects_a_body_that_is_not_json(emulator):
 
     assert status == 400
     assert headers["x-amzn-ErrorType"] == "SerializationException"
+
+
+def test_a_client_that_hangs_up_before_its_answer_costs_no_traceback(emulator, capsys):
+    # A killed worker or a client timeout: ordinary for a server, so the
+    # emulator's log stays free of tracebacks that would read as its bugs.
+    emulator.latency(0.3)
+    host, port = emulator.url.split("//")[1].split(":")
+    body = b"Action=DescribeImportImageTasks&Version=2016-11-15"
+    with socket.create_connection((host, int(port))) as client:
+        client.sendall(
+            b"POST / HTTP/1.1\r\nHost: ec2\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        time.sleep(0.1)  # the request is read; its answer waits out the latency
+        # Closed with a reset, so the emulator's answer meets a dead socket.
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    time.sleep(0.5)
+
+    assert "Traceback" not in capsys.readouterr().err
+    emulator.latency(0)
+    assert raw(emulator, "PUT", "/ImportVmImage", b"{not json")[0] == 400  # still serving
 
 
 def test_it_ignores_members_the_model_does_not_define_and_takes_those_it_does(emulator):
