@@ -21,30 +21,7 @@ import time
 import uuid
 
 from serving import ROOT, RedisServer, production_environ, run_manage
-
-
-def start_worker(environ, threads):
-    return subprocess.Popen(
-        [
-            str(ROOT / ".venv/bin/celery"),
-            "-A",
-            "config",
-            "worker",
-            "--pool",
-            "threads",
-            "--concurrency",
-            str(threads),
-            "--loglevel",
-            "WARNING",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=ROOT,
-        env=environ,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+from stack import CeleryWorker
 
 
 def main():
@@ -75,7 +52,7 @@ def main():
                 **emulator.environ(),
             )
             run_manage(environ, "migrate", "--noinput", "-v", "0")
-            worker = start_worker(environ, args.kills)
+            worker = CeleryWorker(environ, os.devnull, concurrency=args.kills)
             # Beat on its own: the kill is for the worker alone.
             beat = subprocess.Popen(
                 [str(ROOT / ".venv/bin/celery"), "-A", "config", "beat", "--loglevel", "WARNING"],
@@ -108,10 +85,10 @@ def main():
                     time.sleep(0.2)
                 time.sleep(1)  # every call is now waiting on the emulator
                 killed_at = time.monotonic()
-                os.kill(worker.pid, signal.SIGKILL)
-                worker.wait()
+                os.kill(worker.process.pid, signal.SIGKILL)
+                worker.process.wait()
                 emulator.latency(0)
-                worker = start_worker(environ, args.kills)
+                worker = CeleryWorker(environ, os.devnull, concurrency=args.kills)
                 print(f"calls in hand when the worker was killed: {len(imports)}")
 
                 recovered = {}
@@ -126,9 +103,9 @@ def main():
                     time.sleep(0.5)
                 calls = emulator.calls()
             finally:
-                for process in (worker, beat):
-                    process.terminate()
-                    process.wait(timeout=60)
+                worker.stop()
+                beat.terminate()
+                beat.wait(timeout=60)
 
     times = sorted(recovered.values())
     tokens = rows.values_list("client_token", flat=True)

@@ -5,6 +5,7 @@ Image Builder is routed by method and path (REST-JSON); EC2 and STS share
 Paths under /_emulator/ are the control API (see control.py).
 """
 
+import socket
 import sys
 import time
 import traceback
@@ -186,6 +187,9 @@ class EmulatorHandler(BaseHTTPRequestHandler):
 
 class EmulatorServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's backlog of 5 resets connections that a burst of
+    # clients opens at once (a worker's threads); AWS's endpoints take them.
+    request_queue_size = socket.SOMAXCONN
 
     def __init__(self, address, emulator, *, verbose=False):
         super().__init__(address, EmulatorHandler)
