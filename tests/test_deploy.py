@@ -53,9 +53,9 @@ def test_the_worker_runs_celery_s_threads_pool_under_both_supervisors():
     conf = configparser.ConfigParser(interpolation=None)
     conf.read(ROOT / "deploy" / "supervisord.conf")
     assert "worker --pool threads " in conf["program:worker"]["command"]
-    assert (
-        "worker --pool threads " in unit("vm-import-portal-worker.service")["Service"]["ExecStart"]
-    )
+    service = unit("vm-import-portal-worker.service")["Service"]
+    assert "worker --pool threads --concurrency ${CELERY_CONCURRENCY} " in service["ExecStart"]
+    assert service["Environment"] == "CELERY_CONCURRENCY=8"  # the env file may override it
 
 
 def test_the_web_unit_uses_the_shipped_gunicorn_configuration():
