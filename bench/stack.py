@@ -300,11 +300,11 @@ class Stack:
         """CPU seconds (user + system) each part of the stack has used so far, from /proc.
 
         gunicorn (its master and workers), the Celery worker (with a prefork
-        pool's children, should one run), every PostgreSQL and Redis process on the machine, the
-        emulator, and this process (the load generator). Linux only. A
-        process's figure includes its children that have exited and been
-        reaped (PostgreSQL's backends, recycled gunicorn workers), so a
-        backend that ends between two readings does not take its seconds
+        pool's children, should one run), every PostgreSQL and Redis process
+        on the machine, the emulator, and this process (the load generator).
+        Linux only. A process's figure includes its children that have exited
+        and been reaped (PostgreSQL's backends, recycled gunicorn workers), so
+        a backend that ends between two readings does not take its seconds
         with it.
         """
         processes = {}
