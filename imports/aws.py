@@ -408,6 +408,15 @@ FORMAT_BY_EXTENSION = {
     "img": "raw",
     "bin": "raw",
 }
+
+
+def format_named_by(name):
+    """The disk format a file name's extension names ("" for none): a guess EC2 never reads."""
+    name = name.rsplit("/", 1)[-1]
+    extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    return FORMAT_BY_EXTENSION.get(extension, "")
+
+
 BUCKET_LIST_MAX_KEYS = 5000  # keys read at most (five ListObjectsV2 pages)
 
 
@@ -426,8 +435,7 @@ class BucketFile:
     @property
     def format(self):
         """The disk format the file's extension names, or ""."""
-        extension = self.name.rsplit(".", 1)[-1].lower() if "." in self.name else ""
-        return FORMAT_BY_EXTENSION.get(extension, "")
+        return format_named_by(self.name)
 
 
 def list_bucket_files(bucket, prefix, *, target, limit=200):

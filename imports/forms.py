@@ -21,6 +21,7 @@ import uuid
 from django import forms
 from django.core.exceptions import ValidationError
 
+from . import aws
 from .inputs import parse_int
 
 CLIENT_TOKEN_MAX = 36
@@ -403,13 +404,12 @@ FILE_SIZE_MAX = 5 * 1024**4  # S3's largest object
 IMPORT_TASK_RESOURCE = "import-image-task"
 
 
-def choice_field(label, choices, help_text, *, required=False):
+def choice_field(label, choices, help_text, *, required=False, blank="EC2's default"):
     return StrippedChoiceField(
         label=label,
         help_text=help_text,
         required=required,
-        choices=[("", "EC2's default" if not required else "Choose")]
-        + [(value, value) for value in choices],
+        choices=[("", blank if not required else "Choose")] + [(value, value) for value in choices],
         error_messages={
             "required": f"{label} is required.",
             "invalid_choice": f"{label} must be one of {', '.join(choices)}; %(value)s is not.",
@@ -446,8 +446,13 @@ class NewImportForm(ImportVmImageForm):
             + "; %(value)s is not."
         },
     )
+    # Required with a disk file (clean), which is where the page shows it:
+    # EC2 has no default format, so the empty choice asks for one.
     format = choice_field(
-        "Disk format", DISK_FORMATS, "The disk file's format: OVA, VMDK, VHD, VHDX or raw."
+        "Disk format",
+        DISK_FORMATS,
+        "The disk file's format: OVA, VMDK, VHD, VHDX or raw.",
+        blank="Choose",
     )
     s3Bucket = text_field("S3 bucket", "The team's import bucket.", required=False)
     s3Key = text_field(
@@ -513,6 +518,15 @@ class NewImportForm(ImportVmImageForm):
         self.import_bucket = import_bucket
         self.import_prefix = import_prefix
         self.fields["vmImportTaskId"].required = False
+
+    @staticmethod
+    def format_required_message(cleaned, source):
+        """The missing format's message, naming the format the file's name suggests."""
+        name = cleaned.get("s3Key" if source == S3_OBJECT else "fileName") or ""
+        named = aws.format_named_by(name)
+        if not named:
+            return "Disk format is required for a disk file."
+        return f"Disk format is required for a disk file. The file's name suggests {named}."
 
     def clean_logGroupName(self):
         name = self.cleaned_data["logGroupName"]
@@ -582,7 +596,7 @@ class NewImportForm(ImportVmImageForm):
                 "A disk file's platform must be Windows or Linux: EC2 VM import has no macOS.",
             )
         if not cleaned.get("format") and "format" not in self.errors:
-            self.add_error("format", "Disk format is required for a disk file.")
+            self.add_error("format", self.format_required_message(cleaned, source))
         if not self.import_bucket:
             self.add_error(
                 None,

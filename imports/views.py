@@ -253,6 +253,8 @@ def live_validation(form, focus_name=True):
     form.fields["vmImportTaskId"].widget.attrs["list"] = "vm-import-tasks"
     if "s3Key" in form.fields:
         form.fields["s3Key"].widget.attrs["list"] = "bucket-files"
+        # portal.js fills an empty Disk format from the key's extension.
+        form.fields["s3Key"].widget.attrs["data-formats"] = json.dumps(aws.FORMAT_BY_EXTENSION)
     if focus_name and not form.is_bound:
         form.fields["name"].widget.attrs["autofocus"] = True
     for bound_field in [*form, *(f for row in form.tags for f in row)]:

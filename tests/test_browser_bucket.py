@@ -72,3 +72,24 @@ def test_picking_a_file_fills_its_key_and_format_and_warns_on_a_mismatch(page, u
     page.get_by_label("Disk format").select_option("vmdk")
     expect(warning).to_be_visible()
     expect(warning).to_contain_text("The file's name says VHDX")
+
+
+def test_a_typed_key_suggests_the_format_its_name_says(page, user, bucket):
+    sign_in(page, user)
+    page.goto("/imports/new")
+    page.get_by_label("A disk file already in the team's import bucket").check()
+    format_choice = page.get_by_label("Disk format")
+    expect(format_choice).to_have_value("")
+    expect(format_choice.locator("option").first).to_have_text("Choose")
+
+    # A key the picker does not list: the suggestion comes from its name alone.
+    page.get_by_label("S3 key").fill(IMPORT_PREFIX + "elsewhere/web-server.VMDK")
+    page.get_by_label("S3 key").press("Tab")
+    expect(format_choice).to_have_value("vmdk")
+
+    # A format the person chose is theirs: another key does not change it.
+    format_choice.select_option("raw")
+    page.get_by_label("S3 key").fill(KEY)
+    page.get_by_label("S3 key").press("Tab")
+    expect(format_choice).to_have_value("raw")
+    expect(page.locator("#format-warning")).to_contain_text("The file's name says VHDX")

@@ -168,6 +168,11 @@ def test_every_disk_format_ec2_reads_is_accepted(disk_format):
             "Disk format is required for a disk file.",
         ),
         (
+            {"diskContainer": {"userBucket": {"s3Bucket": BUCKET, "s3Key": PREFIX + "web.VMDK"}}},
+            "diskContainer.format",
+            "Disk format is required for a disk file. The file's name suggests vmdk.",
+        ),
+        (
             {
                 "diskContainer": {
                     "format": "vmdk",

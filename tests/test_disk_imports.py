@@ -1,5 +1,6 @@
 """A disk file to an image: the record, the worker's two calls, the API."""
 
+import re
 import uuid
 
 import pytest
@@ -398,6 +399,21 @@ def test_the_new_import_page_records_a_file_in_the_bucket(user_client, disk_team
         {"Format": "VHDX", "UserBucket": {"S3Bucket": IMPORT_BUCKET, "S3Key": DISK_KEY}}
     ]
     assert image_import.import_image_payload["BootMode"] == "uefi"
+
+
+def test_the_new_import_page_marks_what_each_source_requires(user_client, disk_team):
+    page = user_client.get("/imports/new").content.decode()
+    required = '<span class="required" aria-hidden="true">*</span>'
+    for field_id, label in [
+        ("id_format", "Disk format"),
+        ("id_s3Key", "S3 key"),
+        ("id_vmImportTaskId", "VM import task ID"),
+    ]:
+        assert f'<label for="{field_id}">{label} {required}</label>' in page
+    # EC2 has no default disk format: the empty choice asks for one.
+    assert "EC2&#x27;s default</option>" in page  # the optional ImportImage choices keep theirs
+    format_choice = re.search(r'<select name="format".*?</select>', page, re.S).group()
+    assert '<option value="" selected>Choose</option>' in format_choice
 
 
 def test_the_new_import_page_says_which_disk_rule_broke(user_client, disk_team):

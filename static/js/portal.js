@@ -45,12 +45,29 @@ document.addEventListener("click", (event) => {
   input.focus();
 });
 
-// The format a bucket file's extension names, from the file picker's list.
+// The format a bucket file's extension names: the file picker's, else the
+// server's map of extensions on the key's field (data-formats).
 function fileFormat(key) {
   for (const option of document.querySelectorAll("#bucket-files option")) {
     if (option.value === key) return option.dataset.format || "";
   }
-  return "";
+  const field = document.getElementById("id_s3Key");
+  const name = key.split("/").pop();
+  const dot = name.lastIndexOf(".");
+  if (!field || !field.dataset.formats || dot < 0) return "";
+  return JSON.parse(field.dataset.formats)[name.slice(dot + 1).toLowerCase()] || "";
+}
+
+// A key typed or chosen from the list, with no format chosen yet: the one
+// its name suggests, which the person can still change.
+function suggestFormat() {
+  const key = document.getElementById("id_s3Key");
+  const format = document.getElementById("id_format");
+  if (!key || !format || format.value) return;
+  const named = fileFormat(key.value.trim());
+  if (!named) return;
+  format.value = named;
+  format.dispatchEvent(new Event("change", { bubbles: true }));
 }
 
 function checkFormat() {
@@ -89,6 +106,7 @@ function checkPlatform() {
 
 document.addEventListener("change", (event) => {
   if (event.target.matches("#id_platform, #id_vmImportTaskId")) checkPlatform();
+  if (event.target.matches("#id_s3Key")) suggestFormat();
   if (event.target.matches("#id_format, #id_s3Key")) checkFormat();
 });
 document.addEventListener("htmx:afterSettle", () => {
