@@ -8,6 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from imports import aws
+from imports.models import Source, Status
 
 from .browser import (
     CHROMIUM_MISSING,
@@ -20,7 +21,13 @@ from .browser import (
     launch,
     sign_in,
 )
-from .factories import IMPORT_BUCKET, IMPORT_PREFIX, set_up_disk_imports
+from .factories import (
+    IMPORT_BUCKET,
+    IMPORT_PREFIX,
+    SEEDED_TASK,
+    make_import,
+    set_up_disk_imports,
+)
 
 if CHROMIUM_MISSING:
     pytest.skip(CHROMIUM_MISSING_REASON, allow_module_level=True)
@@ -93,3 +100,19 @@ def test_a_typed_key_suggests_the_format_its_name_says(page, user, bucket):
     page.get_by_label("S3 key").press("Tab")
     expect(format_choice).to_have_value("raw")
     expect(page.locator("#format-warning")).to_contain_text("The file's name says VHDX")
+
+
+def test_the_request_shown_names_the_task_once_ec2_does(page, user, team, bucket):
+    image_import = make_import(
+        team, user, Status.SUBMITTING, payload={"vmImportTaskId": None}, source=Source.S3_OBJECT
+    )
+    sign_in(page, user)
+    page.goto(f"/imports/{image_import.pk}")
+    task = page.locator("#request-task")
+    expect(task).to_have_text("(added once EC2 names the task)")
+
+    image_import.mark_vm_import_started(SEEDED_TASK)
+
+    expect(task).to_have_text(SEEDED_TASK, timeout=15_000)
+    page.get_by_text("The exact JSON payload").click()
+    expect(page.locator("#request-payload")).to_contain_text(f'"vmImportTaskId": "{SEEDED_TASK}"')

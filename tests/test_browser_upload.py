@@ -223,6 +223,9 @@ def test_a_file_goes_to_s3_survives_a_dropped_network_and_the_import_reaches_ava
     expect(page.locator("#status .status")).to_have_text(
         re.compile("Importing|Available"), timeout=POLLED
     )
+    # The request shown names EC2's task, whether it came with the page or a poll.
+    task_id = ImageImport.objects.get(pk=image_import.pk).vm_import_task_id
+    expect(page.locator("#request-task")).to_have_text(task_id)
     tasks.refresh_imports()
     expect(page.locator("#status .status")).to_have_text("Available", timeout=POLLED)
 

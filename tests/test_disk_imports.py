@@ -372,6 +372,21 @@ def test_the_page_shows_ec2s_task_once_named(user_client, disk_team, user):
     assert f"<code>{TASK}</code>" in page
 
 
+def test_a_poll_brings_the_task_ec2_named_into_the_request_shown(user_client, disk_team, user):
+    image_import, _ = submit_disk(disk_team, user)
+    image_import.claim()
+    page = user_client.get(f"/imports/{image_import.pk}").content.decode()
+    assert '<dd id="request-task">(added once EC2 names the task)</dd>' in page
+    seen = image_import.version
+    image_import.mark_vm_import_started(TASK)
+    changed = user_client.get(
+        f"/imports/{image_import.pk}/status", {"seen": seen}, headers={"HX-Request": "true"}
+    ).content.decode()
+    assert f'<dd id="request-task" hx-swap-oob="true"><code>{TASK}</code></dd>' in changed
+    payload = re.search(r'<pre id="request-payload" hx-swap-oob="true">(.*?)</pre>', changed, re.S)
+    assert f"&quot;vmImportTaskId&quot;: &quot;{TASK}&quot;" in payload.group(1)
+
+
 def test_the_new_import_page_records_a_file_in_the_bucket(user_client, disk_team):
     page = user_client.get("/imports/new").content.decode()
     assert 'name="source" value="s3_object"' in page
