@@ -6,12 +6,14 @@ Rows are built with the factories, in every status a page can show.
 """
 
 import re
+from datetime import timedelta
 
 import boto3
 import pytest
 from playwright.sync_api import expect
 
 from imports.models import ApiToken, Membership, Status, Team
+from imports.templatetags.portal import duration
 
 from .browser import (
     CHROMIUM_MISSING,
@@ -420,3 +422,30 @@ def test_the_admin_audit_pages_pass_axe(browser, live_server, portal, user, view
             found[name] = [describe_violations(violations)]
     context.close()
     assert not found, "\n" + report(found)
+
+
+def test_an_import_s_time_so_far_keeps_counting_between_polls(browser, live_server, team, user):
+    image_import = make_import(team, user, Status.IMPORTING)
+    page = browser.new_page(base_url=live_server.url)
+    sign_in(page, user)
+    page.goto(f"/imports/{image_import.pk}")
+    elapsed = page.locator("#status .elapsed")
+    expect(elapsed).to_have_text(re.compile(r"^\d+s so far$"))
+    shown = int(elapsed.inner_text().split("s")[0])
+    # Nothing changes on the server: only the page's own count can move it.
+    counted = shown
+    for _ in range(20):
+        page.wait_for_timeout(250)
+        counted = int(elapsed.inner_text().split("s")[0])
+        if counted >= shown + 2:
+            break
+    assert counted >= shown + 2, (shown, counted)
+    expect(elapsed).to_have_attribute("aria-live", "off")  # not read out every second
+    # The page's words for a time are the server's.
+    for seconds in [0, 59, 60, 61, 3599, 3600, 7325]:
+        assert page.evaluate(f"duration({seconds})") == duration(timedelta(seconds=seconds))
+
+    image_import.mark_available(amis=[{"region": "us-east-1", "image": SEEDED_AMI}])
+    expect(page.locator("#status .status")).to_have_text("Available", timeout=15_000)
+    expect(elapsed).to_have_text(re.compile(r"^after \d+s$"))
+    page.close()

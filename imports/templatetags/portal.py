@@ -6,8 +6,14 @@ register = template.Library()
 
 
 @register.filter
+def seconds(delta):
+    """A timedelta in whole seconds, for portal.js to count on from."""
+    return max(0, int(delta.total_seconds()))
+
+
+@register.filter
 def duration(delta):
-    """A timedelta as people say it: 45s, 3m 12s, 2h 05m."""
+    """A timedelta as people say it: 45s, 3m 12s, 2h 05m (portal.js's duration too)."""
     seconds = max(0, int(delta.total_seconds()))
     if seconds < 60:
         return f"{seconds}s"

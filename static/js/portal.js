@@ -159,3 +159,24 @@ document.addEventListener("input", (event) => {
   }
   syncValidity(list);
 });
+
+// An import's time so far keeps counting between polls: an unchanged poll
+// brings nothing from the server, so the page counts on from the seconds
+// its last answer gave (data-elapsed), by the browser's own clock. The
+// words are those of the duration filter (imports/templatetags/portal.py).
+function duration(seconds) {
+  if (seconds < 60) return `${seconds}s`;
+  const minutes = Math.floor(seconds / 60);
+  const pad = (n) => String(n).padStart(2, "0");
+  if (minutes < 60) return `${minutes}m ${pad(seconds % 60)}s`;
+  return `${Math.floor(minutes / 60)}h ${pad(minutes % 60)}m`;
+}
+
+const elapsedSeenAt = new WeakMap(); // each element as swapped in: when first seen
+setInterval(() => {
+  for (const span of document.querySelectorAll(".elapsed[data-elapsed]")) {
+    if (!elapsedSeenAt.has(span)) elapsedSeenAt.set(span, performance.now());
+    const counted = Math.floor((performance.now() - elapsedSeenAt.get(span)) / 1000);
+    span.textContent = `${duration(Number(span.dataset.elapsed) + counted)} so far`;
+  }
+}, 1000);
