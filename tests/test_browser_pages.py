@@ -12,7 +12,7 @@ import boto3
 import pytest
 from playwright.sync_api import expect
 
-from imports.models import ApiToken, Membership, Status, Team
+from imports.models import ApiToken, ImageImport, Membership, Status, Team
 from imports.templatetags.portal import duration
 
 from .browser import (
@@ -448,4 +448,31 @@ def test_an_import_s_time_so_far_keeps_counting_between_polls(browser, live_serv
     image_import.mark_available(amis=[{"region": "us-east-1", "image": SEEDED_AMI}])
     expect(page.locator("#status .status")).to_have_text("Available", timeout=15_000)
     expect(elapsed).to_have_text(re.compile(r"^after \d+s$"))
+    page.close()
+
+
+def test_back_to_the_form_and_start_import_again_is_the_same_import(
+    browser, live_server, user, emulator
+):
+    page = browser.new_page(base_url=live_server.url)
+    sign_in(page, user)
+    goto_new_import(page)
+    page.get_by_label("Name").fill("Web server base")
+    page.get_by_label("Semantic version").fill("1.0.0")
+    page.get_by_label("Platform").select_option("Linux")
+    page.get_by_label("VM import task ID").fill(SEEDED_TASK)
+    page.get_by_role("button", name="Start import").click()
+    expect(page).to_have_url(re.compile(r"/imports/\d+$"))
+    first = ImageImport.objects.get()
+
+    # The browser loads the form again (with a token of its own) and puts
+    # back what was typed; the page puts back the token it sent.
+    page.go_back()
+    expect(page.get_by_label("Name")).to_have_value("Web server base")
+    assert page.locator('input[name="clientToken"]').input_value() == first.client_token
+    expect(page.locator("[data-client-token]")).to_have_text(first.client_token)
+    page.get_by_role("button", name="Start import").click()
+
+    expect(page).to_have_url(re.compile(rf"/imports/{first.pk}$"))
+    assert ImageImport.objects.count() == 1
     page.close()

@@ -180,3 +180,24 @@ setInterval(() => {
     span.textContent = `${duration(Number(span.dataset.elapsed) + counted)} so far`;
   }
 }, 1000);
+
+// Back to New import after starting an import: the browser loads the page
+// again, with a new client token, and puts back what was typed, so Start
+// import would make a second import of the same request. The token sent
+// from this page is kept in its history entry instead and comes back with
+// it: the same request again is the same import, and a changed one is told
+// so and offered a new token (the server's answer to a reused token).
+document.addEventListener("submit", (event) => {
+  const token = event.target.id === "import-form" && event.target.elements.clientToken;
+  if (token) history.replaceState({ ...history.state, clientToken: token.value }, "");
+});
+
+function restoreSentToken() {
+  const sent = history.state && history.state.clientToken;
+  const form = document.getElementById("import-form");
+  if (!sent || !form || !form.elements.clientToken) return;
+  form.elements.clientToken.value = sent;
+  const shown = form.querySelector("[data-client-token]");
+  if (shown) shown.textContent = sent;
+}
+restoreSentToken();
