@@ -265,7 +265,8 @@ SESSION_ENGINE = "imports.sessions"
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 60 * 60)
 
 # Bounds on what one request may make the server read (hostile input gets a
-# 400): the largest valid import, 50 tags with \u-escaped text, is far below.
+# 400; a body too large, 413 from the API): the largest valid import, 50 tags
+# with \u-escaped text, is far below.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 256 * 1024)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("DATA_UPLOAD_MAX_NUMBER_FIELDS", 200)
 DATA_UPLOAD_MAX_NUMBER_FILES = 1  # the portal takes no file uploads

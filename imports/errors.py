@@ -7,6 +7,12 @@ unknown URL, a body too large, an exception), has the shape
 
 with `errors` (member -> messages) added when a request failed validation.
 
+A body over DATA_UPLOAD_MAX_MEMORY_SIZE is a 413 under /api/ (a 400 on the
+pages, as Django answers). Django raises it as a SuspiciousOperation, and
+with DEBUG on answers those with its technical page (a traceback, the
+settings) before handler400 is asked; so the API's bodies are read early,
+in `inputs.RejectMalformedText`, which answers with `bad_request` itself.
+
 A dependency that is down is not a bug of ours: a database that refuses or
 does not answer, or a cache that is gone, turns into a 503 that says so (with
 Retry-After), never a 500. The error pages themselves touch no database.
@@ -15,6 +21,8 @@ Retry-After), never a 500. The error pages themselves touch no database.
 import logging
 import sys
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 from django.template import loader
@@ -73,8 +81,30 @@ def service_unavailable(request, dependency):
 
 def bad_request(request, exception):
     if is_api(request):
+        if isinstance(exception, RequestDataTooBig):
+            return body_too_large()
         return api_error(400, "The request could not be read: " + describe(exception))
     return defaults.bad_request(request, exception)
+
+
+def body_too_large():
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return api_error(
+        413,
+        f"The request body is larger than the {byte_size(limit)} ({limit:,} bytes) "
+        "the API accepts.",
+    )
+
+
+def byte_size(size):
+    """A size as people read it, in the README's units: 256 KiB, 2.5 MiB."""
+    if size < 1024:
+        return f"{size} bytes"
+    for unit in ("KiB", "MiB", "GiB"):
+        size /= 1024
+        if size < 1024 or unit == "GiB":
+            break
+    return f"{size:.1f}".removesuffix(".0") + " " + unit
 
 
 def permission_denied(request, exception):
@@ -107,7 +137,7 @@ def server_error(request):
 
 
 def describe(exception):
-    """A short reason for a 400 that Django raised (a body too large, too many fields)."""
+    """A short reason for a 400 that Django raised (too many fields, a malformed body)."""
     text = str(exception).strip()
     if not text or "\n" in text or len(text) > 200:
         return "it is malformed."

@@ -4,12 +4,15 @@ Text must be valid Unicode without NUL (PostgreSQL stores neither a lone
 surrogate nor a NUL, and answers both with an error), numbers are ASCII
 digits of a bounded length, and JSON is bounded in depth. The middleware
 applies the text rule to every query string, form field and cookie; the
-API applies it to the JSON it decodes (`json_problem`).
+API applies it to the JSON it decodes (`json_problem`). Under /api/ the
+middleware also reads the body, so that one over DATA_UPLOAD_MAX_MEMORY_SIZE
+(or a form with too many fields) is answered in JSON, DEBUG or not.
 """
 
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpResponse
 
-from .errors import api_error, is_api
+from .errors import api_error, bad_request, is_api
 
 MAX_JSON_DEPTH = 32
 MAX_DIGITS = 18  # below 2**63: fits every integer column
@@ -91,7 +94,16 @@ class RejectMalformedText:
         self.get_response = get_response
 
     def __call__(self, request):
-        problem = request_problem(request)
+        try:
+            if is_api(request):
+                # Read here, not in the view, so that a body too large is
+                # answered in JSON with DEBUG on too (errors.py says why).
+                request.body  # noqa: B018
+            problem = request_problem(request)
+        except (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent) as error:
+            if not is_api(request):
+                raise
+            return bad_request(request, error)
         if problem:
             if is_api(request):
                 return api_error(400, problem)

@@ -13,9 +13,9 @@ from .helpers import Statements, at_once
 URL = "/api/imports"
 
 
-def post(client, body, headers, content_type="application/json"):
+def post(client, body, headers, content_type="application/json", url=URL):
     data = body if isinstance(body, (str, bytes)) else json.dumps(body)
-    return client.post(URL, data=data, content_type=content_type, headers=headers)
+    return client.post(url, data=data, content_type=content_type, headers=headers)
 
 
 def test_it_creates_an_import_and_queues_the_aws_call(
@@ -138,6 +138,77 @@ def test_wrong_methods_are_405_in_json(client, api_headers, image_import):
     assert response.status_code == 405
     assert response["Allow"] == "GET, POST"
     assert client.post(f"{URL}/{image_import.pk}", headers=api_headers).status_code == 405
+
+
+# -- query parameters: the documented ones, each once ----------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"status": "bogus"},
+        {"status": "Available"},
+        {"status": "failed"},  # a real status: still not a filter the list has
+        {"stauts": "failed"},
+        {"platform": "Linux"},
+        {"q": "web"},
+        {"limit": "abc"},
+        {"limit": "10"},
+        {"_": "1700000000"},
+        {"Page": "2"},
+    ],
+)
+def test_a_query_parameter_the_list_does_not_take_is_a_400_naming_those_it_does(
+    client, api_headers, image_import, query
+):
+    response = client.get(URL, query, headers=api_headers)
+    assert response.status_code == 400
+    [name] = query
+    assert response.json() == {
+        "error": f"Unknown query parameter '{name}': this call takes only older, newer, page.",
+        "status": 400,
+    }
+
+
+def test_every_unknown_parameter_is_named(client, api_headers):
+    response = client.get(URL, {"status": "failed", "limit": "5", "page": "1"}, headers=api_headers)
+    assert response.json()["error"] == (
+        "Unknown query parameters 'status', 'limit': this call takes only older, newer, page."
+    )
+
+
+def test_a_query_parameter_given_twice_is_a_400(client, api_headers):
+    response = client.get(f"{URL}?page=1&page=2", headers=api_headers)
+    assert response.json() == {
+        "error": "The query parameter page is given more than once; give it once.",
+        "status": 400,
+    }
+
+
+def test_calls_without_parameters_take_none(client, api_headers, image_import):
+    for url in (f"{URL}/{image_import.pk}?fields=all", "/api/vm-import-tasks?status=completed"):
+        response = client.get(url, headers=api_headers)
+        assert response.status_code == 400
+        assert response.json()["error"].endswith(": this call takes none.")
+
+
+def test_the_token_is_checked_before_the_query(db, client):
+    assert client.get(URL, {"stauts": "failed"}).status_code == 401
+
+
+def test_a_post_takes_no_query_parameter_and_records_nothing(client, api_headers, payload):
+    for query in ("dryRun=true", "page=1"):
+        response = post(client, payload, api_headers, url=f"{URL}?{query}")
+        assert response.status_code == 400
+        assert response.json()["error"].endswith(": this call takes none.")
+    assert not ImageImport.objects.exists()
+
+
+def test_the_documented_parameters_still_answer_200(client, api_headers, image_import):
+    assert client.get(URL, headers=api_headers).status_code == 200
+    body = client.get(URL, {"page": "1"}, headers=api_headers).json()
+    assert [item["id"] for item in body["results"]] == [image_import.pk]
+    assert client.get(f"{URL}/{image_import.pk}", headers=api_headers).status_code == 200
 
 
 def test_get_one_import_returns_every_documented_field(client, api_headers, image_import, payload):

@@ -13,9 +13,10 @@ from django.test import Client
 from django.urls import reverse
 
 from imports import api, teams
+from imports.errors import byte_size
 from imports.forms import tag_formset_data
 from imports.inputs import MAX_JSON_DEPTH, parse_int, text_problem
-from imports.models import ImageImport
+from imports.models import ApiToken, AuditEvent, ImageImport
 
 from .factories import valid_payload
 
@@ -202,10 +203,71 @@ def test_fifty_tags_are_still_accepted(user_client):
 # -- bounded sizes --------------------------------------------------------------------
 
 
-def test_a_body_larger_than_the_upload_limit_is_a_json_400(client, api_headers, settings):
-    body = json.dumps(valid_payload(description="x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)))
-    response = post_json(client, body, api_headers)
-    assert_api_error(response, 400)
+def padded_to(size, payload):
+    """The payload as JSON of exactly `size` bytes (JSON allows trailing whitespace)."""
+    body = json.dumps(payload)
+    return body + " " * (size - len(body))
+
+
+@pytest.mark.parametrize("debug", [True, False], ids=["debug", "production"])
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-www-form-urlencoded"])
+def test_a_body_one_byte_over_the_limit_is_a_json_413_and_nothing_is_recorded(
+    client, api_headers, settings, debug, content_type
+):
+    settings.DEBUG = debug  # with DEBUG on, Django's own page once answered (HTML, settings)
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    events = AuditEvent.objects.count()  # issuing the token is one
+    body = padded_to(limit + 1, valid_payload())
+    response = client.post("/api/imports", body, content_type=content_type, headers=api_headers)
+    error = assert_api_error(response, 413)["error"]
+    assert error == ("The request body is larger than the 256 KiB (262,144 bytes) the API accepts.")
+    assert not ImageImport.objects.exists()
+    assert AuditEvent.objects.count() == events
+    assert ApiToken.objects.get().last_used_at is None
+
+
+def test_the_limit_is_named_in_the_units_of_the_setting(client, api_headers, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = int(2.5 * 1024 * 1024)
+    response = post_json(client, padded_to(int(2.5 * 1024 * 1024) + 1, {}), api_headers)
+    assert "larger than the 2.5 MiB (2,621,440 bytes)" in assert_api_error(response, 413)["error"]
+
+
+@pytest.mark.parametrize(
+    "size, text", [(1000, "1000 bytes"), (1024, "1 KiB"), (1536, "1.5 KiB"), (2**30, "1 GiB")]
+)
+def test_byte_sizes_read_as_people_read_them(size, text):
+    assert byte_size(size) == text
+
+
+@pytest.mark.parametrize("debug", [True, False], ids=["debug", "production"])
+def test_a_body_at_the_limit_is_judged_on_its_content(client, api_headers, settings, debug):
+    settings.DEBUG = debug
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    response = post_json(client, padded_to(limit, valid_payload()), api_headers)
+    assert response.status_code == 201, response.content[:300]
+    too_long = valid_payload(description="x" * (limit - 1000))
+    response = post_json(client, padded_to(limit, too_long), api_headers)
+    assert "description" in assert_api_error(response, 400)["errors"]
+    assert ImageImport.objects.count() == 1
+
+
+def test_a_too_large_form_on_a_page_is_still_django_s_400(user_client, settings):
+    body = "name=" + "x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    response = user_client.post(
+        reverse("imports:new"), body, content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 400
+    assert not ImageImport.objects.exists()
+
+
+@pytest.mark.parametrize("debug", [True, False], ids=["debug", "production"])
+def test_a_form_with_too_many_fields_is_a_json_400_under_the_api(
+    client, api_headers, settings, debug
+):
+    settings.DEBUG = debug
+    data = {f"field{i}": "x" for i in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1)}
+    response = client.post("/api/imports", data, headers=api_headers)
+    assert "DATA_UPLOAD_MAX_NUMBER_FIELDS" in assert_api_error(response, 400)["error"]
 
 
 def test_a_form_with_too_many_fields_is_a_400(user_client, settings):
