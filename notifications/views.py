@@ -9,10 +9,11 @@ from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from imports import teams
 from imports.models import Action, AuditEvent
+from imports.team_views import no_store
 
 from . import tasks
 from .forms import EventsForm, ProfileForm, WebhookForm
@@ -48,6 +49,10 @@ def team_webhook(request, pk):
     return get_object_or_404(Webhook, pk=pk, team=managed_team(request))
 
 
+# The webhook just added, across one redirect: its page shows the secret once.
+ADDED_WEBHOOK_SESSION_KEY = "added_webhook"
+
+
 @sensitive_post_parameters("url")  # a Slack or Teams URL is a secret: keep it out of error reports
 @login_required
 @require_http_methods(["GET", "POST"])
@@ -58,11 +63,23 @@ def add_webhook(request):
         form = WebhookForm(request.POST)
         if form.is_valid():
             webhook = Webhook.add(team=team, by=request.user, **form.cleaned_data)
-            # The secret is in this answer only: never in a redirect, never cached.
-            response = render(request, "notifications/webhook_added.html", {"webhook": webhook})
-            response["Cache-Control"] = "no-store"
-            return response
+            # A redirect, so that a reload never adds it twice; the session
+            # carries the key, not the secret, and only to the next page.
+            request.session[ADDED_WEBHOOK_SESSION_KEY] = webhook.pk
+            return no_store(redirect("notifications:webhook_added"))
     return render(request, "notifications/webhook_form.html", {"form": form, "team": team})
+
+
+@login_required
+@require_GET
+def webhook_added(request):
+    """The secret of the webhook just added, shown once: a reload goes to the Team page."""
+    team = managed_team(request)
+    pk = request.session.pop(ADDED_WEBHOOK_SESSION_KEY, None)
+    webhook = Webhook.objects.filter(pk=pk, team=team).first() if pk else None
+    if webhook is None:
+        return no_store(redirect("imports:team"))
+    return no_store(render(request, "notifications/webhook_added.html", {"webhook": webhook}))
 
 
 @login_required

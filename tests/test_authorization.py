@@ -69,6 +69,8 @@ EXPECTED = {
     "api:vm_import_tasks": ("get", api(200)),
     "notifications:profile": ("get", signed_in(200)),
     "notifications:add_webhook": ("get", signed_in(403, team_admin=200, superuser=200)),
+    # Nothing was just added: back to the Team page.
+    "notifications:webhook_added": ("get", signed_in(403, team_admin=302, superuser=302)),
     "notifications:change_webhook": ("post", signed_in(403, team_admin=302, superuser=302)),
     "notifications:remove_webhook": ("post", signed_in(403, team_admin=302, superuser=302)),
     "notifications:test_webhook": ("post", signed_in(403, team_admin=302, superuser=302)),

@@ -64,10 +64,8 @@ def test_the_profile_needs_a_sign_in(client):
     assert client.get("/profile")["Location"].startswith("/accounts/login/")
 
 
-def test_a_team_admin_adds_a_webhook_and_sees_its_secret_once(
-    admin_client, team, public_dns, caplog
-):
-    response = admin_client.post(
+def add_json_webhook(client):
+    return client.post(
         "/team/webhooks/new",
         {
             "url": "https://hooks.example.com/receive/s3cr3t-path",
@@ -76,12 +74,24 @@ def test_a_team_admin_adds_a_webhook_and_sees_its_secret_once(
         },
     )
 
-    assert response.status_code == 200
+
+def test_a_team_admin_adds_a_webhook_and_sees_its_secret_once(
+    admin_client, team, public_dns, caplog
+):
+    response = add_json_webhook(admin_client)
+
+    assert response.status_code == 302
+    assert response["Location"] == "/team/webhooks/added"
     assert response["Cache-Control"] == "no-store"
     assert response.wsgi_request.sensitive_post_parameters == ("url",)  # not in error reports
     webhook = Webhook.objects.get()
-    assert webhook.secret in response.content.decode()
+    assert webhook.secret not in response.content.decode()
     assert webhook.events == ["import.available", "import.failed"]
+    added = admin_client.get("/team/webhooks/added")
+    assert added.status_code == 200
+    assert added["Cache-Control"] == "no-store"
+    assert added.content.decode().count(f'id="webhook-secret">{webhook.secret}<') == 1
+    assert webhook.secret not in str(dict(admin_client.session))  # only its key crossed
     team_page = admin_client.get("/team").content.decode()
     assert "<title>Team platform · VM Import Portal</title>" in team_page
     assert team_page.count('id="webhooks"') == 1
@@ -90,6 +100,49 @@ def test_a_team_admin_adds_a_webhook_and_sees_its_secret_once(
     event = AuditEvent.objects.get(action=Action.WEBHOOK_ADDED)
     assert "s3cr3t-path" not in event.detail and webhook.secret not in event.detail
     assert webhook.secret not in caplog.text
+
+
+def test_reloading_the_added_page_neither_adds_again_nor_shows_the_secret_again(
+    admin_client, team, public_dns
+):
+    added = add_json_webhook(admin_client)
+    first = admin_client.get(added["Location"])
+    webhook = Webhook.objects.get()
+    assert webhook.secret in first.content.decode()
+
+    reload = admin_client.get(added["Location"])
+
+    assert reload.status_code == 302 and reload["Location"] == "/team"
+    assert reload["Cache-Control"] == "no-store"
+    assert webhook.secret not in reload.content.decode()
+    assert Webhook.objects.count() == 1
+    assert AuditEvent.objects.filter(action=Action.WEBHOOK_ADDED).count() == 1
+
+
+def test_the_added_page_without_a_webhook_just_added_goes_to_the_team_page(admin_client, team):
+    Webhook.objects.create(team=team, url="https://hooks.example.com/x")
+    response = admin_client.get("/team/webhooks/added")
+    assert response.status_code == 302 and response["Location"] == "/team"
+
+
+def test_the_added_page_never_shows_another_teams_webhook(admin_client, other_team):
+    webhook = Webhook.objects.create(team=other_team, url="https://hooks.example.com/x")
+    session = admin_client.session
+    session["added_webhook"] = webhook.pk
+    session.save()
+
+    response = admin_client.get("/team/webhooks/added")
+
+    assert response.status_code == 302 and response["Location"] == "/team"
+    assert webhook.secret not in response.content.decode()
+
+
+def test_the_added_page_is_for_team_admins_signed_in_and_get_only(client, admin, user):
+    assert client.get("/team/webhooks/added")["Location"].startswith("/accounts/login/")
+    client.force_login(user)
+    assert client.get("/team/webhooks/added").status_code == 403
+    client.force_login(admin)
+    assert client.post("/team/webhooks/added").status_code == 405
 
 
 def test_a_private_or_plain_http_url_is_refused_with_the_reason(admin_client):
