@@ -1472,7 +1472,8 @@ def cache_set_quietly(key, value, timeout=3600):
 def describe_progress(updates):
     parts = []
     if "image_state" in updates:
-        parts.append(f"Image {updates['image_state']}")
+        # BUILDING as people say it: "Image building" (the pages' image_state_label).
+        parts.append(f"Image {updates['image_state'].replace('_', ' ').lower()}")
     if "status_message" in updates or "progress" in updates:
         progress = updates.get("progress")
         percent = f" ({progress}%)" if progress is not None else ""

@@ -352,7 +352,7 @@ def test_a_cycle_that_moves_every_import_writes_them_in_one_update_and_one_inser
             Status.IMPORTING,
             Status.IMPORTING,
         )
-        assert last.detail == "Image CREATING"
+        assert last.detail == "Image creating"
         assert last.team_id == team.pk
 
 
@@ -372,7 +372,7 @@ def test_progress_is_written_only_to_rows_unchanged_since_they_were_read(team, u
     other.refresh_from_db()
     assert image_import.status == Status.FAILED and image_import.image_state == ""
     assert other.image_state == "BUILDING"  # never moved back by the stale read
-    assert not AuditEvent.objects.filter(detail="Image CREATING").exists()
+    assert not AuditEvent.objects.filter(detail="Image creating").exists()
 
 
 def test_the_written_instances_hold_what_the_rows_hold(
@@ -394,7 +394,7 @@ def test_the_written_instances_hold_what_the_rows_hold(
     )
     assert image_import.version == stored.version
     assert cache.get(version_cache_key(image_import.pk)) == stored.version
-    assert image_import.events.last().detail == "Image PENDING; VM import task: converting (50%)"
+    assert image_import.events.last().detail == "Image pending; VM import task: converting (50%)"
     assert image_import.progress_news(task=task, image=ImageState("PENDING", "", [])) is None
 
 
