@@ -659,9 +659,17 @@ def test_the_form_opens_on_name_and_never_cuts_text_silently(user_client):
 def test_the_error_summary_links_to_each_field(user_client):
     data = {**form_data(semanticVersion="1.0"), **tag_formset_data([("aws:x", "")])}
     content = user_client.post("/imports/new", data).content.decode()
-    assert '<a href="#id_semanticVersion">Semantic version: ' in content
-    assert '<a href="#id_tags-0-key">Tag 1 tag key: ' in content
+    # Each message names its field already: the summary does not say it twice.
+    assert '<a href="#id_semanticVersion">Semantic version must be three' in content
+    assert '<a href="#id_tags-0-key">Tag 1: Tag keys may not begin with' in content
     assert 'aria-invalid="true"' in content
+
+
+def test_a_message_that_does_not_name_its_field_is_listed_under_its_label(user_client):
+    content = user_client.post("/imports/new", form_data(vmImportTaskId="")).content.decode()
+    assert '<a href="#id_vmImportTaskId">VM import task ID is required.</a>' in content
+    content = user_client.post("/imports/new", form_data(semanticVersion="1.0.0/1")).content
+    assert b'<a href="#id_semanticVersion">Semantic version: Give only major.minor' in content
 
 
 def test_adding_a_tag_row_keeps_the_error_on_an_invalid_key(user_client):

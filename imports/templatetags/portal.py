@@ -6,6 +6,16 @@ register = template.Library()
 
 
 @register.filter
+def labelled(error, label):
+    """An error as the summary lists it: under its field's label, unless it starts with it.
+
+    Every message is written to stand alone (the API sends the same ones), so
+    most already name their field: "Name is required.", not "Name: Name is...".
+    """
+    return str(error) if str(error).lower().startswith(str(label).lower()) else f"{label}: {error}"
+
+
+@register.filter
 def seconds(delta):
     """A timedelta in whole seconds, for portal.js to count on from."""
     return max(0, int(delta.total_seconds()))
