@@ -62,3 +62,10 @@ def test_audit_times_carry_their_zone_and_the_worker_is_named(admin_client, imag
     assert "worker (retry 1)" in content
     assert ">worker<" in content
     assert "queued → submitting" in content
+
+
+@pytest.mark.parametrize("url", ["/admin/", "/admin/login/"])
+def test_admin_pages_name_no_icon_so_the_browser_asks_for_none(client, admin_client, url):
+    # Without a link the browser asks for /favicon.ico, which is a 404.
+    page = (admin_client if url == "/admin/" else client).get(url).content.decode()
+    assert '<link rel="icon" href="data:,">' in page
