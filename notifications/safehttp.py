@@ -62,7 +62,10 @@ def parse(url):
         raise BlockedUrl(f"This is not a valid URL ({error}).") from None
     schemes = ("https", "http") if allow_private() else ("https",)
     if parts.scheme not in schemes:
-        raise BlockedUrl("The URL must start with https://.")
+        # http:// is allowed only with private addresses, for local tests: say so there.
+        given = f"{parts.scheme}://" if parts.scheme else "no scheme"
+        allowed = " or ".join(f"{scheme}://" for scheme in schemes)
+        raise BlockedUrl(f"The URL must start with {allowed}; this one has {given}.")
     if not parts.hostname:
         raise BlockedUrl("The URL has no host name.")
     name = parts.hostname.rstrip(".").lower()

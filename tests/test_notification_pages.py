@@ -1,5 +1,7 @@
 """The profile page and the Team page's webhooks: who may do what, and the audit."""
 
+import html
+
 import pytest
 
 from imports.models import Action, AuditEvent, Membership, Status
@@ -154,8 +156,27 @@ def test_a_private_or_plain_http_url_is_refused_with_the_reason(admin_client):
     response = admin_client.post(
         "/team/webhooks/new", {"url": "http://hooks.example.com/x", "kind": "slack"}
     )
-    assert b"must start with https://" in response.content
+    assert b"The URL must start with https://; this one has http://." in response.content
     assert not Webhook.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("ftp://user:pw@example.com/x", "The URL must start with https://; this one has ftp://."),
+        ("hooks.example.com/x", "The URL must start with https://; this one has no scheme."),
+    ],
+)
+def test_a_url_of_another_scheme_is_told_the_one_it_needs(admin_client, url, message):
+    response = admin_client.post("/team/webhooks/new", {"url": url, "kind": "slack"})
+    assert message in html.unescape(response.content.decode())
+    assert not Webhook.objects.exists()
+
+
+def test_with_private_addresses_allowed_plain_http_is_named_too(admin_client, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE = True
+    response = admin_client.post("/team/webhooks/new", {"url": "ftp://x/y", "kind": "slack"})
+    assert "must start with https:// or http://; this one has ftp://." in response.content.decode()
 
 
 def test_only_a_team_admin_manages_webhooks(user_client, team):
