@@ -1,4 +1,4 @@
-"""The portal's two brokers: kombu's transports, each with one fix.
+"""The portal's two brokers: kombu's transports, with the portal's fixes.
 
 `make run`'s filesystem broker: messages that appear whole or not at all.
 
@@ -9,7 +9,9 @@ JSONDecodeError", kombu issue #1551), which stops all of `make run`; beat's
 messages every few seconds made it happen within minutes under load. Here a
 message is written under a name no consumer reads, then renamed into place:
 a rename within a folder is atomic, so a consumer finds the whole message or
-nothing. Messages and folders are kombu's own otherwise.
+nothing. Messages and folders are kombu's own otherwise. And a worker
+whose prefetched messages are all in hand waits for more in short turns,
+so that it acks what it has finished (Transport.drain_events).
 
 Redis (production): one redis.Redis per connection pool, not one per call.
 """
@@ -42,6 +44,30 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+    def drain_events(self, connection, timeout=None):
+        """kombu's, but with a consumer's prefetched messages all in hand, one interval at most.
+
+        Celery's loop for a transport without a file descriptor (`synloop`)
+        acks the tasks its pool has finished only between two waits for a
+        message, of 2 s each. With every prefetched message in hand, none
+        can come to end the wait: a backlog drained at `--concurrency`
+        imports per 2 s however fast each one ran, and a new import could
+        wait behind refreshes beat had sent, long finished. Such a wait now
+        ends after one polling interval, and the acks follow at once; a
+        consumer that may take more (a SimpleQueue) waits as long as asked.
+        """
+        if timeout is not None and self.polling_interval and self.prefetch_in_hand():
+            timeout = min(timeout, self.polling_interval)
+        return super().drain_events(connection, timeout=timeout)
+
+    def prefetch_in_hand(self):
+        """Whether a consumer holds as many unacked messages as its prefetch allows.
+
+        Any one: the worker's connection also has channels of other kinds
+        (remote control's), which may always take more.
+        """
+        return any(c._consumers and not c.qos.can_consume() for c in self.channels)
 
 
 class RedisChannel(redis.Channel):

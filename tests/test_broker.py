@@ -1,10 +1,11 @@
 """`make run`'s filesystem broker: a message is taken whole or not at all (config/broker.py)."""
 
 import os
+import socket
 import threading
 
 import pytest
-from kombu import Connection
+from kombu import Connection, Consumer, Queue
 
 from config.broker import BEING_WRITTEN
 
@@ -123,3 +124,58 @@ def test_a_new_pool_gets_a_new_client():
         replacement = channel._create_client()
         assert replacement is not client
         assert replacement.connection_pool is channel.pool is not client.connection_pool
+
+
+class FakeClock:
+    """kombu's waits on a clock of the test's own: asleep, it moves on at once."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr("kombu.transport.virtual.base.monotonic", clock.monotonic)
+    monkeypatch.setattr("kombu.transport.virtual.base.sleep", clock.sleep)
+    return clock
+
+
+def test_a_worker_with_its_prefetch_in_hand_waits_one_interval_so_it_can_ack(folder, clock):
+    options = {name: value for name, value in folder.items() if name != "queue"}
+    options["polling_interval"] = 0.1
+    in_hand = []
+    with Connection("filesystem://", transport=TRANSPORT, transport_options=options) as connection:
+        queue = Queue(folder["queue"])
+        connection.SimpleQueue(folder["queue"]).put({"n": 1})
+        channel = connection.channel()
+        consumer = Consumer(
+            channel, [queue], callbacks=[lambda body, message: in_hand.append(message)]
+        )
+        consumer.qos(prefetch_count=1)
+        consumer.consume()
+        connection.drain_events(timeout=2.0)
+        assert len(in_hand) == 1  # taken, not acked: the prefetch is in hand
+
+        # Celery's synloop waits 2 s, and acks only after: the wait ends early.
+        with pytest.raises(socket.timeout):
+            connection.drain_events(timeout=2.0)
+        assert clock.now <= 0.2
+
+        in_hand[0].ack()
+        connection.SimpleQueue(folder["queue"]).put({"n": 2})
+        connection.drain_events(timeout=2.0)
+        assert [message.payload for message in in_hand] == [{"n": 1}, {"n": 2}]
+
+
+def test_a_consumer_that_may_take_more_waits_as_long_as_it_asked(folder, clock):
+    connection, queue = queue_in(folder)
+    with connection, pytest.raises(queue.Empty):
+        queue.get(timeout=2.0)
+    assert clock.now >= 2.0
