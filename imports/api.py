@@ -185,9 +185,14 @@ def create_import(request):
         return json_error(400, str(error))
     if not form.is_valid():
         return invalid(form.error_map())
+    submission = form.submission()
+    problem = services.disk_file_problem(team, submission)
+    if problem:
+        form.add_error("s3Key", problem)
+        return invalid(form.error_map())
     try:
         image_import, created = services.submit_import(
-            team=api_token.team, user=api_token.user, **form.submission()
+            team=api_token.team, user=api_token.user, **submission
         )
     except ClientTokenConflict as conflict:
         return json_error(

@@ -459,6 +459,17 @@ def list_bucket_files(bucket, prefix, *, target, limit=200):
     return files[:limit]
 
 
+def disk_file_size(bucket, key, *, target):
+    """The size of the object at bucket/key (HeadObject); None when S3 says there is none."""
+    s3 = _call(client, "s3", target)
+    try:
+        return _call(s3.head_object, Bucket=bucket, Key=key)["ContentLength"]
+    except AwsError as error:
+        if error.http_status == 404:
+            return None
+        raise
+
+
 def create_multipart_upload(bucket, key, *, target, content_type=""):
     s3 = _call(client, "s3", target)
     extra = {"ContentType": content_type} if content_type else {}

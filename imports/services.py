@@ -58,6 +58,39 @@ def submit_import(
     return image_import, created
 
 
+def disk_file_problem(team, submission):
+    """Why a new import's file in the team's bucket cannot be imported, or "".
+
+    Asked before a new import is recorded from the page or the API (S3
+    HeadObject): a key with a typo is said at once, in the form, rather
+    than by EC2 once the import has started. Not asked for a client token
+    already recorded, so that a retry gets its import back even after the
+    file was removed. When S3 cannot tell (the portal's role may not read
+    the bucket, S3 is down), "": EC2 judges, as before.
+    """
+    if submission.get("source") != Source.S3_OBJECT:
+        return ""
+    token = submission["payload"]["clientToken"]
+    if ImageImport.objects.filter(team=team, client_token=token).exists():
+        return ""
+    (disk,) = submission["import_image_payload"]["DiskContainers"]
+    return bucket_file_problem(team, disk["UserBucket"]["S3Bucket"], disk["UserBucket"]["S3Key"])
+
+
+def bucket_file_problem(team, bucket, key):
+    """Why s3://bucket/key holds no disk to import, or "" (also when S3 cannot tell)."""
+    try:
+        size = aws.disk_file_size(bucket, key, target=aws.Target.for_team(team))
+    except aws.AwsError as error:
+        logger.info("Could not look for s3://%s/%s (%s); EC2 will", bucket, key, error.code)
+        return ""
+    if size is None:
+        return f"There is no file s3://{bucket}/{key}: check the key."
+    if size == 0:
+        return f"The file s3://{bucket}/{key} is empty: it holds no disk."
+    return ""
+
+
 def queue(image_import):
     # After the commit (at once, outside a transaction), or the worker
     # could look for a row it cannot see yet.

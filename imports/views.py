@@ -21,7 +21,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from . import aws, paging, services, teams
-from .forms import PLATFORMS, TAGS_MAX, NewImportForm, TagFormSet, tag_formset_data, tag_rows
+from .forms import (
+    PLATFORMS,
+    S3_OBJECT,
+    TAGS_MAX,
+    NewImportForm,
+    TagFormSet,
+    tag_formset_data,
+    tag_rows,
+)
 from .hints import failure_hint
 from .inputs import parse_int
 from .models import (
@@ -134,9 +142,14 @@ def new_import(request):
     form = new_import_form(request, request.POST)
     if not form.is_valid():
         return render_form(request, form)
+    submission = form.submission()
+    problem = services.disk_file_problem(membership.team, submission)
+    if problem:
+        form.add_error("s3Key", problem)
+        return render_form(request, form)
     try:
         image_import, created = services.submit_import(
-            team=membership.team, user=request.user, **form.submission()
+            team=membership.team, user=request.user, **submission
         )
     except ClientTokenConflict as conflict:
         return render_conflict(request, form, conflict.existing)
@@ -229,11 +242,17 @@ def edit_tag_rows(request):
 @require_POST
 def validate_field(request, field):
     """Check one field as the person leaves it, and answer with its errors."""
-    if teams.current_membership(request) is None:
+    membership = teams.current_membership(request)
+    if membership is None:
         raise Http404
     form = new_import_form(request, request.POST)
     form.is_valid()
     errors = form.errors.get(field, [])
+    if field == "s3Key" and not errors and form.cleaned_data.get("source") == S3_OBJECT:
+        # A key that follows every rule: is there a file under it? (S3 HeadObject)
+        key = form.cleaned_data.get("s3Key")
+        problem = key and services.bucket_file_problem(membership.team, form.import_bucket, key)
+        errors = [problem] if problem else []
     if field.startswith(form.tags.prefix + "-"):
         text, _, name = field[len(form.tags.prefix) + 1 :].partition("-")
         index = parse_int(text)

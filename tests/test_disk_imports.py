@@ -280,8 +280,23 @@ def test_ec2_refusing_the_disk_fails_the_import_with_its_message_and_a_hint(
 # -- the API ----------------------------------------------------------------------------
 
 
+@pytest.fixture
+def bucket(s3_emulator, disk_team):
+    """The team's import bucket in moto, empty."""
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=IMPORT_BUCKET)
+    return s3
+
+
+@pytest.fixture
+def disk_file(bucket):
+    """The disk file the requests name, in the team's bucket."""
+    bucket.put_object(Bucket=IMPORT_BUCKET, Key=DISK_KEY, Body=b"KDMV" + bytes(508))
+    return bucket
+
+
 def test_the_api_takes_a_disk_container_and_answers_with_it(
-    client, api_headers, disk_team, django_capture_on_commit_callbacks
+    client, api_headers, disk_team, disk_file, django_capture_on_commit_callbacks
 ):
     body = disk_request(
         importImageOptions={"architecture": "x86_64", "licenseType": "BYOL", "encrypted": True}
@@ -303,6 +318,8 @@ def test_the_api_takes_a_disk_container_and_answers_with_it(
     image_import = ImageImport.objects.get()
     assert image_import.import_image_payload["RoleName"] == "vmimport-platform"
 
+    # A retry gets its import back, even once the file is gone from the bucket.
+    disk_file.delete_object(Bucket=IMPORT_BUCKET, Key=DISK_KEY)
     again = client.post(URL, body, content_type="application/json", headers=api_headers)
     assert again.status_code == 200 and again.json()["id"] == answer["id"]
     other = disk_request(importImageOptions={"architecture": "arm64"})
@@ -310,6 +327,49 @@ def test_the_api_takes_a_disk_container_and_answers_with_it(
         client.post(URL, other, content_type="application/json", headers=api_headers).status_code
         == 409
     )
+
+
+def test_the_api_names_a_file_missing_from_the_bucket_and_records_nothing(
+    client, api_headers, bucket
+):
+    response = client.post(
+        URL, disk_request(), content_type="application/json", headers=api_headers
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"] == {
+        "diskContainer.userBucket.s3Key": [
+            f"There is no file s3://{IMPORT_BUCKET}/{DISK_KEY}: check the key."
+        ]
+    }
+    assert not ImageImport.objects.exists()
+
+
+def test_an_empty_file_is_refused(client, api_headers, bucket):
+    bucket.put_object(Bucket=IMPORT_BUCKET, Key=DISK_KEY, Body=b"")
+    response = client.post(
+        URL, disk_request(), content_type="application/json", headers=api_headers
+    )
+    assert response.json()["errors"]["diskContainer.userBucket.s3Key"] == [
+        f"The file s3://{IMPORT_BUCKET}/{DISK_KEY} is empty: it holds no disk."
+    ]
+
+
+def test_when_s3_cannot_tell_the_import_is_recorded_and_ec2_judges(
+    client, api_headers, disk_team, aws_credentials
+):
+    with Stubber(aws.client("s3")) as s3:
+        s3.add_client_error(
+            "head_object",
+            service_error_code="403",
+            http_status_code=403,
+            expected_params={"Bucket": IMPORT_BUCKET, "Key": DISK_KEY},
+        )
+        response = client.post(
+            URL, disk_request(), content_type="application/json", headers=api_headers
+        )
+        s3.assert_no_pending_responses()
+    assert response.status_code == 201
+    assert ImageImport.objects.get().source == Source.S3_OBJECT
 
 
 def test_the_api_shows_the_vm_import_task_once_ec2_gave_one(client, api_headers, disk_team, user):
@@ -387,7 +447,43 @@ def test_a_poll_brings_the_task_ec2_named_into_the_request_shown(user_client, di
     assert f"&quot;vmImportTaskId&quot;: &quot;{TASK}&quot;" in payload.group(1)
 
 
-def test_the_new_import_page_records_a_file_in_the_bucket(user_client, disk_team):
+def test_the_new_import_page_says_a_missing_file_under_its_key(user_client, disk_team, bucket):
+    response = user_client.post(
+        "/imports/new",
+        {
+            "clientToken": "7f1c3a52-0000-4000-8000-000000000004",
+            "name": "Web",
+            "semanticVersion": "1.0.0",
+            "platform": "Linux",
+            "source": "s3_object",
+            "format": "vmdk",
+            "s3Key": DISK_KEY,
+            "tags-TOTAL_FORMS": "0",
+            "tags-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 200
+    errors = re.search(r'<ul class="field-errors" id="errors-s3Key".*?</ul>', response.text, re.S)
+    assert f"There is no file s3://{IMPORT_BUCKET}/{DISK_KEY}: check the key." in errors.group()
+    assert not ImageImport.objects.exists()
+
+
+def test_the_key_is_looked_for_in_the_bucket_as_the_person_leaves_it(
+    user_client, disk_team, bucket
+):
+    data = {"source": "s3_object", "format": "vmdk", "s3Key": DISK_KEY}
+    url = "/imports/new/validate/s3Key"
+    missing = user_client.post(url, data, headers={"HX-Request": "true"}).content.decode()
+    assert f"There is no file s3://{IMPORT_BUCKET}/{DISK_KEY}: check the key." in missing
+    bucket.put_object(Bucket=IMPORT_BUCKET, Key=DISK_KEY, Body=b"KDMV" + bytes(508))
+    found = user_client.post(url, data, headers={"HX-Request": "true"}).content.decode()
+    assert "<li>" not in found
+    # Another source's key is never looked for.
+    other = user_client.post(url, {**data, "source": "upload"}, headers={"HX-Request": "true"})
+    assert "There is no file" not in other.content.decode()
+
+
+def test_the_new_import_page_records_a_file_in_the_bucket(user_client, disk_team, disk_file):
     page = user_client.get("/imports/new").content.decode()
     assert 'name="source" value="s3_object"' in page
     response = user_client.post(
