@@ -250,8 +250,8 @@ def validate_field(request, field):
     errors = form.errors.get(field, [])
     if field == "s3Key" and not errors and form.cleaned_data.get("source") == S3_OBJECT:
         # A key that follows every rule: is there a file under it? (S3 HeadObject)
-        key = form.cleaned_data.get("s3Key")
-        problem = key and services.bucket_file_problem(membership.team, form.import_bucket, key)
+        key, bucket = form.cleaned_data.get("s3Key"), form.import_bucket
+        problem = key and bucket and services.bucket_file_problem(membership.team, bucket, key)
         errors = [problem] if problem else []
     if field.startswith(form.tags.prefix + "-"):
         text, _, name = field[len(form.tags.prefix) + 1 :].partition("-")
