@@ -192,6 +192,16 @@ document.addEventListener("submit", (event) => {
   if (token) history.replaceState({ ...history.state, clientToken: token.value }, "");
 });
 
+// A form the server answered (invalid, or a reused token answered with a new
+// one): the token it carries now is the one this page would send.
+document.addEventListener("htmx:afterSettle", () => {
+  const form = document.getElementById("import-form");
+  const sent = history.state && history.state.clientToken;
+  if (sent && form && form.elements.clientToken && form.elements.clientToken.value !== sent) {
+    history.replaceState({ ...history.state, clientToken: form.elements.clientToken.value }, "");
+  }
+});
+
 function restoreSentToken() {
   const sent = history.state && history.state.clientToken;
   const form = document.getElementById("import-form");
