@@ -523,5 +523,5 @@ def test_without_javascript_an_upload_says_the_file_is_missing_at_the_file_input
     )
 
     html = response.content.decode()
-    assert '<a href="#disk-file">File name: File name is required for an upload.</a>' in html
+    assert '<a href="#disk-file">File name is required for an upload.</a>' in html
     assert not ImageImport.objects.exists()
