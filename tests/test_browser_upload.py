@@ -526,6 +526,8 @@ def test_without_javascript_every_source_shows_and_a_file_in_the_bucket_is_impor
     expect(page.get_by_label("S3 key")).to_be_visible()
     expect(page.get_by_label("Disk image file")).to_be_visible()
 
+    # The file is there: the portal looks for it before it records the import.
+    s3.put_object(Bucket=IMPORT_BUCKET, Key="vm-imports/web/disk1.vmdk", Body=b"KDMV" + bytes(508))
     page.get_by_label("A disk file already in the team's import bucket").check()
     page.get_by_label("S3 key").fill("vm-imports/web/disk1.vmdk")
     page.get_by_label("Disk format").select_option("vmdk")
