@@ -97,12 +97,17 @@ def body_too_large():
 
 
 def byte_size(size):
-    """A size as people read it, in the README's units: 256 KiB, 2.5 MiB."""
+    """A size as people read it, in the README's units: 256 KiB, 2.5 MiB.
+
+    Every page and message says sizes this way (the template filter of the
+    same name); only upload.js's live counter keeps one decimal, so that its
+    figures do not jump as they grow.
+    """
     if size < 1024:
         return f"{size} bytes"
-    for unit in ("KiB", "MiB", "GiB"):
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
         size /= 1024
-        if size < 1024 or unit == "GiB":
+        if size < 1024 or unit == "TiB":
             break
     return f"{size:.1f}".removesuffix(".0") + " " + unit
 

@@ -35,7 +35,7 @@ def test_the_files_under_the_teams_prefix_are_listed_newest_first(user_client, b
 
     assert page.index("web/new.VHDX") < page.index("web/old.vmdk")
     assert 'data-format="vhdx"' in page and 'data-format="vmdk"' in page
-    assert "2.0\xa0KB" in page  # the size, as people read it
+    assert "2\xa0KiB" in page  # the size, in the units of the API's messages
     for absent in ("folder/", "empty.raw", "other-team.ova"):
         assert absent not in page
 

@@ -233,7 +233,15 @@ def test_the_limit_is_named_in_the_units_of_the_setting(client, api_headers, set
 
 
 @pytest.mark.parametrize(
-    "size, text", [(1000, "1000 bytes"), (1024, "1 KiB"), (1536, "1.5 KiB"), (2**30, "1 GiB")]
+    "size, text",
+    [
+        (1000, "1000 bytes"),
+        (1024, "1 KiB"),
+        (1536, "1.5 KiB"),
+        (2**30, "1 GiB"),
+        (5 * 2**40, "5 TiB"),  # S3's largest object
+        (2**60, "1048576 TiB"),
+    ],
 )
 def test_byte_sizes_read_as_people_read_them(size, text):
     assert byte_size(size) == text

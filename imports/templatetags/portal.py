@@ -1,8 +1,15 @@
 from django import template
 
+from imports import errors
 from imports.models import IMAGE_STATES_IN_ORDER
 
 register = template.Library()
+
+
+@register.filter
+def byte_size(size):
+    """1.5 GiB, as the API's messages say it, kept on one line."""
+    return errors.byte_size(size).replace(" ", "\xa0")
 
 
 @register.filter

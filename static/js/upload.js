@@ -89,6 +89,8 @@
     return base.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^[.-]+|[.-]+$/g, "").slice(0, 200) || "disk";
   }
 
+  // The units of errors.byte_size, but always one decimal: a live counter
+  // whose width jumped as it grew would be hard to read.
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   function bytes(n) {
     let i = 0;
