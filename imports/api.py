@@ -185,10 +185,8 @@ def create_import(request):
         return json_error(400, str(error))
     if not form.is_valid():
         return invalid(form.error_map())
-    submission = form.submission()
-    problem = services.disk_file_problem(team, submission)
-    if problem:
-        form.add_error("s3Key", problem)
+    submission = services.submission_to_record(team, form)
+    if submission is None:
         return invalid(form.error_map())
     try:
         image_import, created = services.submit_import(

@@ -58,6 +58,20 @@ def submit_import(
     return image_import, created
 
 
+def submission_to_record(team, form):
+    """A valid new-import form's submission, or None: its file is not in the bucket.
+
+    The page and the API both ask this before services.submit_import; the
+    reason is then on the form, under s3Key, for each to answer in its way.
+    """
+    submission = form.submission()
+    problem = disk_file_problem(team, submission)
+    if problem:
+        form.add_error("s3Key", problem)
+        return None
+    return submission
+
+
 def disk_file_problem(team, submission):
     """Why a new import's file in the team's bucket cannot be imported, or "".
 

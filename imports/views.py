@@ -142,10 +142,8 @@ def new_import(request):
     form = new_import_form(request, request.POST)
     if not form.is_valid():
         return render_form(request, form)
-    submission = form.submission()
-    problem = services.disk_file_problem(membership.team, submission)
-    if problem:
-        form.add_error("s3Key", problem)
+    submission = services.submission_to_record(membership.team, form)
+    if submission is None:
         return render_form(request, form)
     try:
         image_import, created = services.submit_import(
@@ -380,9 +378,8 @@ def detail(request, pk):
         "image_import": image_import,
         "may_cancel": may_cancel(image_import),
         "events": image_import.events.select_related("actor"),
-        "payload_json": payload_json(image_import),
-        "import_image_json": image_import.import_image_payload
-        and json.dumps(image_import.import_image_payload, indent=2, ensure_ascii=False),
+        "payload_json": indented_json(image_import.payload),
+        "import_image_json": indented_json(image_import.import_image_payload),
         "hint": failure_hint(image_import),
         "upload": upload_to_resume(image_import),
         # The page opened right after the click, usually before the worker
@@ -395,9 +392,11 @@ def detail(request, pk):
     return allow_upload_to_s3(response, image_import.team) if context["upload"] else response
 
 
-def payload_json(image_import):
-    """The ImportVmImage request as the page shows it, indented."""
-    return json.dumps(image_import.payload, indent=2, ensure_ascii=False)
+def indented_json(request_payload):
+    """A request (ImportVmImage's, ImportImage's) as the page shows it, or "" for none."""
+    if not request_payload:
+        return ""
+    return json.dumps(request_payload, indent=2, ensure_ascii=False)
 
 
 def upload_to_resume(image_import):
@@ -441,7 +440,7 @@ def status(request, pk):
         oob = {
             "image_import": image_import,
             "events": events,
-            "payload_json": payload_json(image_import),
+            "payload_json": indented_json(image_import.payload),
             "oob": True,
         }
         for part in ("request_heading", "request_task", "request_payload", "timeline"):
