@@ -16,7 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from . import aws, paging, services
 from .errors import api_error
-from .forms import NewImportForm, RequestShapeError
+from .forms import ImportFilterForm, NewImportForm, RequestShapeError
 from .inputs import MAX_JSON_DEPTH, json_problem
 from .models import ApiToken, ClientTokenConflict, ImageImport, Membership
 
@@ -33,8 +33,7 @@ def api_view(*methods, query=()):
 
     `query` names the query parameters a GET takes (other methods take none);
     any other name is a 400, as an unknown member of a body is: a script
-    that sends ?stauts= or ?status= (the list does not filter) learns so
-    instead of getting every import.
+    that sends ?stauts= or ?limit= learns so instead of getting every import.
     """
 
     def decorator(view):
@@ -119,9 +118,10 @@ def decode_json(body):
 
 
 PAGING_PARAMETERS = ("older", "newer", "page")
+LIST_PARAMETERS = (*ImportFilterForm.base_fields, *PAGING_PARAMETERS)
 
 
-@api_view("GET", "POST", query=PAGING_PARAMETERS)
+@api_view("GET", "POST", query=LIST_PARAMETERS)
 def imports_collection(request):
     if request.method == "POST":
         return create_import(request)
@@ -134,8 +134,12 @@ def list_imports(request):
     `next` and `previous` are whole URLs whose opaque cursor names the last
     (first) row shown, so following `next` to its end lists every import
     once, however many arrive meanwhile. `page=N` still answers page N.
+    The history page's filters (status, platform, q) narrow it, by its rule.
     """
-    imports = ImageImport.objects.filter(team=request.api_token.team)
+    filters = ImportFilterForm(request.GET)
+    if not filters.is_valid():
+        return invalid({name: list(messages) for name, messages in filters.errors.items()})
+    imports = filters.narrow(ImageImport.objects.filter(team=request.api_token.team))
     try:
         page = paging.keyset_page(
             imports,
@@ -143,6 +147,7 @@ def list_imports(request):
             older_than=request.GET.get("older"),
             newer_than=request.GET.get("newer"),
             page=request.GET.get("page"),
+            search=filters.searching,
         )
     except paging.BadCursor as error:
         return json_error(400, str(error))

@@ -20,9 +20,11 @@ import uuid
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 
 from . import aws
 from .inputs import parse_int
+from .models import Status
 
 CLIENT_TOKEN_MAX = 36
 NAME_MAX = 1024
@@ -801,3 +803,47 @@ class NewImportForm(ImportVmImageForm):
                     }
                 )
         return super().from_json(body, **kwargs)
+
+
+def filter_choice(name, values):
+    """An optional filter among `values`, whose refusal lists them (the API's 400 says it)."""
+    return FixedChoiceField(
+        required=False,
+        choices=[("", "Any"), *((value, value) for value in values)],
+        error_messages={
+            "invalid_choice": f"{name} must be one of {', '.join(values)}; not %(value)s."
+        },
+    )
+
+
+class ImportFilterForm(forms.Form):
+    """The history's filters, for its page and the API's list alike: one rule for both.
+
+    Each narrows the team's imports; the search looks in the name, the image
+    ARN and the VM import task ID, and matches a client token whole.
+    """
+
+    status = filter_choice("status", Status.values)
+    platform = filter_choice("platform", PLATFORMS)
+    q = forms.CharField(required=False)
+
+    def narrow(self, imports):
+        """`imports` narrowed by the filters that are valid (after is_valid)."""
+        status, platform, query = (self.cleaned_data.get(name) for name in self.fields)
+        if status:
+            imports = imports.filter(status=status)
+        if platform:
+            imports = imports.filter(platform=platform)
+        if query:
+            imports = imports.filter(
+                Q(name__icontains=query)
+                | Q(client_token=query)
+                | Q(image_arn__icontains=query)
+                | Q(vm_import_task_id__icontains=query)
+            )
+        return imports
+
+    @property
+    def searching(self):
+        """Whether the search (costly: trigram lookups) is among the filters."""
+        return bool(self.cleaned_data.get("q"))

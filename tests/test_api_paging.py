@@ -13,6 +13,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from imports.models import Status
+
 from .factories import make_import
 
 URL = "/api/imports"
@@ -135,6 +137,104 @@ def test_the_history_and_the_api_refuse_the_same_page(client, user_client, api_h
     for page in ("0", "abc"):
         assert user_client.get("/", {"page": page}).status_code == 400
         assert client.get(URL, {"page": page}, headers=api_headers).status_code == 400
+
+
+# -- the history's filters ----------------------------------------------------------
+
+
+@pytest.fixture
+def filterable(team, user):
+    """Three imports that the filters tell apart, oldest first."""
+    start = timezone.now() - timedelta(hours=1)
+    return {
+        "alpha": make_import(
+            team, user, Status.AVAILABLE, name="Alpha", platform="Windows", created_at=start
+        ),
+        "beta": make_import(
+            team,
+            user,
+            Status.FAILED,
+            name="Beta",
+            vm_import_task_id="import-ami-beta",
+            created_at=start + timedelta(minutes=1),
+        ),
+        "gamma": make_import(
+            team, user, Status.FAILED, name="Gamma", created_at=start + timedelta(minutes=2)
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ({"status": "failed"}, ["gamma", "beta"]),
+        ({"platform": "Windows"}, ["alpha"]),
+        ({"q": "alp"}, ["alpha"]),
+        ({"q": " import-ami-beta "}, ["beta"]),  # spaces around it ignored, as on the page
+        ({"status": "failed", "q": "gam"}, ["gamma"]),
+        ({"status": "queued"}, []),
+        ({"status": "", "platform": "", "q": ""}, ["gamma", "beta", "alpha"]),
+    ],
+)
+def test_the_list_and_the_history_filter_by_one_rule(
+    client, user_client, api_headers, filterable, query, expected
+):
+    from_api = ids(client.get(URL, query, headers=api_headers).json())
+    from_page = [row.pk for row in user_client.get("/", query).context["page"]]
+    assert from_api == from_page == [filterable[name].pk for name in expected]
+
+
+def test_a_client_token_matches_whole(client, api_headers, filterable):
+    token = filterable["beta"].client_token
+    assert ids(client.get(URL, {"q": token}, headers=api_headers).json()) == [filterable["beta"].pk]
+    assert ids(client.get(URL, {"q": token[1:]}, headers=api_headers).json()) == []
+
+
+def test_next_keeps_the_filters_and_walks_only_the_matches(
+    client, api_headers, team, user, small_pages
+):
+    failed = [make_import(team, user, Status.FAILED, name=f"failed {n}") for n in range(5)]
+    make_imports(team, user, 4)  # queued: never listed
+    body = client.get(URL, {"status": "failed"}, headers=api_headers).json()
+    assert body["count"] == 5 and "status=failed" in body["next"]
+    walked = ids(body)
+    while body["next"]:
+        body = client.get(body["next"], headers=api_headers).json()
+        walked += ids(body)
+    assert walked == newest_first(failed)
+
+
+@pytest.mark.parametrize(
+    "query, member, message",
+    [
+        (
+            {"status": "done"},
+            "status",
+            "status must be one of uploading, queued, submitting, importing, available, "
+            "failed; not done.",
+        ),
+        ({"status": "Failed"}, "status", "not Failed."),  # the values are lower case
+        ({"platform": "linux"}, "platform", "platform must be one of Windows, Linux, macOS"),
+    ],
+)
+def test_a_filter_value_the_list_does_not_know_is_a_400_naming_the_values(
+    client, api_headers, image_import, query, member, message
+):
+    response = client.get(URL, query, headers=api_headers)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == f"The request is invalid; see errors ({member})."
+    [problem] = body["errors"][member]
+    assert message in problem
+
+
+def test_the_history_leaves_out_a_filter_it_does_not_offer(user_client, filterable):
+    # The page's selects offer only valid values: a hand-made link is shown
+    # everything it did not narrow, not an error page.
+    page = user_client.get("/", {"status": "done", "platform": "Solaris"})
+    assert page.status_code == 200
+    assert len(page.context["page"]) == 3
+    assert page.context["filters"] == {"status": "", "platform": "", "q": ""}
 
 
 def test_the_number_of_queries_does_not_grow_with_the_rows(

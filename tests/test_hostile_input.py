@@ -142,6 +142,13 @@ def test_a_nul_in_the_history_filters_is_a_400(user_client, query):
     assert b"NUL" in response.content
 
 
+@pytest.mark.parametrize("query", ["q=%00", "status=%00", "q=a%00b"])
+def test_a_nul_in_the_api_lists_filters_is_a_400_in_json(client, api_headers, query):
+    response = client.get("/api/imports?" + query, headers=api_headers)
+    assert response.status_code == 400
+    assert "NUL" in response.json()["error"]
+
+
 def test_a_nul_in_a_form_field_is_a_400_before_any_query(user_client, django_assert_num_queries):
     with django_assert_num_queries(0):
         response = user_client.post(reverse("imports:new"), {"name": "a\x00b"})

@@ -19,9 +19,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from imports import api_urls
+from imports import api, api_urls
 from imports.api import OPENAPI
-from imports.models import ApiToken
+from imports.models import ApiToken, Status
 
 from .factories import make_import
 
@@ -47,6 +47,15 @@ def test_every_routed_api_url_is_described():
     routed = {"/api/" + str(pattern.pattern) for pattern in api_urls.urlpatterns}
     described = {path.replace("{id}", "<int:pk>") for path in OPENAPI["paths"]}
     assert described == routed
+
+
+def test_the_list_describes_each_query_parameter_it_takes():
+    described = [
+        parameter["name"] for parameter in OPENAPI["paths"]["/api/imports"]["get"]["parameters"]
+    ]
+    assert described == list(api.LIST_PARAMETERS)
+    statuses = OPENAPI["components"]["schemas"]["Import"]["properties"]["status"]["enum"]
+    assert statuses == Status.values
 
 
 @pytest.fixture
