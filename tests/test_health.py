@@ -42,13 +42,15 @@ def assert_reveals_nothing(response, port):
         assert secret not in text
 
 
-def test_readyz_names_a_cache_that_refuses(client, db, settings):
+def test_readyz_names_a_cache_that_refuses_and_stays_ready(client, db, settings):
+    # Every page works without the cache (tests/test_outages.py): a machine
+    # taken out of service for it would turn a Redis blip into an outage.
     port = closed_port()
     settings.CACHES = redis_cache_at(port, settings)
     response = client.get("/readyz")
-    assert response.status_code == 503
+    assert response.status_code == 200
     assert response.json() == {
-        "status": "unavailable",
+        "status": "degraded",
         "checks": {"database": "ok", "broker": "ok", "cache": "unavailable"},
     }
     assert_reveals_nothing(response, port)
@@ -60,17 +62,22 @@ def test_readyz_names_a_hanging_cache_quickly(client, db, settings):
         started = time.monotonic()
         response = client.get("/readyz")
         assert time.monotonic() - started < HANG_GUARD
-    assert response.status_code == 503
+    assert response.status_code == 200
+    assert response.json()["status"] == "degraded"
     assert response.json()["checks"]["cache"] in ("unavailable", "timeout")
 
 
-def test_readyz_names_a_broker_that_refuses(client, db, monkeypatch):
+def test_readyz_names_a_broker_that_refuses_and_stays_ready(client, db, monkeypatch):
+    # The web still records imports without the broker; the sweeper sends them.
     port = closed_port()
     url = f"redis://127.0.0.1:{port}/0"
     monkeypatch.setattr(app, "connection_for_write", lambda: app.connection(url, connect_timeout=1))
     response = Client().get("/readyz")
-    assert response.status_code == 503
-    assert response.json()["checks"] == {"database": "ok", "broker": "unavailable", "cache": "ok"}
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "degraded",
+        "checks": {"database": "ok", "broker": "unavailable", "cache": "ok"},
+    }
     assert_reveals_nothing(response, port)
 
 
@@ -85,6 +92,7 @@ def test_readyz_names_a_database_that_refuses(client, monkeypatch):
         monkeypatch.setitem(database, "PORT", str(port))
     response = client.get("/readyz")
     assert response.status_code == 503
+    assert response.json()["status"] == "unavailable"
     assert response.json()["checks"]["database"] == "unavailable"
     assert_reveals_nothing(response, port)
 
