@@ -23,6 +23,8 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from .monitoring import metrics_view
+
 logger = logging.getLogger(__name__)
 
 READINESS_TIMEOUT = 2.0
@@ -90,20 +92,22 @@ def outcome(name, future):
     return "ok"
 
 
-PROBES = {"/healthz": healthz, "/readyz": readyz}
+PROBES = {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics_view}
 
 
 class ProbesAnswerAnyHost:
-    """Answer /healthz and /readyz whatever Host header the probe sends.
+    """Answer /healthz, /readyz and /metrics whatever Host header is sent.
 
     Load balancers and orchestrators probe a machine by its address: an
     ALB's health check sends the target's IP as its Host, a kubelet the
-    pod's. ALLOWED_HOSTS names the portal's public name, so Django would
-    answer those probes 400 (CommonMiddleware reads the host) and the load
-    balancer take every machine out of service. The probes' answers hold
-    nothing a forged Host could poison, so a probe to a host not allowed is
-    answered here, before CommonMiddleware; every other path still refuses
-    it, and a probe to an allowed host takes the usual way.
+    pod's, and Prometheus scrapes each machine by its own name. ALLOWED_HOSTS
+    names the portal's public name, so Django would answer them 400
+    (CommonMiddleware reads the host): the load balancer would take every
+    machine out of service, and no scrape would succeed. Their answers hold
+    nothing a forged Host could poison (no link, no redirect; /metrics still
+    asks for its token), so such a request to a host not allowed is answered
+    here, before CommonMiddleware; every other path still refuses it, and a
+    request to an allowed host takes the usual way.
     """
 
     def __init__(self, get_response):

@@ -125,7 +125,17 @@ def test_readyz_answers_a_probe_sent_to_the_machines_address(client, db, product
     assert response.json()["status"] == "ok"
 
 
-@pytest.mark.parametrize("path", ["/", "/healthz/", "/api/imports", "/accounts/login/", "/metrics"])
+def test_a_scrape_by_the_machines_name_is_answered(client, db, production_hosts, settings):
+    # Prometheus scrapes each machine by its own name, web-1.internal:8000.
+    settings.METRICS_TOKEN = "scrape-token"
+    host = {"host": "web-1.internal:8000"}
+    response = client.get("/metrics", headers={**host, "Authorization": "Bearer scrape-token"})
+    assert response.status_code == 200
+    assert b"portal_imports" in response.content
+    assert client.get("/metrics", headers=host).status_code == 401  # still its token
+
+
+@pytest.mark.parametrize("path", ["/", "/healthz/", "/api/imports", "/accounts/login/", "/metric"])
 def test_every_other_path_still_refuses_a_host_not_allowed(client, db, production_hosts, path):
     assert client.get(path, headers={"host": "10.0.3.7:8000"}).status_code == 400
 
