@@ -362,6 +362,9 @@ class ImageImport(models.Model):
 
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
+    # When a browser upload completed (uploading -> queued): the import
+    # waits for the worker from then, not from created_at, hours earlier.
+    uploaded_at = models.DateTimeField(null=True, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -621,6 +624,7 @@ class ImageImport(models.Model):
             detail=(
                 f"Upload complete: s3://{self.user_bucket['S3Bucket']}/{self.user_bucket['S3Key']}"
             ),
+            uploaded_at=timezone.now(),
         )
 
     def mark_upload_abandoned(self, *, stale_before):

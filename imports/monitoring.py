@@ -13,6 +13,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from django.conf import settings
 from django.db.models import Count, Min
+from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -108,11 +109,15 @@ class DatabaseCollector:
             value=counts.get(Status.IMPORTING, 0),
         )
 
+        # Waiting since it was ready to send: a browser upload's import, since
+        # its upload completed. From created_at, an upload of some hours
+        # would trip an age alert the moment it was queued.
         waiting = ImageImport.objects.filter(status__in=WAITING)
-        oldest = waiting.aggregate(oldest=Min("created_at"))["oldest"]
+        oldest = waiting.aggregate(oldest=Min(Coalesce("uploaded_at", "created_at")))["oldest"]
         age = (timezone.now() - oldest).total_seconds() if oldest else 0
         yield GaugeMetricFamily(
             "portal_oldest_waiting_import_age_seconds",
-            "Age of the oldest import still queued or submitting (0 if none).",
+            "Seconds the longest-waiting import has been queued or submitting, since it was "
+            "recorded or, for a browser upload, since the upload completed (0 if none).",
             value=max(age, 0),
         )

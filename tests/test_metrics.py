@@ -6,14 +6,16 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
-from imports import metrics, tasks
-from imports.models import Status
+from imports import metrics, services, tasks
+from imports.models import ImageImport, Status
 from imports.monitoring import serve_worker_metrics
 
-from .factories import make_import
+from .factories import disk_submission, make_import, set_up_disk_imports
 
 pytestmark = pytest.mark.django_db
 
@@ -79,6 +81,21 @@ def test_it_reads_imports_by_status_in_flight_and_the_oldest_waiting_from_the_da
     assert value(text, "portal_imports", status="available") == 0
     assert value(text, "portal_imports_in_flight") == 2
     assert value(text, "portal_oldest_waiting_import_age_seconds") >= 0
+
+
+def test_the_oldest_waiting_counts_an_upload_from_its_end(scrape, team, user):
+    # An upload of hours is not hours of waiting for the worker.
+    set_up_disk_imports(team)
+    upload, _ = services.submit_import(
+        team=team, user=user, **disk_submission(source="upload", upload_size=1024)
+    )
+    hours_ago = timezone.now() - timedelta(hours=3)
+    ImageImport.objects.filter(pk=upload.pk).update(created_at=hours_ago, updated_at=hours_ago)
+    upload.mark_uploaded(user=user)
+    assert value(scrape(), "portal_oldest_waiting_import_age_seconds") < 60
+
+    make_import(team, user, Status.QUEUED, created_at=timezone.now() - timedelta(minutes=10))
+    assert 590 < value(scrape(), "portal_oldest_waiting_import_age_seconds") < 700
 
 
 def test_it_counts_transitions_aws_calls_and_retries(
