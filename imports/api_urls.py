@@ -1,6 +1,6 @@
-from django.urls import path
+from django.urls import path, re_path
 
-from . import api
+from . import api, errors
 
 app_name = "api"
 
@@ -10,3 +10,9 @@ urlpatterns = [
     path("vm-import-tasks", api.vm_import_tasks, name="vm_import_tasks"),
     path("openapi.json", api.openapi, name="openapi"),
 ]
+
+# Last: any other URL under /api/ is the API's JSON 404. handler404 answers
+# the same when DEBUG is off; with DEBUG on (make run) Django would answer
+# an unresolved URL with its HTML debug page, which a script cannot read.
+unknown_url = re_path(r"", errors.api_not_found)
+urlpatterns.append(unknown_url)

@@ -120,8 +120,12 @@ def permission_denied(request, exception):
 
 def page_not_found(request, exception):
     if is_api(request):
-        return api_error(404, "There is no such API resource; see /api/openapi.json.")
+        return api_not_found(request)
     return defaults.page_not_found(request, exception)
+
+
+def api_not_found(request):
+    return api_error(404, "There is no such API resource; see /api/openapi.json.")
 
 
 def csrf_failure(request, reason=""):

@@ -300,9 +300,23 @@ def test_the_upload_limits_are_set_deliberately(settings):
 # -- one JSON error shape under /api/ ---------------------------------------------------
 
 
-def test_an_unknown_api_url_is_a_json_404(client):
-    assert_api_error(client.get("/api/nothing-here"), 404)
-    assert_api_error(client.get("/api/imports/not-a-number"), 404)
+@pytest.mark.parametrize("debug", [True, False], ids=["debug", "production"])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("get", "/api/nothing-here"),
+        ("get", "/api/imports/not-a-number"),
+        ("get", "/api/imports/-1"),
+        ("get", "/api/imports/"),
+        ("post", "/api/imports/2/cancel"),
+        ("get", "/api/"),
+    ],
+)
+def test_an_unknown_api_url_is_a_json_404(client, settings, debug, method, path):
+    # With DEBUG on (make run) Django answers an unresolved URL with its
+    # HTML page before handler404 is asked.
+    settings.DEBUG = debug
+    assert_api_error(getattr(client, method)(path), 404)
 
 
 def test_a_wrong_method_is_a_json_405(client, api_headers):
