@@ -6,6 +6,7 @@ every answer: no 5xx, a documented status and content type, and a body
 that matches the documented schema. The run is bounded (max_examples).
 """
 
+import jsonschema
 import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
@@ -19,11 +20,17 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from imports import api, api_urls
+from imports import api, api_urls, services
 from imports.api import OPENAPI
-from imports.models import ApiToken, Status
+from imports.models import ApiToken, Source, Status
 
-from .factories import make_import
+from .factories import (
+    disk_request,
+    disk_submission,
+    make_import,
+    set_up_disk_imports,
+    valid_payload,
+)
 
 CHECKS = [
     not_a_server_error,
@@ -53,6 +60,43 @@ def test_every_routed_api_url_is_described():
     assert described == routed
 
 
+REQUEST_SCHEMA = {**OPENAPI["components"]["schemas"]["ImportRequest"]}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        valid_payload(),
+        disk_request(),
+        disk_request(
+            importImageOptions={"architecture": "arm64", "bootMode": "uefi", "encrypted": True},
+            loggingConfiguration={"logGroupName": "/aws/imagebuilder/imports"},
+        ),
+    ],
+    ids=["vm import task", "disk file", "disk file with options"],
+)
+def test_what_the_api_takes_is_what_its_description_says(body):
+    jsonschema.Draft202012Validator(REQUEST_SCHEMA).validate(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {**disk_request(), "vmImportTaskId": "import-ami-0123456789abcdef0"},  # two sources
+        valid_payload(importImageOptions={"encrypted": True}),  # options without a disk
+        disk_request(diskContainer={"format": "qcow2", "userBucket": {"s3Key": "a"}}),
+    ],
+    ids=["both sources", "options for a task", "unknown format"],
+)
+def test_what_the_api_refuses_the_description_refuses(client, api_headers, body):
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(REQUEST_SCHEMA).validate(body)
+    assert (
+        client.post("/api/imports", body, "application/json", headers=api_headers).status_code
+        == 400
+    )
+
+
 def test_the_list_describes_each_query_parameter_it_takes():
     described = [
         parameter["name"] for parameter in OPENAPI["paths"]["/api/imports"]["get"]["parameters"]
@@ -74,7 +118,19 @@ def in_process_wsgi():
 
 @pytest.fixture
 def bearer(team, user, emulator, in_process_wsgi):
-    make_import(team, user)  # something to list and to read
+    # Something to list and to read, from each source.
+    make_import(team, user)
+    submission = disk_submission(source="upload", upload_size=1024)
+    make_import(
+        team,
+        user,
+        Status.FAILED,
+        source=Source.S3_OBJECT,
+        import_image_payload=submission["import_image_payload"],
+        error_code="ClientError",
+        error_message="The disk is not a VMDK.",
+    )
+    services.submit_import(team=set_up_disk_imports(team), user=user, **submission)
     _, raw_token = ApiToken.issue(user=user, team=team, name="schemathesis")
     return {"Authorization": f"Bearer {raw_token}"}
 
