@@ -127,6 +127,14 @@ VM_IMPORT_HINTS = (
 
 GENERAL_HINTS = (
     (
+        # AWS holds a client token per account, the portal per team: another
+        # team in the same account (or a script outside the portal) used it.
+        re.compile(r"IdempotentParameterMismatch", re.I),
+        "This client token was already used in the AWS account for a different request, by "
+        "another team that imports into the same account or outside the portal. Start a new "
+        "import: it gets a new client token. A script should make a new UUID for each import.",
+    ),
+    (
         re.compile(r"AccessDenied|UnauthorizedOperation|not authori[sz]ed|permission", re.I),
         "AWS refused the call for lack of permissions. The worker's role (or the role the "
         "team's AWS target assumes) needs imagebuilder:ImportVmImage and imagebuilder:GetImage, "

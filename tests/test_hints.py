@@ -135,3 +135,15 @@ def test_the_older_hints_still_answer(team, user):
         error_message="User is not authorized to perform imagebuilder:ImportVmImage",
     )
     assert "lack of permissions" in failure_hint(image_import)
+
+
+def test_a_client_token_another_request_used_in_the_account_says_to_start_again(team, user):
+    image_import = make_import(
+        team,
+        user,
+        status=Status.FAILED,
+        error_code="IdempotentParameterMismatchException",
+        error_message="The clientToken 'abc' was already used with different parameters; "
+        "use a new clientToken for a different request.",
+    )
+    assert "already used in the AWS account" in failure_hint(image_import)
