@@ -44,11 +44,10 @@ def api_view(*methods, query=()):
                 response = json_error(405, f"Method {request.method} is not allowed here.")
                 response["Allow"] = ", ".join(methods)
                 return response
-            api_token = authenticate(request)
+            raw_token = bearer_token(request)
+            api_token = ApiToken.authenticate(raw_token) if raw_token else None
             if api_token is None:
-                response = json_error(
-                    401, "Authentication required: send Authorization: Bearer <token>."
-                )
+                response = json_error(401, unauthenticated_reason(raw_token))
                 response["WWW-Authenticate"] = 'Bearer realm="api"'
                 return response
             request.api_token = api_token
@@ -62,11 +61,19 @@ def api_view(*methods, query=()):
     return decorator
 
 
-def authenticate(request):
+def bearer_token(request):
+    """The token of an `Authorization: Bearer <token>` header, or ""."""
     scheme, _, raw_token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not raw_token.strip():
-        return None
-    return ApiToken.authenticate(raw_token.strip())
+    return raw_token.strip() if scheme.lower() == "bearer" else ""
+
+
+def unauthenticated_reason(raw_token):
+    if not raw_token:
+        return "Authentication required: send Authorization: Bearer <token>."
+    return (
+        "This API token is not valid: it is mistyped, it was revoked, or its user is no "
+        "longer in its team. Create a new one on the API tokens page."
+    )
 
 
 def query_problem(given, allowed):
@@ -109,6 +116,8 @@ def decode_json(body):
         raise ValueError(f'The member "{error}" appears twice in one JSON object.') from None
     except json.JSONDecodeError as error:
         raise ValueError(f"The request body is not valid JSON: {error}.") from None
+    except ValueError:  # int()'s own limit: a number of thousands of digits
+        raise ValueError("The request body holds a number too long to read.") from None
     # JSON's \uD800 escapes decode to lone surrogates, and \u0000 to NUL:
     # neither can be stored, so neither gets past here.
     problem = json_problem(decoded)

@@ -19,7 +19,7 @@ import unicodedata
 import uuid
 
 from django import forms
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db.models import Q
 
 from . import aws
@@ -324,14 +324,20 @@ class ImportVmImageForm(forms.Form):
         shape = cls.object_members[member]
         if not isinstance(value, dict):
             return {member: [f"{member} must be a JSON object, not {json_type(value)}."]}
-        errors = []
+        # Keyed by the member at fault, importImageOptions.encrypted, as the
+        # form's own errors are (member_of); an unknown one by its object.
+        errors = {}
         for name, inner in value.items():
             if name not in shape:
-                errors.append(f"{name}: unknown member; the members are: {', '.join(shape)}.")
+                errors.setdefault(member, []).append(
+                    f"{name}: unknown member; the members are: {', '.join(shape)}."
+                )
             elif inner is not None and not isinstance(inner, shape[name]):
                 wanted = "a JSON string" if shape[name] is str else "a JSON boolean"
-                errors.append(f"{name} must be {wanted}, not {json_type(inner)}.")
-        return {member: errors} if errors else {}
+                errors[f"{member}.{name}"] = [
+                    f"{member}.{name} must be {wanted}, not {json_type(inner)}."
+                ]
+        return errors
 
     @classmethod
     def nested_data(cls, body, data):
@@ -369,13 +375,15 @@ class ImportVmImageForm(forms.Form):
 
 
 def json_type(value):
+    """What JSON sent: "a string", "a number"... (for "x must be ..., not <this>")."""
     return {
+        str: "a string",
         bool: "a boolean",
         int: "a number",
         float: "a number",
         list: "an array",
         dict: "an object",
-    }.get(type(value), "a non-string value")
+    }.get(type(value), "null")
 
 
 # -- a new import: the ImportVmImage request plus where its disk comes from ----
@@ -740,6 +748,8 @@ class NewImportForm(ImportVmImageForm):
         "usageOperation": "importImageOptions.usageOperation",
         "encrypted": "importImageOptions.encrypted",
         "kmsKeyId": "importImageOptions.kmsKeyId",
+        # The one error of no field: the team has no import bucket for a disk.
+        NON_FIELD_ERRORS: "diskContainer",
     }
 
     @classmethod
@@ -749,13 +759,12 @@ class NewImportForm(ImportVmImageForm):
             bucket = value.get("userBucket") or {}
             for name, inner in bucket.items():
                 if name not in ("s3Bucket", "s3Key"):
-                    errors.setdefault(member, []).append(
+                    errors.setdefault(f"{member}.userBucket", []).append(
                         f"userBucket.{name}: unknown member; the members are: s3Bucket, s3Key."
                     )
                 elif inner is not None and not isinstance(inner, str):
-                    errors.setdefault(member, []).append(
-                        f"userBucket.{name} must be a JSON string, not {json_type(inner)}."
-                    )
+                    nested = f"{member}.userBucket.{name}"
+                    errors[nested] = [f"{nested} must be a JSON string, not {json_type(inner)}."]
         return errors
 
     @classmethod

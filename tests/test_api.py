@@ -114,18 +114,30 @@ def test_duplicate_tag_keys_in_json_are_refused(client, api_headers):
     assert 'member "team" appears twice' in response.json()["error"]
 
 
-@pytest.mark.parametrize("header", [None, "Bearer", "Bearer wrong", "Basic abc", "Token x"])
-def test_missing_or_wrong_tokens_are_401(db, client, payload, header):
+@pytest.mark.parametrize(
+    "header, reason",
+    [
+        (None, "Authentication required: send Authorization: Bearer <token>."),
+        ("Bearer", "Authentication required"),
+        ("Basic abc", "Authentication required"),
+        ("Token x", "Authentication required"),
+        ("Bearer wrong", "This API token is not valid: it is mistyped, it was revoked"),
+    ],
+)
+def test_missing_or_wrong_tokens_are_401_saying_which(db, client, payload, header, reason):
     headers = {"Authorization": header} if header else {}
     response = post(client, payload, headers)
     assert response.status_code == 401
     assert response["WWW-Authenticate"].startswith("Bearer")
+    assert response.json()["error"].startswith(reason)
     assert client.get(URL, headers=headers).status_code == 401
 
 
 def test_a_token_stops_working_when_its_user_leaves_the_team(client, api_headers, user, team):
     Membership.objects.filter(user=user, team=team).delete()
-    assert client.get(URL, headers=api_headers).status_code == 401
+    response = client.get(URL, headers=api_headers)
+    assert response.status_code == 401
+    assert "its user is no longer in its team" in response.json()["error"]
 
 
 def test_a_viewer_token_may_read_but_not_submit(client, api_headers, user, payload):

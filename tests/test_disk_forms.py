@@ -109,25 +109,33 @@ def test_options_without_a_disk_are_refused():
 @pytest.mark.parametrize(
     "body, member, message",
     [
-        ({"diskContainer": "vmdk"}, "diskContainer", "must be a JSON object, not a non-string"),
-        ({"diskContainer": {"format": 3}}, "diskContainer", "format must be a JSON string"),
+        ({"diskContainer": "vmdk"}, "diskContainer", "must be a JSON object, not a string."),
+        (
+            {"diskContainer": {"format": 3}},
+            "diskContainer.format",
+            "diskContainer.format must be a JSON string, not a number.",
+        ),
         ({"diskContainer": {"size": "1"}}, "diskContainer", "size: unknown member"),
         (
             {"diskContainer": {"format": "vmdk", "userBucket": {"s3Key": 1}}},
-            "diskContainer",
-            "userBucket.s3Key must be a JSON string",
+            "diskContainer.userBucket.s3Key",
+            "diskContainer.userBucket.s3Key must be a JSON string, not a number.",
         ),
         (
             {"diskContainer": {"format": "vmdk", "userBucket": {"key": "x"}}},
-            "diskContainer",
+            "diskContainer.userBucket",
             "userBucket.key: unknown member",
         ),
         (
-            {"importImageOptions": {"encrypted": "yes"}},
-            "importImageOptions",
-            "encrypted must be a JSON boolean",
+            {"importImageOptions": {"encrypted": "true"}},
+            "importImageOptions.encrypted",
+            "importImageOptions.encrypted must be a JSON boolean, not a string.",
         ),
-        ({"loggingConfiguration": {"logGroupName": 5}}, "loggingConfiguration", "JSON string"),
+        (
+            {"loggingConfiguration": {"logGroupName": 5}},
+            "loggingConfiguration.logGroupName",
+            "must be a JSON string, not a number.",
+        ),
     ],
 )
 def test_nested_members_of_the_wrong_shape_are_refused(body, member, message):
@@ -237,7 +245,7 @@ def test_a_key_of_1024_characters_is_accepted():
 
 def test_a_team_without_a_bucket_cannot_import_a_disk():
     errors = errors_for(disk_request(), bucket="", prefix="")
-    assert "no import bucket" in errors["__all__"][0]
+    assert "no import bucket" in errors["diskContainer"][0]
 
 
 @pytest.mark.parametrize("platform", ["Windows", "Linux"])

@@ -396,7 +396,7 @@ def test_the_api_refuses_a_disk_for_a_team_without_a_bucket(client, api_headers,
         URL, disk_request(), content_type="application/json", headers=api_headers
     )
     assert response.status_code == 400
-    assert "no import bucket" in response.json()["errors"]["__all__"][0]
+    assert "no import bucket" in response.json()["errors"]["diskContainer"][0]
 
 
 def test_the_api_names_the_nested_member_that_broke_a_rule(client, api_headers, disk_team):

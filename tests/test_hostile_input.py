@@ -108,6 +108,13 @@ def test_a_tag_row_button_still_removes_a_row(user_client):
     assert b"keep" in response.content and b"drop" not in response.content
 
 
+def test_a_json_number_of_thousands_of_digits_is_a_400_in_plain_words(client, api_headers):
+    body = json.dumps(valid_payload())[:-1] + ', "tags": {"a": ' + "1" * 5000 + "}}"
+    response = post_json(client, body, api_headers)
+    error = assert_api_error(response, 400)["error"]
+    assert error == "The request body holds a number too long to read."
+
+
 @pytest.mark.parametrize("text", ["²", "٣", "１", "1" * 19, "-1", "+1", " 1", "1e3", ""])
 def test_parse_int_takes_only_short_ascii_digits(text):
     assert parse_int(text) is None
