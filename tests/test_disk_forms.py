@@ -5,7 +5,7 @@ import pytest
 
 from imports import forms
 from imports.forms import NewImportForm, RequestShapeError
-from imports.models import Source
+from imports.models import Source, Status
 
 from .factories import IMPORT_BUCKET, IMPORT_PREFIX, disk_request, valid_payload
 
@@ -314,8 +314,9 @@ def test_the_option_enums_are_ec2s_own():
     assert [a for a in architectures if not a.endswith("_mac")] == list(forms.ARCHITECTURES)
 
 
-def test_the_form_sources_are_the_models():
+def test_the_form_sources_and_statuses_are_the_models():
     assert {value for value, _ in forms.SOURCES} == set(Source.values)
+    assert tuple(Status.values) == forms.STATUSES  # the history's and the API's filter
 
 
 # -- loggingConfiguration (ImportVmImage) -----------------------------------------
