@@ -229,6 +229,28 @@ def import_detail(request, pk):
     return JsonResponse(serialize(image_import))
 
 
+@api_view("POST")
+def cancel_import(request, pk):
+    """The page's Cancel: withdraw an import not yet sent, or ask EC2 to cancel its task.
+
+    Answers the import as it now stands. Cancelling one already cancelled
+    answers it again (a retried call must not look like a failure); one that
+    cannot be cancelled, or that EC2 would not cancel, is a 409 saying why.
+    """
+    api_token = request.api_token
+    image_import = ImageImport.objects.filter(team=api_token.team, pk=pk).first()
+    if image_import is None:
+        return json_error(404, f"No import {pk} in this team.")
+    if not Membership.role_can_submit(api_token.member_role):
+        return json_error(403, "This token's user may not cancel imports in its team.")
+    if not image_import.is_cancelled:
+        outcome = services.cancel_import(image_import, user=api_token.user)
+        if not outcome.cancelled:
+            return json_error(409, outcome.message, id=image_import.pk)
+        image_import.refresh_from_db()
+    return JsonResponse(serialize(image_import))
+
+
 @api_view("GET")
 def vm_import_tasks(request):
     """The VM import tasks of the team's account and region, completed ones first."""

@@ -7,6 +7,7 @@ app_name = "api"
 urlpatterns = [
     path("imports", api.imports_collection, name="imports"),
     path("imports/<int:pk>", api.import_detail, name="import"),
+    path("imports/<int:pk>/cancel", api.cancel_import, name="cancel"),
     path("vm-import-tasks", api.vm_import_tasks, name="vm_import_tasks"),
     path("openapi.json", api.openapi, name="openapi"),
 ]

@@ -256,6 +256,69 @@ def test_cancel_needs_the_submitter_role_and_the_team(client, outsider_client, i
     assert client.put(reverse("imports:cancel", args=[image_import.pk])).status_code == 405
 
 
+# -- cancel through the API: the page's rules ---------------------------------------
+
+
+def api_cancel(client, api_headers, image_import):
+    return client.post(f"/api/imports/{image_import.pk}/cancel", headers=api_headers)
+
+
+def test_the_api_withdraws_a_queued_import_and_answers_it_again(
+    client, api_headers, image_import, emulator
+):
+    first = api_cancel(client, api_headers, image_import)
+    assert first.status_code == 200
+    assert first.json()["status"] == "failed"
+    assert first.json()["error"] == {"code": "Cancelled", "message": "Cancelled by alice."}
+    again = api_cancel(client, api_headers, image_import)  # a retried call
+    assert again.status_code == 200 and again.json() == first.json()
+    assert (
+        AuditEvent.objects.filter(image_import=image_import, action=Action.CANCELLED).count() == 1
+    )
+    assert emulator.calls()["operations"] == {}
+
+
+def test_the_api_asks_ec2_to_cancel_an_importing_import(
+    team, user, client, api_headers, slow_emulator
+):
+    image_import = importing(team, user, slow_emulator, vmImportTaskId=CONVERTING_TASK)
+    response = api_cancel(client, api_headers, image_import)
+    assert response.status_code == 200
+    assert response.json()["error"]["code"] == "Cancelled"
+    assert slow_emulator.calls()["operations"]["CancelImportTask"] == 1
+
+
+def test_an_api_cancel_ec2_refuses_is_a_409_saying_why(team, user, client, api_headers, emulator):
+    image_import = importing(team, user, emulator)  # its task is already completed
+    response = api_cancel(client, api_headers, image_import)
+    assert response.status_code == 409
+    assert response.json()["error"].startswith("EC2 did not cancel the VM import task")
+    assert response.json()["id"] == image_import.pk
+    image_import.refresh_from_db()
+    assert image_import.status == Status.IMPORTING
+
+
+def test_an_ended_import_is_a_409_through_the_api(client, api_headers, image_import):
+    image_import.mark_failed(code="ClientException", message="x")
+    response = api_cancel(client, api_headers, image_import)
+    assert response.status_code == 409
+    assert response.json()["error"] == "This import is failed; it cannot be cancelled now."
+
+
+def test_the_api_cancel_needs_the_submitter_role_and_the_team(
+    client, api_headers, image_import, user, other_team, outsider
+):
+    foreign = make_import(other_team, outsider)
+    assert api_cancel(client, api_headers, foreign).status_code == 404
+    assert (
+        client.get(f"/api/imports/{image_import.pk}/cancel", headers=api_headers).status_code == 405
+    )
+    user.memberships.update(role="viewer")
+    assert api_cancel(client, api_headers, image_import).status_code == 403
+    image_import.refresh_from_db()
+    assert image_import.status == Status.QUEUED
+
+
 # -- the task picker --------------------------------------------------------------
 
 
