@@ -4,19 +4,26 @@
 
 Refuses to start, naming every missing or unfit variable at once, unless the
 configuration is a real one (SECRET_KEY, ALLOWED_HOSTS, PostgreSQL, Redis or
-RabbitMQ, a Redis cache). DEBUG is off unless DEBUG is set. Then it empties
-the metrics directory, runs the migrations and collects the static files
-once, and hands over to supervisord (deploy/supervisord.conf): gunicorn, one
-Celery worker, one beat.
+RabbitMQ, a Redis cache) that config/settings.py accepts. DEBUG is off unless
+DEBUG is set. Then it empties the metrics directory, runs the migrations (one
+machine at a time: manage.py migrate_exclusively) and collects the static
+files once, and hands over to supervisord (deploy/supervisord.conf):
+gunicorn, one Celery worker, one beat.
+
+What stops it is said in a few plain lines, with no traceback of its own.
 """
 
+import contextlib
 import os
 import pwd
+import runpy
 import secrets
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
 
 HOME = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -33,6 +40,14 @@ SCHEMES = {
     "CELERY_BROKER_URL": ("redis://", "rediss://", "amqp://", "amqps://", "pyamqp://"),
     "CACHE_URL": ("redis://", "rediss://"),
 }
+# Once, before any process starts, in this order; each step's own output
+# says what went wrong.
+PREPARATION = [
+    # Under a database lock, so that every machine running make serve may
+    # start at once (imports/management/commands/migrate_exclusively.py).
+    ["migrate_exclusively"],
+    ["collectstatic", "--noinput", "--verbosity", "0"],
+]
 
 
 def configuration_problems(environ):
@@ -45,6 +60,41 @@ def configuration_problems(environ):
         elif name in SCHEMES and not value.startswith(SCHEMES[name]):
             problems.append(f"{name} must be {example}, not {value.split(':', 1)[0]}://...")
     return problems
+
+
+@contextlib.contextmanager
+def environment_of(environ):
+    """os.environ is `environ` for the block: config/settings.py reads os.environ itself."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def settings_problems(environ, already_named=()):
+    """What config/settings.py refuses under `environ` (DEBUG=nope, LOG_FORMAT=xml), as a list.
+
+    Read here, in this process, so that a bad value is one line among the
+    others rather than a traceback from every process it would stop. The
+    settings refuse one value at a time, the first they meet; one about a
+    variable already named (SECRET_KEY, ALLOWED_HOSTS) would only repeat it.
+    They also create their directories (DATA_DIR's): one they may not is
+    named too.
+    """
+    with environment_of(environ):
+        try:
+            runpy.run_module("config.settings", run_name="config.settings")
+        except ImproperlyConfigured as refusal:
+            message = str(refusal)
+            named = {problem.split()[0] for problem in already_named}
+            return [] if message.split()[0] in named else [message]
+        except OSError as refusal:
+            return [f"cannot create {refusal.filename}: {refusal.strerror}"]
+    return []
 
 
 def debug_requested(environ):
@@ -71,8 +121,32 @@ def production_environment(environ):
     return environ
 
 
+def exit_status(returncode):
+    """A child's exit status as a shell gives it: 128 + N for one killed by signal N."""
+    return returncode if returncode >= 0 else 128 - returncode
+
+
+def prepare(environ):
+    """Run PREPARATION; the exit status of the first step that fails, or 0."""
+    manage = [str(BIN / "python"), str(HOME / "manage.py")]
+    for step in PREPARATION:
+        status = exit_status(subprocess.run([*manage, *step], env=environ, cwd=HOME).returncode)
+        if status:
+            # The step has said why above (migrate_exclusively in one line for
+            # a database it cannot reach); say which step it was, and stop.
+            print(
+                f"make serve: manage.py {step[0]} failed (exit {status}); "
+                "its own message is above.",
+                file=sys.stderr,
+            )
+            return status
+    return 0
+
+
 def main():
+    environ = production_environment(os.environ)
     problems = configuration_problems(os.environ)
+    problems += settings_problems(environ, already_named=problems)
     if problems:
         print("make serve needs a production configuration:", file=sys.stderr)
         for problem in problems:
@@ -81,15 +155,14 @@ def main():
         return 2
     if debug_requested(os.environ):
         print("make serve: DEBUG is on because DEBUG is set; never on a public address.")
-    environ = production_environment(os.environ)
     Path(environ["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
     # Counters restart from zero with the processes that wrote them.
     metrics_dir = Path(environ["PROMETHEUS_MULTIPROC_DIR"])
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
-    manage = [str(BIN / "python"), str(HOME / "manage.py")]
-    for command in (["migrate", "--noinput"], ["collectstatic", "--noinput", "--verbosity", "0"]):
-        subprocess.run([*manage, *command], env=environ, cwd=HOME, check=True)
+    status = prepare(environ)
+    if status:
+        return status
     supervisord = [
         str(BIN / "supervisord"),
         "--nodaemon",

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from config.serve import configuration_problems, production_environment
+from config.serve import PREPARATION, configuration_problems, production_environment
+
+from .sockets import closed_port
 
 ROOT = Path(__file__).resolve().parent.parent
 UNITS = ROOT / "deploy" / "systemd"
@@ -30,6 +32,25 @@ def unit(name):
     return parser
 
 
+def readme_section(title):
+    """The README's `### title` section, up to the next heading of its level."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index(f"\n### {title}\n")
+    end = text.find("\n### ", start + 1)
+    return text[start : end if end != -1 else None]
+
+
+def units_the_readme_enables():
+    """The units its `systemctl enable` commands name, `.service` added as systemctl adds it."""
+    enabled = set()
+    for line in readme_section("systemd").splitlines():
+        words = line.split("#", 1)[0].split()
+        if words[:3] == ["sudo", "systemctl", "enable"]:
+            names = [word for word in words[3:] if not word.startswith("-")]
+            enabled |= {name if "." in name else f"{name}.service" for name in names}
+    return enabled
+
+
 @pytest.mark.parametrize("process", SERVICES)
 def test_each_process_is_restarted_whenever_it_exits_and_stops_within_30s(process):
     service = unit(f"vm-import-portal-{process}.service")
@@ -39,6 +60,43 @@ def test_each_process_is_restarted_whenever_it_exits_and_stops_within_30s(proces
     assert int(service["Service"]["TimeoutStopSec"]) <= 30
     assert service["Install"]["WantedBy"] == "vm-import-portal.target"
     assert "vm-import-portal-prepare.service" in service["Unit"]["Requires"]
+
+
+def test_the_readme_enables_the_target_that_starts_the_services_at_boot():
+    # `systemctl enable` of a service only makes the target want it: with the
+    # target itself not enabled, nothing started after a reboot.
+    enabled = units_the_readme_enables()
+    for process in SERVICES:
+        name = f"vm-import-portal-{process}.service"
+        assert name in enabled, f"the README never enables {name}"
+        wanted_by = unit(name)["Install"]["WantedBy"]
+        assert wanted_by in enabled, f"the README enables {name} but not {wanted_by}, its starter"
+    assert unit("vm-import-portal.target")["Install"]["WantedBy"] == "multi-user.target"
+    for name in enabled:  # `enable` does nothing for a unit without an [Install] section
+        assert unit(name).has_section("Install"), f"{name} has nothing to enable"
+
+
+@pytest.mark.parametrize("process", SERVICES)
+def test_the_readme_gives_each_service_the_time_to_stop_its_unit_gives(process):
+    name = f"vm-import-portal-{process}.service"
+    seconds = unit(name)["Service"]["TimeoutStopSec"]
+    row = next(
+        line for line in readme_section("systemd").splitlines() if line.startswith(f"| `{name}`")
+    )
+    assert f"{seconds} s to stop" in row
+
+
+def test_every_machine_s_preparation_migrates_one_machine_at_a_time():
+    # Django's migrate, started on several machines at once, creates the
+    # same tables twice and fails; migrate_exclusively takes turns.
+    commands = [
+        line.removeprefix("ExecStart=")
+        for line in (UNITS / "vm-import-portal-prepare.service").read_text().splitlines()
+        if line.startswith("ExecStart=")
+    ]
+    assert commands[0].endswith("manage.py migrate_exclusively")
+    assert not any(" migrate " in f"{command} " for command in commands)
+    assert PREPARATION[0] == ["migrate_exclusively"]
 
 
 def test_only_the_worker_s_main_process_gets_sigterm():
@@ -145,6 +203,72 @@ def test_make_serve_accepts_postgres_with_redis_or_rabbitmq():
             "CACHE_URL": "redis://127.0.0.1:6379/1",
         }
         assert configuration_problems(environ) == []
+
+
+def make_serve(data_dir, **variables):
+    """`python -m config.serve` on a production configuration, `variables` on top: (status, output).
+
+    Nothing listens on the database's port, so a run that passed its checks
+    would stop at the migrations, before supervisord.
+    """
+    environ = {
+        **os.environ,
+        "SECRET_KEY": "serve-test-" + "k" * 50,
+        "ALLOWED_HOSTS": "portal.example.com",
+        "DATABASE_URL": f"postgres://portal@127.0.0.1:{closed_port()}/portal",
+        "CELERY_BROKER_URL": f"redis://127.0.0.1:{closed_port()}/0",
+        "CACHE_URL": f"redis://127.0.0.1:{closed_port()}/1",
+        "DATA_DIR": str(data_dir),
+    }
+    for name in ("DEBUG", "LOG_FORMAT", "PROMETHEUS_MULTIPROC_DIR", "DJANGO_SETTINGS_MODULE"):
+        environ.pop(name, None)
+    environ.update(variables)
+    result = subprocess.run(
+        [sys.executable, "-m", "config.serve"],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("LOG_FORMAT", "xml", "LOG_FORMAT must be text or json, not 'xml'"),
+        ("DEBUG", "nope", "DEBUG must be one of 1/0/true/false/yes/no/on/off, not 'nope'"),
+    ],
+)
+def test_make_serve_names_a_value_the_settings_refuse_in_one_line(
+    tmp_path, variable, value, message
+):
+    status, output = make_serve(tmp_path, **{variable: value})
+    assert status == 2, output
+    assert f"  - {message}\n" in output
+    assert "Traceback" not in output
+    assert len(output.splitlines()) <= 4, output
+
+
+def test_make_serve_names_the_value_the_settings_refuse_beside_the_missing_ones(tmp_path):
+    status, output = make_serve(tmp_path, LOG_FORMAT="xml", CACHE_URL="")
+    assert status == 2, output
+    assert "  - CACHE_URL is not set" in output
+    assert "  - LOG_FORMAT must be text or json, not 'xml'" in output
+    assert "Traceback" not in output
+
+
+def test_make_serve_says_in_a_few_lines_that_it_cannot_reach_the_database(tmp_path):
+    status, output = make_serve(tmp_path)
+    assert status == 1, output
+    assert "CommandError: Cannot reach the database portal: " in output
+    assert "Connection refused" in output
+    assert output.rstrip().endswith(
+        "make serve: manage.py migrate_exclusively failed (exit 1); its own message is above."
+    )
+    assert "Traceback" not in output
+    assert len(output.splitlines()) <= 4, output
 
 
 def test_make_serve_defaults_to_production_and_json_logs(tmp_path):
