@@ -1,7 +1,13 @@
 import os
 
 from celery import Celery
-from celery.signals import before_task_publish, task_postrun, task_prerun, worker_ready
+from celery.signals import (
+    before_task_publish,
+    celeryd_init,
+    task_postrun,
+    task_prerun,
+    worker_ready,
+)
 
 from config import logs
 
@@ -10,6 +16,18 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@celeryd_init.connect
+def log_as_the_portal_from_the_start(**kwargs):
+    # Django configures logging in django.setup(), which a worker reaches only
+    # after its start-up checks: a warning from those (a worker run as root)
+    # would be plain text among the JSON lines a log shipper reads.
+    from django.conf import settings
+    from django.utils.log import configure_logging
+
+    configure_logging(settings.LOGGING_CONFIG, settings.LOGGING)
+
 
 # The request ID travels with every task as a message header: queued from a
 # web request, the task's log lines carry that request's ID; queued from a

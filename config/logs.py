@@ -13,6 +13,7 @@ line; otherwise lines are plain text with the ID in brackets.
 
 import json
 import logging
+import logging.config
 import re
 import time
 import uuid
@@ -115,6 +116,16 @@ class JsonFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     def __init__(self):
         super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+
+
+def configure(logging_settings):
+    """settings.LOGGING_CONFIG: Django's dictConfig, and Python's warnings as log lines.
+
+    A warning (a library's DeprecationWarning, Celery's about running as root)
+    is otherwise printed to stderr as plain text, among the JSON lines.
+    """
+    logging.config.dictConfig(logging_settings)
+    logging.captureWarnings(True)
 
 
 def logging_config(log_format, level):

@@ -352,6 +352,7 @@ LOG_FORMAT = env("LOG_FORMAT", "text")
 if LOG_FORMAT not in ("text", "json"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}")
 LOGGING = logging_config(LOG_FORMAT, env("LOG_LEVEL", "INFO"))
+LOGGING_CONFIG = "config.logs.configure"  # Python's warnings become log lines too
 
 # Celery: the filesystem transport needs no server; production uses Redis.
 BROKER_DIR = DATA_DIR / "broker"

@@ -139,6 +139,13 @@ def served(tmp_path, emulator):
                 process.wait()
 
 
+def is_json_object(line):
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
 def worker_pid(served):
     pid = served.ctl("pid", "portal:worker")
     return int(pid) if pid.isdigit() and pid != "0" else None
@@ -234,4 +241,14 @@ def test_make_serve_runs_an_import_to_available_survives_kill_9_and_stops_cleanl
     assert "stopped: worker (exit status 0)" in supervisor_log
     assert "stopped: web (exit status 0)" in supervisor_log
     assert "stopped: beat (exit status 0)" in supervisor_log
+    # Once the processes run, every line of the output is a JSON log line:
+    # no Celery banner, no supervisord line, no warning (a worker run as
+    # root, as here, is warned), for a log shipper to trip on. Only the
+    # preparation before them (migrate's progress) is plain text, and the
+    # notice Celery prints itself, on stdout, as its worker stops.
+    lines = served.lines()
+    first = next(number for number, line in enumerate(lines) if line.startswith("{"))
+    plain = [line for line in lines[first:] if line and not is_json_object(line)]
+    assert set(plain) <= {"worker: Warm shutdown (MainProcess)"}, plain
+    assert any('"logger": "py.warnings"' in line for line in lines) == (os.getuid() == 0)
     assert wait_for_status(in_hand, Status.IMPORTING, timeout=1).image_arn
