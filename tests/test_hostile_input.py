@@ -315,7 +315,7 @@ def test_the_upload_limits_are_set_deliberately(settings):
         ("get", "/api/imports/not-a-number"),
         ("get", "/api/imports/-1"),
         ("get", "/api/imports/"),
-        ("post", "/api/imports/2/cancel"),
+        ("post", "/api/imports/2/retry"),
         ("get", "/api/"),
     ],
 )
