@@ -10,6 +10,8 @@ import csv
 import re
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
 from django.http import StreamingHttpResponse
 from django.urls import path
@@ -44,7 +46,15 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 class AuditEventInline(admin.TabularInline):
+    """The import's events as a table of its own: headed columns only, in a box that scrolls.
+
+    Django's tabular template adds two columns without headings (the row's
+    name, and Delete) and, at 390 px, a sideways scroller no keyboard can
+    reach (axe-core: empty-table-header, scrollable-region-focusable).
+    """
+
     model = AuditEvent
+    template = "admin/imports/imageimport/audit_events_inline.html"
     fields = ("created_at", "action", "actor", "client_ip", "from_status", "to_status", "detail")
     readonly_fields = fields
     extra = 0
@@ -228,7 +238,15 @@ class AuditEventAdmin(ReadOnlyAdmin):
         return response
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(admin.StackedInline):
+    """One block per member, each field with its label: usable at 390 px.
+
+    The tabular inline's cells have no labels (axe-core: select-name, label)
+    and put Role and Delete off a phone's screen. The user is still picked by
+    searching (autocomplete: no list of every user per row); js/admin.js gives
+    that box its label's name.
+    """
+
     model = Membership
     extra = 1
     autocomplete_fields = ("user",)
@@ -270,3 +288,21 @@ class ApiTokenAdmin(ReadOnlyAdmin):
     list_filter = ("team",)
     search_fields = ("name", "user__username")
     fields = ("name", "user", "team", "created_at", "last_used_at", "revoked_at")
+
+
+User = get_user_model()
+
+
+class PortalUserAdmin(UserAdmin):
+    """Django's user admin, with the times Django records shown, not edited.
+
+    Nobody should rewrite when someone last signed in or joined; read-only,
+    they are text, not the split date and time boxes without labels.
+    """
+
+    readonly_fields = ("last_login", "date_joined")
+
+
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+admin.site.register(User, PortalUserAdmin)

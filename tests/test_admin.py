@@ -1,6 +1,10 @@
 """The audit admin: everything visible, nothing about imports changeable."""
 
+import re
+from pathlib import Path
+
 import pytest
+from django.contrib.staticfiles import finders
 from django.urls import reverse
 
 
@@ -69,3 +73,146 @@ def test_admin_pages_name_no_icon_so_the_browser_asks_for_none(client, admin_cli
     # Without a link the browser asks for /favicon.ico, which is a 404.
     page = (admin_client if url == "/admin/" else client).get(url).content.decode()
     assert '<link rel="icon" href="data:,">' in page
+
+
+# -- accessibility: what axe-core asked of the admin, as far as the HTML shows it
+
+
+def admin_static(name):
+    return Path(finders.find(name)).read_text()
+
+
+@pytest.mark.parametrize(
+    "url", ["/admin/", "/admin/imports/team/add/", "/admin/imports/auditevent/?q=x"]
+)
+def test_every_admin_page_has_the_portal_s_stylesheet_and_script(admin_client, url):
+    page = admin_client.get(url).content.decode()
+    assert re.search(r'<link rel="stylesheet" href="[^"]*/css/admin\.css">', page)
+    assert re.search(r'<script src="[^"]*/js/admin\.js" defer></script>', page)
+
+
+def test_a_team_s_members_are_stacked_with_a_label_for_every_field(
+    admin_client, team, user, django_user_model
+):
+    django_user_model.objects.create_user("zed", password="pw-zed")
+    page = admin_client.get(reverse("admin:imports_team_change", args=[team.pk])).content.decode()
+    assert 'id="memberships-group"' in page
+    assert 'data-inline-type="stacked"' in page
+    # The member, and the empty row for a new one: every field labelled.
+    for row in (0, 1):
+        for field in ("user", "role"):
+            assert f'<label class="required" for="id_memberships-{row}-{field}">' in page
+    assert re.search(r'<label [^>]*for="id_memberships-0-DELETE">Delete</label>', page)
+    # The user is still found by searching, not picked from every user per row.
+    assert re.search(r'<select name="memberships-0-user"[^>]*class="admin-autocomplete', page)
+    assert ">zed</option>" not in page
+
+
+def test_the_member_search_still_finds_people(admin_client, team, user):
+    response = admin_client.get(
+        reverse("admin:autocomplete"),
+        {"app_label": "imports", "model_name": "membership", "field_name": "user", "term": "ali"},
+    )
+    assert response.status_code == 200
+    assert [result["text"] for result in response.json()["results"]] == ["alice"]
+
+
+def test_the_script_names_the_autocomplete_boxes_and_filter_icons():
+    script = admin_static("js/admin.js")
+    assert ".select2-selection" in script and "aria-labelledby" in script
+    assert "aria-controls" in script and ".select2-search__field" in script
+    assert "dropdownParent" in script
+    assert ".search-label-icon[aria-label]:not([role])" in script
+
+
+def test_the_result_count_link_is_underlined(admin_client_with_import):
+    url = reverse("admin:imports_auditevent_changelist")
+    page = admin_client_with_import.get(url, {"q": "nothing-at-all"}).content.decode()
+    # Django's markup, which the stylesheet's rule is written for.
+    assert re.search(
+        r'<form id="changelist-search"[\s\S]*<span class="small quiet">0 results \(<a href="\?">',
+        page,
+    )
+    css = admin_static("css/admin.css")
+    assert re.search(r"#changelist-search \.small a[^{]*\{ text-decoration: underline; \}", css)
+
+
+def test_long_names_wrap_in_breadcrumbs_titles_and_read_only_values():
+    css = admin_static("css/admin.css")
+    rule = re.search(r"([^}/]*)\{ overflow-wrap: anywhere; \}", css)
+    selectors = {selector.strip() for selector in rule[1].split(",")}
+    assert {"div.breadcrumbs", "#content h1", "#content h2", "div.readonly"} <= selectors
+
+
+def test_an_import_s_events_have_a_heading_for_every_column_and_scroll_by_keyboard(
+    admin_client_with_import, image_import
+):
+    image_import.claim()
+    url = reverse("admin:imports_imageimport_change", args=[image_import.pk])
+    page = admin_client_with_import.get(url).content.decode()
+    region = re.search(
+        r'<div class="table-scroll" role="region" tabindex="0" aria-labelledby="events-heading">'
+        r"([\s\S]*?)</div>",
+        page,
+    )
+    assert region, "the events table is in a region a keyboard can scroll"
+    assert '<h2 id="events-heading" class="inline-heading">Audit events</h2>' in page
+    table = region[1]
+    headings = re.findall(r"<th scope=\"col\"[^>]*>\s*([^<\s][^<]*)", table)
+    assert [h.strip() for h in headings] == [
+        "Created at",
+        "Action",
+        "Actor",
+        "Client ip",
+        "From status",
+        "To status",
+        "Detail",
+    ]
+    assert len(re.findall(r"<th\b", table)) == len(headings)  # none without words
+    rows = re.findall(r'<tr class="form-row">([\s\S]*?)</tr>', table)
+    assert len(rows) == image_import.events.count() == 2
+    assert all(len(re.findall(r"<td\b", row)) == len(headings) for row in rows)
+    assert "Attempt 1 sending to AWS" in table
+
+
+def test_the_user_page_shows_sign_in_times_read_only(admin_client, user):
+    joined = user.date_joined
+    url = reverse("admin:auth_user_change", args=[user.pk])
+    page = admin_client.get(url).content.decode()
+    for field, label in (("last_login", "Last login:"), ("date_joined", "Date joined:")):
+        # The split date and time boxes had no labels (axe-core: label).
+        assert f'id="id_{field}_0"' not in page and f'id="id_{field}_1"' not in page
+        row = re.search(
+            rf'<div class="form-row field-{field}">[\s\S]*?<div class="readonly">', page
+        )
+        assert row and f"<label>{label}</label>" in row[0]
+    response = admin_client.post(
+        url,
+        {
+            "username": "alice",
+            "first_name": "Alice",
+            "last_name": "",
+            "email": "",
+            "is_active": "on",
+            "date_joined_0": "2000-01-01",
+            "date_joined_1": "00:00:00",
+        },
+    )
+    assert response.status_code == 302, response.content[:500]
+    user.refresh_from_db()
+    assert user.first_name == "Alice"
+    assert user.date_joined == joined
+
+
+def test_a_user_is_still_added_in_the_admin(admin_client, django_user_model):
+    response = admin_client.post(
+        reverse("admin:auth_user_add"),
+        {
+            "username": "newcomer",
+            "password1": "a-long-Passw0rd-here",
+            "password2": "a-long-Passw0rd-here",
+            "usable_password": "true",
+        },
+    )
+    assert response.status_code == 302, response.content[:500]
+    assert django_user_model.objects.filter(username="newcomer").exists()
