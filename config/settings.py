@@ -114,7 +114,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before anything reads a session or a database: text no database can
-    # store (NUL, lone surrogates) is refused with a 400 here.
+    # store (NUL, lone surrogates) is refused with a 400 here, which a
+    # browser asking for a page gets as the portal's 400 page.
+    "imports.error_pages.MalformedTextPages",
     "imports.inputs.RejectMalformedText",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # Before CommonMiddleware, which refuses a Host outside ALLOWED_HOSTS:
@@ -131,6 +133,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # A page's empty 405 (require_POST, GET /accounts/logout/) becomes the
+    # portal's 405 page, inside the session and CSRF middleware.
+    "imports.error_pages.MethodNotAllowedPages",
     "imports.audit.AuditMiddleware",
     # Last, as django-axes asks: it answers locked-out sign-ins.
     "axes.middleware.AxesMiddleware",

@@ -1,4 +1,4 @@
-"""Error answers: one JSON shape under /api/, plain pages elsewhere.
+"""Error answers: one JSON shape under /api/, the portal's pages elsewhere.
 
 Every error the API gives, whether a view chose it or Django did (an
 unknown URL, a body too large, an exception), has the shape
@@ -15,26 +15,52 @@ in `inputs.RejectMalformedText`, which answers with `bad_request` itself.
 
 A dependency that is down is not a bug of ours: a database that refuses or
 does not answer, or a cache that is gone, turns into a 503 that says so (with
-Retry-After), never a 500. The error pages themselves touch no database.
+Retry-After), never a 500. The 500 and 503 pages touch no database.
+
+Elsewhere a person's browser gets a page in the portal's layout that says
+what went wrong in plain words, with a way back: 400.html (a view's message,
+or Django's refusal), 403_csrf.html, 405.html (error_pages.py) and 500.html.
+An htmx request, a script's fetch() and the probes keep the bare answer
+they expect (`wants_page`).
 """
 
 import logging
 import sys
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import DisallowedHost, RequestDataTooBig, TooManyFieldsSent
 from django.db import InterfaceError, OperationalError
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.middleware.csrf import REASON_NO_CSRF_COOKIE, REASON_NO_REFERER
+from django.shortcuts import render
 from django.template import loader
-from django.views import csrf, defaults
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views import defaults
+from django.views.decorators.csrf import requires_csrf_token
 
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 10
 
 
+# Asked by machines, which read the status code and nothing else (health.PROBES).
+MACHINE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# Sec-Fetch-Dest of a request that shows its answer as a page (a link, a
+# form); fetch() and htmx send "empty". Browsers before 2020 send none.
+PAGE_DESTINATIONS = frozenset({"document", "iframe", "frame"})
+
+
 def is_api(request):
     return request.path.startswith("/api/")
+
+
+def wants_page(request):
+    """Whether the answer is shown as a whole page: not the API, htmx, fetch() or a probe."""
+    if is_api(request) or request.path in MACHINE_PATHS:
+        return False
+    if request.headers.get("HX-Request") == "true":
+        return False
+    return request.headers.get("Sec-Fetch-Dest", "document") in PAGE_DESTINATIONS
 
 
 def api_error(status, message, **extra):
@@ -79,12 +105,37 @@ def service_unavailable(request, dependency):
 # -- Django's error handlers (config/urls.py names them) -----------------------
 
 
+@requires_csrf_token  # as Django's own: the page's sign-out form needs the token
 def bad_request(request, exception):
     if is_api(request):
         if isinstance(exception, RequestDataTooBig):
             return body_too_large()
         return api_error(400, "The request could not be read: " + describe(exception))
-    return defaults.bad_request(request, exception)
+    return bad_request_page(request, refusal(exception))
+
+
+def refusal(exception):
+    """What Django's refusal of a page's request means, in the page's words."""
+    if isinstance(exception, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return f"The form sent more than the {byte_size(limit)} the portal accepts."
+    if isinstance(exception, TooManyFieldsSent):
+        return "The form sent more fields than the portal accepts."
+    if isinstance(exception, DisallowedHost):
+        return "The portal does not answer to this address."
+    return ""
+
+
+def bad_request_page(request, message):
+    """400.html saying `message`; without one, that the request could not be read."""
+    return render(request, "400.html", {"message": message}, status=400)
+
+
+def bad_request_answer(request, message):
+    """A view's 400: the page for a person's browser, the bare message for htmx and scripts."""
+    if wants_page(request):
+        return bad_request_page(request, message)
+    return HttpResponseBadRequest(message)
 
 
 def body_too_large():
@@ -129,9 +180,31 @@ def api_not_found(request):
 
 
 def csrf_failure(request, reason=""):
+    """A form sent with a token that is no longer the session's, or without the cookie.
+
+    Most often the form was open for long, or the person signed in or out in
+    another tab since (signing in changes the token): reloading the form
+    gives it the current one. The reason Django gives is shown with DEBUG on.
+    """
     if is_api(request):
         return api_error(403, f"CSRF verification failed: {reason}")
-    return csrf.csrf_failure(request, reason)
+    context = {
+        "no_cookie": reason == REASON_NO_CSRF_COOKIE,
+        "no_referer": reason == REASON_NO_REFERER,
+        "form_url": same_site_referer(request),
+        "reason": reason if settings.DEBUG else "",
+    }
+    return render(request, "403_csrf.html", context, status=403)
+
+
+def same_site_referer(request):
+    """The page the form was sent from, when it is one of the portal's; else ""."""
+    referer = request.headers.get("Referer", "")
+    if referer and url_has_allowed_host_and_scheme(
+        referer, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return referer
+    return ""
 
 
 def server_error(request):

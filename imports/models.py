@@ -402,6 +402,11 @@ class ImageImport(models.Model):
         return self.is_failed and self.error_code == CANCELLED
 
     @property
+    def status_label(self):
+        """The status as every page says it: a cancelled import is Cancelled, not Failed."""
+        return "Cancelled" if self.is_cancelled else self.get_status_display()
+
+    @property
     def end_event(self):
         """How the import ended, as signals.import_ended names it; None while in flight."""
         if self.is_cancelled:

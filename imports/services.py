@@ -16,7 +16,7 @@ from django.db import transaction
 
 from . import aws, tasks
 from .cache import ForgivingCache
-from .models import ImageImport, Source, Status
+from .models import TERMINAL_STATUSES, ImageImport, Source, Status
 
 logger = logging.getLogger(__name__)
 
@@ -141,10 +141,22 @@ def cancel_import(image_import, *, user):
     return CancelOutcome(True, "EC2 is cancelling the VM import task; the import is cancelled.")
 
 
+def imports_sharing_task(image_import):
+    """The team's other imports still in flight from the same VM import task."""
+    return (
+        ImageImport.objects.filter(
+            team_id=image_import.team_id, vm_import_task_id=image_import.vm_import_task_id
+        )
+        .exclude(pk=image_import.pk)
+        .exclude(status__in=TERMINAL_STATUSES)
+        .order_by("pk")
+    )
+
+
 def cannot_cancel_reason(image_import):
     if image_import.status == Status.IMPORTING and image_import.task_completed:
         return "The VM import task has completed, so EC2 can no longer cancel it."
-    status = image_import.get_status_display().lower()
+    status = image_import.status_label.lower()
     return f"This import is {status}; it cannot be cancelled now."
 
 

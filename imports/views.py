@@ -11,15 +11,17 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from . import aws, paging, services, teams
+from .errors import bad_request_answer
 from .forms import (
     PLATFORMS,
     S3_OBJECT,
@@ -66,7 +68,7 @@ def history(request):
             search=filters.searching,
         )
     except paging.BadCursor as error:
-        return HttpResponseBadRequest(str(error))
+        return bad_request_answer(request, str(error))
     filter_query = request.GET.copy()
     for paging_parameter in ("page", "older", "newer"):
         filter_query.pop(paging_parameter, None)
@@ -98,7 +100,7 @@ def history_poll(request):
     """
     ids = parse_ids(request.GET.get("ids", ""))
     if ids is None:
-        return HttpResponseBadRequest("ids must be import numbers separated by commas.")
+        return bad_request_answer(request, "ids must be import numbers separated by commas.")
     imports = list(teams.team_imports(request).filter(pk__in=ids))
     context = {"imports": imports, "in_flight": in_flight_ids(imports)}
     response = render(request, "imports/history.html#poll", context)
@@ -190,6 +192,22 @@ def allow_upload_to_s3(response, team):
     return response
 
 
+def sharing_the_task(image_import):
+    """A warning naming the team's other imports in flight from the same VM import task.
+
+    Cancelling the task ends them too: EC2 has one task, whoever imports from it.
+    """
+    others = list(services.imports_sharing_task(image_import).values_list("pk", flat=True))
+    if not others:
+        return ""
+    named = ", ".join(f"#{pk}" for pk in others)
+    plural = "s" if len(others) > 1 else ""
+    return (
+        f" Import{plural} {named} of this team also import{'' if plural else 's'} from this "
+        f"task: cancelling it ends {'them' if plural else 'it'} too."
+    )
+
+
 def render_conflict(request, form, existing):
     """The same token was used for other values: say so, and offer a fresh token."""
     fresh = new_import_form(request, request.POST.copy())
@@ -197,8 +215,13 @@ def render_conflict(request, form, existing):
     fresh.is_valid()
     fresh.add_error(
         None,
-        f"This form was already submitted as import #{existing.pk} with different values. "
-        "Check that import first; submitting again now starts a new, separate import.",
+        format_html(
+            'This form was already submitted as <a href="{}">import #{}</a> with different '
+            "values. Check that import first; submitting again now starts a new, separate "
+            "import.",
+            reverse("imports:detail", args=[existing.pk]),
+            existing.pk,
+        ),
     )
     return render_form(request, fresh, status=409)
 
@@ -212,7 +235,7 @@ def edit_tag_rows(request):
     elif action.startswith("remove-"):
         index = parse_int(action.removeprefix("remove-"))
         if index is None:
-            return HttpResponseBadRequest("tags_action must be add or remove-<row number>.")
+            return bad_request_answer(request, "tags_action must be add or remove-<row number>.")
         if index < len(rows):
             del rows[index]
     form = new_import_form(request, initial=request.POST.dict())
@@ -246,7 +269,7 @@ def validate_field(request, field):
         text, _, name = field[len(form.tags.prefix) + 1 :].partition("-")
         index = parse_int(text)
         if index is None:
-            return HttpResponseBadRequest("A tag field is tags-<row number>-key or -value.")
+            return bad_request_answer(request, "A tag field is tags-<row number>-key or -value.")
         if index < len(form.tags.forms):
             errors = form.tags.forms[index].errors.get(name, [])
     return render(request, "imports/new.html#field_errors", {"name": field, "errors": errors})
@@ -340,6 +363,7 @@ def cancel(request, pk):
             explanation = (
                 f"The portal asks EC2 to cancel VM import task {image_import.vm_import_task_id}; "
                 "the import then ends as cancelled. This cannot be undone."
+                + sharing_the_task(image_import)
             )
         return render(
             request,
@@ -456,7 +480,7 @@ def stop_polling_when_done(response, image_import):
 def switch_team(request):
     team_id = parse_int(request.POST.get("team", ""))
     if team_id is None or not teams.switch_team(request, team_id):
-        return HttpResponse("You are not a member of that team.", status=400)
+        return bad_request_answer(request, "You are not a member of that team.")
     return redirect_to(request, safe_next(request) or reverse("imports:history"))
 
 

@@ -1,6 +1,7 @@
 """The profile page and the Team page's webhooks: who may do what, and the audit."""
 
 import html
+import re
 
 import pytest
 
@@ -171,6 +172,29 @@ def test_a_url_of_another_scheme_is_told_the_one_it_needs(admin_client, url, mes
     response = admin_client.post("/team/webhooks/new", {"url": url, "kind": "slack"})
     assert message in html.unescape(response.content.decode())
     assert not Webhook.objects.exists()
+
+
+def described_ids(page, element_id):
+    """The ids an element's aria-describedby names, and whether each exists in the page."""
+    tag = re.search(rf'<[^>]*id="{element_id}"[^>]*>', page)[0]
+    ids = re.search(r'aria-describedby="([^"]*)"', tag)[1].split()
+    return {described: f'id="{described}"' in page for described in ids}
+
+
+def test_a_refused_webhook_url_is_read_out_with_the_field(admin_client):
+    # A screen reader reads a field's help and errors by the ids its
+    # aria-describedby names: each must be in the page.
+    page = admin_client.post("/team/webhooks/new", {"url": "ftp://x", "kind": "slack"})
+    page = page.content.decode()
+    assert described_ids(page, "id_url") == {"id_url_helptext": True, "id_url_error": True}
+    assert "<li>The URL must start with https://" in page.split('id="id_url_error"')[1][:200]
+    # The events are a group of checkboxes: a fieldset, named by its legend.
+    assert re.search(r'<fieldset class="field choices[^>]*>\s*<legend>Events</legend>', page)
+
+
+def test_a_refused_email_address_is_read_out_with_the_field(user_client):
+    page = user_client.post("/profile", {"email": "not-an-email"}).content.decode()
+    assert described_ids(page, "id_email") == {"id_email_helptext": True, "id_email_error": True}
 
 
 def test_with_private_addresses_allowed_plain_http_is_named_too(admin_client, settings):

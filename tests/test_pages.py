@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from imports.forms import tag_formset_data
-from imports.models import ImageImport, Membership, Status
+from imports.models import ImageImport, Membership, Status, Team
 from imports.polling import session_cache_key
 
 from .factories import make_import, make_member, valid_payload
@@ -220,9 +220,42 @@ def test_the_same_token_with_other_values_explains_and_offers_a_new_token(user_c
     response = user_client.post("/imports/new", form_data(name="Changed"))
     content = response.content.decode()
     assert response.status_code == 409
-    assert "already submitted as import" in content
+    existing = ImageImport.objects.get()
+    assert (
+        f'already submitted as <a href="/imports/{existing.pk}">import #{existing.pk}</a>'
+        in content
+    )
+    assert 'class="error-box" role="alert" tabindex="-1" autofocus' in content  # seen on a phone
     assert valid_payload()["clientToken"] not in content.split('name="clientToken"')[1][:80]
     assert ImageImport.objects.count() == 1
+
+
+def test_a_cancelled_import_says_cancelled_wherever_it_is_shown(user_client, image_import, user):
+    image_import.withdraw(user=user)
+    badge = '<span class="status status-failed">Cancelled</span>'
+    assert badge in user_client.get(f"/imports/{image_import.pk}").content.decode()
+    assert badge in user_client.get("/").content.decode()
+
+
+def test_the_team_menu_switches_only_when_asked(user_client, team, user):
+    # An arrow key in the menu changes it: switching then would reload the
+    # page and lose what was typed (WCAG 3.2.2). The Switch button does it.
+    qa = Team.objects.create(name="qa")
+    Membership.objects.create(user=user, team=qa, role=Membership.Role.VIEWER)
+    page = user_client.get("/imports/new").content.decode()
+    assert "data-autosubmit" not in page
+    assert '<button type="submit" class="small">Switch</button>' in page
+
+
+def test_the_profile_leads_to_changing_the_password(user_client):
+    page = user_client.get("/profile").content.decode()
+    assert '<a href="/accounts/password_change/">Change your password</a>' in page
+
+
+def test_the_page_shown_is_marked_in_the_menu(user_client):
+    page = user_client.get("/tokens").content.decode()
+    assert page.count('aria-current="page"') == 1
+    assert 'href="/tokens" aria-current="page">API tokens</a>' in page
 
 
 def test_each_field_is_checked_as_the_person_leaves_it(user_client):
@@ -612,6 +645,23 @@ def test_cancel_asks_for_confirmation_first(user_client, outsider, image_import)
     assert outsider_client.get(url).status_code == 404
     assert Client().get(url).status_code == 302  # anonymous: to the sign-in page
     assert user_client.delete(url).status_code == 405
+
+
+def test_cancel_warns_of_the_teams_other_imports_from_the_same_task(user_client, team, user):
+    # EC2 has one task: cancelling it for one import ends every import from it.
+    task = {"vm_import_task_id": "import-ami-0123456789abcdef0"}
+    first = make_import(team, user, Status.IMPORTING, **task)
+    second = make_import(team, user, Status.IMPORTING, **task)
+    make_import(team, user, Status.AVAILABLE, **task)  # ended: nothing to end
+    make_import(team, user, Status.IMPORTING, vm_import_task_id="import-ami-0fffffffffffffff0")
+    page = user_client.get(reverse("imports:cancel", args=[first.pk])).content.decode()
+    assert (
+        f"Import #{second.pk} of this team also imports from this task: "
+        "cancelling it ends it too."
+    ) in page
+    third = make_import(team, user, Status.QUEUED, **task)
+    page = user_client.get(reverse("imports:cancel", args=[first.pk])).content.decode()
+    assert f"Imports #{second.pk}, #{third.pk} of this team also import from this task" in page
 
 
 def test_history_uses_one_vocabulary_and_says_why_an_import_failed(user_client, team, user):

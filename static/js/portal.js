@@ -1,6 +1,24 @@
 // Small progressive enhancements; every page works without them.
 document.documentElement.classList.add("js");
 
+function copyStatus() {
+  let region = document.getElementById("copy-status");
+  if (!region) {
+    region = document.createElement("p");
+    region.id = "copy-status";
+    region.className = "visually-hidden";
+    region.setAttribute("role", "status");
+    document.body.append(region);
+  }
+  return region;
+}
+
+// Made at load, on a page with something to copy: a live region made as it
+// speaks is often not heard.
+document.addEventListener("DOMContentLoaded", () => {
+  if (document.querySelector("[data-copy]")) copyStatus();
+});
+
 document.addEventListener("click", (event) => {
   const button = event.target.closest("[data-copy]");
   if (!button || !navigator.clipboard) return;
@@ -8,11 +26,19 @@ document.addEventListener("click", (event) => {
     const label = button.textContent;
     button.textContent = "Copied";
     setTimeout(() => { button.textContent = label; }, 1500);
+    // The button's aria-label ("Copy the image ARN") hides its new text from
+    // a screen reader: say it in the page's polite live region instead.
+    copyStatus().textContent = `Copied ${button.getAttribute("aria-label")?.replace(/^Copy /, "") || ""}`.trim();
   });
 });
 
-document.addEventListener("change", (event) => {
-  if (event.target.matches("select[data-autosubmit]")) event.target.form.requestSubmit();
+// A page that comes back with errors (a form posted without htmx) starts at
+// its first invalid field, so that the keyboard and a screen reader are there
+// too; a page with its own autofocus (New import's error summary) keeps it.
+document.addEventListener("DOMContentLoaded", () => {
+  if (document.querySelector("[autofocus]")) return;
+  const invalid = document.querySelector('main [aria-invalid="true"]');
+  if (invalid) invalid.focus();
 });
 
 // The VM import task picker: "Use" copies a task id into the form field and
