@@ -656,8 +656,7 @@ def test_cancel_warns_of_the_teams_other_imports_from_the_same_task(user_client,
     make_import(team, user, Status.IMPORTING, vm_import_task_id="import-ami-0fffffffffffffff0")
     page = user_client.get(reverse("imports:cancel", args=[first.pk])).content.decode()
     assert (
-        f"Import #{second.pk} of this team also imports from this task: "
-        "cancelling it ends it too."
+        f"Import #{second.pk} of this team also imports from this task: cancelling it ends it too."
     ) in page
     third = make_import(team, user, Status.QUEUED, **task)
     page = user_client.get(reverse("imports:cancel", args=[first.pk])).content.decode()
