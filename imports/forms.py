@@ -306,6 +306,9 @@ class ImportVmImageForm(forms.Form):
                     isinstance(v, str) for v in value.values()
                 ):
                     errors[member] = ["tags must be a JSON object whose values are strings."]
+                elif "" in value:
+                    # The form drops an empty row; a member named "" was sent on purpose.
+                    errors[member] = [f"A tag key may not be empty: 1-{TAG_KEY_MAX} characters."]
             elif not isinstance(value, str):
                 errors[member] = [f"{member} must be a JSON string, not {json_type(value)}."]
         if errors:

@@ -178,7 +178,7 @@ CASES = [
     Case("tag key of 128", {"tags": {"k" * 128: "v"}}, True),
     Case("tag key of 129", {"tags": {"k" * 129: "v"}}, False),
     Case("tag key empty", {"tags": {"": "v"}}, False),
-    Case("tag key and value empty", {"tags": {"": ""}}, False, PORTAL_DROPS_BLANK_MEMBERS),
+    Case("tag key and value empty", {"tags": {"": ""}}, False),
     Case("tag value of 256", {"tags": {"team": "v" * 256}}, True),
     Case("tag value of 257", {"tags": {"team": "v" * 257}}, False),
     Case("tag value empty", {"tags": {"team": ""}}, True),

@@ -261,6 +261,14 @@ def test_blank_tag_rows_from_the_page_are_ignored():
     assert form.payload()["tags"] == {"k": "v"}
 
 
+def test_an_empty_tag_key_in_json_is_an_error_never_dropped():
+    # On the page an empty row is just left over; in JSON, "" was sent on purpose.
+    for tags in ({"": ""}, {"": "v"}):
+        with pytest.raises(RequestShapeError) as error:
+            ImportVmImageForm.from_json({**valid_payload(), "tags": tags})
+        assert error.value.errors == {"tags": ["A tag key may not be empty: 1-128 characters."]}
+
+
 def test_a_tag_value_without_a_key_is_an_error():
     form = ImportVmImageForm({**valid_payload(), **tag_formset_data([("", "orphan")])})
     assert not form.is_valid()
