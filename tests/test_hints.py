@@ -126,24 +126,26 @@ def test_ec2s_last_status_message_is_read_too(team, user):
     assert "header and footer differ" in failure_hint(image_import)
 
 
-def test_the_older_hints_still_answer(team, user):
+@pytest.mark.parametrize(
+    "code, message, hint",
+    [
+        (
+            "AccessDeniedException",
+            "User is not authorized to perform imagebuilder:ImportVmImage",
+            "lack of permissions",
+        ),
+        # AWS keeps a client token per account: another team used it there.
+        (
+            "IdempotentParameterMismatchException",
+            "The clientToken 'abc' was already used with different parameters; "
+            "use a new clientToken for a different request.",
+            "already used in the AWS account",
+        ),
+    ],
+    ids=["permissions", "a client token used in the account"],
+)
+def test_the_general_hints_answer(team, user, code, message, hint):
     image_import = make_import(
-        team,
-        user,
-        status=Status.FAILED,
-        error_code="AccessDeniedException",
-        error_message="User is not authorized to perform imagebuilder:ImportVmImage",
+        team, user, status=Status.FAILED, error_code=code, error_message=message
     )
-    assert "lack of permissions" in failure_hint(image_import)
-
-
-def test_a_client_token_another_request_used_in_the_account_says_to_start_again(team, user):
-    image_import = make_import(
-        team,
-        user,
-        status=Status.FAILED,
-        error_code="IdempotentParameterMismatchException",
-        error_message="The clientToken 'abc' was already used with different parameters; "
-        "use a new clientToken for a different request.",
-    )
-    assert "already used in the AWS account" in failure_hint(image_import)
+    assert hint in failure_hint(image_import)
