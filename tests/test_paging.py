@@ -87,12 +87,32 @@ def test_the_old_page_numbers_still_work(imports):
         "MjAyNi0xMS0yOFQwMDowMDowMHw-MQ",
         "bm90aGluZw",
         "%00",
-        "OTk5OS0xMi0zMVQyMzo1OTo1OS0xNDowMHwx",  # 9999-12-31T23:59:59-14:00: past year 9999 in UTC
+        "OTk5OS0xMi0zMVQyMzo1OTo1OS0xNDowMHwx",  # unsealed: no check
+        paging.seal("9999-12-31T23:59:59-14:00|1"),  # past year 9999 in UTC
+        paging.seal("2026-11-28T00:00:00|1"),  # a moment in no zone
+        paging.seal("2026-11-28T00:00:00+00:00|²"),
     ],
 )
 def test_a_cursor_this_portal_did_not_make_is_refused(cursor):
     with pytest.raises(paging.BadCursor):
         paging.decode_cursor(cursor)
+
+
+def test_a_cursor_cut_short_or_mistyped_is_refused_not_read_as_another():
+    cursor = paging.encode_cursor(ImageImport(pk=12, created_at=timezone.now()))
+    for length in range(len(cursor)):
+        with pytest.raises(paging.BadCursor):
+            paging.decode_cursor(cursor[:length])
+    meant = paging.decode_cursor(cursor)
+    for position in range(len(cursor)):
+        for typo in "AB_-z9":
+            mistyped = cursor[:position] + typo + cursor[position + 1 :]
+            try:
+                read = paging.decode_cursor(mistyped)
+            except paging.BadCursor:
+                continue
+            # Only a change in base64's unused last bits reads at all: as the same.
+            assert read == meant, mistyped
 
 
 @pytest.mark.parametrize(
