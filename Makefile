@@ -13,7 +13,7 @@ EMULATOR_IMPORT_BUCKET := vm-import-portal-uploads
 DATA_DIR ?= $(CURDIR)/var
 export DATA_DIR
 
-.PHONY: run serve test emulator screenshots bench lint format install clean
+.PHONY: run serve test emulator screenshots bench lint format install install-production clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,15 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 install: $(VENV)/.installed
+
+# A production machine's: the portal's own requirements, none of the tests'
+# (moto, Playwright, pytest: some 800 MB more).
+$(VENV)/.installed-production: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+install-production: $(VENV)/.installed-production
 
 run: install
 	rm -rf $(DATA_DIR)/prometheus
@@ -52,7 +61,7 @@ run: install
 # Production on one machine, in the foreground: gunicorn, a Celery worker and
 # one beat under supervisord. Refuses to start without a real configuration
 # (README, "Production").
-serve: install
+serve: install-production
 	@exec $(BIN)/python -m config.serve
 
 test: install

@@ -308,3 +308,14 @@ def test_make_run_gives_a_stopping_process_more_than_honcho_s_5_seconds(tmp_path
     output = honcho.communicate(timeout=30)[0]
     assert "finished cleanly" in output
     assert "SIGKILL" not in output
+
+
+def test_a_production_machine_installs_the_portals_requirements_only():
+    # make serve and the README's systemd steps: no moto, Playwright or pytest there.
+    plan = subprocess.run(
+        ["make", "-n", "-B", "serve"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert "pip install --quiet --disable-pip-version-check -r requirements.txt" in plan
+    assert "requirements-dev.txt" not in plan
+    readme = (ROOT / "README.md").read_text()
+    assert "sudo make install-production" in readme and "sudo make install\n" not in readme
