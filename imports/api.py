@@ -196,7 +196,7 @@ def create_import(request):
     except RequestShapeError as error:  # before ValueError, its base
         return invalid(error.errors)
     except ValueError as error:
-        return json_error(400, str(error))
+        return json_error(400, str(error) + content_type_hint(request))
     if not form.is_valid():
         return invalid(form.error_map())
     submission = services.submission_to_record(team, form)
@@ -214,6 +214,18 @@ def create_import(request):
             id=conflict.existing.pk,
         )
     return JsonResponse(serialize(image_import), status=201 if created else 200)
+
+
+def content_type_hint(request):
+    """For a body that is not JSON, sent as something else: what to send instead.
+
+    The body is read as JSON whatever its Content-Type (curl -d says
+    application/x-www-form-urlencoded); only when that fails is the type named.
+    """
+    if request.content_type == "application/json":
+        return ""
+    sent = request.content_type or "no Content-Type"
+    return f" (It was sent as {sent}: send a JSON object, Content-Type: application/json.)"
 
 
 def invalid(errors):

@@ -108,6 +108,25 @@ def test_a_tag_row_button_still_removes_a_row(user_client):
     assert b"keep" in response.content and b"drop" not in response.content
 
 
+def test_a_form_body_is_told_to_send_json(client, api_headers):
+    response = client.post(
+        "/api/imports",
+        "name=web&platform=Linux",
+        content_type="application/x-www-form-urlencoded",
+        headers=api_headers,
+    )
+    error = assert_api_error(response, 400)["error"]
+    assert error.startswith("The request body is not valid JSON")
+    assert error.endswith(
+        "(It was sent as application/x-www-form-urlencoded: send a JSON object, "
+        "Content-Type: application/json.)"
+    )
+    # JSON sent without its type is still read: curl -d says form-urlencoded.
+    body = json.dumps(valid_payload())
+    answer = client.post("/api/imports", body, content_type="text/plain", headers=api_headers)
+    assert answer.status_code == 201
+
+
 def test_a_json_number_of_thousands_of_digits_is_a_400_in_plain_words(client, api_headers):
     body = json.dumps(valid_payload())[:-1] + ', "tags": {"a": ' + "1" * 5000 + "}}"
     response = post_json(client, body, api_headers)
