@@ -21,8 +21,7 @@ from django.shortcuts import render
 from config.content_security import ContentSecurityPolicyMiddleware
 
 from .errors import bad_request_page, wants_page
-
-REFUSAL_PREFIX = "Bad request: "  # inputs.RejectMalformedText's
+from .inputs import REFUSAL_PREFIX
 
 
 def dress(response, page):

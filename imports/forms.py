@@ -844,7 +844,7 @@ class ImportFilterForm(forms.Form):
 
     def narrow(self, imports):
         """`imports` narrowed by the filters that are valid (after is_valid)."""
-        status, platform, query = (self.cleaned_data.get(name) for name in self.fields)
+        status, platform, query = map(self.cleaned_data.get, ("status", "platform", "q"))
         if status:
             imports = imports.filter(status=status)
         if platform:

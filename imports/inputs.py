@@ -16,6 +16,8 @@ from .errors import api_error, bad_request, is_api
 
 MAX_JSON_DEPTH = 32
 MAX_DIGITS = 18  # below 2**63: fits every integer column
+# A page's refusal starts so; error_pages.MalformedTextPages shows the rest.
+REFUSAL_PREFIX = "Bad request: "
 
 
 def text_problem(text):
@@ -108,6 +110,6 @@ class RejectMalformedText:
             if is_api(request):
                 return api_error(400, problem)
             return HttpResponse(
-                f"Bad request: {problem}", status=400, content_type="text/plain; charset=utf-8"
+                REFUSAL_PREFIX + problem, status=400, content_type="text/plain; charset=utf-8"
             )
         return self.get_response(request)
