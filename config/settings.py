@@ -116,7 +116,6 @@ MIDDLEWARE = [
     # Before anything reads a session or a database: text no database can
     # store (NUL, lone surrogates) is refused with a 400 here, which a
     # browser asking for a page gets as the portal's 400 page.
-    "imports.error_pages.MalformedTextPages",
     "imports.inputs.RejectMalformedText",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # Before CommonMiddleware, which refuses a Host outside ALLOWED_HOSTS:

@@ -7,21 +7,20 @@ Two answers leave Django with no body for a person to read:
   "HTTP ERROR 405". `MethodNotAllowedPages` answers 405.html instead, with
   the same Allow header.
 - a 400 from `inputs.RejectMalformedText`, which refuses text no database
-  can store before the session is read: a line of plain text.
-  `MalformedTextPages`, just before it, answers 400.html with that line (as
-  it would any plain-text 400 from further in).
+  can store before the session is read: it answers
+  `refusal_before_the_session`, 400.html with the reason.
 
 Only where a page is expected (`errors.wants_page`): the API keeps its JSON,
 htmx and fetch() the bare answer, the probes their empty one.
 """
 
+from django.http import HttpResponseBadRequest
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.shortcuts import render
 
 from config.content_security import ContentSecurityPolicyMiddleware
 
 from .errors import bad_request_page, wants_page
-from .inputs import REFUSAL_PREFIX
 
 
 def dress(response, page):
@@ -61,31 +60,25 @@ class MethodNotAllowedPages:
         return dress(response, page)
 
 
-class MalformedTextPages:
-    """400.html for inputs.RejectMalformedText's plain-text refusal of a page's request.
+# The two that add a page's own headers, which a refusal before them skips.
+PAGE_HEADERS = (
+    XFrameOptionsMiddleware(lambda request: None),
+    ContentSecurityPolicyMiddleware(lambda request: None),
+)
+
+
+def refusal_before_the_session(request, problem):
+    """inputs.RejectMalformedText's 400: 400.html saying `problem`, or the bare line.
 
     That refusal comes before the session, the CSRF cookie, the
     Content-Security-Policy and X-Frame-Options middleware: the page is
     rendered as for a person signed out, and given the last two here.
     """
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        self.page_headers = (
-            XFrameOptionsMiddleware(get_response),
-            ContentSecurityPolicyMiddleware(get_response),
+    if not wants_page(request):
+        return HttpResponseBadRequest(
+            f"Bad request: {problem}", content_type="text/plain; charset=utf-8"
         )
-
-    def __call__(self, request):
-        response = self.get_response(request)
-        if (
-            not is_bare(response, 400)
-            or not response.get("Content-Type", "").startswith("text/plain")
-            or not wants_page(request)
-        ):
-            return response
-        message = response.content.decode("utf-8", "replace").removeprefix(REFUSAL_PREFIX)
-        response = dress(response, bad_request_page(request, message))
-        for middleware in self.page_headers:
-            response = middleware.process_response(request, response)
-        return response
+    response = bad_request_page(request, problem)
+    for middleware in PAGE_HEADERS:
+        response = middleware.process_response(request, response)
+    return response

@@ -10,14 +10,12 @@ middleware also reads the body, so that one over DATA_UPLOAD_MAX_MEMORY_SIZE
 """
 
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
-from django.http import HttpResponse
 
+from .error_pages import refusal_before_the_session
 from .errors import api_error, bad_request, is_api
 
 MAX_JSON_DEPTH = 32
 MAX_DIGITS = 18  # below 2**63: fits every integer column
-# A page's refusal starts so; error_pages.MalformedTextPages shows the rest.
-REFUSAL_PREFIX = "Bad request: "
 
 
 def text_problem(text):
@@ -109,7 +107,5 @@ class RejectMalformedText:
         if problem:
             if is_api(request):
                 return api_error(400, problem)
-            return HttpResponse(
-                REFUSAL_PREFIX + problem, status=400, content_type="text/plain; charset=utf-8"
-            )
+            return refusal_before_the_session(request, problem)
         return self.get_response(request)
