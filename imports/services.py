@@ -141,8 +141,22 @@ def cancel_import(image_import, *, user):
     return CancelOutcome(True, "EC2 is cancelling the VM import task; the import is cancelled.")
 
 
+def cancel_consequence(image_import):
+    """What cancelling does to the import, as its page and the confirmation page say it."""
+    if image_import.status == Status.UPLOADING:
+        return "The upload is stopped and its parts deleted; nothing has been sent to AWS yet."
+    if image_import.status == Status.QUEUED:
+        return "Nothing has been sent to AWS yet: the import is simply withdrawn."
+    return (
+        f"The portal asks EC2 to cancel VM import task {image_import.vm_import_task_id}; "
+        "the import then ends as cancelled."
+    )
+
+
 def imports_sharing_task(image_import):
     """The team's other imports still in flight from the same VM import task."""
+    if not image_import.vm_import_task_id:
+        return ImageImport.objects.none()  # a disk import EC2 has not named a task for yet
     return (
         ImageImport.objects.filter(
             team_id=image_import.team_id, vm_import_task_id=image_import.vm_import_task_id

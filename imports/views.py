@@ -192,7 +192,7 @@ def allow_upload_to_s3(response, team):
     return response
 
 
-def sharing_the_task(image_import):
+def shared_task_warning(image_import):
     """A warning naming the team's other imports in flight from the same VM import task.
 
     Cancelling the task ends them too: EC2 has one task, whoever imports from it.
@@ -357,14 +357,11 @@ def cancel(request, pk):
         if not image_import.can_cancel:
             messages.info(request, services.cannot_cancel_reason(image_import))
             return redirect(detail_url)
-        if image_import.status == Status.QUEUED:
-            explanation = "Nothing has been sent to AWS yet: the import is simply withdrawn."
-        else:
-            explanation = (
-                f"The portal asks EC2 to cancel VM import task {image_import.vm_import_task_id}; "
-                "the import then ends as cancelled. This cannot be undone."
-                + sharing_the_task(image_import)
-            )
+        explanation = (
+            services.cancel_consequence(image_import)
+            + " This cannot be undone."
+            + shared_task_warning(image_import)
+        )
         return render(
             request,
             "confirm.html",
@@ -392,6 +389,7 @@ def detail(request, pk):
     context = {
         "image_import": image_import,
         "may_cancel": may_cancel(image_import),
+        "cancel_consequence": services.cancel_consequence(image_import),
         "events": image_import.events.select_related("actor"),
         "payload_json": indented_json(image_import.payload),
         "import_image_json": indented_json(image_import.import_image_payload),
@@ -448,6 +446,7 @@ def status(request, pk):
         "image_import": image_import,
         "hint": failure_hint(image_import),
         "may_cancel": may_cancel(image_import),
+        "cancel_consequence": services.cancel_consequence(image_import),
     }
     html = render_to_string("imports/detail.html#status", context, request)
     if request.GET.get("seen") not in (None, image_import.version):

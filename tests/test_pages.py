@@ -8,11 +8,18 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from imports import services
 from imports.forms import tag_formset_data
 from imports.models import ImageImport, Membership, Status, Team
 from imports.polling import session_cache_key
 
-from .factories import make_import, make_member, valid_payload
+from .factories import (
+    disk_submission,
+    make_import,
+    make_member,
+    set_up_disk_imports,
+    valid_payload,
+)
 
 HTMX = {"HX-Request": "true"}
 
@@ -661,6 +668,23 @@ def test_cancel_warns_of_the_teams_other_imports_from_the_same_task(user_client,
     third = make_import(team, user, Status.QUEUED, **task)
     page = user_client.get(reverse("imports:cancel", args=[first.pk])).content.decode()
     assert f"Imports #{second.pk}, #{third.pk} of this team also import from this task" in page
+
+
+def test_cancelling_an_upload_says_what_it_stops_and_names_no_task(user_client, team, user):
+    # An upload has no VM import task yet: no other upload shares one with it.
+    set_up_disk_imports(team)
+    uploads = []
+    for token in ("8c1e0a52-7a4e-4b8e-9c61-0d2f3a4b5c6d", "9d2f1b63-8b5f-4c9f-8d72-1e3a4b5c6d7e"):
+        submission = disk_submission(source="upload", upload_size=5 * 2**20)
+        submission["payload"]["clientToken"] = token
+        uploads.append(services.submit_import(team=team, user=user, **submission)[0])
+    assert [upload.status for upload in uploads] == [Status.UPLOADING] * 2
+    said = "The upload is stopped and its parts deleted; nothing has been sent to AWS yet."
+    page = user_client.get(reverse("imports:cancel", args=[uploads[0].pk])).content.decode()
+    assert said in page
+    assert "VM import task" not in page and "also import" not in page
+    detail = user_client.get(reverse("imports:detail", args=[uploads[0].pk])).content.decode()
+    assert f"{said} You confirm on the next page." in detail
 
 
 def test_history_uses_one_vocabulary_and_says_why_an_import_failed(user_client, team, user):
