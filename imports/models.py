@@ -555,7 +555,7 @@ class ImageImport(models.Model):
                 ),
             )
             return existing, False
-        metrics.TRANSITIONS.labels("", Status.QUEUED).inc()
+        metrics.TRANSITIONS.labels("", status).inc()
         return image_import, True
 
     def _insert_with_event(self, event):

@@ -98,6 +98,25 @@ def test_the_oldest_waiting_counts_an_upload_from_its_end(scrape, team, user):
     assert 590 < value(scrape(), "portal_oldest_waiting_import_age_seconds") < 700
 
 
+def test_a_new_import_counts_as_a_transition_to_the_status_it_starts_in(scrape, team, user):
+    set_up_disk_imports(team)
+    before = scrape()
+    upload = disk_submission(source="upload", upload_size=1)
+    s3_object = disk_submission(key="vm-imports/other.vmdk")
+    s3_object["payload"]["clientToken"] = "7f3e2d1c-0b9a-4876-a5b4-c3d2e1f0a9b8"
+    for submission in (upload, s3_object):
+        services.submit_import(team=team, user=user, **submission)
+    after = scrape()
+
+    def new(to_status):
+        labels = {"from_status": "", "to_status": to_status}
+        return value(after, "portal_import_transitions_total", **labels) - value(
+            before, "portal_import_transitions_total", **labels
+        )
+
+    assert (new("uploading"), new("queued")) == (1, 1)
+
+
 def test_it_counts_transitions_aws_calls_and_retries(
     scrape, django_capture_on_commit_callbacks, image_import, imagebuilder_stub, payload
 ):
