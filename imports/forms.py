@@ -343,7 +343,7 @@ class ImportVmImageForm(forms.Form):
 
     @classmethod
     def nested_data(cls, body, data):
-        """Form data for the object members beyond loggingConfiguration (subclasses)."""
+        """Form data for the request's object members: none here, NewImportForm's."""
         return data
 
     # Form fields inside an object member of the request, for error_map().

@@ -43,5 +43,7 @@ class ProfileForm(forms.Form):
         label="E-mail address", required=False, help_text="Where the portal writes to you."
     )
     email_on_end = forms.BooleanField(
-        label="E-mail me when an import I started ends", required=False
+        label="E-mail me when an import I started ends",
+        required=False,
+        help_text="Available, failed or cancelled; and when a file I uploaded has reached S3.",
     )

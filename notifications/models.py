@@ -25,7 +25,6 @@ class Event(models.TextChoices):
     AVAILABLE = "import.available", "Import available"
     FAILED = "import.failed", "Import failed"
     CANCELLED = "import.cancelled", "Import cancelled"
-    # Sent once disk-file imports (issue 9) add the upload's transition.
     UPLOAD_FINISHED = "import.upload_finished", "Upload finished"
     TEST = "webhook.test", "Test message"
     WEBHOOK_PAUSED = "webhook.paused", "Webhook paused"

@@ -296,8 +296,8 @@ def test_a_member_of_the_wrong_json_type_is_named(member, value, expected):
 
 def test_an_unknown_member_is_named():
     with pytest.raises(RequestShapeError) as raised:
-        ImportVmImageForm.from_json({**valid_payload(), "loggingConfiguration": {}})
-    assert list(raised.value.errors) == ["loggingConfiguration"]
+        ImportVmImageForm.from_json({**valid_payload(), "imageName": "web"})
+    assert list(raised.value.errors) == ["imageName"]
 
 
 def test_a_body_that_is_not_an_object_is_refused():
