@@ -24,6 +24,7 @@ from django.db.models import Q
 
 from . import aws
 from .inputs import parse_int
+from .vocabulary import Source, Status
 
 CLIENT_TOKEN_MAX = 36
 NAME_MAX = 1024
@@ -390,12 +391,11 @@ def json_type(value):
 
 # -- a new import: the ImportVmImage request plus where its disk comes from ----
 
-# The values of models.Source (forms may not import models; a test keeps them equal).
-UPLOAD, S3_OBJECT, VM_IMPORT_TASK = "upload", "s3_object", "vm_import_task"
+# The page's words for the sources.
 SOURCES = (
-    (UPLOAD, "A disk file from this computer"),
-    (S3_OBJECT, "A disk file already in the team's import bucket"),
-    (VM_IMPORT_TASK, "An existing EC2 VM import task"),
+    (Source.UPLOAD, "A disk file from this computer"),
+    (Source.S3_OBJECT, "A disk file already in the team's import bucket"),
+    (Source.VM_IMPORT_TASK, "An existing EC2 VM import task"),
 )
 # EC2 ImportImage's rules (the EC2 API reference and botocore's ec2 model;
 # tests compare the enums with botocore's).
@@ -450,7 +450,7 @@ class NewImportForm(ImportVmImageForm):
         label="Source",
         choices=SOURCES,
         required=False,
-        initial=VM_IMPORT_TASK,
+        initial=Source.VM_IMPORT_TASK,
         widget=forms.RadioSelect,
         error_messages={
             "invalid_choice": "Source must be one of "
@@ -534,7 +534,7 @@ class NewImportForm(ImportVmImageForm):
     @staticmethod
     def format_required_message(cleaned, source):
         """The missing format's message, naming the format the file's name suggests."""
-        name = cleaned.get("s3Key" if source == S3_OBJECT else "fileName") or ""
+        name = cleaned.get("s3Key" if source == Source.S3_OBJECT else "fileName") or ""
         named = aws.format_named_by(name)
         if not named:
             return "Disk format is required for a disk file."
@@ -558,7 +558,7 @@ class NewImportForm(ImportVmImageForm):
         return name
 
     def clean_source(self):
-        return self.cleaned_data["source"] or VM_IMPORT_TASK
+        return self.cleaned_data["source"] or Source.VM_IMPORT_TASK
 
     def clean_usageOperation(self):
         operation = self.cleaned_data["usageOperation"]
@@ -583,7 +583,7 @@ class NewImportForm(ImportVmImageForm):
     def clean(self):
         cleaned = super().clean()
         source = cleaned.get("source")
-        if source == VM_IMPORT_TASK:
+        if source == Source.VM_IMPORT_TASK:
             if not cleaned.get("vmImportTaskId") and "vmImportTaskId" not in self.errors:
                 self.add_error("vmImportTaskId", "VM import task ID is required.")
             given = [name for name in self.DISK_FIELDS if cleaned.get(name)]
@@ -594,7 +594,7 @@ class NewImportForm(ImportVmImageForm):
                     "vmImportTaskId or a disk file, not both (here: " + ", ".join(given) + ").",
                 )
             return cleaned
-        if source not in (UPLOAD, S3_OBJECT):
+        if source not in (Source.UPLOAD, Source.S3_OBJECT):
             return cleaned
         if cleaned.get("vmImportTaskId"):
             self.add_error(
@@ -614,7 +614,7 @@ class NewImportForm(ImportVmImageForm):
                 None,
                 "This team has no import bucket: a team admin sets one on the Team page first.",
             )
-        if source == S3_OBJECT:
+        if source == Source.S3_OBJECT:
             self.clean_s3_object(cleaned)
         else:
             self.clean_upload(cleaned)
@@ -664,13 +664,13 @@ class NewImportForm(ImportVmImageForm):
         payload = super().payload()
         if self.cleaned_data.get("logGroupName"):
             payload["loggingConfiguration"] = {"logGroupName": self.cleaned_data["logGroupName"]}
-        if self.chosen_source != VM_IMPORT_TASK:
+        if self.chosen_source != Source.VM_IMPORT_TASK:
             payload.pop("vmImportTaskId", None)
         return payload
 
     def disk_key(self):
         """The object key: the person's for a file in the bucket, the portal's for an upload."""
-        if self.chosen_source == S3_OBJECT:
+        if self.chosen_source == Source.S3_OBJECT:
             return self.cleaned_data["s3Key"]
         # One folder per import, named by its clientToken: the same request
         # again gives the same key, and two imports never share one.
@@ -679,7 +679,7 @@ class NewImportForm(ImportVmImageForm):
 
     def import_image_request(self):
         """EC2 ImportImage's request, less ClientToken and RoleName; None for a VM import task."""
-        if self.chosen_source == VM_IMPORT_TASK:
+        if self.chosen_source == Source.VM_IMPORT_TASK:
             return None
         cleaned = self.cleaned_data
         request = {
@@ -720,7 +720,7 @@ class NewImportForm(ImportVmImageForm):
             "source": self.chosen_source,
             "import_image_payload": self.import_image_request(),
             "upload_size": (
-                self.cleaned_data.get("fileSize") if self.chosen_source == UPLOAD else None
+                self.cleaned_data.get("fileSize") if self.chosen_source == Source.UPLOAD else None
             ),
         }
 
@@ -779,7 +779,7 @@ class NewImportForm(ImportVmImageForm):
         if disk is not None:
             bucket = disk.get("userBucket") or {}
             data.update(
-                source=S3_OBJECT,
+                source=Source.S3_OBJECT,
                 format=disk.get("format") or "",
                 s3Bucket=bucket.get("s3Bucket") or "",
                 s3Key=bucket.get("s3Key") or "",
@@ -816,10 +816,6 @@ class NewImportForm(ImportVmImageForm):
         return super().from_json(body, **kwargs)
 
 
-# The values of models.Status, in its order (tests/test_disk_forms.py keeps them equal).
-STATUSES = ("uploading", "queued", "submitting", "importing", "available", "failed")
-
-
 def filter_choice(name, values):
     """An optional filter among `values`, whose refusal lists them (the API's 400 says it)."""
     return FixedChoiceField(
@@ -838,7 +834,7 @@ class ImportFilterForm(forms.Form):
     ARN and the VM import task ID, and matches a client token whole.
     """
 
-    status = filter_choice("status", STATUSES)
+    status = filter_choice("status", Status.values)
     platform = filter_choice("platform", PLATFORMS)
     q = forms.CharField(required=False)
 

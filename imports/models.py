@@ -36,6 +36,7 @@ from django.utils import timezone
 from . import metrics, signals
 from .audit import current_client_ip
 from .aws import Target
+from .vocabulary import Source, Status
 
 logger = logging.getLogger(__name__)
 
@@ -175,24 +176,7 @@ class Membership(models.Model):
         )
 
 
-class Status(models.TextChoices):
-    UPLOADING = "uploading", "Uploading"
-    QUEUED = "queued", "Queued"
-    SUBMITTING = "submitting", "Submitting"
-    IMPORTING = "importing", "Importing"
-    AVAILABLE = "available", "Available"
-    FAILED = "failed", "Failed"
-
-
 TERMINAL_STATUSES = frozenset({Status.AVAILABLE, Status.FAILED})
-
-
-class Source(models.TextChoices):
-    """Where the disk comes from; the first two go through EC2 ImportImage first."""
-
-    UPLOAD = "upload", "A disk file uploaded from the browser"
-    S3_OBJECT = "s3_object", "A disk file in the team's import bucket"
-    VM_IMPORT_TASK = "vm_import_task", "An existing EC2 VM import task"
 
 
 # Image Builder's image states in the order an import passes through them.

@@ -24,7 +24,6 @@ from . import aws, paging, services, teams
 from .errors import bad_request_answer
 from .forms import (
     PLATFORMS,
-    S3_OBJECT,
     TAGS_MAX,
     ImportFilterForm,
     NewImportForm,
@@ -260,7 +259,7 @@ def validate_field(request, field):
     form = new_import_form(request, request.POST)
     form.is_valid()
     errors = form.errors.get(field, [])
-    if field == "s3Key" and not errors and form.cleaned_data.get("source") == S3_OBJECT:
+    if field == "s3Key" and not errors and form.cleaned_data.get("source") == Source.S3_OBJECT:
         # A key that follows every rule: is there a file under it? (S3 HeadObject)
         key, bucket = form.cleaned_data.get("s3Key"), form.import_bucket
         problem = key and bucket and services.bucket_file_problem(membership.team, bucket, key)

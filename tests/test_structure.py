@@ -13,6 +13,7 @@ APP = Path(__file__).resolve().parent.parent / "imports"
 # models -> aws), with audit a leaf.
 FORBIDDEN = {
     "audit": {"*"},
+    "vocabulary": {"*"},
     "signals": {"*"},
     "metrics": {"*"},
     "aws": {"*"},

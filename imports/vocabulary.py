@@ -1,0 +1,24 @@
+"""The words an import is described by: its statuses and its sources.
+
+A leaf both the models and the forms read, so that the history's filter,
+the API's and the New import form's sources name the very values stored.
+"""
+
+from django.db import models
+
+
+class Status(models.TextChoices):
+    UPLOADING = "uploading", "Uploading"
+    QUEUED = "queued", "Queued"
+    SUBMITTING = "submitting", "Submitting"
+    IMPORTING = "importing", "Importing"
+    AVAILABLE = "available", "Available"
+    FAILED = "failed", "Failed"
+
+
+class Source(models.TextChoices):
+    """Where the disk comes from; the first two go through EC2 ImportImage first."""
+
+    UPLOAD = "upload", "A disk file uploaded from the browser"
+    S3_OBJECT = "s3_object", "A disk file in the team's import bucket"
+    VM_IMPORT_TASK = "vm_import_task", "An existing EC2 VM import task"
