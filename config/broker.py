@@ -76,7 +76,7 @@ class RedisChannel(redis.Channel):
     kombu builds a new redis.Redis for every publish, and the worker one
     for every message it takes and every ack; redis-py 8's constructor
     fills a table of some 170 response callbacks each time, about 70 us of
-    CPU, half a publish's round trip (issue 14). A redis.Redis over a pool
+    CPU, half a publish's round trip. A redis.Redis over a pool
     is safe to share between threads: each command takes its own
     connection from the pool. The worker's blocking reads keep kombu's own
     asynchronous client.

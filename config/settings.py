@@ -217,17 +217,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-portal.sqlite3")}
 else:
     # Persistent connections (conn_max_age above), not psycopg's pool
-    # (OPTIONS["pool"], Django 5.1+): a sync gunicorn worker and a prefork
-    # Celery child use one connection at a time, so a pool per process only
-    # adds idle connections and its own threads across Celery's forks, and
-    # bench/submit_overhead.py measured no gain (issue 14).
+    # (OPTIONS["pool"], Django 5.1+): a sync gunicorn worker uses one
+    # connection at a time and each of the worker's threads keeps its own,
+    # so a pool per process would only add idle connections and a thread of
+    # its own, and bench/submit_overhead.py measured no gain.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {}).update(postgres_session_options())
     # Prepared statements: the values travel apart from the SQL, and a
     # statement a connection sends a second time is planned once, not again
     # on every request. The token lookup (four tables) cost 0.9 ms, mostly
     # planning, and 0.3 ms prepared; an API POST's CPU in one process fell
-    # by about 1 ms (issue 14), and PostgreSQL's by the planning. A pooler in
+    # by about 1 ms, and PostgreSQL's by the planning. A pooler in
     # transaction mode that does not track prepared statements (PgBouncer
     # before 1.21, or without max_prepared_statements) needs them off.
     if env_bool("DATABASE_PREPARED_STATEMENTS", True):
@@ -520,7 +520,7 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# --- Production serving: metrics, beat, proxies (issue 12) -------------------
+# --- Production serving: metrics, beat, proxies -------------------
 # /metrics answers only a bearer of METRICS_TOKEN, and 404 when it is unset.
 METRICS_TOKEN = env("METRICS_TOKEN")
 # prometheus_client's multiprocess mode: each process (gunicorn and Celery

@@ -68,7 +68,7 @@ class AuditEventInline(admin.TabularInline):
 
 
 @admin.register(ImageImport)
-class VmImportAdmin(ReadOnlyAdmin):
+class ImageImportAdmin(ReadOnlyAdmin):
     list_display = (
         "id",
         "name",

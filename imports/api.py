@@ -25,9 +25,6 @@ class DuplicateMemberError(ValueError):
     pass
 
 
-json_error = api_error
-
-
 def api_view(*methods, query=()):
     """Bearer authentication, allowed methods and query parameters, JSON answers for each.
 
@@ -41,19 +38,19 @@ def api_view(*methods, query=()):
         @functools.wraps(view)
         def wrapper(request, *args, **kwargs):
             if request.method not in methods:
-                response = json_error(405, f"Method {request.method} is not allowed here.")
+                response = api_error(405, f"Method {request.method} is not allowed here.")
                 response["Allow"] = ", ".join(methods)
                 return response
             raw_token = bearer_token(request)
             api_token = ApiToken.authenticate(raw_token) if raw_token else None
             if api_token is None:
-                response = json_error(401, unauthenticated_reason(raw_token))
+                response = api_error(401, unauthenticated_reason(raw_token))
                 response["WWW-Authenticate"] = 'Bearer realm="api"'
                 return response
             request.api_token = api_token
             problem = query_problem(request.GET, query if request.method == "GET" else ())
             if problem:
-                return json_error(400, problem)
+                return api_error(400, problem)
             return view(request, *args, **kwargs)
 
         return wrapper
@@ -159,7 +156,7 @@ def list_imports(request):
             search=filters.searching,
         )
     except paging.BadCursor as error:
-        return json_error(400, str(error))
+        return api_error(400, str(error))
     return JsonResponse(
         {
             "count": page.count,
@@ -185,7 +182,7 @@ def page_url(request, direction, cursor):
 def create_import(request):
     api_token = request.api_token
     if not Membership.role_can_submit(api_token.member_role):
-        return json_error(403, "This token's user may not submit imports in its team.")
+        return api_error(403, "This token's user may not submit imports in its team.")
     try:
         team = api_token.team
         form = NewImportForm.from_json(
@@ -196,7 +193,7 @@ def create_import(request):
     except RequestShapeError as error:  # before ValueError, its base
         return invalid(error.errors)
     except ValueError as error:
-        return json_error(400, str(error) + content_type_hint(request))
+        return api_error(400, str(error) + content_type_hint(request))
     if not form.is_valid():
         return invalid(form.error_map())
     submission = services.submission_to_record(team, form)
@@ -207,7 +204,7 @@ def create_import(request):
             team=api_token.team, user=api_token.user, **submission
         )
     except ClientTokenConflict as conflict:
-        return json_error(
+        return api_error(
             409,
             f"clientToken {conflict.existing.client_token!r} was already used for a "
             "different request; use a new clientToken for a new import.",
@@ -230,14 +227,14 @@ def content_type_hint(request):
 
 def invalid(errors):
     members = ", ".join(errors)
-    return json_error(400, f"The request is invalid; see errors ({members}).", errors=errors)
+    return api_error(400, f"The request is invalid; see errors ({members}).", errors=errors)
 
 
 @api_view("GET")
 def import_detail(request, pk):
     image_import = ImageImport.objects.filter(team=request.api_token.team, pk=pk).first()
     if image_import is None:
-        return json_error(404, f"No import {pk} in this team.")
+        return api_error(404, f"No import {pk} in this team.")
     return JsonResponse(serialize(image_import))
 
 
@@ -252,13 +249,13 @@ def cancel_import(request, pk):
     api_token = request.api_token
     image_import = ImageImport.objects.filter(team=api_token.team, pk=pk).first()
     if image_import is None:
-        return json_error(404, f"No import {pk} in this team.")
+        return api_error(404, f"No import {pk} in this team.")
     if not Membership.role_can_submit(api_token.member_role):
-        return json_error(403, "This token's user may not cancel imports in its team.")
+        return api_error(403, "This token's user may not cancel imports in its team.")
     if not image_import.is_cancelled:
         outcome = services.cancel_import(image_import, user=api_token.user)
         if not outcome.cancelled:
-            return json_error(409, outcome.message, id=image_import.pk)
+            return api_error(409, outcome.message, id=image_import.pk)
         image_import.refresh_from_db()
     return JsonResponse(serialize(image_import))
 
@@ -269,7 +266,7 @@ def vm_import_tasks(request):
     try:
         tasks = services.vm_import_tasks(request.api_token.team)
     except aws.AwsError as error:
-        return json_error(502, f"AWS did not list the VM import tasks: {error.message}")
+        return api_error(502, f"AWS did not list the VM import tasks: {error.message}")
     return JsonResponse([task.as_json() for task in tasks], safe=False)
 
 
@@ -280,14 +277,14 @@ OPENAPI = json.loads((Path(__file__).parent / "openapi.json").read_text())
 def openapi(request):
     """The API's OpenAPI 3.1 description; public, like any API's documentation."""
     if request.method not in ("GET", "HEAD"):
-        response = json_error(405, f"Method {request.method} is not allowed here.")
+        response = api_error(405, f"Method {request.method} is not allowed here.")
         response["Allow"] = "GET, HEAD"
         return response
     return JsonResponse(OPENAPI)
 
 
 def serialize(image_import):
-    request = image_import.payload
+    payload = image_import.payload
     error = None
     if image_import.error_code and image_import.is_failed:
         error = {"code": image_import.error_code, "message": image_import.error_message}
@@ -295,17 +292,17 @@ def serialize(image_import):
         "id": image_import.pk,
         "clientToken": image_import.client_token,
         "status": image_import.status,
-        "name": request.get("name"),
-        "description": request.get("description"),
-        "semanticVersion": request.get("semanticVersion"),
-        "platform": request.get("platform"),
-        "osVersion": request.get("osVersion"),
+        "name": payload.get("name"),
+        "description": payload.get("description"),
+        "semanticVersion": payload.get("semanticVersion"),
+        "platform": payload.get("platform"),
+        "osVersion": payload.get("osVersion"),
         "source": image_import.source,
         "vmImportTaskId": image_import.vm_import_task_id or None,
         "diskContainer": image_import.disk_container,
         "importImageOptions": import_image_options(image_import),
-        "loggingConfiguration": request.get("loggingConfiguration"),
-        "tags": request.get("tags", {}),
+        "loggingConfiguration": payload.get("loggingConfiguration"),
+        "tags": payload.get("tags", {}),
         "imageArn": image_import.image_arn or None,
         "requestId": image_import.request_id or None,
         "error": error,

@@ -1,6 +1,7 @@
 """The only module that imports boto3.
 
-Clients are built once per process for each (service, region) and reused.
+Clients are built once per process for each (service, target: region and
+role) and reused.
 Endpoints follow boto3's own AWS_ENDPOINT_URL_<SERVICE> variables, so the
 local emulator and real AWS differ only in configuration. Credentials come
 from boto3's default chain; none is ever stored by the portal.
@@ -475,11 +476,6 @@ def create_multipart_upload(bucket, key, *, target, content_type=""):
     extra = {"ContentType": content_type} if content_type else {}
     response = _call(s3.create_multipart_upload, Bucket=bucket, Key=key, **extra)
     return response["UploadId"]
-
-
-def presign_part(bucket, key, upload_id, part_number, *, target):
-    """A URL that lets its holder PUT this one part of this one key, for an hour."""
-    return presign_parts(bucket, key, upload_id, [part_number], target=target)[part_number]
 
 
 def presign_parts(bucket, key, upload_id, part_numbers, *, target):

@@ -547,7 +547,7 @@ class ImageImport(models.Model):
 
         On PostgreSQL one statement does both (WITH created AS (INSERT ...
         RETURNING ...) INSERT the event), with no BEGIN and COMMIT round trips
-        around it (issue 14); elsewhere, a transaction. Within a caller's
+        around it; elsewhere, a transaction. Within a caller's
         transaction, a savepoint keeps it usable after a duplicate token's
         IntegrityError.
         """
@@ -690,22 +690,6 @@ class ImageImport(models.Model):
             error_message="",
             lease_expires_at=None,
         )
-
-    def observe(self, *, task=None, image=None):
-        """Apply what AWS reports about an importing import; True if anything changed.
-
-        `task` is the EC2 VM import task (aws.Ec2ImportTask), `image` the
-        Image Builder image (aws.ImageState); either may be missing. Status
-        only moves forward: an answer older than what is recorded changes
-        nothing, and an answer that repeats it adds no event. (The refresher
-        does the same for many imports at once: ending_for, progress_news,
-        record_progress.)
-        """
-        ending = self.ending_for(image)
-        if ending is not None:
-            return ending()
-        news = self.progress_news(task=task, image=image)
-        return bool(news) and bool(ImageImport.record_progress([(self, *news)]))
 
     def ending_for(self, image):
         """The transition that an image's end calls for, to call; None while it goes on."""
@@ -998,7 +982,7 @@ class ImageImport(models.Model):
 
         One statement, in a WITH that both updates the row and inserts the
         event, is atomic by itself: no BEGIN and COMMIT around it, which were
-        two of a transition's four round trips and most of its CPU (issue 14).
+        two of a transition's four round trips and most of its CPU.
         A move that signals receivers (an import ended, an upload finished)
         keeps the transaction, as their rows commit with it.
         """
@@ -1383,7 +1367,7 @@ class RowReader:
     Model.from_db. For the hot statements whose SQL is the portal's own
     (update_returning, TokenLookup): RawQuerySet, which did this before,
     looked every column up in a list recomputed for each field, a quarter of
-    the worker's CPU per submit task (issue 14).
+    the worker's CPU per submit task.
     """
 
     _cache = {}
@@ -1679,7 +1663,7 @@ class TokenLookup:
     Every API request starts with it: the token, its user, its team and the
     membership that gives the role, in one four-table join. Compiled by the
     ORM on every request, that join cost a millisecond of CPU, five times
-    the query's own (issue 14); its SQL never changes, so it is written once
+    the query's own; its SQL never changes, so it is written once
     from the models' fields, and each row becomes the three instances with
     the converters the ORM itself would apply. tests/test_database.py checks
     that it loads exactly what the ORM loads.

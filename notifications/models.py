@@ -126,9 +126,6 @@ class Webhook(models.Model):
     def wants(self, event):
         return self.paused_at is None and event in self.events
 
-    def event_labels(self):
-        return [Event(value).label for value in self.events if value in Event.values]
-
     @classmethod
     def add(cls, *, team, url, kind, events, name="", by):
         webhook = cls.objects.create(

@@ -70,7 +70,7 @@ def test_it_starts_a_multipart_upload_for_the_portals_key(s3_stub):
 
 
 def test_a_presigned_url_names_one_key_one_upload_and_one_part(aws_credentials):
-    url = aws.presign_part(BUCKET, KEY, "up-1", 7, target=aws.Target())
+    url = aws.presign_parts(BUCKET, KEY, "up-1", [7], target=aws.Target())[7]
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     # Path-style: the test environment overrides the S3 endpoint, as the emulator will.

@@ -61,6 +61,11 @@ def test_the_image_walks_its_states_with_one_event_per_change(team, user, slow_e
     assert details[-1].startswith("Image available: ami-")
 
 
+def observe(image_import, task=None, image=None):
+    """What a refresh cycle does with one import's answers: its end, or its progress."""
+    ImageImport.record_progress(tasks.observed(image_import, task, image))
+
+
 def test_shuffled_answers_never_move_an_import_back(team, user, image_import):
     image_import.claim()
     image_import.mark_importing(image_arn="arn", request_id="r", client_token="t")
@@ -72,20 +77,21 @@ def test_shuffled_answers_never_move_an_import_back(team, user, image_import):
     random.Random(7).shuffle(answers)
     best_rank, best_progress = -1, -1
     for task, image in answers:
-        image_import.observe(task=task, image=image)
+        observe(image_import, task=task, image=image)
         image_import.refresh_from_db()
         rank = IMAGE_STATES_IN_ORDER.index(image_import.image_state)
         assert rank >= best_rank and image_import.progress >= best_progress
         best_rank, best_progress = rank, image_import.progress
     assert image_import.status == Status.IMPORTING
     # Terminal answers are final too: a late "BUILDING" cannot revive it.
-    image_import.observe(
+    observe(
+        image_import,
         image=ImageState(
             "AVAILABLE", "", [{"region": "us-east-1", "image": "ami-1", "accountId": "1"}]
-        )
+        ),
     )
-    image_import.observe(image=ImageState("BUILDING", "", []))
-    image_import.observe(image=ImageState("FAILED", "late", []))
+    observe(image_import, image=ImageState("BUILDING", "", []))
+    observe(image_import, image=ImageState("FAILED", "late", []))
     image_import.refresh_from_db()
     assert (image_import.status, image_import.image_state) == (Status.AVAILABLE, "AVAILABLE")
 
@@ -241,8 +247,12 @@ def test_a_cancel_ec2_refuses_is_recorded_and_the_import_goes_on(team, user, use
 
 def test_a_finished_import_cannot_be_cancelled(user_client, image_import):
     image_import.mark_failed(code="ClientException", message="x")
+    events = image_import.events.count()
     response = user_client.post(reverse("imports:cancel", args=[image_import.pk]), follow=True)
     assert "cannot be cancelled now" in response.content.decode()
+    image_import.refresh_from_db()
+    assert (image_import.status, image_import.error_code) == (Status.FAILED, "ClientException")
+    assert image_import.events.count() == events
 
 
 def test_cancel_needs_the_submitter_role_and_the_team(client, outsider_client, image_import, user):
@@ -426,7 +436,7 @@ def test_progress_is_written_only_to_rows_unchanged_since_they_were_read(team, u
     as_read = list(ImageImport.objects.filter(status=Status.IMPORTING).order_by("pk"))
     # Meanwhile a person cancels one, and another cycle records the other's progress.
     ImageImport.objects.get(pk=image_import.pk).mark_failed(code="Cancelled", message="by a person")
-    ImageImport.objects.get(pk=other.pk).observe(image=ImageState("BUILDING", "", []))
+    observe(ImageImport.objects.get(pk=other.pk), image=ImageState("BUILDING", "", []))
     news = [(row, *row.progress_news(image=ImageState("CREATING", "", []))) for row in as_read]
 
     assert ImageImport.record_progress(news) == []

@@ -237,8 +237,10 @@ def test_a_second_delivery_of_the_same_message_does_nothing(
     assert image_import.attempts == 1
 
 
-def test_a_missing_import_is_ignored(db):
+def test_a_missing_import_is_ignored(db, imagebuilder_stub):
+    # The stub holds no answer: a call to AWS would raise.
     tasks.submit_import(987654)
+    assert not ImageImport.objects.exists() and not AuditEvent.objects.exists()
 
 
 def test_the_sweeper_requeues_expired_leases_and_lost_messages_only(

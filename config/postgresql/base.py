@@ -10,7 +10,7 @@ caller's to slice: tasks.stamp_refreshed.)
 
 A health check at most once a second per connection. CONN_HEALTH_CHECKS
 sends a `SELECT 1` before the first query of every request and every task:
-a round trip each, two per import (issue 14). A connection opened or checked
+a round trip each, two per import. A connection opened or checked
 under a second ago, on whose socket nothing has arrived since, is taken as
 sound without it. A server that ends a session (a restart,
 pg_terminate_backend, idle_session_timeout) sends its reason and closes the

@@ -56,10 +56,6 @@ class Command(BaseCommand):
         )
 
     def give_default_team_a_bucket(self, bucket):
-        # Teams get their upload bucket with disk imports (issue 9); before
-        # that field exists there is nothing to set.
-        if not hasattr(Team, "import_bucket"):
-            return
         team, _ = Team.objects.get_or_create(name=DEFAULT_TEAM)
         if team.import_bucket:
             return  # chosen by someone: kept
