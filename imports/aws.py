@@ -45,23 +45,7 @@ from . import metrics
 
 logger = logging.getLogger(__name__)
 
-# Error codes that mean "try again later"; the HTTP status decides for codes
-# not listed (a 429 or a 5xx from a proxy, say).
-RETRYABLE_CODES = frozenset(
-    {
-        "ServiceException",
-        "ServiceUnavailableException",
-        "ThrottlingException",
-        "Throttling",
-        "CallRateLimitExceededException",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "InternalError",
-        "InternalFailure",
-        "ServiceUnavailable",
-    }
-)
-RETRYABLE_HTTP_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Error codes that mean "slow down": the refresher pauses for them.
 THROTTLING_CODES = frozenset(
     {
         "ThrottlingException",
@@ -71,6 +55,17 @@ THROTTLING_CODES = frozenset(
         "RequestLimitExceeded",
     }
 )
+
+# Error codes that mean "try again later"; the HTTP status decides for codes
+# not listed (a 429 or a 5xx from a proxy, say).
+RETRYABLE_CODES = THROTTLING_CODES | {
+    "ServiceException",
+    "ServiceUnavailableException",
+    "InternalError",
+    "InternalFailure",
+    "ServiceUnavailable",
+}
+RETRYABLE_HTTP_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class AwsError(Exception):

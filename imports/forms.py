@@ -47,7 +47,8 @@ TAG_KEY_PATTERN = re.compile(r"(?!aws:)[a-zA-Z0-9+\-=._:/]+")
 TAG_KEY_ALLOWED = "letters, digits and + - = . _ : /"
 
 # Image Builder writes an import's logs only under its own prefix.
-LOG_GROUP_PATTERN = re.compile(r"[a-zA-Z0-9\-_/\.]{1,512}")
+LOG_GROUP_MAX = 512
+LOG_GROUP_PATTERN = re.compile(rf"[a-zA-Z0-9\-_/\.]{{1,{LOG_GROUP_MAX}}}")
 LOG_GROUP_PREFIX = "/aws/imagebuilder/"
 
 # Request members in the spec's order. All but `tags` are JSON strings.
@@ -262,7 +263,8 @@ class ImportVmImageForm(forms.Form):
     )
     semanticVersion = text_field(
         "Semantic version",
-        "major.minor.patch, like 1.0.0; each number 0 to 1073741823. AWS adds the build number.",
+        f"major.minor.patch, like 1.0.0; each number 0 to {SEMANTIC_VERSION_NODE_MAX}. "
+        "AWS adds the build number.",
     )
     platform = StrippedChoiceField(
         label="Platform",
@@ -411,7 +413,6 @@ KMS_KEY_PATTERN = re.compile(
     r"|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key/[0-9a-zA-Z-]{1,64}|alias/[a-zA-Z0-9/_-]{1,250}))"
 )
 S3_KEY_MAX = 1024
-FILE_SIZE_MAX = 5 * 1024**4  # S3's largest object
 # The import task carries the tags (ImportImage accepts only this resource type).
 IMPORT_TASK_RESOURCE = "import-image-task"
 
@@ -478,10 +479,10 @@ class NewImportForm(ImportVmImageForm):
         label="File size",
         required=False,
         min_value=1,
-        max_value=FILE_SIZE_MAX,
+        max_value=aws.S3_MAX_OBJECT,
         error_messages={
             "min_value": "The file is empty; a disk image has at least 1 byte.",
-            "max_value": "S3 keeps objects of at most 5 TiB (5497558138880 bytes).",
+            "max_value": f"S3 keeps objects of at most 5 TiB ({aws.S3_MAX_OBJECT} bytes).",
             "invalid": "File size must be a whole number of bytes.",
         },
     )
@@ -507,7 +508,7 @@ class NewImportForm(ImportVmImageForm):
         "Log group",
         f"Optional: a CloudWatch Logs group under {LOG_GROUP_PREFIX} for the import's logs "
         "(letters, digits and - _ / .).",
-        max_length=512,
+        max_length=LOG_GROUP_MAX,
         required=False,
     )
 

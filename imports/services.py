@@ -225,7 +225,7 @@ def start_upload(image_import, *, content_type="", user=None):
     )
     if not image_import.note_upload_started(upload_id, user=user):
         # Another request started one first: keep theirs, drop ours.
-        abort_quietly(image_import, upload_id)
+        tasks.abort_upload_quietly(image_import, upload_id)
     return image_import.upload_id
 
 
@@ -284,16 +284,4 @@ def complete_upload(image_import, upload_id, key, parts, *, user):
 
 
 def abort_upload(image_import):
-    abort_quietly(image_import, image_import.upload_id)
-
-
-def abort_quietly(image_import, upload_id):
-    # The import is withdrawn whatever S3 says; the bucket's lifecycle rule
-    # removes an incomplete upload that could not be aborted now.
-    bucket, key = upload_location(image_import)
-    try:
-        aws.abort_multipart_upload(bucket, key, upload_id, target=image_import.target)
-    except aws.AwsError as error:
-        logger.warning(
-            "Could not abort upload %s of import %s: %s", upload_id, image_import.pk, error
-        )
+    tasks.abort_upload_quietly(image_import, image_import.upload_id)

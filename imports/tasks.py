@@ -168,19 +168,25 @@ def expire_abandoned_uploads():
             continue  # completed or cancelled meanwhile
         expired += 1
         if image_import.upload_id:
-            bucket = image_import.user_bucket
-            try:
-                aws.abort_multipart_upload(
-                    bucket["S3Bucket"],
-                    bucket["S3Key"],
-                    image_import.upload_id,
-                    target=image_import.target,
-                )
-            except aws.AwsError as error:
-                logger.warning(
-                    "Could not abort the upload of import %s: %s", image_import.pk, error
-                )
+            abort_upload_quietly(image_import, image_import.upload_id)
     return expired
+
+
+def abort_upload_quietly(image_import, upload_id):
+    """Abort an import's multipart upload; a refusal is logged, not raised.
+
+    The import ends whatever S3 says: the bucket's lifecycle rule (Check
+    setup) removes an incomplete upload that could not be aborted now.
+    """
+    bucket = image_import.user_bucket
+    try:
+        aws.abort_multipart_upload(
+            bucket["S3Bucket"], bucket["S3Key"], upload_id, target=image_import.target
+        )
+    except aws.AwsError as error:
+        logger.warning(
+            "Could not abort upload %s of import %s: %s", upload_id, image_import.pk, error
+        )
 
 
 REFRESH_PAUSE_KEY = "imports:refresh-paused"

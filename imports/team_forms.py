@@ -5,7 +5,7 @@ import re
 from django import forms
 from django.contrib.auth import get_user_model
 
-from .models import Membership
+from .models import Membership, Team
 
 REGION_PATTERN = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 ACCOUNT_PATTERN = re.compile(r"\d{12}")
@@ -73,7 +73,7 @@ class AwsTargetForm(forms.Form):
     )
     vm_import_role = forms.CharField(
         label="VM import role name",
-        initial="vmimport",
+        initial=Team._meta.get_field("vm_import_role").default,
         help_text="The IAM role EC2's VM import service assumes to read the bucket.",
         error_messages={"required": "The VM import role name is required (usually vmimport)."},
     )
