@@ -16,10 +16,27 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import aws, services, teams
 from .models import Membership
+
+
+def upload_plan(image_import):
+    """Where the page sends an import's file, and in how many parts of what size.
+
+    The part size is what Uppy's getChunkSize must answer: it splits the file
+    before it asks for the upload.
+    """
+    size = image_import.upload_size
+    return {
+        "endpoint": reverse("imports:detail", args=[image_import.pk]) + "/",
+        "createUrl": reverse("imports:upload_create", args=[image_import.pk]),
+        "key": image_import.user_bucket["S3Key"],
+        "partSize": aws.part_size(size),
+        "partCount": aws.part_count(size),
+    }
 
 
 def uploading_import(request, pk):
@@ -71,13 +88,13 @@ def create_upload(request, pk):
         upload_id = services.start_upload(
             image_import, content_type=content_type[:255], user=request.user
         )
-        size = image_import.upload_size
+        plan = upload_plan(image_import)
         return JsonResponse(
             {
                 "uploadId": upload_id,
-                "key": image_import.user_bucket["S3Key"],
-                "partSize": aws.part_size(size),
-                "partCount": aws.part_count(size),
+                "key": plan["key"],
+                "partSize": plan["partSize"],
+                "partCount": plan["partCount"],
             }
         )
 

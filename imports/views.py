@@ -41,6 +41,7 @@ from .models import (
     Status,
 )
 from .polling import remember_poll_access
+from .upload_views import upload_plan
 
 POLL_STOP_STATUS = HttpResponseStopPolling.status_code
 
@@ -145,18 +146,10 @@ def new_import(request):
         return render_conflict(request, form, conflict.existing)
     detail_url = reverse("imports:detail", args=[image_import.pk])
     if request.headers.get("Accept", "").startswith("application/json"):
-        # The upload page's script: where to send the file's parts next, and
-        # the part size Uppy's getChunkSize must answer (it splits the file
-        # before it asks for the upload).
+        # The upload page's script: where to send the file's parts next.
         answer = {"id": image_import.pk, "status": image_import.status, "detailUrl": detail_url}
         if image_import.source == Source.UPLOAD:
-            answer["upload"] = {
-                "endpoint": reverse("imports:detail", args=[image_import.pk]) + "/",
-                "createUrl": reverse("imports:upload_create", args=[image_import.pk]),
-                "key": image_import.user_bucket["S3Key"],
-                "partSize": aws.part_size(image_import.upload_size),
-                "partCount": aws.part_count(image_import.upload_size),
-            }
+            answer["upload"] = upload_plan(image_import)
         return JsonResponse(answer, status=201 if created else 200)
     # No flash message: the import's own page says what is happening, and
     # stops saying it once it is no longer true.
@@ -417,13 +410,11 @@ def upload_to_resume(image_import):
         image_import.viewer_role
     ):
         return None
-    size = image_import.upload_size
+    plan = upload_plan(image_import)
     return {
-        "endpoint": reverse("imports:detail", args=[image_import.pk]) + "/",
-        "create_url": reverse("imports:upload_create", args=[image_import.pk]),
-        "part_size": aws.part_size(size),
-        "file_name": image_import.user_bucket["S3Key"].rsplit("/", 1)[-1],
-        "file_size": size,
+        **plan,
+        "fileName": plan["key"].rsplit("/", 1)[-1],
+        "fileSize": image_import.upload_size,
     }
 
 

@@ -217,7 +217,7 @@
 
   // -- the upload --------------------------------------------------------
 
-  // `upload` is the portal's answer: {endpoint, key, partSize, ...}; `resume`
+  // `upload` is the portal's plan: {endpoint, partSize, partCount, ...}; `resume`
   // is {uploadId, key} when the upload already exists (a reload).
   function startUpload(file, upload, detailUrl, resume) {
     const panel = document.getElementById("upload-panel");
@@ -233,8 +233,7 @@
     panel.scrollIntoView({ block: "nearest" });
 
     const uppy = new Uppy.Uppy({ autoProceed: false, allowMultipleUploadBatches: false });
-    const partCount = Math.max(1, Math.ceil(file.size / upload.partSize)); // as the portal counts
-    const signed = new SignedParts(upload.endpoint, partCount, headers);
+    const signed = new SignedParts(upload.endpoint, upload.partCount, headers);
     uppy.use(Uppy.AwsS3, {
       endpoint: upload.endpoint,
       headers,
@@ -375,7 +374,11 @@
       ]);
       return;
     }
-    const upload = { endpoint: expected.endpoint, partSize: Number(expected.partSize) };
+    const upload = {
+      endpoint: expected.endpoint,
+      partSize: Number(expected.partSize),
+      partCount: Number(expected.partCount),
+    };
     // Asked again, the portal answers with the same upload: Uppy then lists
     // the parts S3 already holds and sends only the others.
     const response = await fetch(expected.createUrl, {
