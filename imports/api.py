@@ -16,7 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from . import aws, paging, services
 from .errors import api_error
-from .forms import ImportFilterForm, NewImportForm, RequestShapeError
+from .forms import IMPORT_IMAGE_OPTIONS, ImportFilterForm, NewImportForm, RequestShapeError
 from .inputs import MAX_JSON_DEPTH, json_problem
 from .models import ApiToken, ClientTokenConflict, ImageImport, Membership
 
@@ -315,19 +315,9 @@ def serialize(image_import):
     }
 
 
-IMPORT_IMAGE_OPTIONS = (
-    ("architecture", "Architecture"),
-    ("bootMode", "BootMode"),
-    ("licenseType", "LicenseType"),
-    ("usageOperation", "UsageOperation"),
-    ("encrypted", "Encrypted"),
-    ("kmsKeyId", "KmsKeyId"),
-)
-
-
 def import_image_options(image_import):
     """The ImportImage options the request gave, by their API names; None for a task."""
     if not image_import.is_disk_import:
         return None
     request = image_import.import_image_payload
-    return {name: request[member] for name, member in IMPORT_IMAGE_OPTIONS if member in request}
+    return {name: request[member] for name, member, _ in IMPORT_IMAGE_OPTIONS if member in request}

@@ -393,6 +393,16 @@ def json_type(value):
 
 # -- a new import: the ImportVmImage request plus where its disk comes from ----
 
+# ImportImage's options: the API's name (the form field's), EC2's member, the JSON type.
+IMPORT_IMAGE_OPTIONS = (
+    ("architecture", "Architecture", str),
+    ("bootMode", "BootMode", str),
+    ("licenseType", "LicenseType", str),
+    ("usageOperation", "UsageOperation", str),
+    ("encrypted", "Encrypted", bool),
+    ("kmsKeyId", "KmsKeyId", str),
+)
+
 # The page's words for the sources.
 SOURCES = (
     (Source.UPLOAD, "A disk file from this computer"),
@@ -692,18 +702,11 @@ class NewImportForm(ImportVmImageForm):
                 }
             ],
         }
-        for member, name in (
-            ("Description", "description"),
-            ("Architecture", "architecture"),
-            ("BootMode", "bootMode"),
-            ("LicenseType", "licenseType"),
-            ("UsageOperation", "usageOperation"),
-            ("KmsKeyId", "kmsKeyId"),
-        ):
-            if cleaned.get(name):
+        if cleaned.get("description"):
+            request["Description"] = cleaned["description"]
+        for name, member, _ in IMPORT_IMAGE_OPTIONS:
+            if cleaned.get(name):  # Encrypted only when true, as EC2's default is false
                 request[member] = cleaned[name]
-        if cleaned.get("encrypted"):
-            request["Encrypted"] = True
         tags = self.tags.as_map()
         if tags:
             request["TagSpecifications"] = [
@@ -731,26 +734,14 @@ class NewImportForm(ImportVmImageForm):
     object_members = {
         "loggingConfiguration": {"logGroupName": str},
         "diskContainer": {"format": str, "userBucket": dict},
-        "importImageOptions": {
-            "architecture": str,
-            "bootMode": str,
-            "licenseType": str,
-            "usageOperation": str,
-            "encrypted": bool,
-            "kmsKeyId": str,
-        },
+        "importImageOptions": {name: kind for name, _, kind in IMPORT_IMAGE_OPTIONS},
     }
     member_of = {
         "logGroupName": "loggingConfiguration.logGroupName",
         "format": "diskContainer.format",
         "s3Bucket": "diskContainer.userBucket.s3Bucket",
         "s3Key": "diskContainer.userBucket.s3Key",
-        "architecture": "importImageOptions.architecture",
-        "bootMode": "importImageOptions.bootMode",
-        "licenseType": "importImageOptions.licenseType",
-        "usageOperation": "importImageOptions.usageOperation",
-        "encrypted": "importImageOptions.encrypted",
-        "kmsKeyId": "importImageOptions.kmsKeyId",
+        **{name: f"importImageOptions.{name}" for name, _, _ in IMPORT_IMAGE_OPTIONS},
         # The one error of no field: the team has no import bucket for a disk.
         NON_FIELD_ERRORS: "diskContainer",
     }
