@@ -130,6 +130,24 @@ def trusts_vm_import(policy):
     return False
 
 
+# What VM import's role must be allowed to read the team's disk files.
+READ_ACCESS = (
+    (("s3:GetBucketLocation", "s3:ListBucket"), "arn:aws:s3:::{bucket}"),
+    (("s3:GetObject",), "arn:aws:s3:::{bucket}/{prefix}*"),
+)
+
+
+def read_access(bucket, prefix):
+    """READ_ACCESS for this bucket and prefix: (actions, resource ARN) pairs."""
+    return [(actions, arn.format(bucket=bucket, prefix=prefix)) for actions, arn in READ_ACCESS]
+
+
+def read_access_in_words(bucket, prefix):
+    """'s3:GetBucketLocation and s3:ListBucket on arn:... and s3:GetObject on arn:...'."""
+    access = read_access(bucket, prefix)
+    return " and ".join(f"{' and '.join(actions)} on {arn}" for actions, arn in access)
+
+
 def check_role(role_name, bucket, prefix, target):
     name = f"The role {role_name} exists, trusts VM import and may read the bucket"
     try:
@@ -152,15 +170,15 @@ def check_role(role_name, bucket, prefix, target):
             f'Add to its trust policy: {{"Effect": "Allow", "Principal": {{"Service": '
             f'"{VM_IMPORT_SERVICE}"}}, "Action": "sts:AssumeRole"}}',
         )
+    return check_role_reads(name, role_name, role_arn, bucket, prefix, target)
+
+
+def check_role_reads(name, role_name, role_arn, bucket, prefix, target):
+    """The role's read access, by IAM's simulator, else by reading its own policies."""
     try:
-        denied = aws.role_may(
-            role_arn,
-            ["s3:GetBucketLocation", "s3:ListBucket"],
-            [f"arn:aws:s3:::{bucket}"],
-            target=target,
-        ) + aws.role_may(
-            role_arn, ["s3:GetObject"], [f"arn:aws:s3:::{bucket}/{prefix}*"], target=target
-        )
+        denied = []
+        for actions, resource in read_access(bucket, prefix):
+            denied += aws.role_may(role_arn, list(actions), [resource], target=target)
     except aws.AwsError as error:
         denied = denied_by_reading_policies(role_name, bucket, prefix, target)
         if denied is None:
@@ -170,26 +188,18 @@ def check_role(role_name, bucket, prefix, target):
                 f"{role_name} exists and trusts VM import, but its permissions could not be "
                 f"simulated: {error.code}: {error.message}",
                 "Allow the portal iam:SimulatePrincipalPolicy to check them, or check by hand "
-                f"that the role may s3:GetBucketLocation, s3:ListBucket and s3:GetObject on "
-                f"{bucket}.",
+                f"that the role may {read_access_in_words(bucket, prefix)}.",
             )
     if denied:
         return CheckResult(
             name,
             FAIL,
             f"{role_name} may not {', '.join(denied)} on {bucket}.",
-            f"Attach a policy allowing s3:GetBucketLocation and s3:ListBucket on "
-            f"arn:aws:s3:::{bucket} and s3:GetObject on arn:aws:s3:::{bucket}/{prefix}*.",
+            f"Attach a policy allowing {read_access_in_words(bucket, prefix)}.",
         )
     return CheckResult(
         name, PASS, f"{role_name} trusts {VM_IMPORT_SERVICE} and may read {bucket}/{prefix}."
     )
-
-
-READ_ACCESS = (
-    (("s3:GetBucketLocation", "s3:ListBucket"), "arn:aws:s3:::{bucket}"),
-    (("s3:GetObject",), "arn:aws:s3:::{bucket}/{prefix}*"),
-)
 
 
 def denied_by_reading_policies(role_name, bucket, prefix, target):
@@ -206,8 +216,7 @@ def denied_by_reading_policies(role_name, bucket, prefix, target):
     except aws.AwsError:
         return None
     denied = set()
-    for actions, resource_pattern in READ_ACCESS:
-        resource = resource_pattern.format(bucket=bucket, prefix=prefix)
+    for actions, resource in read_access(bucket, prefix):
         for action in actions:
             if not any(allows(statement, action, resource) for statement in statements):
                 denied.add(action)
