@@ -36,7 +36,7 @@ from django.utils import timezone
 from . import metrics, signals
 from .audit import current_client_ip
 from .aws import Target
-from .vocabulary import Source, Status
+from .vocabulary import Source, Status, image_state_words
 
 logger = logging.getLogger(__name__)
 
@@ -1449,8 +1449,7 @@ def cache_set_quietly(key, value, timeout=3600):
 def describe_progress(updates):
     parts = []
     if "image_state" in updates:
-        # BUILDING as people say it: "Image building" (the pages' image_state_label).
-        parts.append(f"Image {updates['image_state'].replace('_', ' ').lower()}")
+        parts.append(f"Image {image_state_words(updates['image_state'])}")
     if "status_message" in updates or "progress" in updates:
         progress = updates.get("progress")
         percent = f" ({progress}%)" if progress is not None else ""

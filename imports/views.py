@@ -382,6 +382,7 @@ def detail(request, pk):
         "image_import": image_import,
         "may_cancel": may_cancel(image_import),
         "cancel_consequence": services.cancel_consequence(image_import),
+        "cancel_refusal": services.cannot_cancel_reason(image_import),
         "events": image_import.events.select_related("actor"),
         "payload_json": indented_json(image_import.payload),
         "import_image_json": indented_json(image_import.import_image_payload),
@@ -437,6 +438,7 @@ def status(request, pk):
         "hint": failure_hint(image_import),
         "may_cancel": may_cancel(image_import),
         "cancel_consequence": services.cancel_consequence(image_import),
+        "cancel_refusal": services.cannot_cancel_reason(image_import),
     }
     html = render_to_string("imports/detail.html#status", context, request)
     if request.GET.get("seen") not in (None, image_import.version):

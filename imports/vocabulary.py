@@ -22,3 +22,8 @@ class Source(models.TextChoices):
     UPLOAD = "upload", "A disk file uploaded from the browser"
     S3_OBJECT = "s3_object", "A disk file in the team's import bucket"
     VM_IMPORT_TASK = "vm_import_task", "An existing EC2 VM import task"
+
+
+def image_state_words(state):
+    """Image Builder's BUILDING as people say it, "building"; the pages capitalise it."""
+    return state.replace("_", " ").lower() if state else ""

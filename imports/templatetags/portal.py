@@ -2,6 +2,7 @@ from django import template
 
 from imports import errors
 from imports.models import IMAGE_STATES_IN_ORDER
+from imports.vocabulary import image_state_words
 
 register = template.Library()
 
@@ -44,7 +45,7 @@ def duration(delta):
 @register.filter
 def image_state_label(state):
     """Image Builder's BUILDING as every page says it: Building."""
-    return state.replace("_", " ").capitalize() if state else ""
+    return image_state_words(state).capitalize()
 
 
 @register.filter
