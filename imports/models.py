@@ -522,25 +522,30 @@ class ImageImport(models.Model):
             )
         except IntegrityError:
             existing = cls.objects.get(team=team, client_token=token)
-            if not existing.is_same_request(
-                payload, source, import_image_payload or {}, upload_size
-            ):
-                existing._record(
-                    action=Action.CONFLICT,
-                    actor=user,
-                    detail="The same client token came with a different request; refused",
-                )
-                raise ClientTokenConflict(existing) from None
-            existing._record(
-                action=Action.REPLAYED,
-                actor=user,
-                detail=(
-                    "The same request came again; answered with this import, nothing sent to AWS"
-                ),
+            existing.answer_repeated_token(
+                user, payload, source, import_image_payload or {}, upload_size
             )
             return existing, False
         metrics.TRANSITIONS.labels("", status).inc()
         return image_import, True
+
+    def answer_repeated_token(self, user, payload, source, import_image_payload, upload_size):
+        """This import's token came again: a replay if the request is the same, else a conflict.
+
+        Either way it is audited; a conflict raises ClientTokenConflict.
+        """
+        if not self.is_same_request(payload, source, import_image_payload, upload_size):
+            self._record(
+                action=Action.CONFLICT,
+                actor=user,
+                detail="The same client token came with a different request; refused",
+            )
+            raise ClientTokenConflict(self) from None  # called while IntegrityError is handled
+        self._record(
+            action=Action.REPLAYED,
+            actor=user,
+            detail="The same request came again; answered with this import, nothing sent to AWS",
+        )
 
     def _insert_with_event(self, event):
         """Write this new import and its first event, both or neither.
