@@ -595,18 +595,24 @@ class NewImportForm(ImportVmImageForm):
         cleaned = super().clean()
         source = cleaned.get("source")
         if source == Source.VM_IMPORT_TASK:
-            if not cleaned.get("vmImportTaskId") and "vmImportTaskId" not in self.errors:
-                self.add_error("vmImportTaskId", "VM import task ID is required.")
-            given = [name for name in self.DISK_FIELDS if cleaned.get(name)]
-            if given:
-                self.add_error(
-                    None,
-                    "An existing VM import task already is a disk image: give either "
-                    "vmImportTaskId or a disk file, not both (here: " + ", ".join(given) + ").",
-                )
-            return cleaned
-        if source not in (Source.UPLOAD, Source.S3_OBJECT):
-            return cleaned
+            self.clean_task_source(cleaned)
+        elif source in (Source.UPLOAD, Source.S3_OBJECT):
+            self.clean_disk_source(cleaned, source)
+            self.clean_import_image_options(cleaned)
+        return cleaned
+
+    def clean_task_source(self, cleaned):
+        if not cleaned.get("vmImportTaskId") and "vmImportTaskId" not in self.errors:
+            self.add_error("vmImportTaskId", "VM import task ID is required.")
+        given = [name for name in self.DISK_FIELDS if cleaned.get(name)]
+        if given:
+            self.add_error(
+                None,
+                "An existing VM import task already is a disk image: give either "
+                "vmImportTaskId or a disk file, not both (here: " + ", ".join(given) + ").",
+            )
+
+    def clean_disk_source(self, cleaned, source):
         if cleaned.get("vmImportTaskId"):
             self.add_error(
                 "vmImportTaskId",
@@ -629,6 +635,8 @@ class NewImportForm(ImportVmImageForm):
             self.clean_s3_object(cleaned)
         else:
             self.clean_upload(cleaned)
+
+    def clean_import_image_options(self, cleaned):
         if cleaned.get("licenseType") and cleaned.get("usageOperation"):
             self.add_error(
                 "usageOperation",
@@ -636,7 +644,6 @@ class NewImportForm(ImportVmImageForm):
             )
         if cleaned.get("kmsKeyId") and not cleaned.get("encrypted"):
             self.add_error("kmsKeyId", "A KMS key needs encryption switched on.")
-        return cleaned
 
     def clean_s3_object(self, cleaned):
         # The page names only the key: the bucket can only be the team's.
