@@ -5,8 +5,9 @@ import pytest
 from django.db import connection, transaction
 from django.db.models import Value
 
-from imports import audit, models
-from imports.models import Action, AuditEvent, ClientTokenConflict, ImageImport, RowText, Status
+from imports import audit, models, returning
+from imports.models import Action, AuditEvent, ClientTokenConflict, ImageImport, Status
+from imports.returning import RowText
 
 from .helpers import at_once
 
@@ -104,8 +105,8 @@ def both_ways(monkeypatch, team, user, payload, move):
     with that SQL kept (MoveStatement, insert_returning_pk), then in a
     transaction.
     """
-    monkeypatch.setattr(models.MoveStatement, "_by_shape", {})
-    monkeypatch.setattr(models, "_INSERT_SQL", {})
+    monkeypatch.setattr(returning.MoveStatement, "_by_shape", {})
+    monkeypatch.setattr(returning, "_INSERT_SQL", {})
     results = []
     for one_statement in (True, True, False):
         way = (lambda: True) if one_statement else (lambda: False)
@@ -166,8 +167,8 @@ def test_the_one_statement_move_writes_what_the_transaction_writes(
     if connection.vendor != "postgresql":
         pytest.skip("data-modifying WITH is PostgreSQL's; the PostgreSQL pass runs this")
     compiled, kept, in_a_transaction = both_ways(monkeypatch, team, user, payload, move)
-    assert len(models.MoveStatement._by_shape) == shapes
-    assert len(models._INSERT_SQL) == 1
+    assert len(returning.MoveStatement._by_shape) == shapes
+    assert len(returning._INSERT_SQL) == 1
     for field in FIELDS_OF_AN_IMPORT:
         expected = getattr(in_a_transaction[0], field)
         assert getattr(compiled[0], field) == getattr(kept[0], field) == expected, field
@@ -185,21 +186,21 @@ def test_a_move_whose_parameters_the_orm_would_place_otherwise_is_not_kept(
 ):
     if connection.vendor != "postgresql":
         pytest.skip("data-modifying WITH is PostgreSQL's; the PostgreSQL pass runs this")
-    monkeypatch.setattr(models.MoveStatement, "_by_shape", {})
-    monkeypatch.setattr(models.MoveStatement, "params", lambda *args: ["not", "the", "orm's"])
+    monkeypatch.setattr(returning.MoveStatement, "_by_shape", {})
+    monkeypatch.setattr(returning.MoveStatement, "params", lambda *args: ["not", "the", "orm's"])
     assert image_import.claim()  # sent as the ORM compiled it
     assert image_import.attempts == 1
     assert image_import.events.last().detail == "Attempt 1 sending to AWS"
-    assert models.MoveStatement._by_shape == {}
+    assert returning.MoveStatement._by_shape == {}
 
 
 def test_shapes_are_kept_up_to_a_limit(monkeypatch, image_import):
     if connection.vendor != "postgresql":
         pytest.skip("data-modifying WITH is PostgreSQL's; the PostgreSQL pass runs this")
-    monkeypatch.setattr(models.MoveStatement, "_by_shape", {})
-    monkeypatch.setattr(models.MoveStatement, "KEPT_SHAPES", 0)
+    monkeypatch.setattr(returning.MoveStatement, "_by_shape", {})
+    monkeypatch.setattr(returning.MoveStatement, "KEPT_SHAPES", 0)
     assert image_import.claim()
-    assert models.MoveStatement._by_shape == {}
+    assert returning.MoveStatement._by_shape == {}
 
 
 def test_a_move_to_an_unhashable_value_is_compiled_by_the_orm(monkeypatch, image_import):
@@ -209,12 +210,14 @@ def test_a_move_to_an_unhashable_value_is_compiled_by_the_orm(monkeypatch, image
     class Unhashable(Value):
         __hash__ = None
 
-    monkeypatch.setattr(models.MoveStatement, "_by_shape", {})
+    monkeypatch.setattr(returning.MoveStatement, "_by_shape", {})
     event = AuditEvent.new(Action.STATUS, to_status=Status.SUBMITTING, from_status="queued")
     values = {"status": Status.SUBMITTING, "error_code": Unhashable("E")}
-    (moved,) = models.MoveStatement.run(ImageImport, image_import.pk, Status.QUEUED, values, event)
+    (moved,) = returning.MoveStatement.run(
+        ImageImport, image_import.pk, Status.QUEUED, values, event
+    )
     assert (moved.status, moved.error_code) == (Status.SUBMITTING, "E")
-    assert models.MoveStatement._by_shape == {}
+    assert returning.MoveStatement._by_shape == {}
 
 
 def test_a_new_import_holding_an_expression_is_compiled_by_the_orm(
@@ -224,7 +227,7 @@ def test_a_new_import_holding_an_expression_is_compiled_by_the_orm(
         pytest.skip("data-modifying WITH is PostgreSQL's; the PostgreSQL pass runs this")
     from django.db.models.functions import Now
 
-    monkeypatch.setattr(models, "_INSERT_SQL", {})
+    monkeypatch.setattr(returning, "_INSERT_SQL", {})
     image_import = ImageImport(
         team=team,
         submitted_by=user,
@@ -235,8 +238,8 @@ def test_a_new_import_holding_an_expression_is_compiled_by_the_orm(
         created_at=Now(),
     )
     event = AuditEvent.new(Action.SUBMITTED, actor=user, to_status=Status.QUEUED, detail="x")
-    models.insert_returning_pk(image_import, event=event)
-    assert models._INSERT_SQL == {}
+    returning.insert_returning_pk(image_import, event=event)
+    assert returning._INSERT_SQL == {}
     image_import.refresh_from_db()
     assert image_import.created_at.tzinfo is not None
     assert image_import.events.get().detail == "x"
@@ -245,7 +248,7 @@ def test_a_new_import_holding_an_expression_is_compiled_by_the_orm(
 def test_parameters_compare_by_value_json_adapters_by_what_they_hold():
     from psycopg.types.json import Jsonb
 
-    same = models.same_params
+    same = returning.same_params
     assert same([1, "queued", Jsonb({"a": 1})], [1, "queued", Jsonb({"a": 1})])
     assert not same([Jsonb({"a": 1})], [Jsonb({"a": 2})])
     assert not same([1], [1, None])

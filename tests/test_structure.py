@@ -14,6 +14,7 @@ APP = Path(__file__).resolve().parent.parent / "imports"
 FORBIDDEN = {
     "audit": {"*"},
     "vocabulary": {"*"},
+    "returning": {"*"},
     "signals": {"*"},
     "metrics": {"*"},
     "aws": {"*"},
