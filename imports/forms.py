@@ -448,6 +448,24 @@ def safe_file_name(name):
     return name[:200] or "disk"
 
 
+# A client token may hold any character; as a key's folder only these are kept.
+FOLDER_SAFE_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+UPLOAD_FOLDER_NAMESPACE = uuid.UUID("5c0b7f8e-2d4a-4f6b-9a1e-7d3c2b1a0f9e")
+
+
+def upload_folder(client_token):
+    """The folder of an upload's key: one per import, named by its client token.
+
+    The same request again names the same key, and two imports of a team
+    never share one (its tokens are unique). A token that is not a plain
+    name (a "/" would reach into another folder, ".." above it) is
+    replaced by a UUID made from it, the same each time.
+    """
+    if FOLDER_SAFE_TOKEN.fullmatch(client_token):
+        return client_token
+    return str(uuid.uuid5(UPLOAD_FOLDER_NAMESPACE, client_token))
+
+
 class NewImportForm(ImportVmImageForm):
     """A new import from any of the three sources; the API maps its JSON onto it.
 
@@ -690,10 +708,8 @@ class NewImportForm(ImportVmImageForm):
         """The object key: the person's for a file in the bucket, the portal's for an upload."""
         if self.chosen_source == Source.S3_OBJECT:
             return self.cleaned_data["s3Key"]
-        # One folder per import, named by its clientToken: the same request
-        # again gives the same key, and two imports never share one.
-        token = self.cleaned_data["clientToken"]
-        return f"{self.import_prefix}{token}/{safe_file_name(self.cleaned_data['fileName'])}"
+        folder = upload_folder(self.cleaned_data["clientToken"])
+        return f"{self.import_prefix}{folder}/{safe_file_name(self.cleaned_data['fileName'])}"
 
     def import_image_request(self):
         """EC2 ImportImage's request, less ClientToken and RoleName; None for a VM import task."""

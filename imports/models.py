@@ -91,6 +91,22 @@ class Team(models.Model):
         )
         return membership
 
+    def shares_import_area(self, bucket, prefix):
+        """Whether another team's bucket and prefix hold or lie inside `bucket`/`prefix`.
+
+        Uploads and the bucket picker act on everything under a team's
+        prefix: two teams in overlapping areas could list, import and
+        overwrite each other's disk files. Prefixes end in "/" (or are empty,
+        the whole bucket), so "lies inside" is "starts with".
+        """
+        if not bucket:
+            return False
+        others = Team.objects.exclude(pk=self.pk).filter(import_bucket=bucket)
+        return any(
+            prefix.startswith(other) or other.startswith(prefix)
+            for other in others.values_list("import_prefix", flat=True)
+        )
+
     def change_target(self, new_values, *, by):
         """Change the team's AWS target, recorded; returns what changed."""
         old = Team.objects.get(pk=self.pk)

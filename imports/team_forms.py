@@ -115,7 +115,20 @@ class AwsTargetForm(forms.Form):
             raise forms.ValidationError("An AWS account ID is exactly 12 digits.")
         return account
 
+    def __init__(self, *args, team, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.team = team
+
     def clean(self):
+        bucket = self.cleaned_data.get("import_bucket")
+        prefix = self.cleaned_data.get("import_prefix", "")
+        if bucket and self.team.shares_import_area(bucket, prefix):
+            self.add_error(
+                "import_prefix",
+                f"Another team imports from s3://{bucket}/{prefix} or a folder inside or around "
+                "it: each team needs a bucket, or a key prefix in it, of its own, so that no "
+                "team can list or overwrite another's disk files.",
+            )
         role_arn = self.cleaned_data.get("aws_role_arn", "")
         if role_arn:
             match = ROLE_ARN_PATTERN.fullmatch(role_arn)

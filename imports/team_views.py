@@ -29,13 +29,15 @@ def team_settings(request):
     if membership is None:
         raise Http404("You are not in any team.")
     team = membership.team
-    target_form = AwsTargetForm(initial={name: getattr(team, name) for name in team.TARGET_FIELDS})
+    target_form = AwsTargetForm(
+        initial={name: getattr(team, name) for name in team.TARGET_FIELDS}, team=team
+    )
     add_form = AddMemberForm(team=team)
     if request.method == "POST":
         membership = managed_membership(request)
         action = request.POST.get("action")
         if action == "target":
-            target_form = AwsTargetForm(request.POST)
+            target_form = AwsTargetForm(request.POST, team=team)
             if target_form.is_valid():
                 changes = team.change_target(target_form.cleaned_data, by=request.user)
                 messages.success(request, "AWS target saved." if changes else "Nothing changed.")
@@ -86,7 +88,8 @@ def check_setup(request):
             ),
             "roles": Membership.Role.choices,
             "target_form": AwsTargetForm(
-                initial={name: getattr(membership.team, name) for name in Team.TARGET_FIELDS}
+                initial={name: getattr(membership.team, name) for name in Team.TARGET_FIELDS},
+                team=membership.team,
             ),
             "add_form": AddMemberForm(team=membership.team),
         },

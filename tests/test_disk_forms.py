@@ -1,5 +1,7 @@
 """A disk file as the source: EC2 ImportImage's rules, and the API's JSON on the same form."""
 
+import uuid
+
 import botocore.session
 import pytest
 
@@ -426,3 +428,22 @@ def test_a_wrong_upload_says_which_rule_it_broke(values, member, message):
 )
 def test_file_names_become_safe_key_parts(name, safe):
     assert forms.safe_file_name(name) == safe
+
+
+@pytest.mark.parametrize("token", ["../../other-team", "a/b", "..", "ünï", "a b"])
+def test_an_uploads_folder_never_leaves_the_prefix_whatever_the_token(token):
+    # The key's folder comes from the client token: one with "/" or ".."
+    # would otherwise name a key in another folder (a teammate's file).
+    form = upload_form(clientToken=token)
+    assert form.is_valid(), form.errors
+    key = form.disk_key()
+    folder, name = key.removeprefix(IMPORT_PREFIX).split("/")
+    assert str(uuid.UUID(folder)) == folder and name == "My-Web-Server-final-.ova"
+    again = upload_form(clientToken=token)
+    assert again.is_valid() and again.disk_key() == key  # the same request, the same key
+
+
+def test_an_uploads_folder_is_a_plain_client_token_itself():
+    form = upload_form()
+    assert form.is_valid(), form.errors
+    assert form.disk_key() == f"{IMPORT_PREFIX}{TOKEN}/My-Web-Server-final-.ova"

@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from imports.models import Action, AuditEvent, Membership
+from imports.models import Action, AuditEvent, Membership, Team
 from imports.team_forms import AwsTargetForm
 
 from .factories import make_member
@@ -11,10 +11,47 @@ from .factories import make_member
 VALID = {"import_bucket": "platform-imports", "import_prefix": "", "vm_import_role": "vmimport"}
 
 
-def target_form(**values):
+pytestmark = pytest.mark.django_db  # the form looks for other teams' import areas
+
+
+def target_form(team=None, **values):
     return AwsTargetForm(
-        {"aws_region": "", "aws_account_id": "", "aws_role_arn": ""} | VALID | values
+        {"aws_region": "", "aws_account_id": "", "aws_role_arn": ""} | VALID | values,
+        team=team or Team(name="new"),
     )
+
+
+@pytest.mark.parametrize(
+    "theirs, ours",
+    [
+        (("platform-imports", ""), ("platform-imports", "")),
+        (("platform-imports", ""), ("platform-imports", "web/")),  # inside theirs
+        (("platform-imports", "web/"), ("platform-imports", "")),  # around theirs
+        (("platform-imports", "web/"), ("platform-imports", "web/old/")),
+    ],
+)
+def test_a_team_may_not_import_from_another_teams_area(team, theirs, ours):
+    # Uploads and the bucket picker act on the whole area: it would read and overwrite theirs.
+    Team.objects.create(name="other", import_bucket=theirs[0], import_prefix=theirs[1])
+    form = target_form(team, import_bucket=ours[0], import_prefix=ours[1])
+    assert not form.is_valid()
+    assert "Another team imports from" in form.errors["import_prefix"][0]
+
+
+@pytest.mark.parametrize(
+    "theirs, ours",
+    [
+        (("platform-imports", "web/"), ("platform-imports", "db/")),
+        (("platform-imports", "team-a/"), ("platform-imports", "team-ab/")),
+        (("other-bucket", ""), ("platform-imports", "")),
+    ],
+)
+def test_teams_may_share_a_bucket_in_folders_apart(team, theirs, ours):
+    Team.objects.create(name="other", import_bucket=theirs[0], import_prefix=theirs[1])
+    team.import_bucket, team.import_prefix = ours
+    team.save()
+    form = target_form(team, import_bucket=ours[0], import_prefix=ours[1])
+    assert form.is_valid(), form.errors  # its own area, kept, is no conflict
 
 
 @pytest.mark.parametrize(
