@@ -462,9 +462,14 @@ class ImageImport(models.Model):
 
     @property
     def can_cancel(self):
-        """Uploading or queued, or importing while EC2 can still cancel the task."""
+        """Uploading or queued, or importing while EC2 can still cancel the task.
+
+        Only a task the portal started (from a disk file): a task named by the
+        person may be anyone's in the account, and cancelling it would end it
+        for everyone importing from it.
+        """
         if self.status == Status.IMPORTING:
-            return not self.task_completed
+            return self.is_disk_import and not self.task_completed
         return self.status in (Status.UPLOADING, Status.QUEUED)
 
     @property

@@ -169,7 +169,16 @@ def imports_sharing_task(image_import):
 
 def cannot_cancel_reason(image_import):
     if image_import.status == Status.IMPORTING and image_import.task_completed:
-        return "The VM import task has completed, so EC2 can no longer cancel it."
+        return (
+            "The VM import task has completed, so EC2 can no longer cancel it. "
+            "Image Builder is finishing the image."
+        )
+    if image_import.status == Status.IMPORTING:
+        return (
+            f"It imports from VM import task {image_import.vm_import_task_id}, which the portal "
+            "did not start: cancelling the task would end it for whoever else imports from it. "
+            "Whoever started it can cancel it in EC2."
+        )
     status = image_import.status_label.lower()
     return f"This import is {status}; it cannot be cancelled now."
 

@@ -177,15 +177,17 @@ def test_an_import_shows_its_image_arn_then_its_ami_without_a_reload(page, user,
     expect(page.locator("#image-arn")).to_have_text(IMAGE_ARN, timeout=POLLED)
     status = page.locator("#status .status")
     expect(status).to_have_text("Importing")
-    cancel = page.get_by_role("link", name="Cancel this import…")
-    expect(cancel).to_be_visible()
+    # The task is the person's, not one the portal started: not the portal's to cancel.
+    refusal = page.locator("#status .cancel-form")
+    expect(refusal).to_contain_text("which the portal did not start")
+    expect(page.get_by_role("link", name="Cancel this import…")).to_have_count(0)
 
     tasks.refresh_imports()  # what beat does every few seconds
 
     expect(status).to_have_text("Available", timeout=POLLED)
     expect(page.locator("#status code.ami")).to_have_text(SEEDED_AMI)
-    # The rest of the page follows the status: no cancelling a finished import.
-    expect(cancel).to_have_count(0)
+    # The rest of the page follows the status: nothing to say of cancelling a finished import.
+    expect(refusal).to_have_count(0)
     expect(page.locator("#timeline")).to_contain_text("importing → available")
     assert page.evaluate("window.stillTheSamePage") is True
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from imports import services
 from imports.forms import tag_formset_data
-from imports.models import ImageImport, Membership, Status, Team
+from imports.models import ImageImport, Membership, Source, Status, Team
 from imports.polling import session_cache_key
 
 from .factories import (
@@ -657,7 +657,7 @@ def test_cancel_asks_for_confirmation_first(user_client, outsider, image_import)
 def test_cancel_warns_of_the_teams_other_imports_from_the_same_task(user_client, team, user):
     # EC2 has one task: cancelling it for one import ends every import from it.
     task = {"vm_import_task_id": "import-ami-0123456789abcdef0"}
-    first = make_import(team, user, Status.IMPORTING, **task)
+    first = make_import(team, user, Status.IMPORTING, source=Source.S3_OBJECT, **task)
     second = make_import(team, user, Status.IMPORTING, **task)
     make_import(team, user, Status.AVAILABLE, **task)  # ended: nothing to end
     make_import(team, user, Status.IMPORTING, vm_import_task_id="import-ami-0fffffffffffffff0")

@@ -17,11 +17,12 @@ from imports.models import (
     Action,
     AuditEvent,
     ImageImport,
+    Source,
     Status,
     version_cache_key,
 )
 
-from .factories import CONVERTING_TASK, SEEDED_TASK, make_import, valid_payload
+from .factories import CONVERTING_TASK, SEEDED_TASK, disk_submission, make_import, valid_payload
 from .helpers import Statements
 
 
@@ -213,8 +214,19 @@ def test_a_queued_import_is_withdrawn_before_any_aws_call(user_client, image_imp
     assert emulator.calls()["operations"] == {}
 
 
+def portal_started(image_import):
+    """The import as if the portal had started its VM import task, from a disk file."""
+    import_image_payload = disk_submission()["import_image_payload"]
+    ImageImport.objects.filter(pk=image_import.pk).update(
+        source=Source.S3_OBJECT, import_image_payload=import_image_payload
+    )
+    image_import.refresh_from_db()
+    return image_import
+
+
 def test_an_importing_import_asks_ec2_to_cancel_its_task(team, user, user_client, slow_emulator):
     image_import = importing(team, user, slow_emulator, vmImportTaskId=CONVERTING_TASK)
+    portal_started(image_import)
     user_client.post(reverse("imports:cancel", args=[image_import.pk]))
     image_import.refresh_from_db()
     assert image_import.status == Status.FAILED
@@ -229,6 +241,7 @@ def test_every_cancel_is_audited_as_a_cancel(team, user, user_client, slow_emula
         image_import = make_import(team, user, Status.QUEUED)
     else:
         image_import = importing(team, user, slow_emulator, vmImportTaskId=CONVERTING_TASK)
+        portal_started(image_import)
     user_client.post(reverse("imports:cancel", args=[image_import.pk]))
     cancels = AuditEvent.objects.filter(image_import=image_import, action=Action.CANCELLED)
     assert cancels.count() == 1
@@ -237,12 +250,30 @@ def test_every_cancel_is_audited_as_a_cancel(team, user, user_client, slow_emula
 
 
 def test_a_cancel_ec2_refuses_is_recorded_and_the_import_goes_on(team, user, user_client, emulator):
-    image_import = importing(team, user, emulator)  # its task is already completed
+    image_import = portal_started(importing(team, user, emulator))  # its task has completed
     response = user_client.post(reverse("imports:cancel", args=[image_import.pk]), follow=True)
     assert "EC2 did not cancel the VM import task" in response.content.decode()
     image_import.refresh_from_db()
     assert image_import.status == Status.IMPORTING
     assert image_import.events.last().detail.startswith("Cancel requested, but EC2 refused")
+
+
+def test_a_task_the_portal_did_not_start_is_not_cancelled(
+    team, user, user_client, client, api_headers, slow_emulator
+):
+    # The person named it: it may be anyone's in the account, imported by others too.
+    image_import = importing(team, user, slow_emulator, vmImportTaskId=CONVERTING_TASK)
+    page = user_client.get(reverse("imports:detail", args=[image_import.pk])).content.decode()
+    assert "Cancel this import" not in page
+    assert f"It imports from VM import task {CONVERTING_TASK}, which the portal did not" in page
+    refused = user_client.post(reverse("imports:cancel", args=[image_import.pk]), follow=True)
+    assert "which the portal did not start" in refused.content.decode()
+    response = api_cancel(client, api_headers, image_import)
+    assert response.status_code == 409
+    assert "which the portal did not start" in response.json()["error"]
+    image_import.refresh_from_db()
+    assert image_import.status == Status.IMPORTING
+    assert slow_emulator.calls()["operations"].get("CancelImportTask", 0) == 0
 
 
 def test_a_finished_import_cannot_be_cancelled(user_client, image_import):
@@ -292,14 +323,14 @@ def test_the_api_asks_ec2_to_cancel_an_importing_import(
     team, user, client, api_headers, slow_emulator
 ):
     image_import = importing(team, user, slow_emulator, vmImportTaskId=CONVERTING_TASK)
-    response = api_cancel(client, api_headers, image_import)
+    response = api_cancel(client, api_headers, portal_started(image_import))
     assert response.status_code == 200
     assert response.json()["error"]["code"] == "Cancelled"
     assert slow_emulator.calls()["operations"]["CancelImportTask"] == 1
 
 
 def test_an_api_cancel_ec2_refuses_is_a_409_saying_why(team, user, client, api_headers, emulator):
-    image_import = importing(team, user, emulator)  # its task is already completed
+    image_import = portal_started(importing(team, user, emulator))  # its task has completed
     response = api_cancel(client, api_headers, image_import)
     assert response.status_code == 409
     assert response.json()["error"].startswith("EC2 did not cancel the VM import task")
