@@ -190,7 +190,9 @@ def vm_import_tasks(team):
     form quick without hiding a new task for long.
     """
     target = aws.Target.for_team(team)
-    key = f"vm-import-tasks:{target.region}:{target.role_arn}"
+    # The external ID too: a role ARN is no secret, and another team naming
+    # this one's must not be served the list this team's AssumeRole fetched.
+    key = f"vm-import-tasks:{target.region}:{target.role_arn}:{target.external_id}"
     # The cache only saves AWS calls: when it is down, AWS is asked each time.
     cache = ForgivingCache()
     vm_import_tasks = cache.get(key)

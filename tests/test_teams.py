@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from imports import aws, tasks, teams
+from imports import aws, services, tasks, teams
 from imports.models import Action, ApiToken, AuditEvent, ImageImport, Membership, Status
 
 from .factories import make_member, valid_payload
@@ -404,3 +404,15 @@ def test_a_team_admin_cannot_remove_themselves_nor_another_teams_member(
     theirs = outsider.memberships.get()
     assert admin_client.get(reverse("imports:remove_member", args=[theirs.pk])).status_code == 404
     assert admin_client.post(reverse("imports:remove_member", args=[theirs.pk])).status_code == 404
+
+
+def test_a_team_naming_anothers_role_is_never_served_its_task_list(team, other_team, emulator):
+    # A role ARN is no secret: the list fetched with one team's external ID
+    # is that team's, and another naming the same role asks AWS itself.
+    for each in (team, other_team):
+        each.aws_role_arn = ROLE_ARN
+        each.save()
+    services.vm_import_tasks(team)
+    services.vm_import_tasks(other_team)
+    assumed = [r["ExternalId"] for r in emulator.calls()["assumedRoles"]]
+    assert assumed == [team.external_id, other_team.external_id]
