@@ -9,6 +9,7 @@ other staff read only their own teams' rows.
 import csv
 import re
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
@@ -18,12 +19,22 @@ from django.urls import path
 from django.utils import timezone
 
 from .models import ApiToken, AuditEvent, ImageImport, Membership, Team
+from .team_forms import clean_key_prefix, validate_bucket_name
 
 AUDIT_ALL = "imports.audit_all_teams"
 
 
 def teams_of(request):
     return Team.objects.filter(memberships__user=request.user)
+
+
+def sees_every_team(request):
+    return request.user.is_superuser or request.user.has_perm(AUDIT_ALL)
+
+
+# A list's team filter offers the teams of the rows the person may read, not
+# every team's name.
+TEAMS_SEEN = ("team", admin.RelatedOnlyFieldListFilter)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -40,7 +51,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
-        if request.user.is_superuser or request.user.has_perm(AUDIT_ALL):
+        if sees_every_team(request):
             return queryset
         return queryset.filter(**{f"{self.team_field}__in": teams_of(request)})
 
@@ -80,7 +91,7 @@ class ImageImportAdmin(ReadOnlyAdmin):
         "image_arn",
         "created_at",
     )
-    list_filter = ("status", "platform", "team", "created_at")
+    list_filter = ("status", "platform", TEAMS_SEEN, "created_at")
     search_fields = (
         "client_token",
         "image_arn",
@@ -173,7 +184,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
         "detail",
     )
     list_filter = (
-        "team",
+        TEAMS_SEEN,
         ("actor", admin.RelatedOnlyFieldListFilter),
         "action",
         ImportStatusFilter,
@@ -252,14 +263,44 @@ class MembershipInline(admin.StackedInline):
     autocomplete_fields = ("user",)
 
 
+class TeamAdminForm(forms.ModelForm):
+    def clean_import_bucket(self):
+        bucket = self.cleaned_data["import_bucket"]
+        if bucket:
+            validate_bucket_name(bucket)
+        return bucket
+
+    def clean_import_prefix(self):
+        return clean_key_prefix(self.cleaned_data["import_prefix"])
+
+    def clean(self):
+        cleaned = super().clean()
+        bucket, prefix = cleaned.get("import_bucket"), cleaned.get("import_prefix", "")
+        if bucket and self.instance.shares_import_area(bucket, prefix):
+            self.add_error(
+                "import_prefix",
+                f"Another team imports from s3://{bucket}/{prefix} or a folder inside or around "
+                "it: each team needs an area of its own.",
+            )
+        return cleaned
+
+
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    """Teams, their AWS target and members; every change is audited as on the team page."""
+    """Teams, their AWS target and members; every change is audited as on the team page.
 
+    Other staff see only their own teams, as in the audit.
+    """
+
+    form = TeamAdminForm
     list_display = ("name", "aws_account_id", "aws_region", "aws_role_arn")
     search_fields = ("name",)
     readonly_fields = ("external_id",)
     inlines = [MembershipInline]
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        return queryset if sees_every_team(request) else queryset.filter(pk__in=teams_of(request))
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -285,7 +326,7 @@ class TeamAdmin(admin.ModelAdmin):
 @admin.register(ApiToken)
 class ApiTokenAdmin(ReadOnlyAdmin):
     list_display = ("name", "user", "team", "created_at", "last_used_at", "revoked_at")
-    list_filter = ("team",)
+    list_filter = (TEAMS_SEEN,)
     search_fields = ("name", "user__username")
     fields = ("name", "user", "team", "created_at", "last_used_at", "revoked_at")
 

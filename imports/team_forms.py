@@ -45,6 +45,17 @@ def validate_bucket_name(name):
         )
 
 
+def clean_key_prefix(prefix):
+    """A team's key prefix as a folder ("vm-imports" -> "vm-imports/"), or why it cannot be."""
+    if prefix.startswith("/"):
+        raise forms.ValidationError("A key prefix does not start with a slash.")
+    if any(ord(char) < 32 or ord(char) == 127 for char in prefix):
+        raise forms.ValidationError("A key prefix may not contain control characters.")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"  # a folder, so that team-a/ never matches team-ab/
+    return prefix
+
+
 class AwsTargetForm(forms.Form):
     aws_region = forms.CharField(
         label="Region",
@@ -85,14 +96,7 @@ class AwsTargetForm(forms.Form):
         return bucket
 
     def clean_import_prefix(self):
-        prefix = self.cleaned_data["import_prefix"]
-        if prefix.startswith("/"):
-            raise forms.ValidationError("A key prefix does not start with a slash.")
-        if any(ord(char) < 32 or ord(char) == 127 for char in prefix):
-            raise forms.ValidationError("A key prefix may not contain control characters.")
-        if prefix and not prefix.endswith("/"):
-            prefix += "/"  # a folder, so that team-a/ never matches team-ab/
-        return prefix
+        return clean_key_prefix(self.cleaned_data["import_prefix"])
 
     def clean_vm_import_role(self):
         name = self.cleaned_data["vm_import_role"]

@@ -132,6 +132,13 @@ def test_staff_without_the_audit_permission_see_only_their_teams(
     page = client.get(reverse("admin:imports_imageimport_changelist")).content.decode()
     assert f"/admin/imports/imageimport/{image_import.pk}/" in page
     assert f"/admin/imports/imageimport/{theirs.pk}/" not in page
+    assert f"team__id__exact={other_team.pk}" not in page  # nor its name in the filter
+    # Nor the other team itself: its role, external ID, bucket and members.
+    teams_page = client.get(reverse("admin:imports_team_changelist")).content.decode()
+    assert f"/admin/imports/team/{team.pk}/" in teams_page
+    assert f"/admin/imports/team/{other_team.pk}/" not in teams_page
+    their_team = client.get(reverse("admin:imports_team_change", args=[other_team.pk]))
+    assert their_team.status_code == 302  # "does not exist": back to the admin's index
 
 
 @pytest.mark.parametrize(
