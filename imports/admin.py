@@ -163,6 +163,17 @@ CSV_COLUMNS = (
 )
 
 
+# A cell starting with one of these is a formula to a spreadsheet: an import
+# named =HYPERLINK(...) would run when the export is opened.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """A CSV cell a spreadsheet shows as text: a leading ' before a formula's first character."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 class Echo:
     """A file-like object for csv.writer that hands each line straight back."""
 
@@ -238,7 +249,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
         writer = csv.writer(Echo())
         header = [writer.writerow([title for title, _ in CSV_COLUMNS])]
         rows = (
-            writer.writerow([value(event) for _, value in CSV_COLUMNS])
+            writer.writerow([spreadsheet_safe(value(event)) for _, value in CSV_COLUMNS])
             for event in events.iterator(chunk_size=2000)
         )
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")

@@ -196,3 +196,15 @@ def test_bulk_updates_and_deletes_of_events_are_refused_too(image_import):
     with pytest.raises(AppendOnlyError):
         AuditEvent.objects.filter(image_import=image_import).delete()
     assert AuditEvent.objects.count() == 1
+
+
+def test_the_csv_export_keeps_formulas_as_text(auditor_client, team, user):
+    # A spreadsheet would run a cell that starts with =, +, - or @.
+    ImageImport.submit(
+        team=team,
+        user=user,
+        payload=valid_payload(clientToken="@token", name='=HYPERLINK("//evil.example","x")'),
+    )
+    response = auditor_client.get(reverse("admin:imports_auditevent_export"))
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert (rows[1][6], rows[1][7]) == ("'@token", '\'=HYPERLINK("//evil.example","x")')
