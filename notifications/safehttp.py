@@ -12,7 +12,8 @@
 Only addresses that are globally routable pass (`ipaddress.is_global`):
 private, loopback, link-local (so 169.254.169.254, the instance metadata
 service), shared (100.64/10), reserved and unspecified addresses are refused,
-and so are IPv4 addresses hidden in IPv6 (::ffff:127.0.0.1, 6to4).
+and so are IPv4 addresses hidden in IPv6 (::ffff:127.0.0.1, 6to4, NAT64's
+64:ff9b::a9fe:a9fe) when the address inside is.
 WEBHOOK_ALLOW_PRIVATE lifts this rule; never set it in production.
 """
 
@@ -81,10 +82,33 @@ def parse(url):
     return Target(parts.scheme, parts.hostname, port or default, path)
 
 
+# IPv6 prefixes whose last 32 bits are an IPv4 address that a translator or
+# an old stack reaches: NAT64's well-known prefix, IPv4-compatible and
+# IPv4-translated addresses. The IPv4 address inside is checked too.
+IPV4_IN_LOW_BITS = tuple(
+    ipaddress.ip_network(net) for net in ("64:ff9b::/96", "::/96", "::ffff:0:0:0/96")
+)
+# Not globally routable, though ipaddress calls them global: NAT64 for local
+# use, IPv6 site-local (deprecated), the 6to4 relays' anycast.
+NOT_GLOBAL = tuple(
+    ipaddress.ip_network(net) for net in ("64:ff9b:1::/48", "fec0::/10", "192.88.99.0/24")
+)
+
+
+def embedded_ipv4(ip):
+    """The IPv4 address an IPv6 address carries (mapped, 6to4, Teredo, NAT64...), or None."""
+    embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo and ip.teredo[1])
+    if embedded is None and any(ip in net for net in IPV4_IN_LOW_BITS):
+        embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return embedded
+
+
 def address_allowed(address):
     ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone
+    if any(ip in net for net in NOT_GLOBAL if net.version == ip.version):
+        return False
     if ip.version == 6:
-        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo and ip.teredo[1])
+        embedded = embedded_ipv4(ip)
         if embedded is not None and not address_allowed(str(embedded)):
             return False
     return ip.is_global and not ip.is_multicast

@@ -154,7 +154,20 @@ REFUSED = [
     ("https://[fe80::1]/x", "fe80::1"),
     ("https://[fc00::1]/x", "fc00::1"),
     ("https://224.0.0.1/x", "224.0.0.1"),
+    # IPv4 inside IPv6 that a translator or an old stack reaches.
+    ("https://[64:ff9b::a9fe:a9fe]/x", "64:ff9b::a9fe:a9fe"),  # NAT64: the metadata service
+    ("https://[64:ff9b::a00:1]:8443/x", "64:ff9b::a00:1"),  # NAT64: 10.0.0.1
+    ("https://[64:ff9b:1::808:808]/x", "64:ff9b:1::808:808"),  # NAT64 for local use
+    ("https://[::127.0.0.1]/x", "::127.0.0.1"),  # IPv4-compatible
+    ("https://[::ffff:0:a9fe:a9fe]/x", "::ffff:0:a9fe:a9fe"),  # IPv4-translated
+    ("https://[fec0::1]/x", "fec0::1"),  # site-local
+    ("https://192.88.99.1/x", "192.88.99.1"),  # 6to4 relays
 ]
+
+
+def test_nat64_to_a_public_address_passes(settings):
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+    assert safehttp.check("https://[64:ff9b::808:808]/x").host == "64:ff9b::808:808"
 
 
 @pytest.mark.parametrize(("url", "reason"), REFUSED)
