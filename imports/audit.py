@@ -21,7 +21,8 @@ def client_ip(request):
 
     With TRUSTED_PROXY_COUNT proxies in front of the portal, the client is the
     address that many hops from the right of X-Forwarded-For: anything further
-    left was written by the client itself and could be forged.
+    left was written by the client itself and could be forged. A header with
+    fewer hops than that came past our proxies: the connection's address holds.
     """
     address = request.META.get("REMOTE_ADDR", "")
     proxies = settings.TRUSTED_PROXY_COUNT
@@ -29,7 +30,10 @@ def client_ip(request):
     if proxies and forwarded:
         hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
         if hops:
-            address = hops[-proxies] if len(hops) >= proxies else hops[0]
+            # Fewer hops than proxies: the request skipped some of ours, and
+            # the header is only the client's word. Who connected is known.
+            if len(hops) >= proxies:
+                address = hops[-proxies]
     try:
         return str(ipaddress.ip_address(address))
     except ValueError:

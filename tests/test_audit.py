@@ -58,6 +58,7 @@ def test_sign_ins_and_failed_sign_ins_are_recorded_with_the_address(db, user):
         (1, "198.51.100.7", "198.51.100.7"),
         (1, "6.6.6.6, 198.51.100.7", "198.51.100.7"),  # a forged left part is ignored
         (2, "198.51.100.7, 10.0.0.9", "198.51.100.7"),
+        (2, "6.6.6.6", "10.0.0.2"),  # past one of our two proxies: the client's word only
         (1, "not-an-ip", None),
     ],
 )
