@@ -113,9 +113,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+# Control characters as escapes (a newline as \x0a); a tab stays.
+CONTROL_ESCAPES = {code: f"\\x{code:02x}" for code in [*range(32), 127] if code != 9}
+
+
 class TextFormatter(logging.Formatter):
+    """One line per record. Control characters in it are escaped: a CR or LF that a
+    request's path carried cannot start a line of its own (a forged log line).
+    A traceback still follows on lines of its own."""
+
     def __init__(self):
         super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+
+    def formatMessage(self, record):
+        return super().formatMessage(record).translate(CONTROL_ESCAPES)
 
 
 def configure(logging_settings):

@@ -29,11 +29,10 @@ def client_ip(request):
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
     if proxies and forwarded:
         hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-        if hops:
-            # Fewer hops than proxies: the request skipped some of ours, and
-            # the header is only the client's word. Who connected is known.
-            if len(hops) >= proxies:
-                address = hops[-proxies]
+        # Fewer hops than proxies: the request skipped some of ours, and the
+        # header is only the client's word. Who connected is known.
+        if hops and len(hops) >= proxies:
+            address = hops[-proxies]
     try:
         return str(ipaddress.ip_address(address))
     except ValueError:

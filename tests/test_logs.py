@@ -7,7 +7,13 @@ import time
 import pytest
 from django.test import Client
 
-from config.logs import JsonFormatter, RequestIdFilter, reset_request_id, set_request_id
+from config.logs import (
+    JsonFormatter,
+    RequestIdFilter,
+    TextFormatter,
+    reset_request_id,
+    set_request_id,
+)
 from imports import tasks
 from imports.models import ApiToken, Status
 
@@ -73,6 +79,18 @@ def test_json_lines_carry_the_request_id_and_the_extras():
     assert line["request_id"] == "abc123abc123"
     assert line["aws_request_id"] == "aws-1"
     assert line["time"].endswith("+00:00")
+
+
+def test_a_text_line_cannot_be_split_by_what_a_request_carried():
+    # GET /healthz%0a01:50:00 ... FORGED: the path's newline would start a line of its own.
+    path = "/healthz\n2026-11-30 01:50:00 INFO portal.request [x] admin signed in\r"
+    record = logging.LogRecord("portal.request", logging.INFO, __file__, 1, "GET %s", (path,), None)
+    RequestIdFilter().filter(record)
+    line = TextFormatter().format(record)
+    assert "\n" not in line and "\r" not in line
+    assert line.endswith(
+        "GET /healthz\\x0a2026-11-30 01:50:00 INFO portal.request [x] admin signed in\\x0d"
+    )
 
 
 @pytest.mark.integration
