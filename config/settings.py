@@ -79,7 +79,9 @@ def proxy_ssl_header(value):
 
 DEBUG = env_bool("DEBUG", True)
 DATA_DIR = Path(env("DATA_DIR", str(BASE_DIR / "var"))).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+# Only its owner may read a new one: it can hold the SQLite database (webhook
+# secrets, sessions, password hashes), the broker's messages and the mails.
+DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 SECRET_KEY = env("SECRET_KEY")
 if not SECRET_KEY:

@@ -466,10 +466,12 @@ def disk_file_size(bucket, key, *, target):
         raise
 
 
-def create_multipart_upload(bucket, key, *, target, content_type=""):
+def create_multipart_upload(bucket, key, *, target):
+    """A multipart upload of a disk image: stored as bytes, whatever its file name says."""
     s3 = _call(client, "s3", target)
-    extra = {"ContentType": content_type} if content_type else {}
-    response = _call(s3.create_multipart_upload, Bucket=bucket, Key=key, **extra)
+    response = _call(
+        s3.create_multipart_upload, Bucket=bucket, Key=key, ContentType="application/octet-stream"
+    )
     return response["UploadId"]
 
 

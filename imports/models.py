@@ -187,13 +187,24 @@ class Membership(models.Model):
         return True
 
     def remove(self, *, by):
-        self.delete()
-        AuditEvent.record(
-            Action.MEMBER_REMOVED,
-            actor=by,
-            team=self.team,
-            detail=f"{self.user.get_username()} removed",
-        )
+        """Take the person out of the team, and their API tokens for it with them.
+
+        A token acts only while its user is a member, but revoked here it
+        stays dead should the person be added again later.
+        """
+        with transaction.atomic():
+            self.delete()
+            revoked = ApiToken.objects.filter(
+                user_id=self.user_id, team_id=self.team_id, revoked_at__isnull=True
+            ).update(revoked_at=timezone.now())
+            plural = "s" if revoked != 1 else ""
+            tokens = f"; {revoked} API token{plural} revoked" if revoked else ""
+            AuditEvent.record(
+                Action.MEMBER_REMOVED,
+                actor=by,
+                team=self.team,
+                detail=f"{self.user.get_username()} removed{tokens}",
+            )
 
 
 TERMINAL_STATUSES = frozenset({Status.AVAILABLE, Status.FAILED})

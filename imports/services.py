@@ -224,16 +224,14 @@ def upload_location(image_import):
     return bucket["S3Bucket"], bucket["S3Key"]
 
 
-def start_upload(image_import, *, content_type="", user=None):
+def start_upload(image_import, *, user=None):
     """The import's multipart upload: started now, or the one already started (resume)."""
     if image_import.status != Status.UPLOADING:
         raise UploadError(f"This import is {image_import.get_status_display().lower()}.")
     if image_import.upload_id:
         return image_import.upload_id
     bucket, key = upload_location(image_import)
-    upload_id = aws.create_multipart_upload(
-        bucket, key, target=image_import.target, content_type=content_type
-    )
+    upload_id = aws.create_multipart_upload(bucket, key, target=image_import.target)
     if not image_import.note_upload_started(upload_id, user=user):
         # Another request started one first: keep theirs, drop ours.
         tasks.abort_upload_quietly(image_import, upload_id)

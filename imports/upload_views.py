@@ -81,13 +81,11 @@ def json_body(request):
 def create_upload(request, pk):
     """createMultipartUpload: {"uploadId", "key", "partSize", "partCount"}."""
     image_import = uploading_import(request, pk)
-    body = json_body(request) or {}  # Uppy sends {"filename", "type", "metadata"}
-    content_type = body.get("type") if isinstance(body.get("type"), str) else ""
+    # Uppy sends {"filename", "type", "metadata"}: the key and the object's
+    # type are the portal's (a disk image), never what the browser guessed.
 
     def start():
-        upload_id = services.start_upload(
-            image_import, content_type=content_type[:255], user=request.user
-        )
+        upload_id = services.start_upload(image_import, user=request.user)
         plan = upload_plan(image_import)
         return JsonResponse(
             {

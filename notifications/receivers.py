@@ -7,6 +7,7 @@ from django.db import transaction
 from imports import signals
 from imports.api import serialize
 from imports.hints import failure_hint
+from imports.models import Membership
 
 from . import tasks
 from .models import Delivery, Event, NotificationSettings, Webhook
@@ -32,7 +33,7 @@ def create_deliveries(sender, image_import, event, **kwargs):
         payload["hint"] = hint
     deliveries = []
     person = image_import.submitted_by
-    if person.email and NotificationSettings.for_user(person).email_on_end:
+    if wants_email(person, image_import.team_id):
         deliveries.append(
             Delivery(
                 channel=Delivery.Channel.EMAIL,
@@ -61,6 +62,20 @@ def create_deliveries(sender, image_import, event, **kwargs):
     if deliveries:
         transaction.on_commit(partial(tasks.queue, [delivery.pk for delivery in deliveries]))
     return deliveries
+
+
+def wants_email(person, team_id):
+    """Whether the person who started an import is still one to write to about it.
+
+    Someone who left the team, or whose account was switched off, no longer
+    hears of its imports.
+    """
+    return (
+        bool(person.email)
+        and person.is_active
+        and Membership.objects.filter(user=person, team_id=team_id).exists()
+        and NotificationSettings.for_user(person).email_on_end
+    )
 
 
 def upload_finished_deliveries(sender, image_import, **kwargs):

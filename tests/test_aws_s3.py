@@ -63,9 +63,7 @@ def test_it_starts_a_multipart_upload_for_the_portals_key(s3_stub):
         {"Bucket": BUCKET, "Key": KEY, "UploadId": "up-1"},
         expected_params={"Bucket": BUCKET, "Key": KEY, "ContentType": "application/octet-stream"},
     )
-    upload_id = aws.create_multipart_upload(
-        BUCKET, KEY, target=aws.Target(), content_type="application/octet-stream"
-    )
+    upload_id = aws.create_multipart_upload(BUCKET, KEY, target=aws.Target())
     assert upload_id == "up-1"
 
 

@@ -89,6 +89,19 @@ def test_a_person_who_turned_email_off_or_has_no_address_gets_none(team, user, t
     assert AuditEvent.objects.filter(action=Action.NOTIFICATIONS_CHANGED).count() == 1
 
 
+def test_a_person_who_left_the_team_or_was_switched_off_gets_none(team, with_email, teammate):
+    teammate.email = "bob@example.com"
+    teammate.is_active = False
+    teammate.save()
+    hers = make_import(team, with_email, Status.IMPORTING)
+    with_email.memberships.get(team=team).remove(by=teammate)
+
+    hers.mark_failed(code="X", message="broken")
+    make_import(team, teammate, Status.IMPORTING).mark_failed(code="X", message="broken")
+
+    assert not Delivery.objects.filter(channel=Delivery.Channel.EMAIL).exists()
+
+
 def test_a_paused_webhook_or_an_unsubscribed_event_gets_nothing(team, user):
     paused = add_webhook(team, "https://hooks.example.com/a")
     Webhook.objects.filter(pk=paused.pk).update(paused_at=timezone.now())

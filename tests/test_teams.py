@@ -153,6 +153,25 @@ def test_a_team_admin_adds_a_member_changes_a_role_and_removes_them(
     assert (Action.MEMBER_REMOVED, "carol removed") in actions
 
 
+def test_a_removed_members_tokens_for_the_team_are_revoked_for_good(
+    team, other_team, team_admin, client, django_user_model
+):
+    carol = django_user_model.objects.create_user("carol")
+    membership = team.add_member(carol, Membership.Role.SUBMITTER, by=team_admin)
+    other_team.add_member(carol, Membership.Role.SUBMITTER, by=team_admin)
+    _, raw = ApiToken.issue(user=carol, team=team)
+    _, elsewhere = ApiToken.issue(user=carol, team=other_team)
+
+    membership.remove(by=team_admin)
+    team.add_member(carol, Membership.Role.SUBMITTER, by=team_admin)  # back, later
+
+    assert client.get("/api/imports", headers={"Authorization": f"Bearer {raw}"}).status_code == 401
+    kept = client.get("/api/imports", headers={"Authorization": f"Bearer {elsewhere}"})
+    assert kept.status_code == 200  # the other team's token is its own
+    removed = AuditEvent.objects.get(action=Action.MEMBER_REMOVED)
+    assert removed.detail == "carol removed; 1 API token revoked"
+
+
 def test_adding_an_unknown_user_says_so(admin_client):
     response = admin_client.post(
         reverse("imports:team"), {"action": "add_member", "username": "nobody", "role": "viewer"}

@@ -53,11 +53,16 @@ def test_create_starts_the_upload_for_the_portals_key(user_client, uploading, s3
     s3_stub.add_response(
         "create_multipart_upload",
         {"UploadId": "upload-1"},
-        expected_params={"Bucket": IMPORT_BUCKET, "Key": KEY, "ContentType": "application/x-ova"},
+        # Neither the browser's file name nor its type: the portal's key, bytes.
+        expected_params={
+            "Bucket": IMPORT_BUCKET,
+            "Key": KEY,
+            "ContentType": "application/octet-stream",
+        },
     )
     response = user_client.post(
         reverse("imports:upload_create", args=[uploading.pk]),
-        {"filename": "../../elsewhere.ova", "type": "application/x-ova"},
+        {"filename": "../../elsewhere.ova", "type": "text/html\r\nX-Injected: 1"},
         content_type="application/json",
     )
     assert response.status_code == 200, response.content
