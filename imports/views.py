@@ -375,9 +375,11 @@ def cancel(request, pk):
 @login_required
 @require_GET
 def detail(request, pk):
-    image_import = get_object_or_404(
-        teams.team_imports(request).select_related("submitted_by", "team"), pk=pk
+    image_import = (
+        teams.team_imports(request).select_related("submitted_by", "team").filter(pk=pk).first()
     )
+    if image_import is None:
+        return offer_its_team(request, pk)
     context = {
         "image_import": image_import,
         "may_cancel": may_cancel(image_import),
@@ -396,6 +398,35 @@ def detail(request, pk):
     remember_poll_access(request, image_import)  # its first polls, unchanged, are 204s
     response = render(request, "imports/detail.html", context)
     return allow_upload_to_s3(response, image_import.team) if context["upload"] else response
+
+
+def offer_its_team(request, pk):
+    """An import of another of the person's teams (a link in an e-mail): offer to switch.
+
+    Anyone else gets the 404 a missing import gets, so nothing is learnt of it.
+    """
+    team_id = ImageImport.objects.filter(pk=pk).values_list("team_id", flat=True).first()
+    membership = teams.membership_in(request, team_id) if team_id is not None else None
+    if membership is None:
+        raise Http404(f"No import {pk} in this team.")
+    acting = teams.current_membership(request)
+    return render(
+        request,
+        "confirm.html",
+        {
+            "title": f"Import #{pk} is team {membership.team.name}'s",
+            "question": (
+                f"You are acting for team {acting.team.name}; import #{pk} belongs to team "
+                f"{membership.team.name}, which you are also in. Switch to it to see the import?"
+            ),
+            "action": reverse("imports:switch_team"),
+            "fields": [("team", membership.team_id), ("next", request.path)],
+            "confirm_label": f"Switch to {membership.team.name}",
+            "confirm_class": "primary",
+            "back_url": reverse("imports:history"),
+            "back_label": f"Stay in {acting.team.name}",
+        },
+    )
 
 
 def indented_json(request_payload):

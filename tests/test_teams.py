@@ -435,3 +435,28 @@ def test_a_team_naming_anothers_role_is_never_served_its_task_list(team, other_t
     services.vm_import_tasks(other_team)
     assumed = [r["ExternalId"] for r in emulator.calls()["assumedRoles"]]
     assert assumed == [team.external_id, other_team.external_id]
+
+
+def test_a_link_to_an_import_of_another_of_ones_teams_offers_to_switch(
+    user_client, user, team, other_team, outsider
+):
+    # A link in an e-mail: the import is in the team the person is not acting for.
+    Membership.objects.create(user=user, team=other_team, role=Membership.Role.VIEWER)
+    theirs, _ = ImageImport.submit(team=other_team, user=outsider, payload=valid_payload())
+    url = reverse("imports:detail", args=[theirs.pk])
+
+    offer = user_client.get(url)
+    assert offer.status_code == 200
+    page = offer.content.decode()
+    assert f"Switch to {other_team.name}" in page and f"Stay in {team.name}" in page
+    switched = user_client.post(
+        reverse("imports:switch_team"), {"team": other_team.pk, "next": url}, follow=True
+    )
+    assert switched.redirect_chain[-1][0] == url
+    assert "Web server base" in switched.content.decode()
+
+    # Someone in neither team learns nothing: the same 404 as a missing import.
+    stranger = Client()
+    stranger.force_login(make_member("dave", team))
+    assert stranger.get(url).status_code == 404
+    assert stranger.get(reverse("imports:detail", args=[999999])).status_code == 404
