@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -507,13 +507,17 @@ def switch_team(request):
 
 
 def safe_next(request):
+    """The page to go back to: a path of this portal's, or "" (never another site)."""
     target = request.POST.get("next", "")
-    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+    if target.startswith("/") and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}
+    ):
         return target
     return ""
 
 
 def redirect_to(request, url):
+    """To a URL (never a view's name: `redirect` would try "abc" as one)."""
     if request.htmx:
         return HttpResponseClientRedirect(url)
-    return redirect(url)
+    return HttpResponseRedirect(url)

@@ -397,3 +397,13 @@ def test_an_unexpected_error_on_a_page_is_still_a_500(user, monkeypatch):
 
     monkeypatch.setattr(teams, "current_membership", broken)
     assert client.get("/").status_code == 500
+
+
+@pytest.mark.parametrize(
+    "next_url", ["abc", "-1", "0", "//evil.example/x", "https://evil.example/"]
+)
+def test_a_team_switch_goes_back_only_to_a_path_of_the_portals(user_client, team, next_url):
+    # "abc" read as a view's name was a 500; another site is never a destination.
+    response = user_client.post(reverse("imports:switch_team"), {"team": team.pk, "next": next_url})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("imports:history")
