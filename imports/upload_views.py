@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import aws, services, teams
+from .inputs import json_problem
 from .models import Membership
 
 
@@ -71,9 +72,11 @@ def json_body(request):
         return None
     try:
         body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
-    return body if isinstance(body, dict) else None
+    if not isinstance(body, dict) or json_problem(body):
+        return None  # nested too deeply, or text no database stores
+    return body
 
 
 @login_required
@@ -199,9 +202,12 @@ def complete_upload(request, pk, upload_id):
 
     def complete():
         services.check_upload(image_import, upload_id, key)
-        if not valid_parts(parts):
+        if not valid_parts(parts, aws.part_count(image_import.upload_size)):
             return JsonResponse(
-                {"error": 'Send {"parts": [{"PartNumber": 1, "ETag": "..."}, ...]}, in order.'},
+                {
+                    "error": 'Send {"parts": [{"PartNumber": 1, "ETag": "..."}, ...]}, in order, '
+                    "each part number one of the upload's."
+                },
                 status=400,
             )
         location = services.complete_upload(image_import, upload_id, key, parts, user=request.user)
@@ -210,8 +216,9 @@ def complete_upload(request, pk, upload_id):
     return answer(complete)
 
 
-def valid_parts(parts):
-    if not isinstance(parts, list) or not 1 <= len(parts) <= aws.S3_MAX_PARTS:
+def valid_parts(parts, part_count):
+    """A list of {"PartNumber", "ETag"} in ascending order, each number 1 to part_count."""
+    if not isinstance(parts, list) or not 1 <= len(parts) <= part_count:
         return False
     numbers = []
     for part in parts:
@@ -221,4 +228,4 @@ def valid_parts(parts):
         if not isinstance(number, int) or isinstance(number, bool):
             return False
         numbers.append(number)
-    return numbers == sorted(set(numbers))
+    return numbers == sorted(set(numbers)) and numbers[0] >= 1 and numbers[-1] <= part_count

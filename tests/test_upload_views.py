@@ -320,10 +320,27 @@ def test_complete_joins_the_parts_and_queues_the_import(
         [{"PartNumber": "1", "ETag": "a"}],
         [{"PartNumber": 1}],
         "parts",
+        [{"PartNumber": -1, "ETag": "a"}],  # S3 would answer, in its own words
+        [{"PartNumber": 0, "ETag": "a"}],
+        [{"PartNumber": 4, "ETag": "a"}],  # the upload has three parts
+        [{"PartNumber": 10**30, "ETag": "a"}],
+        {"parts": [{"PartNumber": 1, "ETag": "a"}]},  # not the body's own member
     ],
 )
 def test_complete_refuses_parts_that_are_not_a_list_in_order(user_client, started, parts):
     response = complete(user_client, started, parts)
+    assert response.status_code == 400
+    started.refresh_from_db()
+    assert started.status == Status.UPLOADING
+
+
+@pytest.mark.parametrize(
+    "body", ["[" * 100_000, '{"parts": [{"PartNumber": 1, "ETag": "\\ud800"}]}', '{"parts"']
+)
+def test_a_hostile_body_is_a_400_not_a_500(user_client, started, body):
+    # Nested past Python's recursion limit, a lone surrogate, cut short.
+    url = reverse("imports:upload_complete", args=[started.pk, "upload-1"])
+    response = user_client.post(f"{url}?key={KEY}", body, content_type="application/json")
     assert response.status_code == 400
     started.refresh_from_db()
     assert started.status == Status.UPLOADING
