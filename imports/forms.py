@@ -338,7 +338,7 @@ class ImportVmImageForm(forms.Form):
                     f"{name}: unknown member; the members are: {', '.join(shape)}."
                 )
             elif inner is not None and not isinstance(inner, shape[name]):
-                wanted = "a JSON string" if shape[name] is str else "a JSON boolean"
+                wanted = JSON_TYPE_NAMES[shape[name]]
                 errors[f"{member}.{name}"] = [
                     f"{member}.{name} must be {wanted}, not {json_type(inner)}."
                 ]
@@ -377,6 +377,10 @@ class ImportVmImageForm(forms.Form):
         if tag_errors:
             errors["tags"] = tag_errors
         return errors
+
+
+# A member's Python type as the API's messages name it: "must be a JSON object".
+JSON_TYPE_NAMES = {str: "a JSON string", bool: "a JSON boolean", dict: "a JSON object"}
 
 
 def json_type(value):

@@ -124,6 +124,16 @@ def test_options_without_a_disk_are_refused():
             "diskContainer.userBucket.s3Key must be a JSON string, not a number.",
         ),
         (
+            {"diskContainer": {"format": "vmdk", "userBucket": "x"}},
+            "diskContainer.userBucket",
+            "diskContainer.userBucket must be a JSON object, not a string.",
+        ),
+        (
+            {"diskContainer": {"format": "vmdk", "userBucket": True}},
+            "diskContainer.userBucket",
+            "diskContainer.userBucket must be a JSON object, not a boolean.",
+        ),
+        (
             {"diskContainer": {"format": "vmdk", "userBucket": {"key": "x"}}},
             "diskContainer.userBucket",
             "userBucket.key: unknown member",
