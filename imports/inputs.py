@@ -9,7 +9,12 @@ middleware also reads the body, so that one over DATA_UPLOAD_MAX_MEMORY_SIZE
 (or a form with too many fields) is answered in JSON, DEBUG or not.
 """
 
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.core.exceptions import (
+    BadRequest,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 
 from .error_pages import refusal_before_the_session
 from .errors import api_error, bad_request, is_api
@@ -104,6 +109,12 @@ class RejectMalformedText:
             if not is_api(request):
                 raise
             return bad_request(request, error)
+        except BadRequest as error:
+            # A form body in another charset than UTF-8. Django's own 400 for
+            # it breaks its debug page (DEBUG on): answered here either way.
+            if is_api(request):
+                return api_error(400, str(error))
+            return refusal_before_the_session(request, str(error))
         if problem:
             if is_api(request):
                 return api_error(400, problem)

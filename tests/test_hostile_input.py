@@ -407,3 +407,15 @@ def test_a_team_switch_goes_back_only_to_a_path_of_the_portals(user_client, team
     response = user_client.post(reverse("imports:switch_team"), {"team": team.pk, "next": next_url})
     assert response.status_code == 302
     assert response["Location"] == reverse("imports:history")
+
+
+@pytest.mark.parametrize("path", ["/api/imports", "/accounts/login/", "/imports/new"])
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_form_body_in_another_charset_is_a_400(settings, path, debug):
+    # Django's own refusal broke its debug page (make run): a bare 500.
+    settings.DEBUG = debug
+    response = Client(raise_request_exception=False).post(
+        path, b"a=1", content_type="application/x-www-form-urlencoded; charset=utf-16"
+    )
+    assert response.status_code == 400
+    assert "must be UTF-8 encoded" in response.content.decode()
