@@ -138,6 +138,8 @@ MIDDLEWARE = [
     # portal's 405 page, inside the session and CSRF middleware.
     "imports.error_pages.MethodNotAllowedPages",
     "imports.audit.AuditMiddleware",
+    # A view's database or cache outage is a 503, DEBUG on or off.
+    "imports.errors.DependencyDownMiddleware",
     # Last, as django-axes asks: it answers locked-out sign-ins.
     "axes.middleware.AxesMiddleware",
 ]

@@ -80,6 +80,30 @@ def unavailable_dependency(error):
     return ""
 
 
+def dependency_down(request, dependency, error):
+    logger.warning("%s unavailable while serving %s: %r", dependency, request.path, error)
+    return service_unavailable(request, dependency)
+
+
+class DependencyDownMiddleware:
+    """A view that finds the database or the cache down answers 503, DEBUG on or off.
+
+    Django's handler500 (server_error) answers the same, but only with DEBUG
+    off: under `make run` an outage showed Django's debug page instead of
+    the 503 page, or JSON under /api/.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        dependency = unavailable_dependency(exception)
+        return dependency_down(request, dependency, exception) if dependency else None
+
+
 def service_unavailable(request, dependency):
     if dependency == "database":
         message = (
@@ -211,8 +235,7 @@ def server_error(request):
     error = sys.exc_info()[1]
     dependency = unavailable_dependency(error)
     if dependency:
-        logger.warning("%s unavailable while serving %s: %r", dependency, request.path, error)
-        return service_unavailable(request, dependency)
+        return dependency_down(request, dependency, error)
     if is_api(request):
         return api_error(500, "Something went wrong on our side; it has been logged.")
     return defaults.server_error(request)

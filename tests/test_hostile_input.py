@@ -361,7 +361,13 @@ def test_an_unexpected_error_is_a_json_500(image_import, api_headers, monkeypatc
     assert "a bug" not in body["error"]
 
 
-def test_a_database_outage_under_api_is_a_json_503_with_retry_after(api_headers, monkeypatch):
+# With DEBUG on (make run) too: Django answered with its debug page there.
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_database_outage_under_api_is_a_json_503_with_retry_after(
+    api_headers, monkeypatch, settings, debug
+):
+    settings.DEBUG = debug
+
     def refused(*args, **kwargs):
         raise OperationalError("connection to server at 10.0.0.5 failed: Connection refused")
 
@@ -373,7 +379,9 @@ def test_a_database_outage_under_api_is_a_json_503_with_retry_after(api_headers,
     assert int(response["Retry-After"]) > 0
 
 
-def test_a_database_outage_on_a_page_is_a_503_page_that_says_so(user, monkeypatch):
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_database_outage_on_a_page_is_a_503_page_that_says_so(user, monkeypatch, settings, debug):
+    settings.DEBUG = debug
     client = Client(raise_request_exception=False)
     client.force_login(user)
 
