@@ -183,6 +183,9 @@ def create_import(request):
     api_token = request.api_token
     if not Membership.role_can_submit(api_token.member_role):
         return api_error(403, "This token's user may not submit imports in its team.")
+    if not request.body and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        # The server hands Django no chunked body: it would read as empty.
+        return api_error(411, "Send the body with a Content-Length header, not chunked.")
     try:
         team = api_token.team
         form = NewImportForm.from_json(

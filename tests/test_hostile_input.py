@@ -427,3 +427,15 @@ def test_a_form_body_in_another_charset_is_a_400(settings, path, debug):
     )
     assert response.status_code == 400
     assert "must be UTF-8 encoded" in response.content.decode()
+
+
+def test_a_chunked_body_is_told_to_send_a_content_length(api_headers):
+    # Django reads no chunked body (the server gives it none): not "empty".
+    response = Client().post(
+        "/api/imports",
+        "",
+        content_type="application/json",
+        headers={**api_headers, "Transfer-Encoding": "chunked"},
+    )
+    assert_api_error(response, 411)
+    assert "Content-Length" in response.json()["error"]
