@@ -274,22 +274,55 @@ def sign_parts(image_import, upload_id, key, part_numbers):
     return aws.presign_parts(bucket, key, upload_id, part_numbers, target=image_import.target)
 
 
-def uploaded_parts(image_import, upload_id, key):
+def uploaded_parts(image_import, upload_id, key, *, user):
     check_upload(image_import, upload_id, key)
     bucket, key = upload_location(image_import)
-    return aws.list_parts(bucket, key, upload_id, target=image_import.target)
+    try:
+        return aws.list_parts(bucket, key, upload_id, target=image_import.target)
+    except aws.AwsError as error:
+        if error.code == "NoSuchUpload" and queue_if_already_joined(image_import, user=user):
+            raise UploadError(
+                "The file had already reached S3 in full: nothing is left to send, and the "
+                "import is queued."
+            ) from error
+        raise
 
 
 def complete_upload(image_import, upload_id, key, parts, *, user):
     """Join the parts, then hand the import to the worker (uploading -> queued)."""
     check_upload(image_import, upload_id, key)
     bucket, key = upload_location(image_import)
-    location = aws.complete_multipart_upload(
-        bucket, key, upload_id, parts, target=image_import.target
-    )
+    try:
+        location = aws.complete_multipart_upload(
+            bucket, key, upload_id, parts, target=image_import.target
+        )
+    except aws.AwsError as error:
+        if error.code == "NoSuchUpload" and queue_if_already_joined(image_import, user=user):
+            return f"s3://{bucket}/{key}"
+        raise
     if image_import.mark_uploaded(user=user):
         queue(image_import)
     return location or f"s3://{bucket}/{key}"
+
+
+def queue_if_already_joined(image_import, *, user):
+    """Queue the import if S3 holds its whole file though the upload is gone; True if so.
+
+    S3 joined the parts but the portal lost its answer (a crash or a timeout
+    between the two): the multipart upload no longer exists, and the file
+    does, at its full size. Without this the import would wait as uploading
+    until it is given up as abandoned.
+    """
+    bucket, key = upload_location(image_import)
+    try:
+        size = aws.disk_file_size(bucket, key, target=image_import.target)
+    except aws.AwsError:
+        return False
+    if size is None or size != image_import.upload_size:
+        return False
+    if image_import.mark_uploaded(user=user):
+        queue(image_import)
+    return True
 
 
 def abort_upload(image_import):

@@ -180,7 +180,10 @@ def upload(request, pk, upload_id):
     key = request.GET.get("key")
     if request.method == "GET":
         return answer(
-            lambda: JsonResponse(services.uploaded_parts(image_import, upload_id, key), safe=False)
+            lambda: JsonResponse(
+                services.uploaded_parts(image_import, upload_id, key, user=request.user),
+                safe=False,
+            )
         )
 
     def abort():

@@ -275,6 +275,49 @@ def test_batch_signed_urls_carry_the_parts_to_s3(user_client, uploading, s3_emul
     assert s3.get_object(Bucket=IMPORT_BUCKET, Key=KEY)["Body"].read() == content
 
 
+@pytest.mark.parametrize("asked_again", ["complete", "listParts"])
+def test_an_upload_s3_joined_while_its_answer_was_lost_is_queued(
+    user_client, uploading, s3_emulator, asked_again
+):
+    """S3 completed the upload but the portal never heard (a crash, a timeout): asked again,
+    the upload is gone and the file is whole, so the import goes on, queued."""
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=IMPORT_BUCKET)
+    content = os.urandom(SIZE)
+    upload_id = user_client.post(
+        reverse("imports:upload_create", args=[uploading.pk]), {}, content_type="application/json"
+    ).json()["uploadId"]
+    parts = []
+    for number, start in enumerate(range(0, SIZE, 5 * aws.MiB), start=1):
+        part = s3.upload_part(
+            Bucket=IMPORT_BUCKET,
+            Key=KEY,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=content[start : start + 5 * aws.MiB],
+        )
+        parts.append({"PartNumber": number, "ETag": part["ETag"]})
+    s3.complete_multipart_upload(  # the portal's call, whose answer it never got
+        Bucket=IMPORT_BUCKET, Key=KEY, UploadId=upload_id, MultipartUpload={"Parts": parts}
+    )
+
+    if asked_again == "complete":
+        response = user_client.post(
+            reverse("imports:upload_complete", args=[uploading.pk, upload_id]) + f"?key={KEY}",
+            {"parts": parts},
+            content_type="application/json",
+        )
+        assert response.status_code == 200, response.content
+    else:
+        response = user_client.get(
+            reverse("imports:upload", args=[uploading.pk, upload_id]), {"key": KEY}
+        )
+        assert response.status_code == 409
+        assert "already reached S3 in full" in response.json()["error"]
+    uploading.refresh_from_db()
+    assert uploading.status == Status.QUEUED
+
+
 def test_list_parts_answers_what_s3_holds(user_client, started, s3_stub):
     s3_stub.add_response(
         "list_parts",
