@@ -135,6 +135,10 @@ def new_import(request):
     form = new_import_form(request, request.POST)
     if not form.is_valid():
         return render_form(request, form)
+    switched = team_switched_since_opened(request, membership)
+    if switched:
+        form.add_error(None, switched)
+        return render_form(request, form)
     submission = services.submission_to_record(membership.team, form)
     if submission is None:
         return render_form(request, form)
@@ -154,6 +158,24 @@ def new_import(request):
     # No flash message: the import's own page says what is happening, and
     # stops saying it once it is no longer true.
     return redirect_to(request, detail_url)
+
+
+def team_switched_since_opened(request, membership):
+    """Why the import is not started, if the person switched team since the form was opened.
+
+    The switch happened elsewhere (another tab): the import would otherwise
+    go to a team, an AWS account and a bucket the person did not see here.
+    """
+    opened_for = parse_int(request.POST.get("team", ""))
+    if opened_for is None or opened_for == membership.team_id:
+        return ""
+    then = teams.membership_in(request, opened_for)
+    then_named = f"team {then.team.name}" if then else "another team"
+    return (
+        f"This form was opened for {then_named}; you have since switched to team "
+        f"{membership.team.name}, perhaps in another tab. Nothing was sent: check the form "
+        f"for {membership.team.name} and start the import again, or switch back first."
+    )
 
 
 def new_import_form(request, data=None, **kwargs):

@@ -319,6 +319,28 @@ def test_a_viewer_may_not_open_the_form(client, team, django_user_model):
     assert client.get("/imports/new").status_code == 403
 
 
+def test_a_form_opened_for_another_team_than_the_one_now_acted_for_sends_nothing(
+    user_client, user, team, other_team
+):
+    # Opened for platform, then switched to data in another tab: not sent to data unseen.
+    Membership.objects.create(user=user, team=other_team, role=Membership.Role.SUBMITTER)
+    page = user_client.get("/imports/new").content.decode()
+    assert f'<input type="hidden" name="team" value="{team.pk}">' in page
+    user_client.post(reverse("imports:switch_team"), {"team": other_team.pk})
+
+    response = user_client.post("/imports/new", {**form_data(), "team": team.pk})
+    assert response.status_code == 200
+    assert (
+        f"This form was opened for team {team.name}; you have since switched to team "
+        f"{other_team.name}" in response.content.decode()
+    )
+    assert not ImageImport.objects.exists()
+    # The form drawn again is the current team's: sent again, it goes there.
+    assert f'name="team" value="{other_team.pk}"' in response.content.decode()
+    user_client.post("/imports/new", {**form_data(), "team": other_team.pk})
+    assert ImageImport.objects.get().team == other_team
+
+
 def test_new_import_wrong_method_and_anonymous(client, user_client):
     assert user_client.put("/imports/new").status_code == 405
     client.logout()
