@@ -755,6 +755,30 @@ class NewImportForm(ImportVmImageForm):
             ),
         }
 
+    @staticmethod
+    def settings_of(payload, source, import_image_payload):
+        """A recorded import's requests as this form's initial values and tag rows.
+
+        The inverse of payload() and import_image_request(), less what cannot
+        be the same twice: the client token (a new one is made) and the file
+        to upload (chosen again).
+        """
+        initial = {name: payload[name] for name in STRING_MEMBERS if payload.get(name)}
+        initial.pop("clientToken", None)
+        initial["source"] = source
+        log_group = (payload.get("loggingConfiguration") or {}).get("logGroupName")
+        if log_group:
+            initial["logGroupName"] = log_group
+        if source != Source.VM_IMPORT_TASK:
+            container = import_image_payload["DiskContainers"][0]
+            initial["format"] = container["Format"].lower()
+            if source == Source.S3_OBJECT:
+                initial["s3Key"] = container["UserBucket"]["S3Key"]
+            for name, member, _ in IMPORT_IMAGE_OPTIONS:
+                if member in import_image_payload:
+                    initial[name] = import_image_payload[member]
+        return initial, list((payload.get("tags") or {}).items())
+
     # -- the API's JSON members on this form's fields ---------------------------
 
     members = (*MEMBERS, "loggingConfiguration", "diskContainer", "importImageOptions")

@@ -128,7 +128,7 @@ def new_import(request):
     if membership is None or not membership.can_submit:
         raise PermissionDenied("You need the submitter role in a team to start imports.")
     if request.method == "GET":
-        return render_form(request, new_import_form(request))
+        return render_form(request, form_like_earlier(request) or new_import_form(request))
     if "tags_action" in request.POST:
         return edit_tag_rows(request)
 
@@ -158,6 +158,26 @@ def new_import(request):
     # No flash message: the import's own page says what is happening, and
     # stops saying it once it is no longer true.
     return redirect_to(request, detail_url)
+
+
+def form_like_earlier(request):
+    """?from=<id>: the form filled in as that import of the team was, or None.
+
+    For starting again after a failure without typing it all again; the
+    client token is new, and a file to upload is chosen again.
+    """
+    pk = parse_int(request.GET.get("from", ""))
+    earlier = teams.team_imports(request).filter(pk=pk).first() if pk is not None else None
+    if earlier is None:
+        return None
+    initial, rows = NewImportForm.settings_of(
+        earlier.payload, earlier.source, earlier.import_image_payload
+    )
+    form = new_import_form(request, initial=initial)
+    if rows:  # bound, as edit_tag_rows draws them: the form itself stays unbound
+        form.tags = TagFormSet(tag_formset_data(rows), prefix=form.tags.prefix)
+    form.started_from = earlier
+    return form
 
 
 def team_switched_since_opened(request, membership):
@@ -407,6 +427,7 @@ def detail(request, pk):
         "may_cancel": may_cancel(image_import),
         "cancel_consequence": services.cancel_consequence(image_import),
         "cancel_refusal": services.cannot_cancel_reason(image_import),
+        "may_start_again": may_start_again(image_import),
         "events": image_import.events.select_related("actor"),
         "payload_json": indented_json(image_import.payload),
         "import_image_json": indented_json(image_import.import_image_payload),
@@ -492,6 +513,7 @@ def status(request, pk):
         "may_cancel": may_cancel(image_import),
         "cancel_consequence": services.cancel_consequence(image_import),
         "cancel_refusal": services.cannot_cancel_reason(image_import),
+        "may_start_again": may_start_again(image_import),
     }
     html = render_to_string("imports/detail.html#status", context, request)
     if request.GET.get("seen") not in (None, image_import.version):
@@ -506,6 +528,11 @@ def status(request, pk):
             html += render_to_string(f"imports/detail.html#{part}", oob, request)
     remember_poll_access(request, image_import)
     return stop_polling_when_done(HttpResponse(html), image_import)
+
+
+def may_start_again(image_import):
+    """A failed or cancelled import offers a new one filled in as it was, to submitters."""
+    return image_import.is_failed and Membership.role_can_submit(image_import.viewer_role)
 
 
 def may_cancel(image_import):

@@ -457,3 +457,49 @@ def test_an_uploads_folder_is_a_plain_client_token_itself():
     form = upload_form()
     assert form.is_valid(), form.errors
     assert form.disk_key() == f"{IMPORT_PREFIX}{TOKEN}/My-Web-Server-final-.ova"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        disk_request(
+            description="Web tier",
+            osVersion="22.04",
+            tags={"team": "web", "cost-centre": "42"},
+            loggingConfiguration={"logGroupName": "/aws/imagebuilder/imports"},
+            importImageOptions={
+                "architecture": "arm64",
+                "bootMode": "uefi",
+                "licenseType": "BYOL",
+                "encrypted": True,
+                "kmsKeyId": "alias/imports",
+            },
+        ),
+        valid_payload(tags={"team": "web"}),  # an existing VM import task
+    ],
+    ids=["disk file", "vm import task"],
+)
+def test_an_imports_settings_fill_the_form_in_as_it_was(body):
+    # "Start again with these settings": the same requests, with a new client token.
+    first = form_for(body)
+    assert first.is_valid(), first.error_map()
+    submission = first.submission()
+    initial, rows = NewImportForm.settings_of(
+        submission["payload"], submission["source"], submission["import_image_payload"] or {}
+    )
+    assert "clientToken" not in initial
+    again = NewImportForm(
+        {
+            **{name: "on" if value is True else value for name, value in initial.items()},
+            "clientToken": "8e0c2d4f-5a6b-4c7d-9e8f-0a1b2c3d4e5f",
+            **forms.tag_formset_data(rows),
+        },
+        import_bucket=BUCKET,
+        import_prefix=PREFIX,
+    )
+    assert again.is_valid(), again.error_map()
+    assert again.payload() == {
+        **submission["payload"],
+        "clientToken": "8e0c2d4f-5a6b-4c7d-9e8f-0a1b2c3d4e5f",
+    }
+    assert again.import_image_request() == submission["import_image_payload"]

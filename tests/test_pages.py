@@ -341,6 +341,31 @@ def test_a_form_opened_for_another_team_than_the_one_now_acted_for_sends_nothing
     assert ImageImport.objects.get().team == other_team
 
 
+def test_a_failed_import_starts_again_with_its_settings(user_client, client, team, user, teammate):
+    failed = make_import(
+        team,
+        user,
+        Status.FAILED,
+        payload={"name": "Web tier", "semanticVersion": "2.3.4", "tags": {"team": "web"}},
+        error_code="ClientException",
+        error_message="The task was not found.",
+    )
+    page = user_client.get(reverse("imports:detail", args=[failed.pk])).content.decode()
+    again = f"{reverse('imports:new')}?from={failed.pk}"
+    assert f'href="{again}">Start again with these settings</a>' in page
+
+    form = user_client.get(again).content.decode()
+    assert f'Filled in as <a href="/imports/{failed.pk}">import #{failed.pk}</a> was' in form
+    assert 'value="Web tier"' in form and 'value="2.3.4"' in form and 'value="web"' in form
+    assert failed.client_token not in form  # a new token: a new import
+
+    # A viewer may not start imports: not offered.
+    teammate.memberships.update(role=Membership.Role.VIEWER)
+    client.force_login(teammate)
+    viewer_page = client.get(reverse("imports:detail", args=[failed.pk])).content.decode()
+    assert "Start again with these settings" not in viewer_page
+
+
 def test_new_import_wrong_method_and_anonymous(client, user_client):
     assert user_client.put("/imports/new").status_code == 405
     client.logout()
