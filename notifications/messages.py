@@ -45,6 +45,10 @@ def facts(payload):
     if image_import is None:
         return []
     found = [("Import", f"#{image_import['id']} ({image_import['platform']})")]
+    if payload.get("team"):
+        found.append(("Team", payload["team"]["name"]))
+    if payload.get("startedBy"):
+        found.append(("Started by", payload["startedBy"]))
     if event == Event.AVAILABLE:
         found.append(("Image ARN", image_import.get("imageArn") or "(none)"))
         amis = image_import.get("amis") or []
@@ -68,8 +72,18 @@ def link(payload):
 
 
 def generic_body(payload):
-    """The signed JSON: exactly {"event", "import"}, compact and in a stable order."""
-    body = {"event": payload["event"], "import": payload.get("import")}
+    """The signed JSON: {"event", "import", "team", "url"}, compact and in a stable order.
+
+    `team` and `url` are null where the event has none (a test message) or
+    the delivery was recorded before they were added.
+    """
+    image_import = payload.get("import")
+    body = {
+        "event": payload["event"],
+        "import": image_import,
+        "team": payload.get("team"),
+        "url": import_url(image_import) if image_import else None,
+    }
     return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
 
 

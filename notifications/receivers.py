@@ -27,12 +27,18 @@ def create_deliveries(sender, image_import, event, **kwargs):
     the transition committed. The sends are queued once it has.
     """
     event = EVENT_OF_SIGNAL[event]
-    payload = {"event": event.value, "import": serialize(image_import)}
+    person = image_import.submitted_by
+    payload = {
+        "event": event.value,
+        "import": serialize(image_import),
+        # Whose it is, for a message read outside the portal (a shared channel).
+        "team": {"id": image_import.team_id, "name": image_import.team.name},
+        "startedBy": person.get_username(),
+    }
     hint = failure_hint(image_import)
     if hint:
         payload["hint"] = hint
     deliveries = []
-    person = image_import.submitted_by
     if wants_email(person, image_import.team_id):
         deliveries.append(
             Delivery(

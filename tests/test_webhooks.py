@@ -7,6 +7,7 @@ import ssl
 import pytest
 import trustme
 import urllib3
+from django.conf import settings
 
 from imports.api import serialize
 from imports.models import Status
@@ -51,7 +52,12 @@ def test_the_generic_json_is_the_api_object_signed_over_the_raw_body(team, user,
     assert not verify("whsec_wrong", request["headers"], body)
     assert not verify(webhook.secret, request["headers"], body.replace(b"Web", b"Wob"))
     image_import.refresh_from_db()
-    assert json.loads(body) == {"event": "import.available", "import": serialize(image_import)}
+    assert json.loads(body) == {
+        "event": "import.available",
+        "import": serialize(image_import),
+        "team": {"id": team.pk, "name": team.name},
+        "url": f"{settings.PORTAL_URL.rstrip('/')}/imports/{image_import.pk}",
+    }
     assert request["headers"]["X-Portal-Event"] == "import.available"
     assert request["headers"]["Content-Type"] == "application/json"
 
@@ -98,6 +104,9 @@ def test_teams_gets_an_adaptive_card_in_a_message_envelope(team, user, loopback)
     )
     assert facts["type"] == "FactSet"
     assert {"title": "AMIs", "value": "ami-0a1b2c3d4e5f60718 (us-east-1)"} in facts["facts"]
+    # Whose import, for a channel several teams read.
+    assert {"title": "Team", "value": "platform"} in facts["facts"]
+    assert {"title": "Started by", "value": "alice"} in facts["facts"]
     assert all(set(fact) == {"title", "value"} for fact in facts["facts"])
     assert card["actions"] == [
         {
