@@ -291,6 +291,17 @@ class ImportVmImageForm(forms.Form):
         self.fields["semanticVersion"].validators.append(validate_semantic_version)
         self.tags = TagFormSet(data, prefix=TAGS_PREFIX)
 
+    def clean_vmImportTaskId(self):
+        task_id = self.cleaned_data["vmImportTaskId"]
+        if task_id.startswith("ami-"):
+            # The AMI a finished task made is the usual mistake: Image Builder
+            # would only answer that no such task exists.
+            raise ValidationError(
+                f"{task_id} is an AMI's ID; a VM import task's ID starts with import-ami-.",
+                code="ami_not_task",
+            )
+        return task_id
+
     @classmethod
     def from_json(cls, body, **kwargs):
         """A bound form for a decoded JSON request; RequestShapeError for wrong types."""

@@ -331,3 +331,11 @@ def test_a_forms_choice_fields_share_their_choices_and_nothing_else():
     assert "list" not in shared.widget.attrs
     assert second.fields["format"].choices is shared.choices
     assert ("vmdk", "vmdk") in shared.choices
+
+
+def test_an_amis_id_for_the_task_says_what_a_task_id_looks_like():
+    form = ImportVmImageForm.from_json(valid_payload(vmImportTaskId="ami-0eca4fd498d969090"))
+    assert not form.is_valid()
+    assert form.errors["vmImportTaskId"] == [
+        "ami-0eca4fd498d969090 is an AMI's ID; a VM import task's ID starts with import-ami-."
+    ]
