@@ -63,7 +63,10 @@ class AwsTargetForm(forms.Form):
         help_text="For example eu-west-1; empty: the portal's default.",
     )
     aws_account_id = forms.CharField(
-        label="Account ID", required=False, help_text="12 digits; empty: the worker's own account."
+        label="Account ID",
+        required=False,
+        help_text="12 digits, the role's account; empty: the role's, or without a role the "
+        "worker's own account.",
     )
     aws_role_arn = forms.CharField(
         label="Role to assume",
@@ -142,6 +145,16 @@ class AwsTargetForm(forms.Form):
                 )
             elif self.cleaned_data.get("aws_account_id") not in ("", match[1]):
                 self.add_error("aws_role_arn", "The role must be in the target account.")
+            elif "aws_account_id" in self.cleaned_data:
+                # Where imports go: the role's account, said on the page.
+                self.cleaned_data["aws_account_id"] = match[1]
+        elif self.cleaned_data.get("aws_account_id"):
+            self.add_error(
+                "aws_account_id",
+                "Without a role to assume, imports go to the account of the worker's own "
+                "credentials, whatever is set here: give a role in this account too, or leave "
+                "the account empty.",
+            )
         return self.cleaned_data
 
 

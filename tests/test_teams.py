@@ -62,6 +62,8 @@ def test_a_team_admin_sets_the_target_and_it_is_audited(admin_client, team):
         ({"aws_account_id": "1234"}, "exactly 12 digits"),
         ({"aws_role_arn": "role/x"}, "A role ARN looks like"),
         ({"aws_account_id": "111111111111", "aws_role_arn": ROLE_ARN}, "in the target account"),
+        # Imports would go to the worker's own account: the page would say another.
+        ({"aws_account_id": "111111111111"}, "Without a role to assume, imports go to"),
     ],
 )
 def test_a_wrong_target_says_which_rule_it_broke(admin_client, team, values, message):
@@ -460,3 +462,10 @@ def test_a_link_to_an_import_of_another_of_ones_teams_offers_to_switch(
     stranger.force_login(make_member("dave", team))
     assert stranger.get(url).status_code == 404
     assert stranger.get(reverse("imports:detail", args=[999999])).status_code == 404
+
+
+def test_a_role_alone_names_the_account_imports_go_to(admin_client, team):
+    set_target(admin_client, aws_role_arn=ROLE_ARN)
+    team.refresh_from_db()
+    assert team.aws_account_id == ROLE_ARN.split(":")[4]
+    assert f"account {team.aws_account_id}" in team.target_summary
