@@ -21,7 +21,10 @@ workers = int(os.environ.get("WEB_CONCURRENCY") or min(2 * multiprocessing.cpu_c
 # every one (config/gunicorn_worker.py); gunicorn's own where Linux lacks that.
 if gunicorn_worker.AVAILABLE:
     worker_class = "config.gunicorn_worker.SyncWorker"
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+# Longer than one AWS call the web makes (a picker's, Check setup's, a
+# cancel's: AWS_CONNECT_TIMEOUT + AWS_READ_TIMEOUT, 35 s by default), so a
+# request waiting on AWS ends with AWS's words, not a worker killed mid-way.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "45"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "1000"))
