@@ -143,15 +143,20 @@ def hanging_capable_wrapper(port):
     return handler["default"]
 
 
-def test_postgresql_connections_carry_a_connect_and_a_statement_timeout(settings):
+def test_postgresql_connections_carry_a_connect_and_a_statement_timeout(settings, db):
     timeouts = portal_settings.postgres_session_options()
     assert 0 < timeouts["connect_timeout"] <= 5
     given = timeouts["options"].split()
     assert f"statement_timeout={settings.DATABASE_STATEMENT_TIMEOUT * 1000}" in given
     database = settings.DATABASES["default"]
+    # A server gone away (no answer at all) is noticed by TCP, not left to the kernel's 15 min.
+    assert timeouts["keepalives"] == 1 and 0 < timeouts["tcp_user_timeout"] <= 60_000
     if connection.vendor == "postgresql":
         assert database["OPTIONS"]["connect_timeout"] == timeouts["connect_timeout"]
         assert database["OPTIONS"]["options"] == timeouts["options"]
+        connection.ensure_connection()
+        dsn = connection.connection.info.dsn
+        assert "keepalives_idle=10" in dsn and "tcp_user_timeout=30000" in dsn
 
 
 def test_a_database_that_never_answers_fails_instead_of_hanging(django_db_blocker):
