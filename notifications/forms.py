@@ -12,14 +12,25 @@ class WebhookForm(forms.Form):
         "give you this URL when you add an incoming webhook or a workflow.",
         widget=forms.URLInput(attrs={"placeholder": "https://hooks.slack.com/services/…"}),
     )
-    kind = forms.ChoiceField(choices=Webhook.Kind.choices, initial=Webhook.Kind.SLACK)
+    kind = forms.ChoiceField(
+        label="Kind",
+        choices=Webhook.Kind.choices,
+        initial=Webhook.Kind.SLACK,
+        help_text="Slack and Teams get a readable message. Generic JSON is for your own "
+        "receiver: each message is signed with a secret shown once, after you add the webhook.",
+    )
     events = forms.MultipleChoiceField(
         choices=[(event.value, event.label) for event in IMPORT_EVENTS],
         initial=DEFAULT_WEBHOOK_EVENTS,
         widget=forms.CheckboxSelectMultiple,
-        help_text="“Upload finished” is sent once disk-file imports exist.",
+        help_text="“Upload finished”: a disk file sent from the browser has reached the "
+        "team's bucket and its import is queued.",
     )
-    name = forms.CharField(max_length=100, required=False, help_text="Optional, for you.")
+    name = forms.CharField(
+        max_length=100,
+        required=False,
+        help_text="Optional: a name that tells this webhook apart on the Team page.",
+    )
 
     def clean_url(self):
         url = self.cleaned_data["url"].strip()

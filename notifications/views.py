@@ -1,6 +1,7 @@
 """The profile page (a person's e-mail choice) and a team's webhooks."""
 
 from functools import partial
+from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -43,6 +44,11 @@ def managed_team(request):
     if not membership.can_manage:
         raise PermissionDenied("Only a team admin can change the team's webhooks.")
     return membership.team
+
+
+def host(webhook):
+    """Where a webhook goes, as messages name it: the host only (a URL's path may be its secret)."""
+    return urlsplit(webhook.url).netloc
 
 
 def team_webhook(request, pk):
@@ -88,11 +94,18 @@ def change_webhook(request, pk):
     webhook = team_webhook(request, pk)
     if request.POST.get("resume"):
         if webhook.resume(by=request.user):
-            messages.success(request, "Webhook resumed.")
+            messages.success(request, f"The webhook to {host(webhook)} is on again.")
         return redirect("imports:team")
     form = EventsForm(request.POST)
     if form.is_valid() and webhook.change_events(form.cleaned_data["events"], by=request.user):
-        messages.success(request, "Webhook events saved.")
+        chosen = [f"“{Event(value).label}”" for value in form.cleaned_data["events"]]
+        if len(chosen) > 1:
+            said = f"now sends {', '.join(chosen[:-1])} and {chosen[-1]}."
+        elif chosen:
+            said = f"now sends {chosen[0]} only."
+        else:
+            said = "now sends nothing until you choose an event."
+        messages.success(request, f"Saved: the webhook to {host(webhook)} {said}")
     return redirect("imports:team")
 
 
@@ -101,7 +114,7 @@ def change_webhook(request, pk):
 def remove_webhook(request, pk):
     webhook = team_webhook(request, pk)
     webhook.remove(by=request.user)
-    messages.success(request, "Webhook removed.")
+    messages.success(request, f"The webhook to {host(webhook)} is removed: nothing more is sent.")
     return redirect("imports:team")
 
 
@@ -125,7 +138,11 @@ def test_webhook(request, pk):
             Action.WEBHOOK_TESTED, actor=request.user, team=webhook.team, detail=f"{webhook}"
         )
         transaction.on_commit(partial(tasks.queue, [delivery.pk]))
-    messages.success(request, "Test message queued; its result appears below in a moment.")
+    messages.success(
+        request,
+        f"Test message queued for {host(webhook)}: "
+        "its result shows under Last deliveries in a moment.",
+    )
     return redirect("imports:team")
 
 
@@ -140,5 +157,9 @@ def redeliver(request, pk):
     )
     again = delivery.redeliver(by=request.user)
     transaction.on_commit(partial(tasks.queue, [again.pk]))
-    messages.success(request, "Delivery queued again.")
+    messages.success(
+        request,
+        f"Delivery queued again: “{delivery.get_event_display()}” goes to "
+        f"{host(delivery.webhook)} once more.",
+    )
     return redirect("imports:team")

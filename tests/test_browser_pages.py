@@ -639,3 +639,112 @@ def test_a_delivery_is_a_readable_card_on_a_phone_and_redelivers(
     expect(page.get_by_role("status").filter(has_text="Delivery queued again")).to_be_visible()
     assert Delivery.objects.filter(redelivery_of=failed).count() == 1
     context.close()
+
+
+def words_split_over_lines(page, cell):
+    """The words of a cell's text (up to 20 letters) that wrap mid-word onto a second line."""
+    return cell.evaluate(
+        """cell => {
+          const split = [];
+          const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+          for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            for (const match of node.data.matchAll(/\\S+/g)) {
+              if (match[0].length > 20) continue;
+              const range = document.createRange();
+              range.setStart(node, match.index);
+              range.setEnd(node, match.index + match[0].length);
+              const tops = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+              if (tops.size > 1) split.push(match[0]);
+            }
+          }
+          return split;
+        }"""
+    )
+
+
+def test_the_history_at_1280_px_gives_names_room_and_copies_only_what_there_is(
+    browser, live_server, portal, team, user
+):
+    # A disk file still on its way: no VM import task yet, so nothing to copy.
+    uploading = make_import(
+        team,
+        user,
+        Status.UPLOADING,
+        vm_import_task_id="",
+        payload={"name": "Payments database base image, hardened for production"},
+    )
+    context = browser.new_context(base_url=live_server.url, viewport=DESKTOP)
+    page = context.new_page()
+    sign_in(page, user)
+
+    row = page.locator(f"#import-{uploading.pk}")
+    expect(row.locator(".cell-task")).to_have_text("—")
+    expect(row.get_by_role("button", name=re.compile("^Copy"))).to_have_count(0)
+    importing = page.locator(f"#import-{portal['importing'].pk}")
+    expect(
+        importing.get_by_role("button", name="Copy VM import task ID of Database base")
+    ).to_be_visible()
+
+    rows = page.locator("table.history tbody tr")
+    for index in range(rows.count()):
+        name = rows.nth(index).locator(".cell-name")
+        assert name.bounding_box()["width"] >= 14 * 16, name.text_content()
+        assert words_split_over_lines(page, name) == [], name.text_content()
+    failed = page.locator(f"#import-{portal['failed'].pk}")
+    name_width = failed.locator(".cell-name").bounding_box()["width"]
+    status_width = failed.locator(".cell-status").bounding_box()["width"]
+    assert status_width < name_width + 60, (name_width, status_width)
+    assert horizontal_overflow(page) == 0
+    context.close()
+
+
+@pytest.mark.parametrize(
+    "url, label, text_label",
+    [
+        ("/team/webhooks/new", "Webhook URL", "Name"),
+        ("/profile", "E-mail address", None),
+    ],
+)
+def test_url_and_email_fields_look_like_the_other_fields(
+    browser, live_server, portal, user, url, label, text_label
+):
+    context = browser.new_context(base_url=live_server.url, viewport=DESKTOP)
+    page = context.new_page()
+    sign_in(page, user)
+    page.goto(url)
+    looks = """input => {
+        const style = getComputedStyle(input);
+        return [style.borderTopColor, style.borderTopWidth, style.borderTopLeftRadius,
+                style.paddingLeft, style.fontSize, style.fontFamily];
+    }"""
+    field = page.get_by_label(label, exact=True)
+    if text_label:
+        expected = page.get_by_label(text_label, exact=True).evaluate(looks)
+    else:
+        page.goto("/team/webhooks/new")
+        expected = page.get_by_label("Name", exact=True).evaluate(looks)
+        page.goto(url)
+    assert field.evaluate(looks) == expected
+    box = field.bounding_box()
+    assert box["width"] > 300  # as wide as the other fields, not the browser's default
+    context.close()
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["390px", "1280px"])
+def test_the_added_webhook_page_with_its_signing_steps_passes_axe_and_fits(
+    browser, live_server, portal, user, settings, viewport
+):
+    settings.WEBHOOK_ALLOW_PRIVATE = True  # a receiver on this machine: no DNS here
+    context = browser.new_context(base_url=live_server.url, viewport=viewport, bypass_csp=True)
+    page = context.new_page()
+    sign_in(page, user)
+    page.goto("/team/webhooks/new")
+    page.get_by_label("Webhook URL").fill("http://127.0.0.1:9/hook")
+    page.get_by_label("Kind").select_option("json")
+    page.get_by_role("button", name="Add the webhook").click()
+
+    expect(page.get_by_role("heading", name="How your receiver checks a message")).to_be_visible()
+    expect(page.get_by_role("alert")).to_contain_text("The webhook to 127.0.0.1:9 is on")
+    problems = audit_current(page)
+    assert not problems, "\n".join(problems)
+    context.close()

@@ -6,6 +6,7 @@ are exercised as they are in production. The portal's EC2 and Image Builder
 calls go to the project's emulator.
 """
 
+import json
 import os
 import re
 import time
@@ -208,7 +209,7 @@ def test_a_file_goes_to_s3_survives_a_dropped_network_and_the_import_reaches_ava
     page.unroute(re.compile(r"^http://127\.0\.0\.1:\d+/" + IMPORT_BUCKET + "/"))
     page.context.set_offline(False)
 
-    expect(page).to_have_url(DETAIL_URL, timeout=POLLED)
+    expect_the_imports_page(page)
     image_import.refresh_from_db()
     assert image_import.status != Status.UPLOADING
     head = s3.head_object(Bucket=IMPORT_BUCKET, Key=image_import.user_bucket["S3Key"])
@@ -262,6 +263,139 @@ def test_an_upload_resumes_from_the_imports_page_after_a_reload(
     assert len(sent) == 2 and not any(is_part_one(url) for url in sent), sent
     image_import.refresh_from_db()
     assert image_import.status != Status.UPLOADING
+
+
+def test_once_the_import_is_recorded_a_reload_lands_on_its_page_with_the_resume_field(
+    page, user, disk_team, s3, tmp_path
+):
+    held = []
+    sign_in(page, user)
+    image_import = start_held_upload(page, tmp_path, held)
+
+    # Still the New import page, sending: only its address is the import's.
+    expect(page).to_have_url(re.compile(rf"/imports/{image_import.pk}$"))
+    expect(page.get_by_role("heading", name="New import")).to_be_visible()
+    expect(page.locator("#upload-panel [data-upload-state]")).to_contain_text("Uploading")
+
+    page.reload()
+    page.unroute(S3_URLS)
+
+    expect(page).to_have_url(re.compile(rf"/imports/{image_import.pk}$"))
+    expect(page.get_by_role("heading", name="Web server base", level=1)).to_be_visible()
+    expect(page.locator("#status .status")).to_have_text("Uploading")
+    expect(page.get_by_role("heading", name="Resume the upload")).to_be_visible()
+    resume = page.get_by_label(re.compile("^The same disk image file"))
+    expect(resume).to_be_visible()
+
+    resume.set_input_files(str(tmp_path / "web.raw"))  # the file start_held_upload sent
+    expect(page.locator("#status .status")).not_to_have_text("Uploading", timeout=POLLED)
+    image_import.refresh_from_db()
+    assert image_import.status != Status.UPLOADING
+
+
+def upload_state(page):
+    return page.locator("#upload-panel [data-upload-state]")
+
+
+def start_upload(page, disk):
+    fill_new_import(page, disk)
+    page.get_by_role("button", name="Start import").click()
+
+
+def test_a_bucket_that_does_not_exist_is_said_in_the_portals_words(
+    page, user, disk_team, s3, tmp_path
+):
+    disk_team.import_bucket = "platform-imports-gone"  # deleted, or never made
+    disk_team.save()
+    sign_in(page, user)
+
+    start_upload(page, raw_disk(tmp_path / "web.raw", MIB))
+
+    state = upload_state(page)
+    expect(state).to_contain_text("The upload could not start: S3 refused:", timeout=POLLED)
+    expect(state).to_contain_text("NoSuchBucket")
+    expect(state).to_contain_text("Nothing has been sent yet")
+    expect(state).not_to_contain_text("Could not POST")
+    expect(page.get_by_role("button", name="Try again")).to_be_visible()
+    image_import = ImageImport.objects.get()
+    assert image_import.status == Status.UPLOADING  # kept for Try again, not cancelled
+    expect(page).to_have_url(re.compile(rf"/imports/{image_import.pk}$"))
+
+
+def test_a_refused_signature_is_said_in_the_portals_words(page, user, disk_team, s3, tmp_path):
+    def end_the_import_first(route):
+        # The import ends before the portal signs: it refuses (409), saying why.
+        ImageImport.objects.update(status=Status.FAILED)
+        route.continue_()
+
+    page.route(re.compile(r"/s3/multipart/[^/]+/batch\?"), end_the_import_first)
+    sign_in(page, user)
+
+    start_upload(page, raw_disk(tmp_path / "web.raw", MIB))
+
+    state = upload_state(page)
+    # Uppy asks again (about 9 s in all) before it gives up.
+    expect(state).to_contain_text(
+        "The portal could not sign the parts' URLs: This import is failed.", timeout=30_000
+    )
+    expect(state).not_to_contain_text("Could not")
+
+
+def test_a_completion_s3_refuses_is_said_in_the_portals_words_and_keeps_the_import(
+    page, user, disk_team, s3, tmp_path
+):
+    def name_a_part_s3_does_not_hold(route):
+        # S3 refuses to assemble a part whose ETag it does not have (InvalidPart).
+        body = route.request.post_data_json
+        body["parts"][0]["ETag"] = '"00000000000000000000000000000000"'
+        route.continue_(post_data=json.dumps(body))
+
+    page.route(re.compile(r"/s3/multipart/[^/]+/complete\?"), name_a_part_s3_does_not_hold)
+    sign_in(page, user)
+
+    start_upload(page, raw_disk(tmp_path / "web.raw", MIB))
+
+    state = upload_state(page)
+    expect(state).to_contain_text(
+        "Every part was sent, but the upload could not be completed: S3 refused:", timeout=POLLED
+    )
+    expect(state).to_contain_text("InvalidPart")
+    expect(state).not_to_contain_text("Could not POST")
+    page.wait_for_timeout(500)  # Uppy's clean-up after an error has run by now
+    image_import = ImageImport.objects.get()
+    assert image_import.status == Status.UPLOADING, image_import.error_message
+    expect(page.get_by_role("heading", name="New import")).to_be_visible()  # not left for a cancel
+
+
+def test_parts_s3_cannot_list_on_resume_are_said_in_the_portals_words(
+    page, user, disk_team, s3, tmp_path
+):
+    disk = raw_disk(tmp_path / "web.raw", 12 * MIB)
+    page.route(
+        S3_URLS,
+        lambda route: (
+            route.continue_() if is_part_one(route.request.url) else route.abort("connectionreset")
+        ),
+    )
+    sign_in(page, user)
+    start_upload(page, disk)
+    image_import = wait_for(page, lambda: ImageImport.objects.first())
+    wait_for(page, lambda: len(parts_in_s3(s3, image_import)) == 1)
+    page.reload()
+    page.unroute(S3_URLS)
+    image_import.refresh_from_db()
+    s3.abort_multipart_upload(
+        Bucket=IMPORT_BUCKET, Key=image_import.user_bucket["S3Key"], UploadId=image_import.upload_id
+    )
+
+    page.get_by_label(re.compile("^The same disk image file")).set_input_files(str(disk))
+
+    state = upload_state(page)
+    expect(state).to_contain_text(
+        "The parts already in S3 could not be listed: S3 refused:", timeout=POLLED
+    )
+    expect(state).to_contain_text("NoSuchUpload")
+    expect(state).not_to_contain_text("Could not GET")
 
 
 HEADERS = {
@@ -358,11 +492,12 @@ def test_pause_and_resume(page, user, disk_team, s3, tmp_path):
     expect(panel.locator("[data-upload-state]")).to_contain_text("Paused")
     page.unroute(S3_URLS)  # pausing aborted the held requests: nothing goes out now
     page.wait_for_timeout(1000)
-    expect(page).to_have_url(re.compile("/imports/new$"))  # still paused
+    expect(panel.locator("[data-upload-state]")).to_contain_text("Paused")  # still paused
+    expect(page.get_by_role("heading", name="New import")).to_be_visible()  # not yet left
 
     panel.get_by_role("button", name="Resume").click()
 
-    expect(page).to_have_url(DETAIL_URL, timeout=POLLED)
+    expect_the_imports_page(page)
 
 
 def test_cancel_aborts_the_upload_and_cancels_the_import(page, user, disk_team, s3, tmp_path):
@@ -373,13 +508,15 @@ def test_cancel_aborts_the_upload_and_cancels_the_import(page, user, disk_team, 
 
     page.locator("#upload-panel").get_by_role("button", name="Cancel upload").click()
 
-    expect(page).to_have_url(DETAIL_URL, timeout=POLLED)
+    expect_the_imports_page(page)
     image_import.refresh_from_db()
     assert (image_import.status, image_import.error_message) == (
         Status.FAILED,
         f"Cancelled by {user.username}.",
     )
-    assert s3.list_multipart_uploads(Bucket=IMPORT_BUCKET).get("Uploads", []) == []
+    # moto's S3 outlives a test: only this import's upload counts.
+    uploads = s3.list_multipart_uploads(Bucket=IMPORT_BUCKET).get("Uploads", [])
+    assert [u for u in uploads if u["Key"] == image_import.user_bucket["S3Key"]] == []
 
 
 def upload_and_watch(page, disk):
@@ -412,7 +549,7 @@ def test_the_next_batch_of_urls_is_asked_for_before_the_parts_run_out(
 
     asked = upload_and_watch(page, disk)
 
-    expect(page).to_have_url(DETAIL_URL, timeout=60_000)
+    expect_the_imports_page(page, timeout=60_000)
     batches = [numbers for kind, numbers in asked if kind == "sign"]
     assert batches == [list(range(1, 21)), [21]], batches
     # Asked for when part 11's URL was taken, well before part 13 was sent.
@@ -445,7 +582,7 @@ def test_a_url_close_to_its_expiry_is_signed_again_before_its_put(
     for route in held:  # parts 1-4 fail and are sent again, each needing a new URL
         route.abort("connectionreset")
 
-    expect(page).to_have_url(DETAIL_URL, timeout=POLLED)
+    expect_the_imports_page(page)
     batches = [numbers for kind, numbers in asked if kind == "sign"]
     assert batches[0] == [1, 2, 3, 4, 5, 6], batches
     # Every part is signed again, 5 and 6 too, whose first URLs were never
@@ -470,10 +607,19 @@ def test_the_upload_fields_fit_a_phone(browser, live_server, user, disk_team, s3
     context.close()
 
 
+def expect_the_imports_page(page, timeout=POLLED):
+    """The import's own page, loaded: not just its address, which the page takes at once."""
+    expect(page.locator("#status")).to_be_attached(timeout=timeout)
+    expect(page).to_have_url(DETAIL_URL)
+
+
 def parts_in_s3(s3, image_import):
+    """The parts S3 holds for this import's upload (moto's S3 outlives a test: not others')."""
+    image_import.refresh_from_db()
+    key = image_import.user_bucket["S3Key"]
     uploads = s3.list_multipart_uploads(Bucket=IMPORT_BUCKET).get("Uploads", [])
     parts = []
-    for upload in uploads:
+    for upload in (u for u in uploads if u["Key"] == key):
         parts += s3.list_parts(
             Bucket=IMPORT_BUCKET, Key=upload["Key"], UploadId=upload["UploadId"]
         ).get("Parts", [])
@@ -570,7 +716,7 @@ def test_screenshots_of_a_disk_file_on_its_way(page, user, disk_team, s3, worker
     page.screenshot(path=str(SHOTS / "upload-desktop.png"), full_page=True)
     for route in held:
         route.continue_()
-    expect(page).to_have_url(DETAIL_URL, timeout=POLLED)
+    expect_the_imports_page(page)
     page.unroute(s3_urls)
     image_import = ImageImport.objects.get()
     wait_for(page, lambda: ImageImport.objects.get(pk=image_import.pk).vm_import_task_id, 30)

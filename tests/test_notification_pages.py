@@ -288,3 +288,98 @@ def test_the_team_page_lists_the_last_deliveries_and_redelivers_one(
     assert queued[-1] == again.pk
     event = AuditEvent.objects.get(action=Action.WEBHOOK_REDELIVERED)
     assert event.actor == admin and str(delivery.idempotency_key) in event.detail
+
+
+def messages_of(response):
+    return [html.unescape(m) for m in re.findall(r'class="message[^"]*"[^>]*>(.*?)<', response)]
+
+
+def test_the_added_page_explains_how_to_check_a_signature_in_place(admin_client, team, public_dns):
+    add_json_webhook(admin_client)
+    page = html.unescape(admin_client.get("/team/webhooks/added").content.decode())
+
+    assert "The webhook to <code>hooks.example.com</code> is on" in page
+    assert "Generic JSON, signed webhook" not in page and "README" not in page
+    steps = page.split('id="verify-title"')[1]
+    for needed in (
+        "X-Portal-Timestamp",
+        "X-Portal-Signature",
+        "sha256=",
+        "HMAC-SHA256",
+        "<code><timestamp>.<body></code>",
+        "before parsing its JSON",
+        "constant-time",
+        "hmac.compare_digest",
+        "five minutes",
+    ):
+        assert needed in steps, needed
+
+
+def test_a_slack_webhook_added_says_where_it_goes_and_has_no_secret_to_check(
+    admin_client, team, public_dns
+):
+    admin_client.post(
+        "/team/webhooks/new",
+        {
+            "url": "https://hooks.slack.com/services/T0/B0/s3cr3t",
+            "kind": "slack",
+            "events": ["import.failed"],
+        },
+    )
+    page = admin_client.get("/team/webhooks/added").content.decode()
+    assert "The webhook to <code>hooks.slack.com</code> is on: your Slack channel" in page
+    assert "s3cr3t" not in page and "verify-title" not in page
+
+
+def test_the_webhook_form_says_what_upload_finished_is(admin_client):
+    page = html.unescape(admin_client.get("/team/webhooks/new").content.decode())
+    assert "once disk-file imports exist" not in page
+    assert (
+        "“Upload finished”: a disk file sent from the browser has reached the team's bucket "
+        "and its import is queued." in page
+    )
+    assert 'type="url"' in page
+
+
+def test_webhook_messages_name_the_webhook_in_plain_words(
+    admin_client, admin, team, user, monkeypatch
+):
+    from notifications import tasks
+
+    monkeypatch.setattr(tasks, "queue", lambda ids: None)
+    webhook = Webhook.add(
+        team=team, url="https://hooks.example.com/x", kind="json", events=[], by=admin
+    )
+    Webhook.objects.filter(pk=webhook.pk).update(paused_at="2026-01-01T00:00Z", failures=5)
+
+    def said(url, data):
+        return messages_of(admin_client.post(url, data, follow=True).content.decode())
+
+    base = f"/team/webhooks/{webhook.pk}"
+    assert said(base, {"resume": "1"}) == ["The webhook to hooks.example.com is on again."]
+    assert said(base, {"events": ["import.available", "import.failed", "import.cancelled"]}) == [
+        "Saved: the webhook to hooks.example.com now sends “Import available”, "
+        "“Import failed” and “Import cancelled”."
+    ]
+    assert said(base, {"events": ["import.upload_finished"]}) == [
+        "Saved: the webhook to hooks.example.com now sends “Upload finished” only."
+    ]
+    assert said(base, {}) == [
+        "Saved: the webhook to hooks.example.com now sends nothing until you choose an event."
+    ]
+    assert said(f"{base}/test", {}) == [
+        "Test message queued for hooks.example.com: "
+        "its result shows under Last deliveries in a moment."
+    ]
+    delivery = Delivery.objects.get()
+    assert said(f"/team/deliveries/{delivery.pk}/redeliver", {}) == [
+        "Delivery queued again: “Test message” goes to hooks.example.com once more."
+    ]
+    assert said(f"{base}/remove", {}) == [
+        "The webhook to hooks.example.com is removed: nothing more is sent."
+    ]
+
+
+def test_the_profile_asks_for_the_address_in_an_email_field(user_client):
+    page = user_client.get("/profile").content.decode()
+    assert re.search(r'<input type="email" name="email"[^>]*id="id_email"', page)

@@ -106,6 +106,53 @@
     return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
   }
 
+  // -- the portal's JSON endpoints ----------------------------------------
+
+  // A refusal by the portal, in its own words: its endpoints answer
+  // {"error": "...", "code": "..."} (imports/upload_views.py), which Uppy's
+  // Companion client would hide behind "Could not POST /imports/1/s3/...".
+  class PortalError extends Error {
+    constructor(step, message, status, code) {
+      super(message);
+      this.name = "PortalError";
+      this.step = step;
+      this.status = status;
+      this.code = code || "";
+    }
+  }
+
+  // The JSON answer of one of the upload's endpoints, or a PortalError that
+  // says which step failed and why.
+  async function portalJson(step, url, { method = "GET", headers, body, signal } = {}) {
+    let response;
+    try {
+      response = await fetch(url, { method, headers, body, signal, credentials: "same-origin" });
+    } catch (error) {
+      if (error.name === "AbortError") throw error;
+      throw new PortalError(step, "The portal could not be reached: check the network connection.", 0);
+    }
+    const answer = await response.json().catch(() => null);
+    if (!response.ok) {
+      const said = answer && typeof answer.error === "string" && answer.error
+        ? answer.error
+        : `The portal answered ${response.status} ${response.statusText}`.trim();
+      throw new PortalError(step, said, response.status, answer && answer.code);
+    }
+    return answer;
+  }
+
+  const sentence = (message) => (/[.!?…]$/.test(message) ? message : `${message}.`);
+
+  // What the panel says when the upload stops.
+  function stoppedMessage(error) {
+    if (error instanceof PortalError) {
+      const said = error.message.replace(/\.$/, "");
+      const code = error.code && !said.includes(error.code) ? ` (${error.code})` : "";
+      return `${error.step} ${sentence(said + code)}`;
+    }
+    return `The upload stopped: ${sentence(error.message || String(error))}`;
+  }
+
   // -- the parts' URLs, signed in batches ahead of their PUTs -------------
 
   // Parts in flight at once: Uppy's `limit` (bench/upload.py reads it here).
@@ -184,9 +231,7 @@
       const asked = Date.now();
       const uploadId = this.uploadId;
       const batch = (async () => {
-        const response = await fetch(url, { headers: this.headers, credentials: "same-origin" });
-        const answer = await response.json().catch(() => ({}));
-        if (!response.ok) throw new Error(answer.error || `The portal answered ${response.status}`);
+        const answer = await portalJson("The portal could not sign the parts' URLs:", url, { headers: this.headers });
         if (uploadId !== this.uploadId) return;
         const lifetime = answer.expires * 1000;
         const staleAt = asked + lifetime - Math.min(RESIGN_MARGIN_MS, lifetime / 2);
@@ -234,20 +279,47 @@
 
     const uppy = new Uppy.Uppy({ autoProceed: false, allowMultipleUploadBatches: false });
     const signed = new SignedParts(upload.endpoint, upload.partCount, headers);
+    const uploadUrl = (uploadId, key, tail = "") =>
+      `${upload.endpoint}s3/multipart/${encodeURIComponent(uploadId)}${tail}?${new URLSearchParams({ key })}`;
+    const jsonHeaders = { ...headers, "Content-Type": "application/json" };
+    // Set by Cancel upload: Uppy also "aborts" after an error, but then the
+    // parts are kept (and the import) so that Try again sends only the rest.
+    let cancelling = false;
     uppy.use(Uppy.AwsS3, {
       endpoint: upload.endpoint,
       headers,
       shouldUseMultipart: true,
       getChunkSize: () => upload.partSize,
       limit: PARALLEL_PARTS,
+      // The portal's routes, called here rather than by Uppy's Companion
+      // client so that a refusal shows the portal's own message.
+      createMultipartUpload: (uppyFile, signal) => portalJson(
+        "The upload could not start:", `${upload.endpoint}s3/multipart`,
+        {
+          method: "POST",
+          headers: jsonHeaders,
+          body: JSON.stringify({ filename: uppyFile.name, type: uppyFile.type }),
+          signal,
+        },
+      ),
+      listParts: (_file, { uploadId, key, signal }) => portalJson(
+        "The parts already in S3 could not be listed:", uploadUrl(uploadId, key), { headers, signal },
+      ),
       signPart: (uppyFile, options) => signed.signPart(uppyFile, options),
+      completeMultipartUpload: (_file, { uploadId, key, parts, signal }) => portalJson(
+        "Every part was sent, but the upload could not be completed:", uploadUrl(uploadId, key, "/complete"),
+        {
+          method: "POST",
+          headers: jsonHeaders,
+          body: JSON.stringify({ parts: parts.map(({ PartNumber, ETag }) => ({ PartNumber, ETag })) }),
+          signal,
+        },
+      ),
       // Cancel ends the import too (the portal answers with its outcome):
       // wait for that answer before leaving for the import's page.
       abortMultipartUpload: async (_file, { uploadId, key }) => {
-        const query = new URLSearchParams({ key });
-        await fetch(`${upload.endpoint}s3/multipart/${encodeURIComponent(uploadId)}?${query}`, {
-          method: "DELETE", headers, credentials: "same-origin",
-        });
+        if (!cancelling) return;
+        await fetch(uploadUrl(uploadId, key), { method: "DELETE", headers, credentials: "same-origin" });
         window.location.assign(detailUrl);
       },
     });
@@ -278,7 +350,10 @@
       window.location.assign(detailUrl);
     });
     uppy.on("upload-error", (_file, error) => {
-      state.textContent = `The upload stopped: ${error.message}. The parts already sent are kept: try again to send the rest.`;
+      const kept = resume || uppy.getFile(id).progress.bytesUploaded > 0
+        ? "The parts already sent are kept: try again to send the rest."
+        : "Nothing has been sent yet, and the import waits for its file: try again once this is fixed.";
+      state.textContent = `${stoppedMessage(error)} ${kept}`;
       retry.hidden = false;
       pause.hidden = true;
     });
@@ -301,6 +376,7 @@
     cancel.onclick = () => {
       if (!window.confirm("Cancel this upload? Its parts are deleted and the import is cancelled.")) return;
       state.textContent = "Cancelling…";
+      cancelling = true;
       pause.disabled = true;
       cancel.disabled = true;
       uppy.removeFile(id);
@@ -345,6 +421,10 @@
     if (type.startsWith("application/json") && response.ok) {
       const answer = await response.json();
       for (const control of form.elements) control.disabled = true;
+      // The import is recorded: from now on the address is its page, so a
+      // reload (or Forward after Back) finds it there, with its resume field,
+      // rather than an empty New import.
+      window.history.replaceState(window.history.state, "", answer.detailUrl);
       startUpload(file, answer.upload, answer.detailUrl, null);
       return;
     }
