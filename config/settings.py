@@ -373,7 +373,15 @@ LOGGING_CONFIG = "config.logs.configure"  # Python's warnings become log lines t
 
 # Celery: the filesystem transport needs no server; production uses Redis.
 BROKER_DIR = DATA_DIR / "broker"
-BROKER_TIMEOUT = env_int("BROKER_TIMEOUT", 5)
+# Seconds for one Redis broker connect or command. A publish from a web
+# request waits on it: a Redis that hangs (its process stopped, its TCP still
+# accepted) costs a submit about this long, then none for BROKER_PUBLISH_PAUSE
+# (tasks.send_to_worker). The worker's BRPOP is not bound by it: kombu checks
+# that connection itself (health_check_interval).
+BROKER_TIMEOUT = env_int("BROKER_TIMEOUT", 1)
+# Seconds a process leaves the broker alone after a publish failed; the
+# imports recorded meanwhile are sent by the sweeper (IMPORT_UNSENT_AFTER).
+BROKER_PUBLISH_PAUSE = env_int("BROKER_PUBLISH_PAUSE", 10)
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for folder in ("queue", "processed", "control"):
@@ -396,23 +404,49 @@ elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
         # rediss://: kombu chooses its TLS defaults by the transport's name.
         CELERY_BROKER_TRANSPORT = "config.broker:RedisTransport"
     # Every call on the broker has a deadline: a Redis that stops answering
-    # costs seconds, never a stuck web worker or consumer.
+    # costs a second, never a stuck web worker or consumer. A timeout is not
+    # tried again by redis-py (retry_on_timeout): on a Redis that hangs, its
+    # retry, on the connection's health-check PING as well as on the command,
+    # made one publish wait four timeouts (20 s with 5 s ones), and kombu's
+    # publish retries (below) multiplied that. A reset connection (a Redis
+    # restarted) still fails at once, and is retried by kombu.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "socket_timeout": BROKER_TIMEOUT,
         "socket_connect_timeout": BROKER_TIMEOUT,
         "socket_keepalive": True,
-        "retry_on_timeout": True,
+        "retry_on_timeout": False,
         "health_check_interval": 10,
     }
+
+
+def give_up_on_a_timeout(error, interval):
+    """kombu's errback between a publish's tries, and its reconnection's: a timeout ends them.
+
+    A broker that did not answer in time hangs, and each further try (a
+    reconnection, then the publish) would wait as long again. A connection
+    the broker closed or reset (a restart) fails at once, and is tried again.
+    """
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    if isinstance(error, TimeoutError | RedisTimeoutError):
+        raise error
+
+
 # Publishing an import gives up quickly when the broker is down: the import
-# is already recorded and the sweeper sends it later.
+# is already recorded and the sweeper sends it later. The retries are for a
+# connection the broker closed (a restart): they reconnect at once.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "max_retries": 2,
     "interval_start": 0,
     "interval_step": 0.2,
     "interval_max": 0.5,
+    "errback": give_up_on_a_timeout,
 }
-CELERY_BROKER_CONNECTION_TIMEOUT = 4
+# kombu's deadline for (re)connecting before a publish, all its tries
+# together, and RabbitMQ's connect and handshake: each of a publish's tries
+# reconnects within it, so a broker that hangs costs a submit about this
+# long. Workers reconnect for ever regardless (below).
+CELERY_BROKER_CONNECTION_TIMEOUT = BROKER_TIMEOUT
 # A worker keeps trying to reach the broker for as long as it is down (the
 # default gives up, and exits, after 100 tries).
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
@@ -452,6 +486,10 @@ IMPORT_REFRESH_CONCURRENCY = env_int("IMPORT_REFRESH_CONCURRENCY", 8)
 IMPORT_REFRESH_MAX_PAUSE = env_int("IMPORT_REFRESH_MAX_PAUSE", 300)
 # A cycle's lock expires after this, should its worker die mid-cycle.
 IMPORT_REFRESH_LOCK_SECONDS = env_int("IMPORT_REFRESH_LOCK_SECONDS", 300)
+# An import AWS no longer knows (its image or its task gone) fails after this
+# many refresh cycles in a row, spanning at least this many seconds.
+IMPORT_MISSING_CYCLES = env_int("IMPORT_MISSING_CYCLES", 3)
+IMPORT_MISSING_AFTER = env_int("IMPORT_MISSING_AFTER", 300)
 AWS_CONNECT_TIMEOUT = env_int("AWS_CONNECT_TIMEOUT", 5)
 AWS_READ_TIMEOUT = env_int("AWS_READ_TIMEOUT", 30)
 AWS_REGION = env("AWS_REGION") or env("AWS_DEFAULT_REGION")

@@ -32,10 +32,15 @@ from botocore.credentials import DeferredRefreshableCredentials
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
     HTTPClientError,
     NoCredentialsError,
     NoRegionError,
     ParamValidationError,
+    ProxyConnectionError,
+    ReadTimeoutError,
+    SSLError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.parsers import ResponseParserError
@@ -69,14 +74,29 @@ RETRYABLE_HTTP_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class AwsError(Exception):
-    """An AWS call that did not succeed, in words a person can act on."""
+    """An AWS call that did not succeed, in words a person can act on.
 
-    def __init__(self, code, message, *, retryable, http_status=None):
+    `answered`: AWS answered (an error of its own). False when no answer
+    came: the connection failed, or was lost, or the call was never made (no
+    credentials). A caller that shows "S3 refused: ..." should say so only
+    when S3 answered.
+
+    `outcome_unknown`: the request was sent and its answer lost (the
+    connection closed, or the answer did not come in time), so AWS may have
+    carried it out. A connection that failed before the request left (refused,
+    DNS, a connect timeout) is not: AWS never saw it.
+    """
+
+    def __init__(
+        self, code, message, *, retryable, http_status=None, answered=True, outcome_unknown=False
+    ):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.retryable = retryable
         self.http_status = http_status
+        self.answered = answered
+        self.outcome_unknown = outcome_unknown
 
 
 @dataclass(frozen=True)
@@ -271,20 +291,56 @@ class ImageState:
 
 DESCRIBE_BATCH = 100  # task ids per DescribeImportImageTasks call
 
+# EC2 refuses a whole DescribeImportImageTasks call when one ID in it names no
+# task (InvalidConversionTaskId, its .Malformed, InvalidImportTaskId.NotFound):
+# one task EC2 has forgotten would otherwise hide every other task of the batch.
+UNKNOWN_TASK_CODES = ("InvalidConversionTaskId", "InvalidImportTaskId")
+
 
 def describe_import_image_tasks(task_ids, *, target):
-    """The named tasks by id, in as few calls as the batch size allows (none for no id)."""
+    """The named tasks by id, in as few calls as the batch size allows (none for no id).
+
+    An ID EC2 says it does not know maps to the AwsError EC2 answered for it;
+    the others are asked about again without it.
+    """
     tasks = {}
     task_ids = sorted(set(task_ids))
     if not task_ids:
         return tasks
     ec2 = _call(client, "ec2", target)
     for start in range(0, len(task_ids), DESCRIBE_BATCH):
-        batch = task_ids[start : start + DESCRIBE_BATCH]
-        response = _call(ec2.describe_import_image_tasks, ImportTaskIds=batch)
-        for task in response.get("ImportImageTasks", []):
-            tasks[task["ImportTaskId"]] = Ec2ImportTask.from_ec2(task)
+        tasks.update(describe_batch(ec2, task_ids[start : start + DESCRIBE_BATCH]))
     return tasks
+
+
+def describe_batch(ec2, batch):
+    """{id: task} for one batch; {id: AwsError} for an ID EC2 does not know."""
+    try:
+        response = _call(ec2.describe_import_image_tasks, ImportTaskIds=batch)
+    except AwsError as error:
+        if not error.code.startswith(UNKNOWN_TASK_CODES):
+            raise
+        return without_unknown_tasks(ec2, batch, error)
+    return {
+        task["ImportTaskId"]: Ec2ImportTask.from_ec2(task)
+        for task in response.get("ImportImageTasks", [])
+    }
+
+
+def without_unknown_tasks(ec2, batch, error):
+    """The batch asked again without the IDs EC2 refused it for (`error` for those).
+
+    EC2's message names the ID it did not know, usually; when it names none
+    of the batch, halves are asked until the unknown ones are alone.
+    """
+    named = [task_id for task_id in batch if task_id in error.message]
+    if named:
+        rest = [task_id for task_id in batch if task_id not in named]
+        return {**dict.fromkeys(named, error), **(describe_batch(ec2, rest) if rest else {})}
+    if len(batch) == 1:
+        return dict.fromkeys(batch, error)
+    half = len(batch) // 2
+    return {**describe_batch(ec2, batch[:half]), **describe_batch(ec2, batch[half:])}
 
 
 def list_vm_import_tasks(*, target, limit=200):
@@ -324,6 +380,8 @@ def tag_imported_image(task_id, tags, *, target):
     Returns the ids tagged; none while the task has no AMI (or is gone).
     """
     task = describe_import_image_tasks([task_id], target=target).get(task_id)
+    if isinstance(task, AwsError):
+        raise task  # EC2 does not know the task: a refusal to audit
     if task is None or not task.image_id:
         return []
     resources = [task.image_id, *task.snapshot_ids]
@@ -637,12 +695,28 @@ def _call(function, *args, **kwargs):
     try:
         response = function(*args, **kwargs)
     except (BotoCoreError, ClientError, ResponseParserError) as error:
-        aws_error = translate(error)
+        aws_error = translate(error, service=service_name(function))
         response = getattr(error, "response", {})
         record_call(operation, started, response, error_code=aws_error.code)
         raise aws_error from error
     record_call(operation, started, response)
     return response
+
+
+# How people call the services the portal uses (botocore's endpoint prefixes).
+SERVICE_NAMES = {
+    "imagebuilder": "Image Builder",
+    "ec2": "EC2",
+    "s3": "S3",
+    "sts": "STS",
+    "iam": "IAM",
+}
+
+
+def service_name(function):
+    """The service a message names: "S3" for a method of an S3 client."""
+    model = function.__self__.meta.service_model
+    return SERVICE_NAMES.get(model.endpoint_prefix, model.service_id)
 
 
 def operation_name(function):
@@ -684,8 +758,8 @@ def record_call(operation, started, response, *, error_code=""):
     )
 
 
-def translate(error):
-    """An AwsError for any botocore failure, retryable or not."""
+def translate(error, service=""):
+    """An AwsError for any botocore failure, retryable or not; `service` names the service."""
     if isinstance(error, ResponseParserError):
         # Not a BotoCoreError: an answer that was no AWS answer at all (a proxy's
         # HTML error page, say). botocore itself says a retry may succeed.
@@ -694,6 +768,7 @@ def translate(error):
             "AWS (or something in between) answered with something that is not an AWS "
             "response; try again later.",
             retryable=True,
+            answered=False,
         )
     if isinstance(error, ClientError):
         details = error.response.get("Error", {})
@@ -709,18 +784,54 @@ def translate(error):
             "or task role, a profile, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) and "
             "submit again.",
             retryable=False,
+            answered=False,
         )
     if isinstance(error, NoRegionError):
         return AwsError(
             "NoRegion",
             "No AWS region configured: set AWS_REGION for the worker and submit again.",
             retryable=False,
+            answered=False,
         )
     if isinstance(error, (BotoConnectionError, HTTPClientError)):
-        return AwsError("ConnectionError", f"Could not reach AWS: {error}", retryable=True)
+        return connection_error(error, service)
     if isinstance(error, ParamValidationError):
         return AwsError("InvalidParameter", str(error), retryable=False)
     return AwsError(type(error).__name__, str(error), retryable=False)
+
+
+def connection_error(error, service):
+    """No answer from AWS, in plain words (botocore's names the URL, query string and all).
+
+    The code stays ConnectionError either way; what differs is whether the
+    request may have reached AWS (see AwsError.outcome_unknown).
+    """
+    name = f"AWS {service}" if service else "AWS"
+    if isinstance(error, BotoConnectionError):
+        # Raised before the request was sent (refused, DNS, connect timeout,
+        # proxy, TLS handshake): AWS never saw it.
+        if isinstance(error, ConnectTimeoutError):
+            how = "the connection timed out"
+        elif isinstance(error, ProxyConnectionError):
+            how = "the connection to the proxy failed"
+        elif isinstance(error, SSLError):
+            how = "the secure (TLS) connection failed"
+        else:
+            how = "the connection failed"
+        return AwsError(
+            "ConnectionError", f"Could not reach {name}: {how}.", retryable=True, answered=False
+        )
+    # HTTPClientError: the request was sent, or may have been, when the
+    # connection was lost or the answer did not come in time.
+    if isinstance(error, ReadTimeoutError):
+        message = f"{name} did not answer in time."
+    elif isinstance(error, ConnectionClosedError):
+        message = f"{name} did not answer: the connection closed before its answer came."
+    else:
+        message = f"{name} did not answer: the connection failed while the request was under way."
+    return AwsError(
+        "ConnectionError", message, retryable=True, answered=False, outcome_unknown=True
+    )
 
 
 def is_throttling(error):

@@ -165,7 +165,32 @@ GENERAL_HINTS = (
 )
 
 
-HINTS = VM_IMPORT_HINTS + GENERAL_HINTS
+# Failures that are no AWS answer about the import itself, told by the
+# error code the portal gave them (the text starts with it). First: their
+# messages could match the wording of the hints above.
+PORTAL_HINTS = (
+    (
+        re.compile(r"^ConnectionError\b"),
+        "The portal could not reach AWS: no connection could be made from its worker (a "
+        "network, proxy or firewall problem, or an AWS outage), so it stopped trying. Start "
+        "a new import once the worker can reach AWS again.",
+    ),
+    (
+        re.compile(r"^ImageNotFound\b"),
+        "The image is gone from Image Builder, so this import cannot finish: someone deleted "
+        "it in AWS, or, with the local emulator, the emulator was restarted (it forgets its "
+        "images). Check with `aws imagebuilder list-images`, then start a new import.",
+    ),
+    (
+        re.compile(r"^ImportTaskNotFound\b"),
+        "EC2 no longer knows the VM import task this import follows, and Image Builder did "
+        "not report the image: the task was deleted or forgotten (EC2 keeps finished tasks "
+        "for 7 days; the local emulator forgets them when restarted). Start a new import.",
+    ),
+)
+
+
+HINTS = PORTAL_HINTS + VM_IMPORT_HINTS + GENERAL_HINTS
 
 
 def failure_hint(image_import):

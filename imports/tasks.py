@@ -20,24 +20,57 @@ from django.db.models import Q
 from django.utils import timezone
 
 from . import aws, metrics, signals
+from .cache import ForgivingCache
 from .models import ImageImport, Status
 
 logger = logging.getLogger(__name__)
 
 
+class PublishPause:
+    """After a publish failed, this process leaves the broker alone for a while.
+
+    A broker that hangs (its process stopped, its TCP still accepted) costs
+    a publish its timeouts; without the pause, every submit in a row would
+    pay them, as the cache's failures are paid once (imports.cache).
+    """
+
+    until = 0.0  # time.monotonic() before which nothing is published
+
+    @classmethod
+    def active(cls):
+        return time.monotonic() < cls.until
+
+    @classmethod
+    def start(cls):
+        cls.until = time.monotonic() + settings.BROKER_PUBLISH_PAUSE
+
+    @classmethod
+    def end(cls):
+        cls.until = 0.0
+
+
 def send_to_worker(pk):
-    """Queue the AWS call for an import already recorded."""
+    """Queue the AWS call for an import already recorded; True if it was queued."""
     # The import is already recorded: if the broker is down, the person still
     # gets their answer, and the sweeper sends the import once it is back.
+    if PublishPause.active():
+        logger.warning("The broker failed lately; import %s is left for the sweeper to send", pk)
+        return False
     try:
         submit_import.delay(pk)
     except Exception:
+        PublishPause.start()
         logger.exception("Could not queue import %s; the sweeper will send it later", pk)
+        return False
+    return True
 
 
 def retry_delay(attempt):
     """Capped exponential backoff with jitter (half to all of the cap), in seconds."""
-    ceiling = min(settings.IMPORT_RETRY_MAX_DELAY, settings.IMPORT_RETRY_BASE_DELAY * 2**attempt)
+    # An import whose answer was lost retries without a limit: the exponent
+    # stops growing long after the cap is reached.
+    doubling = 2 ** min(attempt, 30)
+    ceiling = min(settings.IMPORT_RETRY_MAX_DELAY, settings.IMPORT_RETRY_BASE_DELAY * doubling)
     return random.uniform(ceiling / 2, ceiling)
 
 
@@ -87,12 +120,21 @@ def submit_import(pk):
     )
 
 
+# Appended to the message of an attempt whose answer was lost; the audit's
+# retry events carry it, which is how a later attempt knows that AWS may hold
+# the image (may_hold_the_image).
+ASKING_AGAIN = (
+    "It may have received the request, so the portal keeps asking with the same client "
+    "token until AWS answers: that way no second image is made."
+)
+
+
 def handle_submit_error(image_import, error, attempt):
     """Record attempt number `attempt`'s failure, unless a newer attempt holds the import."""
     if not error.retryable:
         image_import.mark_failed(code=error.code, message=error.message, attempt=attempt)
         return
-    if attempt >= settings.IMPORT_MAX_ATTEMPTS:
+    if gives_up(image_import, error, attempt):
         image_import.mark_failed(
             code=error.code,
             message=f"{error.message} (gave up after {attempt} attempts; "
@@ -100,15 +142,43 @@ def handle_submit_error(image_import, error, attempt):
             attempt=attempt,
         )
         return
+    message = error.message
+    if error.outcome_unknown or (not error.answered and may_hold_the_image(image_import)):
+        message = f"{message} {ASKING_AGAIN}"
+    retry_later(image_import, error.code, message, attempt)
+
+
+def gives_up(image_import, error, attempt):
+    """Whether this retryable failure ends the import.
+
+    Never while the outcome is unknown: a request sent whose answer was lost
+    may have made the image, and failing the import would have the person
+    submit again, with a new token, and make a second one. Such attempts do
+    not count toward IMPORT_MAX_ATTEMPTS; the others (AWS's own error
+    answers, connections that never reached AWS) do, as ever, except that
+    once AWS may hold the image only an answer from AWS ends the import.
+    """
+    if error.outcome_unknown or attempt < settings.IMPORT_MAX_ATTEMPTS:
+        return False
+    unanswered = image_import.events.filter(detail__contains=ASKING_AGAIN).count()
+    if unanswered and not error.answered:
+        return False
+    return attempt - unanswered >= settings.IMPORT_MAX_ATTEMPTS
+
+
+def may_hold_the_image(image_import):
+    """Whether an earlier attempt's answer was lost (its retry event says so)."""
+    return image_import.events.filter(detail__contains=ASKING_AGAIN).exists()
+
+
+def retry_later(image_import, code, message, attempt):
     delay = retry_delay(attempt)
-    if image_import.mark_retrying(
-        code=error.code, message=error.message, delay=delay, attempt=attempt
-    ):
-        metrics.RETRIES.labels(error.code).inc()
+    if image_import.mark_retrying(code=code, message=message, delay=delay, attempt=attempt):
+        metrics.RETRIES.labels(code).inc()
         logger.info(
             "Import %s: %s, attempt %s; retrying in %.0fs",
             image_import.pk,
-            error.code,
+            code,
             image_import.attempts,
             delay,
             extra={"import_id": image_import.pk},
@@ -247,17 +317,27 @@ def refresh_target(target, image_imports):
         logger.warning("DescribeImportImageTasks failed in %s: %s", target.region, error)
         tasks = {}
     news = []
+    missing = MissingInAws.load()
     with ThreadPoolExecutor(max_workers=settings.IMPORT_REFRESH_CONCURRENCY) as pool:
         images = pool.map(lambda image_import: fetch_image(image_import, target), image_imports)
         for image_import, image in zip(image_imports, images, strict=True):
+            task_id = image_import.vm_import_task_id
+            task = tasks.get(task_id)
+            task_unknown = isinstance(task, aws.AwsError)  # EC2 does not know it
+            try:
+                if missing.observe(image_import, image, task_unknown=task_unknown):
+                    continue  # ended: AWS no longer knows it
+            except Exception:
+                logger.exception("Could not end the missing import %s", image_import.pk)
             if isinstance(image, aws.AwsError):
                 throttled |= aws.is_throttling(image)
                 logger.warning("GetImage failed for import %s: %s", image_import.pk, image)
                 image = None
             try:
-                news += observed(image_import, tasks.get(image_import.vm_import_task_id), image)
+                news += observed(image_import, None if task_unknown else task, image)
             except Exception:
                 logger.exception("Could not record the refresh of import %s", image_import.pk)
+    missing.save()
     # Most answers change nothing and write nothing; the changed progress is
     # written in batches, and the whole cycle stamped in one UPDATE.
     try:
@@ -289,6 +369,101 @@ def observed(image_import, task, image):
         return []
     news = image_import.progress_news(task=task, image=image)
     return [(image_import, *news)] if news else []
+
+
+IMAGE_NOT_FOUND = "ResourceNotFoundException"  # GetImage's answer for an image it does not have
+MISSING_KEY = "imports:missing-in-aws"
+
+
+class MissingInAws:
+    """Imports whose image (or VM import task) AWS says it does not know, cycle after cycle.
+
+    An image deleted in AWS, or forgotten by a restarted emulator, is
+    answered ResourceNotFoundException on every GetImage, and the import
+    would stay `importing` for ever. One such answer is not enough to end it
+    (a new image can be briefly unknown while AWS settles): it takes
+    IMPORT_MISSING_CYCLES cycles in a row over IMPORT_MISSING_AFTER seconds.
+    Any answer that finds the image starts the count again.
+
+    Kept in the cache, as one entry {import id: (first seen, cycles)} read
+    and written once per cycle (the refresher's lock lets one cycle run at a
+    time); a cache lost or down only starts the counts again, which delays
+    the end and never hastens it. An import that ended otherwise meanwhile
+    (cancelled) is forgotten after a day.
+    """
+
+    def __init__(self, seen):
+        self.seen = seen
+        self.changed = False
+
+    KEPT = 86400  # seconds
+
+    @classmethod
+    def load(cls):
+        seen = ForgivingCache().get(MISSING_KEY) or {}
+        oldest = time.time() - cls.KEPT
+        missing = cls({pk: entry for pk, entry in seen.items() if entry[0] > oldest})
+        missing.changed = len(missing.seen) != len(seen)
+        return missing
+
+    def save(self):
+        if self.changed:
+            ForgivingCache().set(MISSING_KEY, self.seen, self.KEPT)
+
+    def observe(self, image_import, image, *, task_unknown):
+        """Count this cycle's answer for the import; True if it ended the import."""
+        reason = missing_reason(image, task_unknown)
+        if reason is None:
+            if isinstance(image, aws.ImageState) and self.seen.pop(image_import.pk, None):
+                self.changed = True  # found again
+            return False
+        first, cycles = self.seen.get(image_import.pk, (time.time(), 0))
+        self.seen[image_import.pk] = (first, cycles + 1)
+        self.changed = True
+        if cycles + 1 < missing_cycles() or time.time() - first < missing_after():
+            return False
+        del self.seen[image_import.pk]
+        code, message = missing_failure(image_import, reason, cycles + 1, time.time() - first)
+        image_import.mark_failed(code=code, message=message)
+        return True
+
+
+def missing_cycles():
+    return settings.IMPORT_MISSING_CYCLES
+
+
+def missing_after():
+    return settings.IMPORT_MISSING_AFTER
+
+
+def missing_reason(image, task_unknown):
+    """Why AWS no longer knows the import this cycle, or None while it may.
+
+    "image": Image Builder says it has no such image. "task": EC2 says it has
+    no such VM import task, and Image Builder did not report the image (the
+    image decides while it is reported, as it does the import's status).
+    """
+    if isinstance(image, aws.AwsError) and image.code == IMAGE_NOT_FOUND:
+        return "image"
+    if task_unknown and not isinstance(image, aws.ImageState):
+        return "task"
+    return None
+
+
+def missing_failure(image_import, reason, cycles, seconds):
+    """The error code and the plain message of an import AWS no longer knows."""
+    minutes = max(1, round(seconds / 60))
+    checks = f"on {cycles} checks over {minutes} minute{'s' if minutes > 1 else ''}"
+    if reason == "image":
+        return "ImageNotFound", (
+            f"Image Builder no longer has this import's image: it answered that the image "
+            f"does not exist {checks}. The portal stopped following the import."
+        )
+    return "ImportTaskNotFound", (
+        f"EC2 no longer knows this import's VM import task {image_import.vm_import_task_id}: "
+        f"it answered that the task does not exist {checks}, and Image Builder did not "
+        "report the image. The portal stopped following the import."
+    )
 
 
 def fetch_image(image_import, target):

@@ -57,9 +57,9 @@ def answer(call):
         return JsonResponse({"error": str(error)}, status=409)
     except aws.AwsError as error:
         status = 503 if error.retryable else 502
-        return JsonResponse(
-            {"error": f"S3 refused: {error.message}", "code": error.code}, status=status
-        )
+        # "S3 refused" only when S3 answered: an unreachable S3 refused nothing.
+        said = f"S3 refused: {error.message}" if error.answered else error.message
+        return JsonResponse({"error": said, "code": error.code}, status=status)
 
 
 def bad_request(message):

@@ -1,8 +1,13 @@
-"""The AWS clients a process shares among its threads, against the emulator over real HTTP."""
+"""The AWS clients: shared among a process's threads, and what they say when AWS does not answer.
+
+Against the emulator over real HTTP, or a port nothing listens on.
+"""
 
 import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 
 from imports import aws
 
@@ -30,3 +35,60 @@ def test_the_worker_s_threads_share_a_client_without_dropping_connections(
 
     assert len(set(arns)) == threads
     assert "Connection pool is full" not in caplog.text
+
+
+# -- no answer from AWS, in plain words ---------------------------------------------
+
+
+def test_a_refused_connection_names_the_service_not_the_url(aws_credentials, monkeypatch):
+    # Nothing listens there: botocore's message is the URL with its query string.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")
+
+    with pytest.raises(aws.AwsError) as raised:
+        aws.list_bucket_files("vm-import-portal-uploads", "", target=aws.Target())
+
+    error = raised.value
+    assert (error.code, error.message) == (
+        "ConnectionError",
+        "Could not reach AWS S3: the connection failed.",
+    )
+    assert error.retryable and not error.answered
+    assert not error.outcome_unknown  # the request never left: AWS never saw it
+
+
+def test_an_answer_lost_after_the_request_was_sent_may_have_been_acted_on(emulator):
+    emulator.drop_next(1, operation="ImportVmImage", after=True)
+
+    with pytest.raises(aws.AwsError) as raised:
+        aws.import_vm_image(valid_payload(), target=aws.Target())
+
+    error = raised.value
+    assert error.message == (
+        "AWS Image Builder did not answer: the connection closed before its answer came."
+    )
+    assert error.outcome_unknown and not error.answered
+    assert emulator.calls()["imagesCreated"] == 1  # it was, here
+
+
+def test_an_answer_that_does_not_come_in_time_may_have_been_acted_on(emulator, settings):
+    settings.AWS_READ_TIMEOUT = 1
+    emulator.latency(3, operation="GetImage")
+
+    with pytest.raises(aws.AwsError) as raised:
+        aws.get_image("arn:aws:imagebuilder:us-east-1:123456789012:image/x/1.0.0/1", target=None)
+
+    error = raised.value
+    assert (error.code, error.message) == (
+        "ConnectionError",
+        "AWS Image Builder did not answer in time.",
+    )
+    assert error.outcome_unknown and error.retryable
+
+
+def test_an_error_aws_answered_says_aws_answered(emulator):
+    emulator.fail_next(1, "ServiceUnavailableException", operation="ImportVmImage")
+
+    with pytest.raises(aws.AwsError) as raised:
+        aws.import_vm_image(valid_payload(), target=aws.Target())
+
+    assert raised.value.answered and not raised.value.outcome_unknown

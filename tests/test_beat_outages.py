@@ -44,6 +44,13 @@ def quick_standby(monkeypatch):
     monkeypatch.setattr(SingleBeatScheduler, "standby_seconds", 0.05)
 
 
+@pytest.fixture(autouse=True)
+def beat_logs(caplog):
+    # Celery's test worker (another test) may have left the root logger at
+    # ERROR: beat's own logger is set here, so its warnings reach caplog.
+    caplog.set_level(logging.INFO, logger="config.beat")
+
+
 class Proxy:
     """A TCP proxy to PostgreSQL: cut() closes every connection and refuses new ones."""
 

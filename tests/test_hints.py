@@ -149,3 +149,38 @@ def test_the_general_hints_answer(team, user, code, message, hint):
         team, user, status=Status.FAILED, error_code=code, error_message=message
     )
     assert hint in failure_hint(image_import)
+
+
+@pytest.mark.parametrize(
+    "code, message, hint",
+    [
+        (
+            "ConnectionError",
+            "Could not reach AWS Image Builder: the connection failed. (gave up after 8 "
+            "attempts; AWS may still be recovering, submit again with a new import later)",
+            "could not reach AWS",
+        ),
+        (
+            "ImageNotFound",
+            "Image Builder no longer has this import's image: it answered that the image does "
+            "not exist on 30 checks over 5 minutes. The portal stopped following the import.",
+            "gone from Image Builder",
+        ),
+        (
+            "ImportTaskNotFound",
+            "EC2 no longer knows this import's VM import task import-ami-0ffffffffffffffff: it "
+            "answered that the task does not exist on 30 checks over 5 minutes, and Image "
+            "Builder did not report the image. The portal stopped following the import.",
+            "no longer knows the VM import task",
+        ),
+    ],
+    ids=["AWS not reached", "image gone", "task gone"],
+)
+def test_failures_that_are_no_answer_of_aws_say_so(team, user, code, message, hint):
+    # "AWS kept answering that it was busy" was the hint of a connection that
+    # failed; and "does not exist" read as the VM import task named on the form.
+    image_import = make_import(
+        team, user, status=Status.FAILED, error_code=code, error_message=message
+    )
+    assert hint in failure_hint(image_import)
+    assert "busy" not in failure_hint(image_import)

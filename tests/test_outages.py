@@ -18,7 +18,7 @@ from config import settings as portal_settings
 from imports.forms import tag_formset_data
 from imports.models import ImageImport
 
-from .factories import SEEDED_TASK, make_import, valid_payload
+from .factories import SEEDED_TASK, make_import, set_up_disk_imports, valid_payload
 from .sockets import closed_port, hanging_server
 
 HANG_GUARD = 30  # seconds: far above any timeout configured, far below a hang
@@ -58,7 +58,8 @@ def test_the_redis_cache_and_broker_have_timeouts(settings):
         }
     if settings.CELERY_BROKER_URL.startswith("redis://"):
         options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
-        assert options["socket_timeout"] == options["socket_connect_timeout"] == 5
+        assert options["socket_timeout"] == options["socket_connect_timeout"] == 1
+        assert options["retry_on_timeout"] is False  # it doubled every wait on a hanging Redis
     assert settings.CELERY_TASK_PUBLISH_RETRY_POLICY["max_retries"] <= 2
     assert settings.CELERY_BROKER_CONNECTION_MAX_RETRIES is None  # the worker never gives up
 
@@ -182,3 +183,18 @@ def test_the_statement_timeout_reaches_postgresql(settings):
     with connection.cursor() as cursor:
         cursor.execute("SHOW statement_timeout")
         assert cursor.fetchone()[0] == f"{settings.DATABASE_STATEMENT_TIMEOUT}s"
+
+
+# -- AWS that cannot be reached: said in plain words -----------------------------------
+
+
+def test_the_bucket_picker_says_s3_cannot_be_reached_without_its_url(user, team, aws_credentials):
+    # Every AWS endpoint of the test run is a port nothing listens on: S3 is down.
+    set_up_disk_imports(team)
+    client = Client()
+    client.force_login(user)
+
+    page = client.get(reverse("imports:bucket_files")).content.decode()
+
+    assert "Could not reach AWS S3: the connection failed." in page
+    assert "list-type" not in page and "127.0.0.1" not in page

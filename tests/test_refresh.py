@@ -5,13 +5,17 @@ process (it is what beat runs every IMPORT_REFRESH_INTERVAL seconds).
 """
 
 import random
+import time
 
 import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 from django.core.cache import cache
 from django.urls import reverse
 
 from imports import tasks
 from imports.aws import Ec2ImportTask, ImageState
+from imports.hints import failure_hint
 from imports.models import (
     IMAGE_STATES_IN_ORDER,
     Action,
@@ -518,3 +522,147 @@ def test_a_completed_task_is_not_asked_about_again(team, user, slow_emulator):
     assert after["GetImage"] == before["GetImage"] + 1
     image_import.refresh_from_db()
     assert (image_import.progress, image_import.image_state) == (100, "CREATING")
+
+
+# -- an image (or a VM import task) AWS no longer knows --------------------------------
+
+GONE_ARN = "arn:aws:imagebuilder:us-east-1:123456789012:image/gone/1.0.0/9"
+UNKNOWN_TASK = "import-ami-0ffffffffffffffff"  # well formed; EC2 knows no such task
+
+
+def cycle(*image_imports):
+    """One refresh cycle with these imports due, then each as stored."""
+    ImageImport.objects.filter(pk__in=[i.pk for i in image_imports]).update(refreshed_at=None)
+    tasks.refresh_imports()
+    for image_import in image_imports:
+        image_import.refresh_from_db()
+
+
+def test_an_import_whose_image_is_gone_fails_after_cycles_spanning_some_time(
+    team, user, slow_emulator, settings
+):
+    # The emulator restarted: it forgets its images, and GetImage answers
+    # ResourceNotFoundException on every cycle, for ever.
+    settings.IMPORT_MISSING_CYCLES = 3
+    settings.IMPORT_MISSING_AFTER = 1
+    image_import = importing(team, user, slow_emulator, vmImportTaskId=CONVERTING_TASK)
+    slow_emulator.reset()
+
+    for _ in range(4):  # cycles enough, but within a second: not yet
+        cycle(image_import)
+        assert image_import.status == Status.IMPORTING
+    time.sleep(1.1)
+    cycle(image_import)
+
+    assert (image_import.status, image_import.error_code) == (Status.FAILED, "ImageNotFound")
+    assert image_import.error_message.startswith(
+        "Image Builder no longer has this import's image: it answered that the image does "
+        "not exist on 5 checks over 1 minute."
+    )
+    assert "gone from Image Builder" in failure_hint(image_import)
+    assert image_import.events.last().to_status == Status.FAILED
+
+
+def test_an_image_found_again_starts_the_count_again(team, user, slow_emulator, settings):
+    settings.IMPORT_MISSING_CYCLES = 3
+    settings.IMPORT_MISSING_AFTER = 0
+    image_import = importing(team, user, slow_emulator, vmImportTaskId=CONVERTING_TASK)
+    real_arn = image_import.image_arn
+
+    def answers(arn, cycles):
+        ImageImport.objects.filter(pk=image_import.pk).update(image_arn=arn)
+        for _ in range(cycles):
+            cycle(image_import)
+
+    answers(GONE_ARN, 2)
+    answers(real_arn, 1)  # found: whatever came before no longer counts
+    answers(GONE_ARN, 2)
+    assert image_import.status == Status.IMPORTING
+    answers(GONE_ARN, 1)
+    assert image_import.status == Status.FAILED
+
+
+def test_one_unknown_task_no_longer_stops_the_progress_of_its_batch(team, user, slow_emulator):
+    # EC2 refuses a whole DescribeImportImageTasks call for one ID it does not
+    # know (the emulator as EC2: InvalidConversionTaskId), so one forgotten
+    # task hid the progress of every import in its region.
+    good = importing(team, user, slow_emulator, vmImportTaskId=CONVERTING_TASK)
+    forgotten = importing(team, user, slow_emulator, clientToken="forgotten")
+    ImageImport.objects.filter(pk=forgotten.pk).update(vm_import_task_id=UNKNOWN_TASK)
+    ec2 = tasks.aws.client("ec2")
+    with pytest.raises(ClientError, match="InvalidConversionTaskId"):
+        ec2.describe_import_image_tasks(ImportTaskIds=[CONVERTING_TASK, UNKNOWN_TASK])
+
+    cycle(good, forgotten)
+
+    assert good.progress is not None and good.status_message
+    assert forgotten.status == Status.IMPORTING  # once is not enough to end it
+
+
+def test_an_unknown_task_with_no_image_reported_fails_like_a_missing_image(
+    team, user, emulator, settings
+):
+    settings.IMPORT_MISSING_CYCLES = 2
+    settings.IMPORT_MISSING_AFTER = 0
+    image_import = importing(team, user, emulator)
+    ImageImport.objects.filter(pk=image_import.pk).update(vm_import_task_id=UNKNOWN_TASK)
+    emulator.fail_next(2, "ServiceUnavailableException", operation="GetImage")
+
+    cycle(image_import)
+    cycle(image_import)
+
+    assert (image_import.status, image_import.error_code) == (
+        Status.FAILED,
+        "ImportTaskNotFound",
+    )
+    assert UNKNOWN_TASK in image_import.error_message
+    assert "no longer knows the VM import task" in failure_hint(image_import)
+
+
+def test_unknown_ids_are_dropped_and_the_rest_asked_again(emulator):
+    ec2 = tasks.aws.client("ec2")
+    disk = {"Format": "VMDK", "UserBucket": {"S3Bucket": "vm-exports", "S3Key": "disk.vmdk"}}
+    known = [ec2.import_image(DiskContainers=[disk])["ImportTaskId"] for _ in range(3)]
+    before = emulator.calls()["operations"].get("DescribeImportImageTasks", 0)
+
+    found = tasks.aws.describe_import_image_tasks(
+        [*known, UNKNOWN_TASK], target=tasks.aws.Target("us-east-1")
+    )
+
+    assert sorted(found) == sorted([*known, UNKNOWN_TASK])
+    assert all(isinstance(found[task_id], Ec2ImportTask) for task_id in known)
+    assert found[UNKNOWN_TASK].code == "InvalidConversionTaskId"
+    # The refused call, then the same batch without the ID EC2 named.
+    assert emulator.calls()["operations"]["DescribeImportImageTasks"] - before == 2
+
+
+def test_unknown_ids_ec2_does_not_name_are_found_by_halves(aws_credentials):
+    ec2 = tasks.aws.client("ec2")
+    ids = [f"import-ami-0{digit}{digit * 15}" for digit in "1234"]
+
+    def refused(batch):
+        stub.add_client_error(
+            "describe_import_image_tasks",
+            service_error_code="InvalidConversionTaskId.Malformed",
+            service_message="The given conversion task id is invalid.",
+            expected_params={"ImportTaskIds": batch},
+        )
+
+    def answered(batch):
+        stub.add_response(
+            "describe_import_image_tasks",
+            {"ImportImageTasks": [{"ImportTaskId": i, "Status": "active"} for i in batch]},
+            expected_params={"ImportTaskIds": batch},
+        )
+
+    with Stubber(ec2) as stub:
+        refused(ids)
+        answered(ids[:2])
+        refused(ids[2:])
+        answered(ids[2:3])
+        refused(ids[3:])
+        found = tasks.aws.describe_import_image_tasks(ids, target=tasks.aws.Target("us-east-1"))
+        stub.assert_no_pending_responses()
+
+    assert [found[i].status for i in ids[:3]] == ["active"] * 3
+    assert found[ids[3]].code == "InvalidConversionTaskId.Malformed"

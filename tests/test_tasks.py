@@ -6,9 +6,11 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from imports import services, tasks
+from imports import aws, services, tasks
+from imports.hints import failure_hint
 from imports.models import AuditEvent, ImageImport, Status
 
+from .factories import disk_submission
 from .helpers import Statements
 
 ARN = "arn:aws:imagebuilder:us-east-1:123456789012:image/web-server-base/1.0.0/1"
@@ -411,8 +413,15 @@ def test_events_cannot_be_changed_or_deleted(image_import):
         event.delete()
 
 
+@pytest.fixture
+def publish_pause_ends():
+    """A failed publish pauses publishing in this process: not for the next tests."""
+    yield
+    tasks.PublishPause.end()
+
+
 def test_a_broker_that_is_down_loses_nothing(
-    team, user, payload, monkeypatch, caplog, django_capture_on_commit_callbacks
+    team, user, payload, monkeypatch, caplog, django_capture_on_commit_callbacks, publish_pause_ends
 ):
     def broker_down(*args, **kwargs):
         raise ConnectionError("broker unreachable")
@@ -426,3 +435,156 @@ def test_a_broker_that_is_down_loses_nothing(
         ImageImport.objects.get(pk=image_import.pk).status == Status.QUEUED
     )  # the sweeper's to send
     assert "the sweeper will send it later" in caplog.text
+
+
+def test_after_a_failed_publish_the_next_ones_are_left_to_the_sweeper_for_a_while(
+    monkeypatch, settings, publish_pause_ends
+):
+    # A broker that hangs costs a publish its timeouts: paid once, not by
+    # every submit in a row (tests/test_broker_outages.py times it).
+    tried = []
+
+    def broker_down(pk):
+        tried.append(pk)
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(tasks.submit_import, "delay", broker_down)
+    assert tasks.send_to_worker(1) is False
+    assert tasks.send_to_worker(2) is False
+    assert tried == [1]
+
+    monkeypatch.setattr(tasks.submit_import, "delay", tried.append)
+    monkeypatch.setattr(tasks.PublishPause, "until", 0.0)  # BROKER_PUBLISH_PAUSE is over
+    assert tasks.send_to_worker(3) is True
+    assert tried == [1, 3]
+
+
+# -- an answer that may have reached AWS is never final -----------------------------
+
+
+def attempts_until_settled(image_import, times):
+    """Run the submit task `times` times (each a retry's message), then read the import."""
+    for _ in range(times):
+        tasks.submit_import(image_import.pk)
+    image_import.refresh_from_db()
+    return image_import
+
+
+def test_an_answer_lost_after_aws_acted_is_retried_past_the_limit_and_makes_one_image(
+    image_import, emulator, no_requeue, settings
+):
+    # The emulator makes the image, then closes the connection before its
+    # answer: AWS may hold the image, so giving up (and the person submitting
+    # again, with a new token) would make a second one.
+    settings.IMPORT_MAX_ATTEMPTS = 3
+    emulator.drop_next(5, operation="ImportVmImage", after=True)
+
+    image_import = attempts_until_settled(image_import, 5)
+
+    assert (image_import.status, image_import.error_code) == (Status.QUEUED, "ConnectionError")
+    assert image_import.error_message == (
+        "AWS Image Builder did not answer: the connection closed before its answer came. "
+        + tasks.ASKING_AGAIN
+    )
+    assert "keeps asking with the same client token" in image_import.error_message
+    assert len(no_requeue) == 5
+
+    image_import = attempts_until_settled(image_import, 1)  # AWS answers at last
+
+    assert image_import.status == Status.IMPORTING
+    assert emulator.calls()["imagesCreated"] == 1
+    assert emulator.calls()["clientTokens"] == {image_import.client_token: 6}
+
+
+def test_the_retries_of_a_lost_answer_back_off_up_to_the_cap(
+    image_import, emulator, no_requeue, settings
+):
+    settings.IMPORT_MAX_ATTEMPTS = 2
+    settings.IMPORT_RETRY_MAX_DELAY = 30
+    emulator.drop_next(6, operation="ImportVmImage", after=True)
+
+    attempts_until_settled(image_import, 6)
+
+    countdowns = [countdown for _, countdown in no_requeue]
+    assert all(countdown <= 30 for countdown in countdowns)
+    assert countdowns[-1] >= 15  # half the cap at least, once it is reached
+
+
+def test_once_aws_may_hold_the_image_only_aws_ends_the_import(
+    image_import, emulator, no_requeue, settings, monkeypatch
+):
+    # The first answer was lost; then AWS cannot be reached at all (refused):
+    # those attempts would otherwise use up the limit and fail the import.
+    settings.IMPORT_MAX_ATTEMPTS = 2
+    emulator.drop_next(1, operation="ImportVmImage", after=True)
+    attempts_until_settled(image_import, 1)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_IMAGEBUILDER", "http://127.0.0.1:9")
+    aws.clear_clients()
+
+    image_import = attempts_until_settled(image_import, 4)
+
+    assert image_import.status == Status.QUEUED
+    assert image_import.error_message.startswith(
+        "Could not reach AWS Image Builder: the connection failed. It may have received"
+    )
+    monkeypatch.setenv("AWS_ENDPOINT_URL_IMAGEBUILDER", emulator.url)
+    aws.clear_clients()
+    image_import = attempts_until_settled(image_import, 1)
+    assert image_import.status == Status.IMPORTING
+    assert emulator.calls()["imagesCreated"] == 1
+
+
+def test_a_connection_that_never_reached_aws_still_gives_up_at_the_limit(
+    image_import, aws_credentials, no_requeue, settings, monkeypatch
+):
+    settings.IMPORT_MAX_ATTEMPTS = 2
+    monkeypatch.setenv("AWS_ENDPOINT_URL_IMAGEBUILDER", "http://127.0.0.1:9")  # refused
+
+    image_import = attempts_until_settled(image_import, 2)
+
+    assert (image_import.status, image_import.error_code) == (Status.FAILED, "ConnectionError")
+    assert image_import.error_message.startswith(
+        "Could not reach AWS Image Builder: the connection failed. (gave up after 2 attempts"
+    )
+    assert "127.0.0.1" not in image_import.error_message  # no URL, no query string
+    assert "could not reach AWS" in failure_hint(image_import)
+
+
+def test_a_lost_ec2_import_image_answer_is_retried_with_its_client_token(
+    team, user, emulator, no_requeue, settings
+):
+    # For a disk file the worker first calls EC2 ImportImage, with a client
+    # token of its own: the same rule, so EC2 starts one VM import task.
+    settings.IMPORT_MAX_ATTEMPTS = 2
+    image_import, _ = ImageImport.submit(
+        team=team, user=user, **disk_submission(ClientToken="ec2-token-lost")
+    )
+    emulator.drop_next(3, operation="ImportImage", after=True)
+
+    image_import = attempts_until_settled(image_import, 3)
+
+    assert image_import.status == Status.QUEUED
+    assert image_import.error_message.startswith("AWS EC2 did not answer")
+    assert tasks.ASKING_AGAIN in image_import.error_message
+
+    image_import = attempts_until_settled(image_import, 1)
+
+    assert image_import.status == Status.IMPORTING
+    assert emulator.calls()["importTasksCreated"] == 1
+    assert emulator.calls()["imagesCreated"] == 1
+
+
+def test_aws_s_own_error_answers_keep_the_limit_after_a_lost_answer(
+    image_import, emulator, no_requeue, settings
+):
+    # Attempts AWS answered count; the one whose answer was lost does not.
+    settings.IMPORT_MAX_ATTEMPTS = 2
+    emulator.drop_next(1, operation="ImportVmImage", after=True)
+    emulator.fail_next(5, "ServiceUnavailableException", operation="ImportVmImage")
+
+    image_import = attempts_until_settled(image_import, 2)
+    assert image_import.status == Status.QUEUED  # one answered attempt so far
+
+    image_import = attempts_until_settled(image_import, 1)
+    assert image_import.status == Status.FAILED
+    assert "gave up after 3 attempts" in image_import.error_message

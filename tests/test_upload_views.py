@@ -18,6 +18,7 @@ from imports.models import ImageImport, Status
 
 from .factories import IMPORT_BUCKET, disk_submission, make_import, set_up_disk_imports
 from .helpers import csp_directives
+from .sockets import closed_port
 
 KEY = "vm-imports/0b6f2c1e-1d7e-4c55-9d61-1a2b3c4d5e6f/web.ova"
 SIZE = 12 * aws.MiB  # three parts of 5 MiB, the last one short
@@ -406,6 +407,20 @@ def test_an_s3_refusal_is_a_json_error(user_client, uploading, s3_stub):
     )
     assert response.status_code == 502
     assert response.json() == {"error": "S3 refused: Access Denied", "code": "AccessDenied"}
+
+
+def test_an_s3_out_of_reach_is_not_said_to_refuse(
+    user_client, uploading, aws_credentials, monkeypatch
+):
+    # Nothing answered: S3 refused nothing, and the page should not say it did.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{closed_port()}")
+    aws.clear_clients()
+    response = user_client.post(
+        reverse("imports:upload_create", args=[uploading.pk]), {}, content_type="application/json"
+    )
+    assert response.status_code == 503  # may be back soon: try again
+    assert response.json()["error"].startswith("Could not reach AWS S3")
+    assert "refused" not in response.json()["error"] and "http" not in response.json()["error"]
 
 
 def test_an_import_that_is_not_uploading_has_no_upload(user_client, team, user):
