@@ -316,6 +316,11 @@ class Delivery(models.Model):
             )
         )
 
+    @property
+    def is_settled(self):
+        """Delivered or failed for good: one still being tried is not redelivered beside itself."""
+        return self.status in (self.Status.DELIVERED, self.Status.FAILED)
+
     def redeliver(self, *, by):
         """A new delivery of the same content, with a new idempotency key; audited."""
         with transaction.atomic():

@@ -155,6 +155,14 @@ def redeliver(request, pk):
         channel=Delivery.Channel.WEBHOOK,
         webhook__team=managed_team(request),
     )
+    if not delivery.is_settled:
+        # A second delivery beside one still being tried: the receiver would get it twice.
+        messages.info(
+            request,
+            f"That delivery is still being tried (attempt {delivery.attempts}); "
+            "it can be sent again once it has succeeded or failed.",
+        )
+        return redirect("imports:team")
     again = delivery.redeliver(by=request.user)
     transaction.on_commit(partial(tasks.queue, [again.pk]))
     messages.success(

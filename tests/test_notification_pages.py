@@ -290,6 +290,23 @@ def test_the_team_page_lists_the_last_deliveries_and_redelivers_one(
     assert event.actor == admin and str(delivery.idempotency_key) in event.detail
 
 
+def test_a_delivery_still_being_tried_is_not_redelivered_beside_itself(
+    admin_client, admin, team, user
+):
+    # A second delivery with a new ID while the first is retried: the receiver gets two.
+    url = "https://hooks.example.com/x"
+    Webhook.add(team=team, url=url, kind="json", events=["import.failed"], by=admin)
+    make_import(team, user, Status.IMPORTING).mark_failed(code="X", message="broken")
+    delivery = Delivery.objects.get()
+    Delivery.objects.filter(pk=delivery.pk).update(status="pending", attempts=2)
+
+    page = admin_client.get("/team").content.decode()
+    assert "Next try" in page and f"/team/deliveries/{delivery.pk}/redeliver" not in page
+    response = admin_client.post(f"/team/deliveries/{delivery.pk}/redeliver", follow=True)
+    assert "still being tried (attempt 2)" in response.content.decode()
+    assert Delivery.objects.count() == 1
+
+
 def messages_of(response):
     return [html.unescape(m) for m in re.findall(r'class="message[^"]*"[^>]*>(.*?)<', response)]
 
@@ -372,6 +389,7 @@ def test_webhook_messages_name_the_webhook_in_plain_words(
         "its result shows under Last deliveries in a moment."
     ]
     delivery = Delivery.objects.get()
+    Delivery.objects.filter(pk=delivery.pk).update(status="delivered")  # a test message sent
     assert said(f"/team/deliveries/{delivery.pk}/redeliver", {}) == [
         "Delivery queued again: “Test message” goes to hooks.example.com once more."
     ]
