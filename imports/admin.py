@@ -19,7 +19,7 @@ from django.urls import path
 from django.utils import timezone
 
 from .models import ApiToken, AuditEvent, ImageImport, Membership, Team
-from .team_forms import clean_key_prefix, validate_bucket_name
+from .team_forms import ImportAreaRules
 
 AUDIT_ALL = "imports.audit_all_teams"
 
@@ -274,25 +274,10 @@ class MembershipInline(admin.StackedInline):
     autocomplete_fields = ("user",)
 
 
-class TeamAdminForm(forms.ModelForm):
-    def clean_import_bucket(self):
-        bucket = self.cleaned_data["import_bucket"]
-        if bucket:
-            validate_bucket_name(bucket)
-        return bucket
-
-    def clean_import_prefix(self):
-        return clean_key_prefix(self.cleaned_data["import_prefix"])
-
+class TeamAdminForm(ImportAreaRules, forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
-        bucket, prefix = cleaned.get("import_bucket"), cleaned.get("import_prefix", "")
-        if bucket and self.instance.shares_import_area(bucket, prefix):
-            self.add_error(
-                "import_prefix",
-                f"Another team imports from s3://{bucket}/{prefix} or a folder inside or around "
-                "it: each team needs an area of its own.",
-            )
+        self.refuse_another_teams_area(self.instance)
         return cleaned
 
 

@@ -56,7 +56,32 @@ def clean_key_prefix(prefix):
     return prefix
 
 
-class AwsTargetForm(forms.Form):
+class ImportAreaRules:
+    """The import bucket's and key prefix's rules: the Team page's form and the admin's."""
+
+    def clean_import_bucket(self):
+        bucket = self.cleaned_data["import_bucket"]
+        if bucket:
+            validate_bucket_name(bucket)
+        return bucket
+
+    def clean_import_prefix(self):
+        return clean_key_prefix(self.cleaned_data["import_prefix"])
+
+    def refuse_another_teams_area(self, team):
+        """Uploads and the bucket picker act on the whole area: two teams may not share one."""
+        bucket = self.cleaned_data.get("import_bucket")
+        prefix = self.cleaned_data.get("import_prefix", "")
+        if bucket and team.shares_import_area(bucket, prefix):
+            self.add_error(
+                "import_prefix",
+                f"Another team imports from s3://{bucket}/{prefix} or a folder inside or around "
+                "it: each team needs a bucket, or a key prefix in it, of its own, so that no "
+                "team can list or overwrite another's disk files.",
+            )
+
+
+class AwsTargetForm(ImportAreaRules, forms.Form):
     aws_region = forms.CharField(
         label="Region",
         required=False,
@@ -92,15 +117,6 @@ class AwsTargetForm(forms.Form):
         error_messages={"required": "The VM import role name is required (usually vmimport)."},
     )
 
-    def clean_import_bucket(self):
-        bucket = self.cleaned_data["import_bucket"]
-        if bucket:
-            validate_bucket_name(bucket)
-        return bucket
-
-    def clean_import_prefix(self):
-        return clean_key_prefix(self.cleaned_data["import_prefix"])
-
     def clean_vm_import_role(self):
         name = self.cleaned_data["vm_import_role"]
         if not ROLE_NAME_PATTERN.fullmatch(name):
@@ -127,15 +143,7 @@ class AwsTargetForm(forms.Form):
         self.team = team
 
     def clean(self):
-        bucket = self.cleaned_data.get("import_bucket")
-        prefix = self.cleaned_data.get("import_prefix", "")
-        if bucket and self.team.shares_import_area(bucket, prefix):
-            self.add_error(
-                "import_prefix",
-                f"Another team imports from s3://{bucket}/{prefix} or a folder inside or around "
-                "it: each team needs a bucket, or a key prefix in it, of its own, so that no "
-                "team can list or overwrite another's disk files.",
-            )
+        self.refuse_another_teams_area(self.team)
         role_arn = self.cleaned_data.get("aws_role_arn", "")
         if role_arn:
             match = ROLE_ARN_PATTERN.fullmatch(role_arn)

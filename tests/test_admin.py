@@ -4,8 +4,12 @@ import re
 from pathlib import Path
 
 import pytest
+from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.contrib.staticfiles import finders
 from django.urls import reverse
+
+from imports.models import Team
 
 
 @pytest.fixture
@@ -216,3 +220,22 @@ def test_a_user_is_still_added_in_the_admin(admin_client, django_user_model):
     )
     assert response.status_code == 302, response.content[:500]
     assert django_user_model.objects.filter(username="newcomer").exists()
+
+
+def test_the_admins_team_form_refuses_another_teams_import_area(rf, team, other_team):
+    # The Team page's rule, in the admin too: the same area would be both teams'.
+    other_team.import_bucket, other_team.import_prefix = "platform-imports", "data/"
+    other_team.save()
+    request = rf.get("/")
+    request.user = get_user_model().objects.create_superuser("root", password="pw")
+    form_class = admin.site._registry[Team].get_form(request, team)
+    values = {"name": team.name, "vm_import_role": "vmimport", "import_bucket": "platform-imports"}
+    inside = form_class({**values, "import_prefix": "data/old"}, instance=team)
+    assert not inside.is_valid()
+    assert (
+        "Another team imports from s3://platform-imports/data/old/"
+        in inside.errors["import_prefix"][0]
+    )
+    apart = form_class({**values, "import_prefix": "web"}, instance=team)
+    assert apart.is_valid(), apart.errors
+    assert apart.cleaned_data["import_prefix"] == "web/"  # a folder, as on the Team page
