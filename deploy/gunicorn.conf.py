@@ -21,9 +21,11 @@ workers = int(os.environ.get("WEB_CONCURRENCY") or min(2 * multiprocessing.cpu_c
 # every one (config/gunicorn_worker.py); gunicorn's own where Linux lacks that.
 if gunicorn_worker.AVAILABLE:
     worker_class = "config.gunicorn_worker.SyncWorker"
-# Longer than one AWS call the web makes (a picker's, Check setup's, a
-# cancel's: AWS_CONNECT_TIMEOUT + AWS_READ_TIMEOUT, 35 s by default), so a
-# request waiting on AWS ends with AWS's words, not a worker killed mid-way.
+# Longer than one AWS call the web makes (a picker's, a cancel's:
+# AWS_CONNECT_TIMEOUT + AWS_READ_TIMEOUT, 35 s by default), so a request
+# waiting on one slow call ends with AWS's words, not a worker killed mid-way.
+# Against an AWS that hangs, a request of several calls (Check setup's, or a
+# team role's AssumeRole before the call) can still outlast it.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "45"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))

@@ -19,7 +19,7 @@ from django.urls import path
 from django.utils import timezone
 
 from .models import ApiToken, AuditEvent, ImageImport, Membership, Team
-from .team_forms import ImportAreaRules
+from .team_forms import TargetRules
 
 AUDIT_ALL = "imports.audit_all_teams"
 
@@ -274,10 +274,10 @@ class MembershipInline(admin.StackedInline):
     autocomplete_fields = ("user",)
 
 
-class TeamAdminForm(ImportAreaRules, forms.ModelForm):
+class TeamAdminForm(TargetRules, forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
-        self.refuse_another_teams_area(self.instance)
+        self.clean_target(self.instance)
         return cleaned
 
 

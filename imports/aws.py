@@ -71,6 +71,8 @@ RETRYABLE_CODES = THROTTLING_CODES | {
     "ServiceUnavailable",
 }
 RETRYABLE_HTTP_STATUSES = frozenset({429, 500, 502, 503, 504})
+# A gateway's answer in AWS's place: the request may have reached AWS.
+GATEWAY_STATUSES = frozenset({502, 504})
 
 
 class AwsError(Exception):
@@ -762,13 +764,15 @@ def translate(error, service=""):
     """An AwsError for any botocore failure, retryable or not; `service` names the service."""
     if isinstance(error, ResponseParserError):
         # Not a BotoCoreError: an answer that was no AWS answer at all (a proxy's
-        # HTML error page, say). botocore itself says a retry may succeed.
+        # HTML error page, say). botocore itself says a retry may succeed. The
+        # request left, and whatever answered may have passed it on to AWS.
         return AwsError(
             "InvalidResponse",
             "AWS (or something in between) answered with something that is not an AWS "
             "response; try again later.",
             retryable=True,
             answered=False,
+            outcome_unknown=True,
         )
     if isinstance(error, ClientError):
         details = error.response.get("Error", {})
@@ -776,6 +780,17 @@ def translate(error, service=""):
         message = details.get("Message") or str(error)
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         retryable = code in RETRYABLE_CODES or status in RETRYABLE_HTTP_STATUSES
+        if code == str(status) and status in GATEWAY_STATUSES:
+            # No AWS error, only a gateway's status (botocore names the error
+            # by it): a proxy or load balancer lost AWS's answer, or its own.
+            return AwsError(
+                code,
+                message,
+                retryable=True,
+                http_status=status,
+                answered=False,
+                outcome_unknown=True,
+            )
         return AwsError(code, message, retryable=retryable, http_status=status)
     if isinstance(error, NoCredentialsError):
         return AwsError(

@@ -474,11 +474,13 @@ def upload_folder(client_token):
     The same request again names the same key, and two imports of a team
     never share one (its tokens are unique). A token that is not a plain
     name (a "/" would reach into another folder, ".." above it) is
-    replaced by a UUID made from it, the same each time.
+    replaced by a UUID made from it, the same each time, after a "~" that no
+    plain name has: the UUID is a plain name too, and a teammate sending it
+    as a token must not reach the same key.
     """
     if FOLDER_SAFE_TOKEN.fullmatch(client_token):
         return client_token
-    return str(uuid.uuid5(UPLOAD_FOLDER_NAMESPACE, client_token))
+    return "~" + str(uuid.uuid5(UPLOAD_FOLDER_NAMESPACE, client_token))
 
 
 class NewImportForm(ImportVmImageForm):

@@ -181,12 +181,6 @@ PORTAL_HINTS = (
         "it in AWS, or, with the local emulator, the emulator was restarted (it forgets its "
         "images). Check with `aws imagebuilder list-images`, then start a new import.",
     ),
-    (
-        re.compile(r"^ImportTaskNotFound\b"),
-        "EC2 no longer knows the VM import task this import follows, and Image Builder did "
-        "not report the image: the task was deleted or forgotten (EC2 keeps finished tasks "
-        "for 7 days; the local emulator forgets them when restarted). Start a new import.",
-    ),
 )
 
 

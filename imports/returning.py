@@ -4,7 +4,8 @@ Each transition moves one row and writes its audit event; on PostgreSQL one
 statement does both (a WITH holding the UPDATE or INSERT and the event's
 INSERT ... SELECT), its SQL compiled by the ORM once per shape and sent again
 with new values after that. The models say what moves; this module says how
-the database is asked. Nothing here knows an import's statuses.
+the database is asked. Of an import it knows only that a move is
+conditional on the row's `status` column.
 """
 
 import string

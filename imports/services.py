@@ -216,7 +216,15 @@ def bucket_files(team):
 
 
 class UploadError(Exception):
-    """A request about an upload that does not fit the import; the message says why."""
+    """A request about an upload that does not fit the import; the message says why.
+
+    `code` tells the page's script what to do: "already_complete", go to the
+    import's page (nothing is left to send).
+    """
+
+    def __init__(self, message, code=""):
+        super().__init__(message)
+        self.code = code
 
 
 def upload_location(image_import):
@@ -283,7 +291,8 @@ def uploaded_parts(image_import, upload_id, key, *, user):
         if error.code == "NoSuchUpload" and queue_if_already_joined(image_import, user=user):
             raise UploadError(
                 "The file had already reached S3 in full: nothing is left to send, and the "
-                "import is queued."
+                "import is queued.",
+                code="already_complete",
             ) from error
         raise
 

@@ -325,7 +325,7 @@ def refresh_target(target, image_imports):
             task = tasks.get(task_id)
             task_unknown = isinstance(task, aws.AwsError)  # EC2 does not know it
             try:
-                if missing.observe(image_import, image, task_unknown=task_unknown):
+                if missing.observe(image_import, image):
                     continue  # ended: AWS no longer knows it
             except Exception:
                 logger.exception("Could not end the missing import %s", image_import.pk)
@@ -376,7 +376,7 @@ MISSING_KEY = "imports:missing-in-aws"
 
 
 class MissingInAws:
-    """Imports whose image (or VM import task) AWS says it does not know, cycle after cycle.
+    """Imports whose image Image Builder says it does not know, cycle after cycle.
 
     An image deleted in AWS, or forgotten by a restarted emulator, is
     answered ResourceNotFoundException on every GetImage, and the import
@@ -389,31 +389,33 @@ class MissingInAws:
     and written once per cycle (the refresher's lock lets one cycle run at a
     time); a cache lost or down only starts the counts again, which delays
     the end and never hastens it. An import that ended otherwise meanwhile
-    (cancelled) is forgotten after a day.
+    (cancelled) is forgotten after a day, or twice IMPORT_MISSING_AFTER if
+    longer (a count must outlive the wait it counts).
     """
 
     def __init__(self, seen):
         self.seen = seen
         self.changed = False
 
-    KEPT = 86400  # seconds
+    @staticmethod
+    def kept_seconds():
+        return max(86400, 2 * missing_after())
 
     @classmethod
     def load(cls):
         seen = ForgivingCache().get(MISSING_KEY) or {}
-        oldest = time.time() - cls.KEPT
+        oldest = time.time() - cls.kept_seconds()
         missing = cls({pk: entry for pk, entry in seen.items() if entry[0] > oldest})
         missing.changed = len(missing.seen) != len(seen)
         return missing
 
     def save(self):
         if self.changed:
-            ForgivingCache().set(MISSING_KEY, self.seen, self.KEPT)
+            ForgivingCache().set(MISSING_KEY, self.seen, self.kept_seconds())
 
-    def observe(self, image_import, image, *, task_unknown):
+    def observe(self, image_import, image):
         """Count this cycle's answer for the import; True if it ended the import."""
-        reason = missing_reason(image, task_unknown)
-        if reason is None:
+        if not image_not_found(image):
             if isinstance(image, aws.ImageState) and self.seen.pop(image_import.pk, None):
                 self.changed = True  # found again
             return False
@@ -423,8 +425,9 @@ class MissingInAws:
         if cycles + 1 < missing_cycles() or time.time() - first < missing_after():
             return False
         del self.seen[image_import.pk]
-        code, message = missing_failure(image_import, reason, cycles + 1, time.time() - first)
-        image_import.mark_failed(code=code, message=message)
+        image_import.mark_failed(
+            code="ImageNotFound", message=missing_message(cycles + 1, time.time() - first)
+        )
         return True
 
 
@@ -436,33 +439,23 @@ def missing_after():
     return settings.IMPORT_MISSING_AFTER
 
 
-def missing_reason(image, task_unknown):
-    """Why AWS no longer knows the import this cycle, or None while it may.
+def image_not_found(image):
+    """Whether Image Builder answered that it has no such image.
 
-    "image": Image Builder says it has no such image. "task": EC2 says it has
-    no such VM import task, and Image Builder did not report the image (the
-    image decides while it is reported, as it does the import's status).
+    Only that answer counts: EC2 no longer knowing the VM import task tells
+    nothing while Image Builder builds from it, and Image Builder not
+    answering (throttled, unreachable) tells nothing either way.
     """
-    if isinstance(image, aws.AwsError) and image.code == IMAGE_NOT_FOUND:
-        return "image"
-    if task_unknown and not isinstance(image, aws.ImageState):
-        return "task"
-    return None
+    return isinstance(image, aws.AwsError) and image.code == IMAGE_NOT_FOUND
 
 
-def missing_failure(image_import, reason, cycles, seconds):
-    """The error code and the plain message of an import AWS no longer knows."""
+def missing_message(cycles, seconds):
+    """The plain message of an import whose image Image Builder no longer has."""
     minutes = max(1, round(seconds / 60))
-    checks = f"on {cycles} checks over {minutes} minute{'s' if minutes > 1 else ''}"
-    if reason == "image":
-        return "ImageNotFound", (
-            f"Image Builder no longer has this import's image: it answered that the image "
-            f"does not exist {checks}. The portal stopped following the import."
-        )
-    return "ImportTaskNotFound", (
-        f"EC2 no longer knows this import's VM import task {image_import.vm_import_task_id}: "
-        f"it answered that the task does not exist {checks}, and Image Builder did not "
-        "report the image. The portal stopped following the import."
+    return (
+        f"Image Builder no longer has this import's image: it answered that the image does "
+        f"not exist on {cycles} checks over {minutes} minute{'s' if minutes > 1 else ''}. "
+        "The portal stopped following the import."
     )
 
 

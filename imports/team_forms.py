@@ -53,11 +53,18 @@ def clean_key_prefix(prefix):
         raise forms.ValidationError("A key prefix may not contain control characters.")
     if prefix and not prefix.endswith("/"):
         prefix += "/"  # a folder, so that team-a/ never matches team-ab/
+    if len(prefix) > PREFIX_MAX:  # counted as stored, its "/" included
+        raise forms.ValidationError(
+            f"A key prefix has at most {PREFIX_MAX} characters, its closing / included."
+        )
     return prefix
 
 
-class ImportAreaRules:
-    """The import bucket's and key prefix's rules: the Team page's form and the admin's."""
+class TargetRules:
+    """The rules of a team's AWS target and import area: the Team page's form and the admin's.
+
+    clean_target(team) runs the rules between fields, from the form's clean().
+    """
 
     def clean_import_bucket(self):
         bucket = self.cleaned_data["import_bucket"]
@@ -67,6 +74,31 @@ class ImportAreaRules:
 
     def clean_import_prefix(self):
         return clean_key_prefix(self.cleaned_data["import_prefix"])
+
+    def clean_vm_import_role(self):
+        name = self.cleaned_data["vm_import_role"]
+        if not ROLE_NAME_PATTERN.fullmatch(name):
+            raise forms.ValidationError(
+                "An IAM role name has 1 to 64 characters: letters, digits and + = , . @ _ - "
+                "(a name, not an ARN)."
+            )
+        return name
+
+    def clean_aws_region(self):
+        region = self.cleaned_data["aws_region"]
+        if region and not REGION_PATTERN.fullmatch(region):
+            raise forms.ValidationError("A region looks like eu-west-1 or us-gov-west-1.")
+        return region
+
+    def clean_aws_account_id(self):
+        account = self.cleaned_data["aws_account_id"]
+        if account and not ACCOUNT_PATTERN.fullmatch(account):
+            raise forms.ValidationError("An AWS account ID is exactly 12 digits.")
+        return account
+
+    def clean_target(self, team):
+        self.refuse_another_teams_area(team)
+        self.match_account_and_role()
 
     def refuse_another_teams_area(self, team):
         """Uploads and the bucket picker act on the whole area: two teams may not share one."""
@@ -80,8 +112,29 @@ class ImportAreaRules:
                 "team can list or overwrite another's disk files.",
             )
 
+    def match_account_and_role(self):
+        """The account named is where imports go: the role's, and none without a role."""
+        role_arn = self.cleaned_data.get("aws_role_arn", "")
+        if role_arn:
+            match = ROLE_ARN_PATTERN.fullmatch(role_arn)
+            if not match:
+                self.add_error(
+                    "aws_role_arn", "A role ARN looks like arn:aws:iam::123456789012:role/name."
+                )
+            elif self.cleaned_data.get("aws_account_id") not in ("", match[1]):
+                self.add_error("aws_role_arn", "The role must be in the target account.")
+            elif "aws_account_id" in self.cleaned_data:
+                self.cleaned_data["aws_account_id"] = match[1]
+        elif self.cleaned_data.get("aws_account_id"):
+            self.add_error(
+                "aws_account_id",
+                "Without a role to assume, imports go to the account of the worker's own "
+                "credentials, whatever is set here: give a role in this account too, or leave "
+                "the account empty.",
+            )
 
-class AwsTargetForm(ImportAreaRules, forms.Form):
+
+class AwsTargetForm(TargetRules, forms.Form):
     aws_region = forms.CharField(
         label="Region",
         required=False,
@@ -117,52 +170,12 @@ class AwsTargetForm(ImportAreaRules, forms.Form):
         error_messages={"required": "The VM import role name is required (usually vmimport)."},
     )
 
-    def clean_vm_import_role(self):
-        name = self.cleaned_data["vm_import_role"]
-        if not ROLE_NAME_PATTERN.fullmatch(name):
-            raise forms.ValidationError(
-                "An IAM role name has 1 to 64 characters: letters, digits and + = , . @ _ - "
-                "(a name, not an ARN)."
-            )
-        return name
-
-    def clean_aws_region(self):
-        region = self.cleaned_data["aws_region"]
-        if region and not REGION_PATTERN.fullmatch(region):
-            raise forms.ValidationError("A region looks like eu-west-1 or us-gov-west-1.")
-        return region
-
-    def clean_aws_account_id(self):
-        account = self.cleaned_data["aws_account_id"]
-        if account and not ACCOUNT_PATTERN.fullmatch(account):
-            raise forms.ValidationError("An AWS account ID is exactly 12 digits.")
-        return account
-
     def __init__(self, *args, team, **kwargs):
         super().__init__(*args, **kwargs)
         self.team = team
 
     def clean(self):
-        self.refuse_another_teams_area(self.team)
-        role_arn = self.cleaned_data.get("aws_role_arn", "")
-        if role_arn:
-            match = ROLE_ARN_PATTERN.fullmatch(role_arn)
-            if not match:
-                self.add_error(
-                    "aws_role_arn", "A role ARN looks like arn:aws:iam::123456789012:role/name."
-                )
-            elif self.cleaned_data.get("aws_account_id") not in ("", match[1]):
-                self.add_error("aws_role_arn", "The role must be in the target account.")
-            elif "aws_account_id" in self.cleaned_data:
-                # Where imports go: the role's account, said on the page.
-                self.cleaned_data["aws_account_id"] = match[1]
-        elif self.cleaned_data.get("aws_account_id"):
-            self.add_error(
-                "aws_account_id",
-                "Without a role to assume, imports go to the account of the worker's own "
-                "credentials, whatever is set here: give a role in this account too, or leave "
-                "the account empty.",
-            )
+        self.clean_target(self.team)
         return self.cleaned_data
 
 

@@ -54,7 +54,8 @@ def answer(call):
     except services.PartNumberError as error:
         return bad_request(str(error))
     except services.UploadError as error:
-        return JsonResponse({"error": str(error)}, status=409)
+        body = {"error": str(error), **({"code": error.code} if error.code else {})}
+        return JsonResponse(body, status=409)
     except aws.AwsError as error:
         status = 503 if error.retryable else 502
         # "S3 refused" only when S3 answered: an unreachable S3 refused nothing.

@@ -129,15 +129,18 @@ def new_import(request):
         raise PermissionDenied("You need the submitter role in a team to start imports.")
     if request.method == "GET":
         return render_form(request, form_like_earlier(request) or new_import_form(request))
+    switched = team_switched_since_opened(request, membership)
+    if switched:
+        # Before anything else the post asks (a tag row, the import): the
+        # form drawn again is the current team's, and says so.
+        form = new_import_form(request, request.POST)
+        form.add_error(None, switched)
+        return render_form(request, form)
     if "tags_action" in request.POST:
         return edit_tag_rows(request)
 
     form = new_import_form(request, request.POST)
     if not form.is_valid():
-        return render_form(request, form)
-    switched = team_switched_since_opened(request, membership)
-    if switched:
-        form.add_error(None, switched)
         return render_form(request, form)
     submission = services.submission_to_record(membership.team, form)
     if submission is None:

@@ -66,6 +66,8 @@ def facts(payload):
 
 
 def link(payload):
+    if payload.get("url"):
+        return payload["url"]
     if payload.get("import"):
         return import_url(payload["import"])
     return portal_url()
@@ -75,14 +77,14 @@ def generic_body(payload):
     """The signed JSON: {"event", "import", "team", "url"}, compact and in a stable order.
 
     `team` and `url` are null where the event has none (a test message) or
-    the delivery was recorded before they were added.
+    the delivery was recorded before they were added. Both are the stored
+    payload's: every try of one delivery signs the very same body.
     """
-    image_import = payload.get("import")
     body = {
         "event": payload["event"],
-        "import": image_import,
+        "import": payload.get("import"),
         "team": payload.get("team"),
-        "url": import_url(image_import) if image_import else None,
+        "url": payload.get("url"),
     }
     return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
 

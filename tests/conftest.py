@@ -7,7 +7,7 @@ from django.test import override_settings
 from config.celery import app
 from fakeaws import s3
 from fakeaws.testing import reset_moto, running_emulator, running_moto
-from imports import aws
+from imports import aws, tasks
 from imports.cache import forget_failures
 from imports.models import ApiToken, ImageImport, Team
 
@@ -88,13 +88,20 @@ def fast_password_hashing(settings):
 
 @pytest.fixture(autouse=True)
 def fresh_aws_clients_and_cache():
-    """Each test starts with new boto3 clients and an empty, working cache."""
+    """Each test starts with new boto3 clients, an empty, working cache, and publishing on.
+
+    A publish that failed in one test (the broker down on purpose, or a
+    blip) pauses this process's publishing for BROKER_PUBLISH_PAUSE: ended
+    here, so that no later test waits on a message never sent.
+    """
     aws.clear_clients()
     cache.clear()
     forget_failures()
+    tasks.PublishPause.end()
     yield
     aws.clear_clients()
     forget_failures()
+    tasks.PublishPause.end()
 
 
 @pytest.fixture

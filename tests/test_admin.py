@@ -239,3 +239,7 @@ def test_the_admins_team_form_refuses_another_teams_import_area(rf, team, other_
     apart = form_class({**values, "import_prefix": "web"}, instance=team)
     assert apart.is_valid(), apart.errors
     assert apart.cleaned_data["import_prefix"] == "web/"  # a folder, as on the Team page
+    # And the target's own rules: an account without a role names the wrong account.
+    no_role = form_class({**values, "aws_account_id": "111122223333"}, instance=team)
+    assert not no_role.is_valid()
+    assert "Without a role to assume" in no_role.errors["aws_account_id"][0]

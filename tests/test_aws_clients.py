@@ -4,8 +4,10 @@ Against the emulator over real HTTP, or a port nothing listens on.
 """
 
 import logging
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -92,3 +94,41 @@ def test_an_error_aws_answered_says_aws_answered(emulator):
         aws.import_vm_image(valid_payload(), target=aws.Target())
 
     assert raised.value.answered and not raised.value.outcome_unknown
+
+
+class GatewayPage(BaseHTTPRequestHandler):
+    """A load balancer's own page in AWS's place: the status the class is built with."""
+
+    status = 502
+
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = b"<html><body><h1>Bad Gateway</h1></body></html>"
+        self.send_response(self.status)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_PUT = do_POST
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("status", [502, 504])
+def test_a_gateways_page_in_aws_place_may_have_been_acted_on(aws_credentials, monkeypatch, status):
+    # The request went through the gateway, which may have passed it on: AWS
+    # may hold the image, so the import must not end on it (tasks retries).
+    handler = type("Page", (GatewayPage,), {"status": status})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_IMAGEBUILDER", f"http://127.0.0.1:{server.server_port}")
+    aws.clear_clients()
+    try:
+        with pytest.raises(aws.AwsError) as raised:
+            aws.import_vm_image(valid_payload(), target=aws.Target("us-east-1"))
+    finally:
+        server.shutdown()
+    assert raised.value.outcome_unknown and not raised.value.answered
+    assert raised.value.retryable

@@ -214,7 +214,10 @@ def test_a_beat_whose_lock_session_the_server_ended_stops_sending(tmp_path):
 
     with connection.cursor() as cursor:
         cursor.execute(
+            # This database's lock only: a make run or another CI pass on the
+            # same server holds the same key in its own database.
             "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
             "AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1",
             [ADVISORY_LOCK_KEY >> 32, ADVISORY_LOCK_KEY & 0xFFFFFFFF],
         )

@@ -448,7 +448,11 @@ def test_an_uploads_folder_never_leaves_the_prefix_whatever_the_token(token):
     assert form.is_valid(), form.errors
     key = form.disk_key()
     folder, name = key.removeprefix(IMPORT_PREFIX).split("/")
-    assert str(uuid.UUID(folder)) == folder and name == "My-Web-Server-final-.ova"
+    assert folder.startswith("~") and str(uuid.UUID(folder[1:])) == folder[1:]
+    assert name == "My-Web-Server-final-.ova"
+    # Its UUID sent as a token of its own (a plain name) names another key.
+    as_a_token = upload_form(clientToken=folder[1:])
+    assert as_a_token.is_valid() and as_a_token.disk_key() != key
     again = upload_form(clientToken=token)
     assert again.is_valid() and again.disk_key() == key  # the same request, the same key
 

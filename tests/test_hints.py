@@ -166,15 +166,8 @@ def test_the_general_hints_answer(team, user, code, message, hint):
             "not exist on 30 checks over 5 minutes. The portal stopped following the import.",
             "gone from Image Builder",
         ),
-        (
-            "ImportTaskNotFound",
-            "EC2 no longer knows this import's VM import task import-ami-0ffffffffffffffff: it "
-            "answered that the task does not exist on 30 checks over 5 minutes, and Image "
-            "Builder did not report the image. The portal stopped following the import.",
-            "no longer knows the VM import task",
-        ),
     ],
-    ids=["AWS not reached", "image gone", "task gone"],
+    ids=["AWS not reached", "image gone"],
 )
 def test_failures_that_are_no_answer_of_aws_say_so(team, user, code, message, hint):
     # "AWS kept answering that it was busy" was the hint of a connection that

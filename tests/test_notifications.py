@@ -102,6 +102,13 @@ def test_a_person_who_left_the_team_or_was_switched_off_gets_none(team, with_ema
     assert not Delivery.objects.filter(channel=Delivery.Channel.EMAIL).exists()
 
 
+def test_a_superuser_in_no_team_still_hears_of_their_imports(team, django_user_model):
+    # A superuser acts for every team without a membership: still the one who started it.
+    root = django_user_model.objects.create_superuser("root", email="root@example.com")
+    make_import(team, root, Status.IMPORTING).mark_failed(code="X", message="broken")
+    assert Delivery.objects.filter(channel=Delivery.Channel.EMAIL, recipient=root).exists()
+
+
 def test_a_paused_webhook_or_an_unsubscribed_event_gets_nothing(team, user):
     paused = add_webhook(team, "https://hooks.example.com/a")
     Webhook.objects.filter(pk=paused.pk).update(paused_at=timezone.now())

@@ -340,6 +340,12 @@ def test_a_form_opened_for_another_team_than_the_one_now_acted_for_sends_nothing
     user_client.post("/imports/new", {**form_data(), "team": other_team.pk})
     assert ImageImport.objects.get().team == other_team
 
+    # Nor through a post the form refuses, or a tag row added: it says so first.
+    user_client.post(reverse("imports:switch_team"), {"team": team.pk})
+    for post in ({**form_data(name="")}, {**form_data(), "tags_action": "add"}):
+        response = user_client.post("/imports/new", {**post, "team": other_team.pk})
+        assert "This form was opened for team" in response.content.decode()
+
 
 def test_a_failed_import_starts_again_with_its_settings(user_client, client, team, user, teammate):
     failed = make_import(

@@ -599,24 +599,19 @@ def test_one_unknown_task_no_longer_stops_the_progress_of_its_batch(team, user, 
     assert forgotten.status == Status.IMPORTING  # once is not enough to end it
 
 
-def test_an_unknown_task_with_no_image_reported_fails_like_a_missing_image(
-    team, user, emulator, settings
-):
+def test_an_unknown_task_and_a_silent_image_builder_end_nothing(team, user, emulator, settings):
+    # Only Image Builder's "no such image" ends an import: EC2 forgetting the
+    # task, or Image Builder not answering (throttled, down), tells nothing.
     settings.IMPORT_MISSING_CYCLES = 2
     settings.IMPORT_MISSING_AFTER = 0
     image_import = importing(team, user, emulator)
     ImageImport.objects.filter(pk=image_import.pk).update(vm_import_task_id=UNKNOWN_TASK)
-    emulator.fail_next(2, "ServiceUnavailableException", operation="GetImage")
+    emulator.fail_next(3, "ServiceUnavailableException", operation="GetImage")
 
-    cycle(image_import)
-    cycle(image_import)
+    for _ in range(3):
+        cycle(image_import)
 
-    assert (image_import.status, image_import.error_code) == (
-        Status.FAILED,
-        "ImportTaskNotFound",
-    )
-    assert UNKNOWN_TASK in image_import.error_message
-    assert "no longer knows the VM import task" in failure_hint(image_import)
+    assert image_import.status == Status.IMPORTING
 
 
 def test_unknown_ids_are_dropped_and_the_rest_asked_again(emulator):

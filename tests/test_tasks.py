@@ -413,15 +413,8 @@ def test_events_cannot_be_changed_or_deleted(image_import):
         event.delete()
 
 
-@pytest.fixture
-def publish_pause_ends():
-    """A failed publish pauses publishing in this process: not for the next tests."""
-    yield
-    tasks.PublishPause.end()
-
-
 def test_a_broker_that_is_down_loses_nothing(
-    team, user, payload, monkeypatch, caplog, django_capture_on_commit_callbacks, publish_pause_ends
+    team, user, payload, monkeypatch, caplog, django_capture_on_commit_callbacks
 ):
     def broker_down(*args, **kwargs):
         raise ConnectionError("broker unreachable")
@@ -438,7 +431,7 @@ def test_a_broker_that_is_down_loses_nothing(
 
 
 def test_after_a_failed_publish_the_next_ones_are_left_to_the_sweeper_for_a_while(
-    monkeypatch, settings, publish_pause_ends
+    monkeypatch, settings
 ):
     # A broker that hangs costs a publish its timeouts: paid once, not by
     # every submit in a row (tests/test_broker_outages.py times it).

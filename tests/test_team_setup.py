@@ -106,6 +106,8 @@ def test_a_prefix_is_a_folder(prefix, cleaned):
         ("/vm-imports/", "does not start with a slash"),
         ("vm\nimports/", "control characters"),
         ("p" * 513, "at most 512 characters"),
+        # 512 and the "/" that makes it a folder: 513 stored, one too many.
+        ("p" * 512, "at most 512 characters, its closing / included"),
     ],
 )
 def test_a_wrong_prefix_says_which_rule_it_broke(prefix, message):

@@ -315,6 +315,7 @@ def test_an_upload_s3_joined_while_its_answer_was_lost_is_queued(
         )
         assert response.status_code == 409
         assert "already reached S3 in full" in response.json()["error"]
+        assert response.json()["code"] == "already_complete"  # the page goes to the import
     uploading.refresh_from_db()
     assert uploading.status == Status.QUEUED
 

@@ -350,6 +350,12 @@
       window.location.assign(detailUrl);
     });
     uppy.on("upload-error", (_file, error) => {
+      if (error.code === "already_complete") {
+        // S3 holds the whole file (its answer to an earlier try was lost): the
+        // import is queued, and its page follows it from here.
+        window.location.assign(detailUrl);
+        return;
+      }
       const kept = resume || uppy.getFile(id).progress.bytesUploaded > 0
         ? "The parts already sent are kept: try again to send the rest."
         : "Nothing has been sent yet, and the import waits for its file: try again once this is fixed.";
