@@ -426,15 +426,10 @@ def detail(request, pk):
     if image_import is None:
         return offer_its_team(request, pk)
     context = {
-        "image_import": image_import,
-        "may_cancel": may_cancel(image_import),
-        "cancel_consequence": services.cancel_consequence(image_import),
-        "cancel_refusal": services.cannot_cancel_reason(image_import),
-        "may_start_again": may_start_again(image_import),
+        **status_panel(image_import),
         "events": image_import.events.select_related("actor"),
         "payload_json": indented_json(image_import.payload),
         "import_image_json": indented_json(image_import.import_image_payload),
-        "hint": failure_hint(image_import),
         "upload": upload_to_resume(image_import),
         # The page opened right after the click, usually before the worker
         # stored the image ARN: ask once as soon as it has loaded. Only the
@@ -510,15 +505,7 @@ def status(request, pk):
     from the row already read.
     """
     image_import = get_object_or_404(teams.team_imports(request), pk=pk)
-    context = {
-        "image_import": image_import,
-        "hint": failure_hint(image_import),
-        "may_cancel": may_cancel(image_import),
-        "cancel_consequence": services.cancel_consequence(image_import),
-        "cancel_refusal": services.cannot_cancel_reason(image_import),
-        "may_start_again": may_start_again(image_import),
-    }
-    html = render_to_string("imports/detail.html#status", context, request)
+    html = render_to_string("imports/detail.html#status", status_panel(image_import), request)
     if request.GET.get("seen") not in (None, image_import.version):
         events = image_import.events.select_related("actor")
         oob = {
@@ -531,6 +518,18 @@ def status(request, pk):
             html += render_to_string(f"imports/detail.html#{part}", oob, request)
     remember_poll_access(request, image_import)
     return stop_polling_when_done(HttpResponse(html), image_import)
+
+
+def status_panel(image_import):
+    """What the status panel (detail.html#status) shows: the page's and every poll's."""
+    return {
+        "image_import": image_import,
+        "hint": failure_hint(image_import),
+        "may_cancel": may_cancel(image_import),
+        "cancel_consequence": services.cancel_consequence(image_import),
+        "cancel_refusal": services.cannot_cancel_reason(image_import),
+        "may_start_again": may_start_again(image_import),
+    }
 
 
 def may_start_again(image_import):
