@@ -122,7 +122,7 @@ def submit_import(pk):
 
 # Appended to the message of an attempt whose answer was lost; the audit's
 # retry events carry it, which is how a later attempt knows that AWS may hold
-# the image (may_hold_the_image).
+# the image (lost_answers).
 ASKING_AGAIN = (
     "It may have received the request, so the portal keeps asking with the same client "
     "token until AWS answers: that way no second image is made."
@@ -143,7 +143,7 @@ def handle_submit_error(image_import, error, attempt):
         )
         return
     message = error.message
-    if error.outcome_unknown or (not error.answered and may_hold_the_image(image_import)):
+    if error.outcome_unknown or (not error.answered and lost_answers(image_import)):
         message = f"{message} {ASKING_AGAIN}"
     retry_later(image_import, error.code, message, attempt)
 
@@ -160,15 +160,18 @@ def gives_up(image_import, error, attempt):
     """
     if error.outcome_unknown or attempt < settings.IMPORT_MAX_ATTEMPTS:
         return False
-    unanswered = image_import.events.filter(detail__contains=ASKING_AGAIN).count()
+    unanswered = lost_answers(image_import)
     if unanswered and not error.answered:
         return False
     return attempt - unanswered >= settings.IMPORT_MAX_ATTEMPTS
 
 
-def may_hold_the_image(image_import):
-    """Whether an earlier attempt's answer was lost (its retry event says so)."""
-    return image_import.events.filter(detail__contains=ASKING_AGAIN).exists()
+def lost_answers(image_import):
+    """How many earlier attempts' answers were lost (their retry events say so).
+
+    Any at all, and AWS may hold the image.
+    """
+    return image_import.events.filter(detail__contains=ASKING_AGAIN).count()
 
 
 def retry_later(image_import, code, message, attempt):
@@ -399,7 +402,7 @@ class MissingInAws:
 
     @staticmethod
     def kept_seconds():
-        return max(86400, 2 * missing_after())
+        return max(86400, 2 * settings.IMPORT_MISSING_AFTER)
 
     @classmethod
     def load(cls):
@@ -422,21 +425,16 @@ class MissingInAws:
         first, cycles = self.seen.get(image_import.pk, (time.time(), 0))
         self.seen[image_import.pk] = (first, cycles + 1)
         self.changed = True
-        if cycles + 1 < missing_cycles() or time.time() - first < missing_after():
+        if (
+            cycles + 1 < settings.IMPORT_MISSING_CYCLES
+            or time.time() - first < settings.IMPORT_MISSING_AFTER
+        ):
             return False
         del self.seen[image_import.pk]
         image_import.mark_failed(
             code="ImageNotFound", message=missing_message(cycles + 1, time.time() - first)
         )
         return True
-
-
-def missing_cycles():
-    return settings.IMPORT_MISSING_CYCLES
-
-
-def missing_after():
-    return settings.IMPORT_MISSING_AFTER
 
 
 def image_not_found(image):
