@@ -115,10 +115,15 @@ def test_describe_calls_are_batched_by_100_and_get_image_is_one_per_import(team,
     assert ImageImport.objects.filter(status=Status.AVAILABLE).count() == 150
 
 
-def test_describe_batches_split_at_100_distinct_task_ids(emulator):
+def new_vm_import_tasks(count):
+    """The IDs of `count` VM import tasks the emulator's EC2 starts now."""
     ec2 = tasks.aws.client("ec2")
     disk = {"Format": "VMDK", "UserBucket": {"S3Bucket": "vm-exports", "S3Key": "disk.vmdk"}}
-    task_ids = [ec2.import_image(DiskContainers=[disk])["ImportTaskId"] for _ in range(201)]
+    return [ec2.import_image(DiskContainers=[disk])["ImportTaskId"] for _ in range(count)]
+
+
+def test_describe_batches_split_at_100_distinct_task_ids(emulator):
+    task_ids = new_vm_import_tasks(201)
     before = emulator.calls()["operations"].get("DescribeImportImageTasks", 0)
 
     found = tasks.aws.describe_import_image_tasks(
@@ -615,9 +620,7 @@ def test_an_unknown_task_and_a_silent_image_builder_end_nothing(team, user, emul
 
 
 def test_unknown_ids_are_dropped_and_the_rest_asked_again(emulator):
-    ec2 = tasks.aws.client("ec2")
-    disk = {"Format": "VMDK", "UserBucket": {"S3Bucket": "vm-exports", "S3Key": "disk.vmdk"}}
-    known = [ec2.import_image(DiskContainers=[disk])["ImportTaskId"] for _ in range(3)]
+    known = new_vm_import_tasks(3)
     before = emulator.calls()["operations"].get("DescribeImportImageTasks", 0)
 
     found = tasks.aws.describe_import_image_tasks(
