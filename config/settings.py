@@ -493,6 +493,11 @@ IMPORT_MISSING_AFTER = env_int("IMPORT_MISSING_AFTER", 300)
 AWS_CONNECT_TIMEOUT = env_int("AWS_CONNECT_TIMEOUT", 5)
 AWS_READ_TIMEOUT = env_int("AWS_READ_TIMEOUT", 30)
 AWS_REGION = env("AWS_REGION") or env("AWS_DEFAULT_REGION")
+# The Team page's Check setup makes several AWS calls while the person waits,
+# each of which may wait out the timeouts above (35 s): all of them together
+# get this long, well inside gunicorn's GUNICORN_TIMEOUT (45 s), so that an
+# AWS that hangs costs the checks not yet run, never the whole page (a 502).
+CHECK_SETUP_SECONDS = env_int("CHECK_SETUP_SECONDS", 25)
 # A process shares one client per AWS service and target among its threads:
 # the worker's (CELERY_CONCURRENCY, at most 16 by default) and the
 # refresher's. botocore keeps 10 connections by default and, past that,

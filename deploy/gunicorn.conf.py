@@ -24,8 +24,9 @@ if gunicorn_worker.AVAILABLE:
 # Longer than one AWS call the web makes (a picker's, a cancel's:
 # AWS_CONNECT_TIMEOUT + AWS_READ_TIMEOUT, 35 s by default), so a request
 # waiting on one slow call ends with AWS's words, not a worker killed mid-way.
-# Against an AWS that hangs, a request of several calls (Check setup's, or a
-# team role's AssumeRole before the call) can still outlast it.
+# Check setup's several calls share CHECK_SETUP_SECONDS, well inside it;
+# against an AWS that hangs, a team role's AssumeRole before a picker's call
+# can still outlast it.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "45"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))

@@ -11,6 +11,8 @@ level instead, so that every attempt is recorded as an event and every
 attempt carries the import's one clientToken.
 """
 
+import contextlib
+import contextvars
 import functools
 import ipaddress
 import json
@@ -20,6 +22,7 @@ import os
 import re
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -695,7 +698,9 @@ def _call(function, *args, **kwargs):
             raise translate(error) from error
     started = time.monotonic()
     try:
-        response = function(*args, **kwargs)
+        response = within_budget(function, args, kwargs)
+        if not holds_what_aws_answers(operation, response):
+            raise ResponseParserError(f"{operation}'s answer lacks what AWS always sends")
     except (BotoCoreError, ClientError, ResponseParserError) as error:
         aws_error = translate(error, service=service_name(function))
         response = getattr(error, "response", {})
@@ -703,6 +708,95 @@ def _call(function, *args, **kwargs):
         raise aws_error from error
     record_call(operation, started, response)
     return response
+
+
+# What AWS's successful answer to these calls always holds. botocore takes a
+# 200 that is not AWS's (a proxy's or a gateway's HTML page, an empty body)
+# for an answer with nothing in it: its JSON parser reads a body that is no
+# JSON as {}, and EC2's XML parser reads any well-formed page. Unchecked,
+# ImportVmImage and ImportImage ended the worker's task on a KeyError, and
+# GetImage and DescribeImportImageTasks reported an image with no state and
+# no tasks as if AWS had said so.
+ANSWER_HOLDS = {
+    "ImportVmImage": ("imageArn",),
+    "ImportImage": ("ImportTaskId",),
+    "GetImage": ("image", "state", "status"),
+    "DescribeImportImageTasks": ("ImportImageTasks",),
+}
+
+
+def holds_what_aws_answers(operation, response):
+    """Whether `response` holds what AWS always answers to `operation` (a value, or a list)."""
+    value = response
+    for key in ANSWER_HOLDS.get(operation, ()):
+        if not isinstance(value, dict) or key not in value:
+            return False
+        value = value[key]
+    return value not in (None, "")
+
+
+# -- a time budget around several calls ------------------------------------------
+
+# A call is not started with less time than this left: it could not finish.
+MIN_CALL_SECONDS = 1.0
+
+_budget_ends = contextvars.ContextVar("aws_budget_ends", default=None)
+
+
+class OutOfTime(Exception):  # noqa: N818 (a budget spent, not a failed call)
+    """A call not made: the time budget around it (time_budget) was spent.
+
+    Not an AwsError, so that a caller's handling of AWS's answers lets it
+    through to whoever set the budget, which says what was left undone.
+    """
+
+
+@contextlib.contextmanager
+def time_budget(seconds):
+    """Every AWS call within ends by the time `seconds` from now have passed.
+
+    A call gets at most the time left (a nested budget, at most its outer
+    one's), and ends as one AWS did not answer in time (ConnectionError,
+    outcome unknown) when it runs out; once less than MIN_CALL_SECONDS is
+    left, calls raise OutOfTime instead of being made.
+    """
+    ends = time.monotonic() + seconds
+    outer = _budget_ends.get()
+    token = _budget_ends.set(ends if outer is None else min(ends, outer))
+    try:
+        yield
+    finally:
+        _budget_ends.reset(token)
+
+
+def within_budget(function, args, kwargs):
+    """function(*args, **kwargs), given no more than the time budget has left.
+
+    botocore's timeouts bound each connect and each read, not a call, and not
+    the STS AssumeRole or the DNS lookup before it: only the clock bounds the
+    whole. So the call runs in a thread of its own, and past the time left
+    the caller stops waiting for it. The thread ends within the client's own
+    timeouts; its answer, if any, is dropped.
+    """
+    ends = _budget_ends.get()
+    if ends is None:
+        return function(*args, **kwargs)
+    left = ends - time.monotonic()
+    if left < MIN_CALL_SECONDS:
+        raise OutOfTime(f"{operation_name(function)} not sent: the time budget was spent")
+    answer = Future()
+
+    def call():
+        try:
+            answer.set_result(function(*args, **kwargs))
+        except BaseException as error:  # handed to the caller, whatever it is
+            answer.set_exception(error)
+
+    threading.Thread(target=call, name="aws-call-within-budget", daemon=True).start()
+    try:
+        return answer.result(timeout=left)
+    except TimeoutError:
+        raise ReadTimeoutError(endpoint_url=function.__self__.meta.endpoint_url) from None
 
 
 # How people call the services the portal uses (botocore's endpoint prefixes).
@@ -763,17 +857,7 @@ def record_call(operation, started, response, *, error_code=""):
 def translate(error, service=""):
     """An AwsError for any botocore failure, retryable or not; `service` names the service."""
     if isinstance(error, ResponseParserError):
-        # Not a BotoCoreError: an answer that was no AWS answer at all (a proxy's
-        # HTML error page, say). botocore itself says a retry may succeed. The
-        # request left, and whatever answered may have passed it on to AWS.
-        return AwsError(
-            "InvalidResponse",
-            "AWS (or something in between) answered with something that is not an AWS "
-            "response; try again later.",
-            retryable=True,
-            answered=False,
-            outcome_unknown=True,
-        )
+        return not_an_aws_answer(service)
     if isinstance(error, ClientError):
         details = error.response.get("Error", {})
         code = details.get("Code") or "UnknownError"
@@ -813,6 +897,25 @@ def translate(error, service=""):
     if isinstance(error, ParamValidationError):
         return AwsError("InvalidParameter", str(error), retryable=False)
     return AwsError(type(error).__name__, str(error), retryable=False)
+
+
+def not_an_aws_answer(service=""):
+    """An answer that was no AWS answer at all: a proxy's HTML page, an empty body.
+
+    botocore says so (ResponseParserError) when it cannot parse it, _call when
+    a 200 lacks what AWS always sends. The request left, and whatever answered
+    may have passed it on to AWS: the outcome is unknown, so the worker asks
+    again with the same client token rather than fail the import.
+    """
+    name = f"AWS {service}" if service else "AWS"
+    return AwsError(
+        "InvalidResponse",
+        f"{name} (or a proxy or gateway in between) answered with something that is not "
+        "an AWS answer, such as a web page or nothing at all.",
+        retryable=True,
+        answered=False,
+        outcome_unknown=True,
+    )
 
 
 def connection_error(error, service):

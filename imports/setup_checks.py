@@ -3,11 +3,14 @@
 Each check is a small function that reads one thing through aws.py and
 answers pass, warn or fail, with the fix in plain words. A check that the
 portal itself may not read (AccessDenied) says so instead of guessing.
+All of them together get CHECK_SETUP_SECONDS: the web waits for them.
 """
 
 import fnmatch
 import json
 from dataclasses import dataclass
+
+from django.conf import settings
 
 from . import aws
 
@@ -28,6 +31,16 @@ class CheckResult:
         return self.outcome == PASS
 
 
+# The checks' names, as the page lists them.
+BUCKET_REGION = "Bucket exists in the target region"
+CORS = "The bucket accepts uploads from the portal (CORS)"
+LIFECYCLE = "Unfinished uploads are cleaned up (lifecycle rule)"
+
+
+def role_check_name(role_name):
+    return f"The role {role_name} exists, trusts VM import and may read the bucket"
+
+
 def run_all(team, *, origin):
     """Every check for the team's bucket and role; `origin` is the portal's own."""
     target = aws.Target.for_team(team)
@@ -40,15 +53,62 @@ def run_all(team, *, origin):
                 "A team admin sets the import bucket (and its region) above, then checks again.",
             )
         ]
-    return [
-        check_bucket_region(team.import_bucket, target),
-        check_cors(team.import_bucket, origin, target),
-        check_role(team.vm_import_role, team.import_bucket, team.import_prefix, target),
-        check_lifecycle(team.import_bucket, team.import_prefix, target),
-    ]
+    bucket, prefix, role = team.import_bucket, team.import_prefix, team.vm_import_role
+    return within_time(
+        [
+            (BUCKET_REGION, lambda: check_bucket_region(bucket, target)),
+            (CORS, lambda: check_cors(bucket, origin, target)),
+            (role_check_name(role), lambda: check_role(role, bucket, prefix, target)),
+            (LIFECYCLE, lambda: check_lifecycle(bucket, prefix, target)),
+        ]
+    )
+
+
+def within_time(checks):
+    """Run the (name, check) pairs in turn within CHECK_SETUP_SECONDS in all.
+
+    The person waits on the page for every call the checks make, and each
+    call alone may wait out the AWS timeouts (35 s): against an AWS that
+    hangs, the checks would outlast gunicorn's timeout, and its worker,
+    killed, would answer a bare 502. Within the budget each call gets at
+    most the time left; once it is spent, the checks not yet run say so,
+    and the ones done keep their results.
+    """
+    results = []
+    with aws.time_budget(settings.CHECK_SETUP_SECONDS):
+        for name, check in checks:
+            try:
+                results.append(check())
+            except aws.OutOfTime:
+                results.append(not_run(name))
+    return results
+
+
+# What to do when AWS did not answer: nothing in the team's setup is wrong yet.
+WHEN_AWS_DID_NOT_ANSWER = (
+    "Check again in a few minutes. If AWS still does not answer, check that the portal's "
+    "machines can reach AWS (their network, proxy and firewall) and AWS's Health Dashboard."
+)
+
+
+def not_run(name):
+    return CheckResult(
+        name,
+        WARN,
+        "Not run: AWS did not answer the checks before this one in time "
+        f"({settings.CHECK_SETUP_SECONDS} seconds for them all), so the portal stopped checking.",
+        WHEN_AWS_DID_NOT_ANSWER,
+    )
 
 
 def refused(name, error, what):
+    if not error.answered:  # a timeout, a lost connection: no verdict on the setup
+        return CheckResult(
+            name,
+            FAIL,
+            f"The portal could not read {what}: {error.message}",
+            WHEN_AWS_DID_NOT_ANSWER,
+        )
     return CheckResult(
         name,
         FAIL,
@@ -58,7 +118,7 @@ def refused(name, error, what):
 
 
 def check_bucket_region(bucket, target):
-    name = "Bucket exists in the target region"
+    name = BUCKET_REGION
     try:
         region = aws.bucket_region(bucket, target=target)
     except aws.AwsError as error:
@@ -92,7 +152,7 @@ def cors_rule(origin):
 
 
 def check_cors(bucket, origin, target):
-    name = "The bucket accepts uploads from the portal (CORS)"
+    name = CORS
     try:
         rules = aws.bucket_cors_rules(bucket, target=target)
     except aws.AwsError as error:
@@ -149,7 +209,7 @@ def read_access_in_words(bucket, prefix):
 
 
 def check_role(role_name, bucket, prefix, target):
-    name = f"The role {role_name} exists, trusts VM import and may read the bucket"
+    name = role_check_name(role_name)
     try:
         role_arn, trust = aws.role_trust_policy(role_name, target=target)
     except aws.AwsError as error:
@@ -181,6 +241,8 @@ def check_role_reads(name, role_name, role_arn, bucket, prefix, target):
             denied += aws.role_may(role_arn, list(actions), [resource], target=target)
     except aws.AwsError as error:
         denied = denied_by_reading_policies(role_name, bucket, prefix, target)
+        if denied is None and not error.answered:
+            return refused(name, error, f"the permissions of {role_name}")
         if denied is None:
             return CheckResult(
                 name,
@@ -238,7 +300,7 @@ def covers(rule_prefix, prefix):
 
 
 def check_lifecycle(bucket, prefix, target):
-    name = "Unfinished uploads are cleaned up (lifecycle rule)"
+    name = LIFECYCLE
     try:
         rules = aws.bucket_lifecycle_rules(bucket, target=target)
     except aws.AwsError as error:
