@@ -7,7 +7,7 @@ from django.db import transaction
 from imports import signals
 from imports.api import serialize
 from imports.hints import failure_hint
-from imports.models import Membership
+from imports.models import Action, Membership
 
 from . import messages, tasks
 from .models import Delivery, Event, NotificationSettings, Webhook
@@ -22,6 +22,8 @@ EVENT_OF_SIGNAL = {
 
 def create_deliveries(sender, image_import, event, **kwargs):
     """One delivery for the person who started the import, one per subscribed webhook.
+
+    The person gets none for a cancel of their own: they did it, and saw it.
 
     Runs inside the transition's transaction: the rows exist if and only if
     the transition committed. The sends are queued once it has.
@@ -40,7 +42,7 @@ def create_deliveries(sender, image_import, event, **kwargs):
     if hint:
         payload["hint"] = hint
     deliveries = []
-    if wants_email(person, image_import.team_id):
+    if wants_email(person, image_import.team_id) and not cancelled_it(person, image_import, event):
         deliveries.append(
             Delivery(
                 channel=Delivery.Channel.EMAIL,
@@ -86,6 +88,22 @@ def wants_email(person, team_id):
         )
         and NotificationSettings.for_user(person).email_on_end
     )
+
+
+def cancelled_it(person, image_import, event):
+    """Whether the person is the one who just cancelled the import: they saw it happen.
+
+    The signal carries only the row; the cancel's audit event, written in
+    this same transaction just before the signal, says who cancelled.
+    """
+    if event != Event.CANCELLED:
+        return False
+    canceller = (
+        image_import.events.filter(action=Action.CANCELLED)
+        .values_list("actor_id", flat=True)
+        .first()
+    )
+    return canceller == person.pk
 
 
 def upload_finished_deliveries(sender, image_import, **kwargs):

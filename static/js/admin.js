@@ -89,3 +89,20 @@
     attributeFilter: ["aria-owns"],
   });
 })();
+
+// The audit events list (admin-audit.css): on a phone each event stacks as
+// "Column: value" lines, so each cell is given its column's heading. Without
+// this script the list stays a table, scrolling sideways in its box.
+(function () {
+  const table = document.querySelector("body.model-auditevent.change-list #result_list");
+  if (!table || !table.tHead) return;
+  const headings = [...table.tHead.rows[0].cells].map((th) =>
+    (th.querySelector(".text") || th).textContent.trim(),
+  );
+  for (const row of table.tBodies[0].rows) {
+    [...row.cells].forEach((cell, column) => {
+      if (headings[column]) cell.dataset.label = headings[column];
+    });
+  }
+  table.dataset.labelled = "true";
+})();

@@ -41,35 +41,80 @@ document.addEventListener("DOMContentLoaded", () => {
   if (invalid) invalid.focus();
 });
 
-// The VM import task picker: "Use" copies a task id into the form field and
-// checks it, as if the person had typed it, sets the platform EC2 knows, and
-// offers the OS version the task's description names (never over one typed).
+// A picker's "Use" copies a task id or a file's key into the form field and
+// checks it, as if the person had typed it. The task picker's also fills
+// what the task tells of itself (useTask); the file picker's the format the
+// file's extension names.
 document.addEventListener("click", (event) => {
   const button = event.target.closest("[data-fill]");
   if (!button) return;
   const input = document.querySelector(button.dataset.fill);
-  input.value = button.dataset.value;
-  input.dispatchEvent(new Event("change", { bubbles: true }));
-  const platform = document.getElementById("id_platform");
-  if (platform && button.dataset.platform && platform.value !== button.dataset.platform) {
-    platform.value = button.dataset.platform;
-    platform.dispatchEvent(new Event("change", { bubbles: true }));
-  }
-  const osVersion = document.getElementById("id_osVersion");
-  if (osVersion && button.dataset.osVersion && !osVersion.value.trim()) {
-    osVersion.value = button.dataset.osVersion;
-    osVersion.dispatchEvent(new Event("change", { bubbles: true }));
-  }
-  // A file from the bucket picker: the format its extension names.
+  setField(input, button.dataset.value);
+  if (input.id === "id_vmImportTaskId") useTask(button);
   const format = document.getElementById("id_format");
   if (format && button.dataset.format && format.value !== button.dataset.format) {
-    format.value = button.dataset.format;
-    format.dispatchEvent(new Event("change", { bubbles: true }));
+    setField(format, button.dataset.format);
   }
   checkPlatform();
   checkFormat();
   input.focus();
 });
+
+function setField(control, value) {
+  control.value = value;
+  control.dispatchEvent(new Event("change", { bubbles: true }));
+}
+
+// The platform follows the task EC2 describes; the OS version its
+// description names is filled in only where it fits the platform then
+// chosen. The picker's status says what was filled in, and what was not.
+function useTask(button) {
+  const platform = document.getElementById("id_platform");
+  const osVersion = document.getElementById("id_osVersion");
+  const taskPlatform = button.dataset.platform || "";
+  const filled = [`VM import task ${button.dataset.value}`];
+  let platformChanged = false;
+  if (platform && taskPlatform && platform.value !== taskPlatform) {
+    platformChanged = Boolean(platform.value);
+    setField(platform, taskPlatform);
+    filled.push(`platform ${taskPlatform}`);
+  }
+  const os = osVersion ? fillOsVersion(osVersion, button, platform?.value || "", platformChanged) : {};
+  if (os.filled) filled.push(os.filled);
+  const status = document.getElementById("task-filled");
+  if (status) status.textContent = [`Filled in ${inWords(filled)}.`, ...(os.notes || [])].join(" ");
+}
+
+// A value an earlier "Use" filled in is that task's, so this one's replaces
+// it; one the person typed is theirs and stays. A version read from a task
+// whose platform EC2 does not report may be another platform's: it is left
+// out when the form already names a platform.
+function fillOsVersion(osVersion, button, formPlatform, platformChanged) {
+  const hint = button.dataset.osVersion || "";
+  const current = osVersion.value.trim();
+  if (current && current !== osVersion.dataset.filled) {
+    return platformChanged
+      ? { notes: [`Check the OS version you typed, ${current}: the platform is now ${formPlatform}.`] }
+      : {};
+  }
+  const fits = hint && (button.dataset.platform || !formPlatform);
+  const value = fits ? hint : "";
+  if (osVersion.value !== value) setField(osVersion, value);
+  osVersion.dataset.filled = value;
+  const notes = [];
+  if (current && !value) notes.push(`The OS version ${current}, from the task used before, was taken out.`);
+  if (hint && !fits) {
+    notes.push(
+      `The OS version ${hint} in its description was not filled in: EC2 does not say which platform the task is, so it may not be a ${formPlatform} version.`,
+    );
+  }
+  return { filled: fits ? `OS version ${hint} (read from its description: check it)` : "", notes };
+}
+
+// "a", "a and b", "a, b and c".
+function inWords(items) {
+  return items.length < 2 ? items.join("") : `${items.slice(0, -1).join(", ")} and ${items.at(-1)}`;
+}
 
 // The format a bucket file's extension names: the file picker's, else the
 // server's map of extensions on the key's field (data-formats).

@@ -285,6 +285,11 @@
     // Set by Cancel upload: Uppy also "aborts" after an error, but then the
     // parts are kept (and the import) so that Try again sends only the rest.
     let cancelling = false;
+    // The upload S3 holds the parts of: {uploadId, key}. After an error Uppy
+    // forgets it (its "abort"), and Try again would then start over and send
+    // every part again; given back, Uppy lists the parts S3 already holds
+    // (listParts) and sends only the others.
+    let started = resume;
     uppy.use(Uppy.AwsS3, {
       endpoint: upload.endpoint,
       headers,
@@ -293,15 +298,19 @@
       limit: PARALLEL_PARTS,
       // The portal's routes, called here rather than by Uppy's Companion
       // client so that a refusal shows the portal's own message.
-      createMultipartUpload: (uppyFile, signal) => portalJson(
-        "The upload could not start:", `${upload.endpoint}s3/multipart`,
-        {
-          method: "POST",
-          headers: jsonHeaders,
-          body: JSON.stringify({ filename: uppyFile.name, type: uppyFile.type }),
-          signal,
-        },
-      ),
+      createMultipartUpload: async (uppyFile, signal) => {
+        const answer = await portalJson(
+          "The upload could not start:", `${upload.endpoint}s3/multipart`,
+          {
+            method: "POST",
+            headers: jsonHeaders,
+            body: JSON.stringify({ filename: uppyFile.name, type: uppyFile.type }),
+            signal,
+          },
+        );
+        started = { uploadId: answer.uploadId, key: answer.key };
+        return answer;
+      },
       listParts: (_file, { uploadId, key, signal }) => portalJson(
         "The parts already in S3 could not be listed:", uploadUrl(uploadId, key), { headers, signal },
       ),
@@ -377,6 +386,7 @@
       retry.hidden = true;
       pause.hidden = false;
       state.textContent = "Uploading…";
+      if (started) uppy.setFileState(id, { s3Multipart: started });
       uppy.retryUpload(id);
     };
     cancel.onclick = () => {
