@@ -1,24 +1,28 @@
-"""Team self-service: members and roles, the AWS target, and API tokens."""
+"""Team self-service: members and roles, the AWS target, API tokens, the team's activity."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods, require_POST
+from django.utils.http import urlencode
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import setup_checks, teams
-from .models import ApiToken, Membership, Team
+from . import paging, setup_checks, teams
+from .errors import bad_request_answer
+from .models import Action, ApiToken, Membership, Status, Team
 from .team_forms import AddMemberForm, AwsTargetForm, RoleForm, TokenForm
 
 
-def managed_membership(request):
+def managed_membership(request, refusal="Only a team admin can change the team."):
+    """The person's membership of the team they act for, if they are its admin."""
     membership = teams.current_membership(request)
     if membership is None:
         raise Http404("You are not in any team.")
     if not membership.can_manage:
-        raise PermissionDenied("Only a team admin can change the team.")
+        raise PermissionDenied(refusal)
     return membership
 
 
@@ -60,6 +64,59 @@ def team_settings(request):
         "add_form": add_form,
     }
     return render(request, "imports/team.html", context)
+
+
+@login_required
+@require_GET
+def team_activity(request):
+    """The team's audit for its admins, newest first: who did what, when, from where."""
+    membership = managed_membership(request, "Only a team admin can see the team's activity.")
+    kind = request.GET.get("kind", "")
+    if kind and kind not in teams.ACTIVITY_KINDS:
+        # Unlike the history, which leaves a wrong filter out: a link that
+        # names a kind would otherwise show every event as if they were it.
+        kinds = ", ".join(teams.ACTIVITY_KINDS)
+        return bad_request_answer(request, f"kind must be one of {kinds}; not {kind[:40]!r}.")
+    try:
+        # The history's size and paging: a page deep in years of progress
+        # events costs what the first does.
+        page = paging.keyset_page(
+            teams.team_activity(membership.team, kind),
+            size=settings.HISTORY_PAGE_SIZE,
+            older_than=request.GET.get("older"),
+            newer_than=request.GET.get("newer"),
+        )
+    except paging.BadCursor as error:
+        return bad_request_answer(request, str(error))
+    for event in page:
+        event.status_change = status_change(event)
+    context = {
+        "team": membership.team,
+        "page": page,
+        "page_summary": page.summary("matching event" if kind else "event"),
+        "kinds": teams.ACTIVITY_KINDS,
+        "kind": kind,
+        "kind_label": teams.ACTIVITY_KINDS[kind].label if kind else "",
+        "filter_query": urlencode({"kind": kind}) if kind else "",
+    }
+    if request.htmx.target == "activity-table":
+        return render(request, "imports/team_activity.html#table", context)
+    return render(request, "imports/team_activity.html", context)
+
+
+def status_change(event):
+    """(from, to) as every page says statuses, or None for an event that moved none.
+
+    A cancelled import is stored as failed; like the history, say Cancelled.
+    """
+    if not event.to_status or event.from_status == event.to_status:
+        return None
+    to_label = "Cancelled" if event.action == Action.CANCELLED else label_of(event.to_status)
+    return label_of(event.from_status), to_label
+
+
+def label_of(status):
+    return Status(status).label if status in Status.values else status
 
 
 @login_required

@@ -3,12 +3,15 @@
 A person may belong to several teams; the session remembers the one they
 act for, and everything they see or submit is scoped to it. The session is
 written in two places only: at sign-in (the first of their teams) and when
-they switch team. Reading the current team never writes.
+they switch team. Reading the current team never writes. The team's rows
+a person is shown (its imports, its activity) are read here, scoped to it.
 """
+
+from dataclasses import dataclass
 
 from django.db.models import OuterRef, Subquery, Value
 
-from .models import ImageImport, Membership, Team
+from .models import Action, AuditEvent, ImageImport, Membership, Team
 
 SESSION_KEY = "team_id"
 
@@ -81,3 +84,40 @@ def team_imports(request):
         return imports.annotate(viewer_role=Value(Membership.Role.ADMIN.value))
     role = Membership.objects.filter(team=OuterRef("team"), user=request.user).values("role")
     return imports.annotate(viewer_role=Subquery(role[:1])).filter(viewer_role__isnull=False)
+
+
+@dataclass(frozen=True)
+class ActivityKind:
+    label: str
+    actions: tuple
+
+
+# What a team's activity can be narrowed to, by the actions' own prefixes, so
+# that an import action added later is an import's activity without a word
+# here. Sign-ins and profile changes are a person's, not a team's: they have
+# no team, and are in no kind.
+ACTIVITY_KINDS = {
+    "imports": ActivityKind(
+        "Imports", tuple(action for action in Action if action.startswith("import."))
+    ),
+    "members": ActivityKind(
+        "Members and roles", (Action.MEMBER_ADDED, Action.ROLE_CHANGED, Action.MEMBER_REMOVED)
+    ),
+    "target": ActivityKind("AWS target", (Action.TARGET_CHANGED,)),
+    "tokens": ActivityKind("API tokens", (Action.TOKEN_CREATED, Action.TOKEN_REVOKED)),
+    "webhooks": ActivityKind(
+        "Webhooks", tuple(action for action in Action if action.startswith("webhook."))
+    ),
+}
+
+
+def team_activity(team, kind=""):
+    """The team's audit events of one kind (or all), each with its actor and import.
+
+    Only rows that name the team: events with no team (sign-ins, profile
+    changes) and other teams' never come into it.
+    """
+    events = AuditEvent.objects.filter(team=team)
+    if kind:
+        events = events.filter(action__in=ACTIVITY_KINDS[kind].actions)
+    return events.select_related("actor", "image_import")

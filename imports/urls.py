@@ -37,6 +37,7 @@ urlpatterns = [
     ),
     path("teams/switch", views.switch_team, name="switch_team"),
     path("team", team_views.team_settings, name="team"),
+    path("team/activity", team_views.team_activity, name="team_activity"),
     path("team/check-setup", team_views.check_setup, name="check_setup"),
     path("team/members", team_views.change_member, name="change_member"),
     path("team/members/<int:pk>/remove", team_views.remove_member, name="remove_member"),

@@ -54,6 +54,7 @@ EXPECTED = {
     "imports:team": ("get", signed_in(200)),
     # Reads only; the outsider checks their own team's setup.
     "imports:check_setup": ("post", signed_in(200, viewer=403)),
+    "imports:team_activity": ("get", signed_in(403, team_admin=200, superuser=200)),
     # The import is not uploading: every upload step is refused with a 409.
     "imports:upload_create": ("post", signed_in(409, outsider=404, viewer=403)),
     "imports:upload": ("get", signed_in(409, outsider=404, viewer=403)),

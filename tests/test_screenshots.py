@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from imports.models import ImageImport, Status
+from imports.models import ImageImport, Membership, Status
 
+from .activity import busy_team
 from .browser import (
     CHROMIUM_MISSING,
     CHROMIUM_MISSING_REASON,
@@ -113,3 +114,16 @@ def test_screenshots(browser, live_server, imports, user, admin_user, emulator):
     page.goto("/admin/imports/auditevent/")
     shoot(page, "audit-desktop")
     context.close()
+
+
+def test_team_activity_screenshots(browser, live_server, team, user):
+    """Apart from the others, so that the activity's can be made again alone (-k activity)."""
+    Membership.objects.filter(user=user, team=team).update(role=Membership.Role.ADMIN)
+    busy_team(team, user)
+    for viewport, suffix in [(DESKTOP, "desktop"), (PHONE, "phone")]:
+        context = browser.new_context(base_url=live_server.url, viewport=viewport)
+        page = context.new_page()
+        sign_in(page, user)
+        page.goto("/team/activity")
+        shoot(page, f"team-activity-{suffix}")
+        context.close()
