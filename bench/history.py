@@ -13,9 +13,10 @@ its spread and the part spent in SQL, at --small and at --large imports:
 2. the first page right after a bulk load into a table analysed when it
    held --small imports (a table that grows by a load);
 3. vacuumed and analysed, as autovacuum leaves a table after a load: the
-   first page, the page --depth cursors deep, and a search that finds one
-   import at either size. (Before VACUUM, a search also reads the trigram
-   indexes' pending lists, up to 4 MB each: see vacuum_analyze.)
+   first page, the page --depth cursors deep, and searches that find one
+   import at either size: a word of its name, its AMI ID, and the first 8
+   characters of its client token. (Before VACUUM, a search also reads the
+   trigram indexes' pending lists, up to 4 MB each: see vacuum_analyze.)
 
 With --others N, another team's N imports are loaded first, as in a
 database that teams share (the first figure's table then holds them, never
@@ -35,6 +36,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -66,7 +68,20 @@ def name_of(number):
     return f"image number {number} tag{number:06x}x"
 
 
+def token_of(number):
+    # Random-looking, as the form's UUIDs are, yet the same on every run.
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"bench-{number}"))
+
+
+def ami_of(number):
+    # An AMI ID as EC2 makes them: ami- and 17 hexadecimal digits.
+    return "ami-0" + uuid.uuid5(uuid.NAMESPACE_DNS, f"bench-{number}").hex[:16]
+
+
+ACCOUNT = "123456789012"
 SEARCHED = name_of(50).split()[-1]
+SEARCHED_AMI = ami_of(50)
+SEARCHED_TOKEN_PREFIX = token_of(50)[:8]
 
 
 def load(team, user, count, start_at=0):
@@ -79,12 +94,13 @@ def load(team, user, count, start_at=0):
                 team=team,
                 submitted_by=user,
                 payload={"name": name_of(number), "semanticVersion": "1.0.0"},
-                client_token=f"bench-{number}",
+                client_token=token_of(number),
                 name=name_of(number),
                 platform="Linux",
                 vm_import_task_id=f"import-ami-{number:017x}",
                 status=Status.AVAILABLE,
                 image_arn=f"arn:aws:imagebuilder:us-east-1:123456789012:image/n{number}/1.0.0/1",
+                amis=[{"region": "us-east-1", "image": ami_of(number), "accountId": ACCOUNT}],
                 created_at=now - timedelta(seconds=10**6 - number),
                 updated_at=now,
             )
@@ -180,11 +196,20 @@ def deep_cursor(client, depth):
     return params
 
 
+def finds_one(client, query):
+    """`query`, checked to find the one import it is meant to, at either size."""
+    page = client.get("/", {"q": query}).content.decode()
+    assert "<span>1 matching import</span>" in page, query
+    return {"q": query}
+
+
 def measure(client, runs, depth):
     return {
         "first page": timed(client, {}, runs),
         f"page {depth} deep": timed(client, deep_cursor(client, depth), runs),
-        "search": timed(client, {"q": SEARCHED}, runs),
+        "search": timed(client, finds_one(client, SEARCHED), runs),
+        "search AMI": timed(client, finds_one(client, SEARCHED_AMI), runs),
+        "search token": timed(client, finds_one(client, SEARCHED_TOKEN_PREFIX), runs),
     }
 
 
@@ -201,7 +226,7 @@ def show(label, small, large):
 def shrink_to(count):
     """Back to the first `count` imports, the table rewritten and analysed at that size."""
     imports = ImageImport.objects.filter(team__name="bench-history")
-    last_kept = imports.get(client_token=f"bench-{count - 1}").created_at
+    last_kept = imports.get(client_token=token_of(count - 1)).created_at
     imports.filter(created_at__gt=last_kept).delete()  # loaded in order, a second apart
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:

@@ -24,7 +24,7 @@ from django.db.models import Q
 
 from . import aws
 from .inputs import parse_int
-from .vocabulary import Source, Status
+from .vocabulary import CANCELLED, Source, Status
 
 CLIENT_TOKEN_MAX = 36
 NAME_MAX = 1024
@@ -872,45 +872,113 @@ class NewImportForm(ImportVmImageForm):
         return super().from_json(body, **kwargs)
 
 
-def filter_choice(name, values):
+def filter_choice(name, values, labels=None):
     """An optional filter among `values`, whose refusal lists them (the API's 400 says it)."""
+    labels = labels or {}
     return FixedChoiceField(
         required=False,
-        choices=[("", "Any"), *((value, value) for value in values)],
+        choices=[("", "Any"), *((value, labels.get(value, value)) for value in values)],
         error_messages={
             "invalid_choice": f"{name} must be one of {', '.join(values)}; not %(value)s."
         },
     )
 
 
+# The history's status filter: the stored statuses, and Cancelled, which is
+# stored as `failed` with the error code Cancelled but which every page names
+# apart. Failed then means failed and not cancelled, so what a filter lists
+# is what each of its rows says.
+CANCELLED_FILTER = "cancelled"
+STATUS_FILTERS = (*Status.values, CANCELLED_FILTER)
+STATUS_FILTER_LABELS = {**dict(Status.choices), CANCELLED_FILTER: "Cancelled"}
+
+# A search this long or longer also finds client tokens that start with it.
+# Shorter, a prefix of a UUID token matches one import in 16 (one character),
+# in 4,096 (three): a list, not the import someone has in mind. From four
+# characters, 1 in 65,536; a whole token of any length is found as before.
+TOKEN_PREFIX_MIN = 4
+# An AMI ID, or its start from ami- and AMI_DIGITS_MIN of its (8 or 17)
+# hexadecimal digits: only such a search looks in the AMIs, whose JSON also
+# holds regions, account IDs and the member names ("image" would match
+# every available import). Fewer digits: new AMI IDs all start ami-0.
+AMI_DIGITS_MIN = 4
+AMI_ID_PATTERN = re.compile(rf"ami-([0-9a-f]{{{AMI_DIGITS_MIN},17}})", re.IGNORECASE)
+
+
 class ImportFilterForm(forms.Form):
     """The history's filters, for its page and the API's list alike: one rule for both.
 
     Each narrows the team's imports; the search looks in the name, the image
-    ARN and the VM import task ID, and matches a client token whole.
+    ARN and the VM import task ID, finds an import by any of its AMI IDs
+    (whole, or ami- and its first AMI_DIGITS_MIN digits), and by its client
+    token, whole or from its first TOKEN_PREFIX_MIN characters.
     """
 
-    status = filter_choice("status", Status.values)
+    status = filter_choice("status", STATUS_FILTERS, STATUS_FILTER_LABELS)
     platform = filter_choice("platform", PLATFORMS)
     q = forms.CharField(required=False)
+
+    # For the page's hint on what the search finds.
+    token_prefix_min = TOKEN_PREFIX_MIN
+    ami_digits_min = AMI_DIGITS_MIN
 
     def narrow(self, imports):
         """`imports` narrowed by the filters that are valid (after is_valid)."""
         status, platform, query = map(self.cleaned_data.get, ("status", "platform", "q"))
         if status:
-            imports = imports.filter(status=status)
+            imports = imports.filter(status_condition(status))
         if platform:
             imports = imports.filter(platform=platform)
         if query:
-            imports = imports.filter(
-                Q(name__icontains=query)
-                | Q(client_token=query)
-                | Q(image_arn__icontains=query)
-                | Q(vm_import_task_id__icontains=query)
-            )
+            imports = imports.filter(search_condition(query))
         return imports
 
     @property
     def searching(self):
         """Whether the search (costly: trigram lookups) is among the filters."""
         return bool(self.cleaned_data.get("q"))
+
+    @property
+    def narrowing(self):
+        """Whether any filter narrows the list (after is_valid), so its count is of matches."""
+        return any(self.cleaned_data.get(name) for name in self.fields)
+
+
+def status_condition(status):
+    """The rows a status filter lists: as each row's status reads, Cancelled apart.
+
+    Every branch keeps `status =`, so the index (team, status) still finds
+    the rows; the error code is then read from those rows only.
+    """
+    if status == CANCELLED_FILTER:
+        return Q(status=Status.FAILED, error_code=CANCELLED)
+    if status == Status.FAILED:
+        return Q(status=Status.FAILED) & ~Q(error_code=CANCELLED)
+    return Q(status=status)
+
+
+def search_condition(query):
+    """What `q` finds: each alternative one that an index answers on PostgreSQL.
+
+    A whole client token reads the unique (team, client_token) index; every
+    other alternative is UPPER(column::text) LIKE ..., the expression of the
+    trigram indexes of migrations 0005 and 0014. So the alternatives become
+    one BitmapOr of index scans: one without an index would scan the table.
+    """
+    condition = (
+        Q(name__icontains=query)
+        | Q(client_token=query)
+        | Q(image_arn__icontains=query)
+        | Q(vm_import_task_id__icontains=query)
+    )
+    if len(query) >= TOKEN_PREFIX_MIN:
+        condition |= Q(client_token__istartswith=query)
+    ami = AMI_ID_PATTERN.fullmatch(query)
+    if ami:
+        # In the AMIs' JSON text an ID starts a quoted value, [{"image":
+        # "ami-0123...", ...}], hence the quote. The digits alone ask the
+        # index for their rare trigrams only: the whole pattern's "ami"
+        # ones are in every row with an AMI, and read 15 times as many
+        # index pages at 100,000 imports (3.4 ms against 0.3).
+        condition |= Q(amis__icontains=ami[1]) & Q(amis__icontains=f'"{query}')
+    return condition

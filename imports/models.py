@@ -40,7 +40,7 @@ from .returning import (
     per_row,
     update_returning,
 )
-from .vocabulary import Source, Status, image_state_words
+from .vocabulary import CANCELLED, Source, Status, image_state_words
 
 logger = logging.getLogger(__name__)
 
@@ -237,11 +237,6 @@ def is_at_or_after(state, recorded):
 # UPDATE of record_progress writes (its statement grows with each).
 PROGRESS_FIELDS = ("image_state", "progress", "status_message")
 PROGRESS_BATCH = 500
-
-
-# A cancelled import ends `failed` with this error code (see the README's
-# design notes): the five statuses stay as designed.
-CANCELLED = "Cancelled"
 
 
 # (age in seconds below which, poll every so many milliseconds)

@@ -1,8 +1,8 @@
 """Keyset pagination: the hundredth page costs what the first does.
 
 A page follows (created_at, id) downwards from a cursor instead of skipping
-rows with OFFSET, and the total is counted only up to COUNT_CAP ("1000+"),
-so neither a deep page nor the count scans the whole table.
+rows with OFFSET, and the total is counted only up to COUNT_CAP ("more
+than 1,000"), so neither a deep page nor the count scans the whole table.
 """
 
 import base64
@@ -36,8 +36,32 @@ class KeysetPage:
         return len(self.items)
 
     @property
-    def count_text(self):
-        return f"{COUNT_CAP}+" if self.count_capped else str(self.count)
+    def count_words(self):
+        """The total as a sentence says it: "342", or "more than 1,000" past the cap."""
+        return f"more than {COUNT_CAP:,}" if self.count_capped else f"{self.count:,}"
+
+    def summary(self, noun="import"):
+        """What the page holds, in words, for the line between Newer and Older.
+
+        "42 imports" when they are all here; otherwise which part of the
+        total this is: "The newest 50 of 342 imports", "50 of more than 1,000
+        imports", "The oldest 17 of 342 imports". A page reached by a cursor
+        does not know how many rows are newer than it (that would cost a
+        count of its own), so a page in between says no position.
+        """
+        shown = len(self.items)
+        if not (self.newer or self.older):
+            return f"{shown:,} {plural(noun, shown)}"
+        total = f"{self.count_words} {plural(noun, self.count)}"
+        if not self.newer:
+            return f"The newest {shown:,} of {total}"
+        if not self.older:
+            return f"The oldest {shown:,} of {total}"
+        return f"{shown:,} of {total}"
+
+
+def plural(noun, number):
+    return noun if number == 1 else f"{noun}s"
 
 
 def encode_cursor(row):

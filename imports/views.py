@@ -74,12 +74,16 @@ def history(request):
         filter_query.pop(paging_parameter, None)
     context = {
         "page": page,
+        "page_summary": page.summary("matching import" if filters.narrowing else "import"),
         "in_flight": in_flight_ids(page),
         "membership": membership,
-        "statuses": Status.choices,
+        # The filter's own choices, Cancelled among them, less its "Any".
+        "statuses": filters.fields["status"].choices[1:],
         "platforms": PLATFORMS,
         "filters": {name: filters.cleaned_data.get(name, "") for name in filters.fields},
         "filter_query": filter_query.urlencode(),
+        "token_prefix_min": filters.token_prefix_min,
+        "ami_digits_min": filters.ami_digits_min,
     }
     if request.htmx.target == "history-table":
         return render(request, "imports/history.html#table", context)

@@ -16,6 +16,12 @@ class Status(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+# A cancelled import ends `failed` with this error code (see the README's
+# design notes): the five statuses stay as designed, and every page, the
+# history's filter among them, names it apart.
+CANCELLED = "Cancelled"
+
+
 class Source(models.TextChoices):
     """Where the disk comes from; the first two go through EC2 ImportImage first."""
 

@@ -212,7 +212,7 @@ def test_next_keeps_the_filters_and_walks_only_the_matches(
             {"status": "done"},
             "status",
             "status must be one of uploading, queued, submitting, importing, available, "
-            "failed; not done.",
+            "failed, cancelled; not done.",
         ),
         ({"status": "Failed"}, "status", "not Failed."),  # the values are lower case
         ({"platform": "linux"}, "platform", "platform must be one of Windows, Linux, macOS"),

@@ -40,9 +40,9 @@ def test_pages_walk_older_and_back_newer_without_gaps_or_repeats(imports):
 def test_the_count_is_capped(imports, monkeypatch):
     monkeypatch.setattr(paging, "COUNT_CAP", 5)
     page = walk(3)
-    assert page.count_capped and page.count_text == "5+"
+    assert page.count_capped and page.count_words == "more than 5"
     monkeypatch.setattr(paging, "COUNT_CAP", 50)
-    assert walk(3).count_text == "7"
+    assert walk(3).count_words == "7"
 
 
 @pytest.mark.parametrize(
@@ -60,7 +60,9 @@ def test_every_way_to_a_page_walks_the_same_rows(imports, monkeypatch, search, c
     assert [*first, *second, *third] == imports
     assert list(walk(3, search, newer_than=third.newer)) == list(second)
     assert list(walk(3, search, page="2")) == imports[3:6]
-    assert (first.count_capped, first.count_text) == ((False, "7") if cap == 50 else (True, "2+"))
+    assert (first.count_capped, first.count_words) == (
+        (False, "7") if cap == 50 else (True, "more than 2")
+    )
 
 
 def test_a_search_is_evaluated_once_per_page(imports):
