@@ -137,6 +137,8 @@ MIDDLEWARE = [
     # A page's empty 405 (require_POST, GET /accounts/logout/) becomes the
     # portal's 405 page, inside the session and CSRF middleware.
     "imports.error_pages.MethodNotAllowedPages",
+    # With DEBUG on (make run), a 404 is the portal's page, not Django's.
+    "imports.error_pages.NotFoundPagesWithDebug",
     "imports.audit.AuditMiddleware",
     # A view's database or cache outage is a 503, DEBUG on or off.
     "imports.errors.DependencyDownMiddleware",

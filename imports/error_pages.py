@@ -1,6 +1,6 @@
 """The portal's pages for the bare 400s and 405s a browser would otherwise show.
 
-Two answers leave Django with no body for a person to read:
+Three answers leave a person without the portal's page:
 
 - a 405 from `require_POST` and its kin, or a class-based view (GET
   /accounts/logout/): an empty body, which Chromium replaces with its own
@@ -10,17 +10,22 @@ Two answers leave Django with no body for a person to read:
   can store before the session is read: it answers
   `refusal_before_the_session`, 400.html with the reason.
 
+- a 404 with DEBUG on, as under `make run`: Django's debug page, which lists
+  every URL pattern, where a person looking at the portal expects its "Not
+  found" page. `NotFoundPagesWithDebug` answers 404.html (JSON under /api/).
+
 Only where a page is expected (`errors.wants_page`): the API keeps its JSON,
 htmx and fetch() the bare answer, the probes their empty one.
 """
 
+from django.conf import settings
 from django.http import HttpResponseBadRequest
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.shortcuts import render
 
 from config.content_security import ContentSecurityPolicyMiddleware
 
-from .errors import bad_request_page, wants_page
+from .errors import bad_request_page, is_api, page_not_found, wants_page
 
 
 def dress(response, page):
@@ -58,6 +63,29 @@ class MethodNotAllowedPages:
             status=405,
         )
         return dress(response, page)
+
+
+class NotFoundPagesWithDebug:
+    """With DEBUG on, a 404 answers as with it off: the portal's page, or the API's JSON.
+
+    Django answers Http404 with its technical page whenever DEBUG is on,
+    handler404 or not; `make run` runs with DEBUG on for a first look, and a
+    link to another team's import showed every URL pattern instead of the
+    page that says what to do.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if not settings.DEBUG or not is_bare(response, 404):
+            return response
+        if not response.get("Content-Type", "").startswith("text/html"):
+            return response  # a view's own answer (JSON, text), not Django's debug page
+        if not (wants_page(request) or is_api(request)):
+            return response
+        return page_not_found(request, None)
 
 
 # The two that add a page's own headers, which a refusal before them skips.

@@ -442,12 +442,14 @@ S3_KEY_MAX = 1024
 IMPORT_TASK_RESOURCE = "import-image-task"
 
 
-def choice_field(label, choices, help_text, *, required=False, blank="EC2's default"):
+def choice_field(label, choices, help_text, *, required=False, blank="EC2's default", words=str):
+    """A choice among AWS's values, each offered as `words(value)` says it."""
     return StrippedChoiceField(
         label=label,
         help_text=help_text,
         required=required,
-        choices=[("", blank if not required else "Choose")] + [(value, value) for value in choices],
+        choices=[("", blank if not required else "Choose")]
+        + [(value, words(value)) for value in choices],
         error_messages={
             "required": f"{label} is required.",
             "invalid_choice": f"{label} must be one of {', '.join(choices)}; %(value)s is not.",
@@ -509,8 +511,9 @@ class NewImportForm(ImportVmImageForm):
     format = choice_field(
         "Disk format",
         DISK_FORMATS,
-        "The disk file's format: OVA, VMDK, VHD, VHDX or raw.",
+        "The disk file's format: OVA, VMDK, VHD, VHDX or RAW.",
         blank="Choose",
+        words=str.upper,  # as people write them, and as the page's format hints do
     )
     s3Bucket = text_field("S3 bucket", "The team's import bucket.", required=False)
     s3Key = text_field(
@@ -774,10 +777,13 @@ class NewImportForm(ImportVmImageForm):
 
         The inverse of payload() and import_image_request(), less what cannot
         be the same twice: the client token (a new one is made) and the file
-        to upload (chosen again).
+        to upload (chosen again); and, for a disk file, the VM import task EC2
+        made of it, which the new import's own ImportImage makes anew.
         """
         initial = {name: payload[name] for name in STRING_MEMBERS if payload.get(name)}
         initial.pop("clientToken", None)
+        if source != Source.VM_IMPORT_TASK:
+            initial.pop("vmImportTaskId", None)
         initial["source"] = source
         log_group = (payload.get("loggingConfiguration") or {}).get("logGroupName")
         if log_group:

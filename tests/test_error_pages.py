@@ -409,3 +409,18 @@ def test_a_viewer_sees_no_admin_link_on_the_password_pages(client, team):
     client.force_login(viewer)
     for name in ("password_change", "password_change_done"):
         assert "/admin/" not in client.get(reverse(name)).content.decode()
+
+
+def test_with_debug_on_a_404_is_still_the_portals_page(user_client, settings):
+    # make run runs with DEBUG on: Django's own 404 page lists every URL
+    # pattern, where a person following a stale link needs the way back.
+    settings.DEBUG = True
+    for path in ("/imports/999999", "/no/such/page"):
+        html = assert_portal_page(user_client.get(path), 404, "Not found")
+        assert "it belongs to another team" in html
+        assert "URLconf" not in html
+    unknown = user_client.get("/api/no-such-resource")
+    assert unknown.status_code == 404
+    assert unknown.json()["error"] == "There is no such API resource; see /api/openapi.json."
+    # htmx and fetch() keep their bare answer.
+    assert user_client.get("/imports/999999", headers={"HX-Request": "true"}).status_code == 404
