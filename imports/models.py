@@ -207,6 +207,25 @@ class Membership(models.Model):
             )
 
 
+class Invitation(models.Model):
+    """An account the portal made for an address a team admin invited (imports/invitations.py).
+
+    Only such an account is ever sent a link to set its password, so no
+    account made another way can be taken over by e-mail. The row outlives
+    the person's memberships: invited again after being removed from every
+    team, they get a link again, not an account they cannot sign in to.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="invitation"
+    )
+    # When the latest link went: the Team page shows it beside *Invited*.
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"Invitation of {self.user}"
+
+
 TERMINAL_STATUSES = frozenset({Status.AVAILABLE, Status.FAILED})
 
 
@@ -1132,6 +1151,9 @@ class Action(models.TextChoices):
     MEMBER_ADDED = "team.member_added", "Member added"
     ROLE_CHANGED = "team.role_changed", "Role changed"
     MEMBER_REMOVED = "team.member_removed", "Member removed"
+    MEMBER_INVITED = "team.member_invited", "Member invited by e-mail"
+    INVITATION_RESENT = "team.invitation_resent", "Invitation sent again"
+    INVITATION_ACCEPTED = "team.invitation_accepted", "Invitation accepted"
     TARGET_CHANGED = "team.target_changed", "AWS target changed"
     TOKEN_CREATED = "token.created", "API token created"
     TOKEN_REVOKED = "token.revoked", "API token revoked"

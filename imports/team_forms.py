@@ -4,7 +4,9 @@ import re
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.core.validators import validate_email
 
+from . import invitations
 from .models import Membership, Team
 
 REGION_PATTERN = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
@@ -18,6 +20,12 @@ BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s
 # IAM role names: 1-64 of letters, digits and + = , . @ _ -
 ROLE_NAME_PATTERN = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
 PREFIX_MAX = 512
+
+
+def role_account(role_arn):
+    """The account ID in a role's ARN, or None."""
+    match = ROLE_ARN_PATTERN.fullmatch(role_arn or "")
+    return match[1] if match else None
 
 
 def validate_bucket_name(name):
@@ -63,8 +71,12 @@ def clean_key_prefix(prefix):
 class TargetRules:
     """The rules of a team's AWS target and import area: the Team page's form and the admin's.
 
-    clean_target(team) runs the rules between fields, from the form's clean().
+    clean_target(team) runs the rules between fields, from the form's clean(), while
+    `team` still holds the values saved before. An account ID refused for want of a
+    role is reported under ACCOUNT_WITHOUT_ROLE_FIELD (None: above the form).
     """
+
+    ACCOUNT_WITHOUT_ROLE_FIELD = "aws_account_id"
 
     def clean_import_bucket(self):
         bucket = self.cleaned_data["import_bucket"]
@@ -98,7 +110,7 @@ class TargetRules:
 
     def clean_target(self, team):
         self.refuse_another_teams_area(team)
-        self.match_account_and_role()
+        self.match_account_and_role(team)
 
     def refuse_another_teams_area(self, team):
         """Uploads and the bucket picker act on the whole area: two teams may not share one."""
@@ -112,8 +124,9 @@ class TargetRules:
                 "team can list or overwrite another's disk files.",
             )
 
-    def match_account_and_role(self):
+    def match_account_and_role(self, team):
         """The account named is where imports go: the role's, and none without a role."""
+        self.account_cleared_with_role = False
         role_arn = self.cleaned_data.get("aws_role_arn", "")
         if role_arn:
             match = ROLE_ARN_PATTERN.fullmatch(role_arn)
@@ -125,16 +138,27 @@ class TargetRules:
                 self.add_error("aws_role_arn", "The role must be in the target account.")
             elif "aws_account_id" in self.cleaned_data:
                 self.cleaned_data["aws_account_id"] = match[1]
-        elif self.cleaned_data.get("aws_account_id"):
+        elif not self.cleaned_data.get("aws_account_id"):
+            return
+        elif self.cleaned_data["aws_account_id"] == role_account(team.aws_role_arn):
+            # The role was cleared and the account is still the one the form filled
+            # in from it: the person meant to go back to the worker's own account.
+            self.cleaned_data["aws_account_id"] = ""
+            self.account_cleared_with_role = True
+        else:
             self.add_error(
-                "aws_account_id",
+                self.ACCOUNT_WITHOUT_ROLE_FIELD,
                 "Without a role to assume, imports go to the account of the worker's own "
-                "credentials, whatever is set here: give a role in this account too, or leave "
-                "the account empty.",
+                "credentials, whatever is set here: give a Role to assume in account "
+                f"{self.cleaned_data['aws_account_id']}, or clear the Account ID.",
             )
 
 
 class AwsTargetForm(TargetRules, forms.Form):
+    # On the Team page the refusal names both fields above the form: the person
+    # who cleared the role never touched the account ID the role had filled in.
+    ACCOUNT_WITHOUT_ROLE_FIELD = None
+
     aws_region = forms.CharField(
         label="Region",
         required=False,
@@ -180,27 +204,87 @@ class AwsTargetForm(TargetRules, forms.Form):
 
 
 class AddMemberForm(forms.Form):
-    username = forms.CharField(label="Username")
-    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.SUBMITTER)
+    """A known account by username or e-mail address, or an address to invite.
+
+    After is_valid(): `user` is the account (None for an address with none),
+    `membership` its membership of the team if it is a pending invitation
+    already there (sent again, not duplicated), and `email` the address to
+    invite. What it says about accounts only the team admin who typed it sees.
+    """
+
+    username = forms.CharField(
+        label="Username or e-mail",
+        max_length=254,
+        help_text="An e-mail address with no account yet gets an invitation to set a password.",
+    )
+    role = forms.ChoiceField(
+        choices=Membership.Role.choices,
+        initial=Membership.Role.SUBMITTER,
+        error_messages={
+            "invalid_choice": "A role is one of "
+            + ", ".join(str(label) for _, label in Membership.Role.choices)
+            + "."
+        },
+    )
 
     def __init__(self, *args, team, **kwargs):
         super().__init__(*args, **kwargs)
         self.team = team
+        self.user = self.membership = None
+        self.email = ""
 
     def clean_username(self):
-        username = self.cleaned_data["username"]
-        user = get_user_model().objects.filter(username=username, is_active=True).first()
-        if user is None:
-            raise forms.ValidationError(f"No active user is called {username!r}.")
-        if Membership.objects.filter(team=self.team, user=user).exists():
-            raise forms.ValidationError(f"{username} is already in this team.")
-        self.user = user
-        return username
+        typed = self.cleaned_data["username"].strip()
+        user = get_user_model().objects.filter(username=typed).first()
+        if user is None and "@" in typed:
+            user = self.account_with_address(typed)
+        elif user is None:
+            raise forms.ValidationError(
+                f"No active user is called {typed!r}. To invite someone without an account, "
+                "type their e-mail address."
+            )
+        if user is not None:
+            self.check_account(user, typed)
+        return typed
+
+    def account_with_address(self, address):
+        """The one account with this address, or None (then the address is invited)."""
+        try:
+            validate_email(address)
+        except forms.ValidationError:
+            raise forms.ValidationError(
+                f"{address!r} is neither a username nor an e-mail address "
+                "(an address looks like name@example.com)."
+            ) from None
+        accounts = list(get_user_model().objects.filter(email__iexact=address)[:2])
+        if len(accounts) > 1:
+            raise forms.ValidationError(
+                f"Several accounts have the address {address}: type the username instead."
+            )
+        if not accounts:
+            self.email = get_user_model().objects.normalize_email(address)
+            return None
+        return accounts[0]
+
+    def check_account(self, user, typed):
+        if not user.is_active:
+            raise forms.ValidationError(
+                f"The account {user.get_username()} ({typed}) is deactivated; "
+                "ask a portal admin to reactivate it."
+            )
+        membership = Membership.objects.filter(team=self.team, user=user).first()
+        if membership is not None and not invitations.is_invited(user):
+            raise forms.ValidationError(f"{user.get_username()} is already in this team.")
+        self.user, self.membership = user, membership
 
 
 class RoleForm(forms.Form):
     membership = forms.IntegerField(widget=forms.HiddenInput)
     role = forms.ChoiceField(choices=Membership.Role.choices)
+
+
+class InvitedMemberForm(forms.Form):
+    membership = forms.IntegerField(widget=forms.HiddenInput, min_value=1, max_value=2**63 - 1)
 
 
 class TokenForm(forms.Form):

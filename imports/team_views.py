@@ -10,10 +10,10 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import paging, setup_checks, teams
+from . import invitations, paging, setup_checks, teams
 from .errors import bad_request_answer
 from .models import Action, ApiToken, Membership, Status, Team
-from .team_forms import AddMemberForm, AwsTargetForm, RoleForm, TokenForm
+from .team_forms import AddMemberForm, AwsTargetForm, InvitedMemberForm, RoleForm, TokenForm
 
 
 def managed_membership(request, refusal="Only a team admin can change the team."):
@@ -44,13 +44,16 @@ def team_settings(request):
             target_form = AwsTargetForm(request.POST, team=team)
             if target_form.is_valid():
                 changes = team.change_target(target_form.cleaned_data, by=request.user)
-                messages.success(request, "AWS target saved." if changes else "Nothing changed.")
+                messages.success(request, target_saved(target_form, changes))
                 return redirect("imports:team")
         elif action == "add_member":
             add_form = AddMemberForm(request.POST, team=team)
             if add_form.is_valid():
-                team.add_member(add_form.user, add_form.cleaned_data["role"], by=request.user)
-                messages.success(request, f"{add_form.user.get_username()} added.")
+                done, problem = invitations.bring_in(team, add_form, by=request.user)
+                if problem:
+                    messages.warning(request, invitations.mail_failed(problem))
+                else:
+                    messages.success(request, done)
                 return redirect("imports:team")
         else:
             return redirect("imports:team")
@@ -58,12 +61,34 @@ def team_settings(request):
         "team": team,
         "membership": membership,
         "can_manage": membership.can_manage,
-        "members": team.memberships.select_related("user").order_by("user__username"),
+        "members": members_of(team),
         "roles": Membership.Role.choices,
         "target_form": target_form,
         "add_form": add_form,
+        "invitation_lifetime": invitations.link_lifetime(),
     }
     return render(request, "imports/team.html", context)
+
+
+def target_saved(form, changes):
+    if not changes:
+        return "Nothing changed."
+    if form.account_cleared_with_role:
+        return "AWS target saved. The account ID was cleared with the role it came from."
+    return "AWS target saved."
+
+
+def members_of(team):
+    """The team's members by username, each invitation still waiting marked with when it went.
+
+    `invited_at` is set on an invited member who has not set a password yet.
+    """
+    members = list(team.memberships.select_related("user").order_by("user__username"))
+    waiting = [member.user for member in members if invitations.is_pending(member.user)]
+    sent = invitations.invitations_sent(waiting)
+    for member in members:
+        member.invited_at = sent.get(member.user_id)
+    return members
 
 
 @login_required
@@ -140,15 +165,14 @@ def check_setup(request):
             "team": membership.team,
             "membership": membership,
             "can_manage": membership.can_manage,
-            "members": membership.team.memberships.select_related("user").order_by(
-                "user__username"
-            ),
+            "members": members_of(membership.team),
             "roles": Membership.Role.choices,
             "target_form": AwsTargetForm(
                 initial={name: getattr(membership.team, name) for name in Team.TARGET_FIELDS},
                 team=membership.team,
             ),
             "add_form": AddMemberForm(team=membership.team),
+            "invitation_lifetime": invitations.link_lifetime(),
         },
     )
 
@@ -188,21 +212,53 @@ def remove_member(request, pk):
         messages.error(request, "You cannot remove yourself; ask another team admin.")
         return redirect("imports:team")
     if request.method == "GET":
+        explanation = "They lose access to the team's imports at once. "
+        if invitations.is_pending(member.user):
+            explanation = "The invitation's link stops working at once. "
         return render(
             request,
             "confirm.html",
             {
                 "title": f"Remove {username}?",
                 "question": f"Remove {username} from team {member.team.name}?",
-                "explanation": "They lose access to the team's imports at once. "
-                "A team admin can add them again later.",
+                "explanation": explanation + "A team admin can add them again later.",
                 "action": request.path,
                 "confirm_label": f"Yes, remove {username}",
                 "back_url": reverse("imports:team"),
             },
         )
     member.remove(by=request.user)
+    invitations.withdraw(member.user)
     messages.success(request, f"{username} removed from the team.")
+    return redirect("imports:team")
+
+
+@login_required
+@require_POST
+def resend_invitation(request):
+    """A fresh link for an invited member who has not set a password; the old ones stop working."""
+    membership = managed_membership(request)
+    form = InvitedMemberForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose an invited member to send the invitation to again.")
+        return redirect("imports:team")
+    member = get_object_or_404(
+        Membership.objects.select_related("user", "team"),
+        pk=form.cleaned_data["membership"],
+        team=membership.team,
+    )
+    username = member.user.get_username()
+    if not invitations.is_invited(member.user):
+        messages.error(request, f"{username} has set a password already: no invitation waits.")
+        return redirect("imports:team")
+    invitations.renew_link(member, by=request.user)
+    problem = invitations.send_invitation(member, by=request.user)
+    if problem:
+        messages.warning(request, invitations.mail_failed(problem))
+    else:
+        messages.success(
+            request, f"Invitation sent again to {member.user.email}; earlier links no longer work."
+        )
     return redirect("imports:team")
 
 

@@ -101,7 +101,15 @@ ACTIVITY_KINDS = {
         "Imports", tuple(action for action in Action if action.startswith("import."))
     ),
     "members": ActivityKind(
-        "Members and roles", (Action.MEMBER_ADDED, Action.ROLE_CHANGED, Action.MEMBER_REMOVED)
+        "Members and roles",
+        (
+            Action.MEMBER_ADDED,
+            Action.MEMBER_INVITED,
+            Action.INVITATION_RESENT,
+            Action.INVITATION_ACCEPTED,
+            Action.ROLE_CHANGED,
+            Action.MEMBER_REMOVED,
+        ),
     ),
     "target": ActivityKind("AWS target", (Action.TARGET_CHANGED,)),
     "tokens": ActivityKind("API tokens", (Action.TOKEN_CREATED, Action.TOKEN_REVOKED)),

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import team_views, upload_views, views
+from . import invitation_views, team_views, upload_views, views
 
 app_name = "imports"
 
@@ -41,6 +41,9 @@ urlpatterns = [
     path("team/check-setup", team_views.check_setup, name="check_setup"),
     path("team/members", team_views.change_member, name="change_member"),
     path("team/members/<int:pk>/remove", team_views.remove_member, name="remove_member"),
+    path("team/invitations/resend", team_views.resend_invitation, name="resend_invitation"),
+    # The e-mailed link: ?team=&uid=&token=, then the same address without them.
+    path("invitation", invitation_views.accept_invitation, name="accept_invitation"),
     path("tokens", team_views.api_tokens, name="tokens"),
     path("tokens/<int:pk>/revoke", team_views.revoke_token, name="revoke_token"),
 ]

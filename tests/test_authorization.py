@@ -63,6 +63,10 @@ EXPECTED = {
     "imports:upload_complete": ("post", signed_in(409, outsider=404, viewer=403)),
     "imports:change_member": ("post", signed_in(403, team_admin=302, superuser=302)),
     "imports:remove_member": ("get", signed_in(403, team_admin=200, superuser=200)),
+    # Asked to send no one's invitation: back to the Team page, saying so.
+    "imports:resend_invitation": ("post", signed_in(403, team_admin=302, superuser=302)),
+    # For people with no password yet: without a working link, it says so.
+    "imports:accept_invitation": ("get", same(200)),
     "imports:tokens": ("get", signed_in(200)),
     "imports:revoke_token": ("post", signed_in(404, submitter=302)),
     "api:imports": ("get", api(200)),
