@@ -2,6 +2,7 @@
 
 Control calls are never counted and never faulted.
 
+  GET  /_emulator/              this list, as JSON: each endpoint with what it does
   GET  /_emulator/health        {"ok": true}
   GET  /_emulator/calls         calls per operation and clientToken, images created,
                                 AssumeRole requests (ExternalId included)
@@ -50,15 +51,30 @@ def handle(emulator, request):
         return json_response(400, {"error": str(error)})
 
 
+def index(emulator, body):
+    """This list: each control endpoint, its method and what it does."""
+    # The address the emulator prints at start-up: a person opening it
+    # learns what it offers rather than "No control endpoint".
+    return {
+        "endpoints": [
+            {"method": method, "path": f"{PREFIX}{route}", "does": action.__doc__}
+            for (method, route), action in ROUTES.items()
+        ]
+    }
+
+
 def health(emulator, body):
+    """Whether the emulator answers: {"ok": true}."""
     return {"ok": True}
 
 
 def calls(emulator, body):
+    """Calls per operation and clientToken, images created, AssumeRole requests."""
     return emulator.world.calls()
 
 
 def state(emulator, body):
+    """Every task and image with its current status, and the faults armed."""
     world = emulator.world
     with world.lock:
         tasks = [
@@ -83,11 +99,13 @@ def state(emulator, body):
 
 
 def reset(emulator, body):
+    """Back to the start: re-seeded, start-up faults re-armed."""
     emulator.reset()
     return {"ok": True}
 
 
 def advance(emulator, body):
+    """Jump the clock forward: {"seconds": 10}."""
     seconds = number(body, "seconds")
     with emulator.world.lock:
         emulator.world.clock.advance(seconds)
@@ -95,6 +113,7 @@ def advance(emulator, body):
 
 
 def fail_next(emulator, body):
+    """Fail the next calls: {"count", "error", "operation", "message", "after"}."""
     emulator.faults.fail_next(
         count(body),
         error_code(body),
@@ -106,6 +125,7 @@ def fail_next(emulator, body):
 
 
 def drop_next(emulator, body):
+    """Lose the answers of the next calls: {"count", "operation", "after"}."""
     emulator.faults.fail_next(
         count(body), DROP, operation_of(body), after=bool(body.get("after", False))
     )
@@ -113,6 +133,7 @@ def drop_next(emulator, body):
 
 
 def fail_rate(emulator, body):
+    """Fail a share of calls: {"rate": 0.2, "error", "operation"}."""
     rate = number(body, "rate")
     if not 0 <= rate <= 1:
         raise ControlError("rate must be between 0 and 1.")
@@ -121,16 +142,19 @@ def fail_rate(emulator, body):
 
 
 def latency(emulator, body):
+    """Delay every call: {"seconds": 0.5, "operation"}."""
     emulator.faults.add_latency(number(body, "seconds"), operation_of(body))
     return {"ok": True}
 
 
 def clear_faults(emulator, body):
+    """Disarm every fault."""
     emulator.faults.clear()
     return {"ok": True}
 
 
 def end_image(emulator, body):
+    """End an image: {"imageArn", "status": "FAILED", "reason"}."""
     arn = body.get("imageArn")
     status = body.get("status", "FAILED")
     if not isinstance(arn, str) or not arn:
@@ -171,6 +195,7 @@ def operation_of(body):
 
 
 ROUTES = {
+    ("GET", ""): index,
     ("GET", "health"): health,
     ("GET", "calls"): calls,
     ("GET", "state"): state,

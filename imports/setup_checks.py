@@ -299,6 +299,11 @@ def covers(rule_prefix, prefix):
     return prefix.startswith(rule_prefix)
 
 
+def in_days(days):
+    """7 days, 1 day: as people write it."""
+    return f"{days} day" if days == 1 else f"{days} days"
+
+
 def check_lifecycle(bucket, prefix, target):
     name = LIFECYCLE
     try:
@@ -313,7 +318,7 @@ def check_lifecycle(bucket, prefix, target):
             and covers(rule_prefix, prefix)
         ):
             days = rule["AbortIncompleteMultipartUpload"].get("DaysAfterInitiation")
-            return CheckResult(name, PASS, f"Unfinished uploads are aborted after {days} day(s).")
+            return CheckResult(name, PASS, f"Unfinished uploads are aborted after {in_days(days)}.")
     return CheckResult(
         name,
         WARN,

@@ -228,7 +228,7 @@ def test_a_rule_aborting_unfinished_uploads_under_the_prefix_passes(s3, prefix):
     s3.add_response("get_bucket_lifecycle_configuration", lifecycle(prefix), bucket())
     result = setup_checks.check_lifecycle(IMPORT_BUCKET, IMPORT_PREFIX, TARGET)
     assert result.outcome == "pass"
-    assert result.message == "Unfinished uploads are aborted after 7 day(s)."
+    assert result.message == "Unfinished uploads are aborted after 7 days."
 
 
 @pytest.mark.parametrize(

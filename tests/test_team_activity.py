@@ -83,7 +83,7 @@ def test_an_import_event_links_to_the_import_and_says_its_status_change(admin_cl
     assert content.count(link) == 2
     assert "<strong>Import submitted</strong>:\n" in content
     assert "Queued &rarr; Submitting" in content
-    assert '<span class="muted">the&nbsp;portal</span>' in content
+    assert '<span class="muted">the&nbsp;worker</span>' in content
     assert ">alice<" in content
 
 

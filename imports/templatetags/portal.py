@@ -1,7 +1,12 @@
+import re
+from datetime import UTC
+
 from django import template
+from django.utils import timezone
+from django.utils.html import format_html
 
 from imports import errors
-from imports.models import IMAGE_STATES_IN_ORDER
+from imports.models import IMAGE_STATES_IN_ORDER, Action, Status
 from imports.vocabulary import image_state_words
 
 register = template.Library()
@@ -79,3 +84,63 @@ def image_steps(image_import):
             progress = "todo"
         steps.append({"label": image_state_label(state), "progress": progress})
     return steps
+
+
+@register.filter
+def utc_text(moment):
+    """2026-11-28 02:05:13 UTC: how every page, message and the admin write a time."""
+    if not moment:
+        return ""
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, UTC)
+    return timezone.localtime(moment, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@register.filter
+def utc_time(moment):
+    """A time as utc_text writes it, in a <time> element that machines read too."""
+    if not moment:
+        return ""
+    return format_html('<time datetime="{}">{}</time>', moment.isoformat(), utc_text(moment))
+
+
+@register.filter
+def status_event(event):
+    """Whether an audit event only reports an import's status or progress.
+
+    Its headline is then what happened (Queued → Submitting), not the
+    action's name, which every such event shares.
+    """
+    return event.action == Action.STATUS
+
+
+@register.filter
+def status_label(status):
+    """importing as every page says a status: Importing."""
+    return Status(status).label if status in Status.values else status
+
+
+AMI_START = re.compile(r"ami-([0-9a-f]*)", re.IGNORECASE)
+
+
+@register.simple_tag
+def short_search(query, token_prefix_min, ami_digits_min):
+    """Why a search too short to be a prefix found nothing, or "".
+
+    A client token is found from its first token_prefix_min characters, an
+    AMI ID from ami- and ami_digits_min digits (imports/forms.py): a shorter
+    start finds neither, however many imports it begins.
+    """
+    query = (query or "").strip()
+    ami = AMI_START.fullmatch(query)
+    if ami and len(ami[1]) < ami_digits_min:
+        return (
+            f"An AMI ID is found whole or from ami- and its first {ami_digits_min} digits; "
+            f"{query} has {len(ami[1])}."
+        )
+    if query and len(query) < token_prefix_min:
+        return (
+            f"A client token is found whole or from its first {token_prefix_min} characters; "
+            f"{query} has {len(query)}."
+        )
+    return ""

@@ -54,6 +54,7 @@ document.addEventListener("click", (event) => {
   const format = document.getElementById("id_format");
   if (format && button.dataset.format && format.value !== button.dataset.format) {
     setField(format, button.dataset.format);
+    format.dataset.filled = button.dataset.format;
   }
   checkPlatform();
   checkFormat();
@@ -130,15 +131,20 @@ function fileFormat(key) {
 }
 
 // A key typed or chosen from the list, with no format chosen yet: the one
-// its name suggests, which the person can still change.
+// its name suggests, which the person can still change. A format the portal
+// filled (data-filled) follows the key as it changes, as the task picker's
+// OS version does; one the person chose is theirs and stays.
 function suggestFormat() {
   const key = document.getElementById("id_s3Key");
   const format = document.getElementById("id_format");
-  if (!key || !format || format.value) return;
+  if (!key || !format || !formatFilled(format)) return;
   const named = fileFormat(key.value.trim());
-  if (!named) return;
-  format.value = named;
-  format.dispatchEvent(new Event("change", { bubbles: true }));
+  if (format.value !== named) setField(format, named);
+  format.dataset.filled = named;
+}
+
+function formatFilled(format) {
+  return !format.value || format.value === format.dataset.filled;
 }
 
 function checkFormat() {
@@ -147,7 +153,9 @@ function checkFormat() {
   const format = document.getElementById("id_format");
   if (!warning || !key || !format) return;
   const expected = fileFormat(key.value.trim());
-  const mismatch = expected && format.value && format.value !== expected;
+  // Only a format the person chose can disagree with the key: one the
+  // portal filled follows it (suggestFormat).
+  const mismatch = expected && !formatFilled(format) && format.value !== expected;
   warning.hidden = !mismatch;
   warning.textContent = mismatch
     ? `The file's name says ${expected.toUpperCase()}, but the disk format chosen is ${format.value.toUpperCase()}. EC2 fails an import whose format does not match the file.`
@@ -176,6 +184,8 @@ function checkPlatform() {
 }
 
 document.addEventListener("change", (event) => {
+  // The person's own choice (setField's events are not trusted): theirs now.
+  if (event.target.matches("#id_format") && event.isTrusted) delete event.target.dataset.filled;
   if (event.target.matches("#id_platform, #id_vmImportTaskId")) checkPlatform();
   if (event.target.matches("#id_s3Key")) suggestFormat();
   if (event.target.matches("#id_format, #id_s3Key")) checkFormat();
@@ -282,3 +292,25 @@ function restoreSentToken() {
   if (shown) shown.textContent = sent;
 }
 restoreSentToken();
+
+// Back or Forward to a filtered history: htmx puts back the page as it was
+// saved, but a select's choice and a field's text are not in saved HTML, so
+// the filters would show what the page first loaded with while the list is
+// the address's. They are set from the address (without a change event:
+// the list is already that address's). Focus stays on the filter the person
+// was on: htmx gives it back to the element of the same id after a restore,
+// so each filter has one.
+function filtersFromAddress() {
+  const params = new URLSearchParams(location.search);
+  for (const form of document.querySelectorAll("form.filters")) {
+    for (const control of form.elements) {
+      if (!control.name || control.type === "submit") continue;
+      const value = params.get(control.name) || "";
+      control.value = value;
+      // A value the page does not offer (?status=done) is left out by the
+      // list, so its select says "Any" rather than nothing.
+      if (control.value !== value) control.value = "";
+    }
+  }
+}
+document.addEventListener("htmx:historyRestore", filtersFromAddress);

@@ -97,6 +97,19 @@
     while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
     return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
   }
+  // A size as the pages and messages say it (errors.byte_size): 40 MiB.
+  function byteSize(n) {
+    if (n < 1024) return `${n} bytes`;
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
+    return `${n.toFixed(1).replace(/\.0$/, "")} ${units[i]}`;
+  }
+  // Two sizes told apart: in bytes too where their rounding is the same.
+  function sizes(a, b) {
+    return byteSize(a) === byteSize(b)
+      ? [`${byteSize(a)}, ${a} bytes`, `${byteSize(b)}, ${b} bytes`]
+      : [byteSize(a), byteSize(b)];
+  }
   function duration(seconds) {
     if (!Number.isFinite(seconds)) return "—";
     seconds = Math.round(seconds);
@@ -465,8 +478,9 @@
     setErrors("resumeFile", []);
     if (!file) return;
     if (safeFileName(file.name) !== expected.fileName || String(file.size) !== expected.fileSize) {
+      const [chosen, uploading] = sizes(file.size, Number(expected.fileSize));
       setErrors("resumeFile", [
-        `This is ${file.name} (${file.size} bytes); the upload is of ${expected.fileName} (${expected.fileSize} bytes). Choose that file.`,
+        `This is ${file.name} (${chosen}); the upload is of ${expected.fileName} (${uploading}). Choose that file.`,
       ]);
       return;
     }
