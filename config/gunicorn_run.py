@@ -43,7 +43,7 @@ globals().update(
 
 bind = f"127.0.0.1:{os.environ.get('PORT', '8000')}"
 workers = 1
-worker_class = "gthread"
+worker_class = "config.gunicorn_worker.ThreadWorker"  # gthread, refusals in JSON
 threads = int(os.environ.get("RUN_WEB_THREADS", "8"))
 max_requests = 0
 reload = True

@@ -19,8 +19,11 @@ bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT', '800
 workers = int(os.environ.get("WEB_CONCURRENCY") or min(2 * multiprocessing.cpu_count() + 1, 12))
 # gunicorn's sync worker, but a new connection wakes one idle worker, not
 # every one (config/gunicorn_worker.py); gunicorn's own where Linux lacks that.
+# Either answers a request gunicorn refuses (414, 431, 400) in the API's JSON.
 if gunicorn_worker.AVAILABLE:
     worker_class = "config.gunicorn_worker.SyncWorker"
+else:
+    worker_class = "config.gunicorn_worker.PlainSyncWorker"
 # Longer than one AWS call the web makes (a picker's, a cancel's:
 # AWS_CONNECT_TIMEOUT + AWS_READ_TIMEOUT, 35 s by default), so a request
 # waiting on one slow call ends with AWS's words, not a worker killed mid-way.

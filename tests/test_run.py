@@ -141,7 +141,7 @@ def test_it_is_gunicorn_and_keeps_connections_alive(run_web, bearer):
     assert client.sock is kept  # one TCP connection for all of them
     assert response.getheader("Connection") != "close"
     assert first.status == 200
-    assert "Using worker: gthread" in run_web.text()
+    assert "Using worker: config.gunicorn_worker.ThreadWorker" in run_web.text()  # gthread
 
 
 def database_sessions():
