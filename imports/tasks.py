@@ -367,11 +367,18 @@ def observed(image_import, task, image):
     """An import's end is written at once (its own audited transition, its signal);
     its progress is returned as news for the batch (none when nothing is new)."""
     ending = image_import.ending_for(image)
-    if ending is not None:
-        ending()
-        return []
-    news = image_import.progress_news(task=task, image=image)
-    return [(image_import, *news)] if news else []
+    if ending is None:
+        news = image_import.progress_news(task=task, image=image)
+        return [(image_import, *news)] if news else []
+    # The task's news of the same answer is written first: the import would
+    # otherwise end keeping the message of a cycle before ("preparing ami"),
+    # where EC2 now says "completed", or why the task failed (which the
+    # failure's hint reads). The image's state is the end's own to write.
+    news = image_import.progress_news(task=task)
+    if news:
+        ImageImport.record_progress([(image_import, *news)])
+    ending()
+    return []
 
 
 IMAGE_NOT_FOUND = "ResourceNotFoundException"  # GetImage's answer for an image it does not have
