@@ -18,7 +18,7 @@ from django.http import StreamingHttpResponse
 from django.urls import path
 from django.utils import timezone
 
-from .models import ApiToken, AuditEvent, ImageImport, Membership, Team
+from .models import Action, ApiToken, AuditEvent, ImageImport, Membership, Team
 from .team_forms import TargetRules
 
 AUDIT_ALL = "imports.audit_all_teams"
@@ -105,15 +105,22 @@ class ImageImportAdmin(ReadOnlyAdmin):
 
 
 class ImportStatusFilter(admin.SimpleListFilter):
+    """The events of imports in a status, Cancelled apart, as the history's filter has it."""
+
     title = "import status"
     parameter_name = "import_status"
 
     def lookups(self, request, model_admin):
-        return ImageImport._meta.get_field("status").choices
+        from .forms import STATUS_FILTER_LABELS, STATUS_FILTERS
+
+        return [(status, STATUS_FILTER_LABELS[status]) for status in STATUS_FILTERS]
 
     def queryset(self, request, queryset):
+        from .forms import status_condition
+
         if self.value():
-            return queryset.filter(image_import__status=self.value())
+            imports = ImageImport.objects.filter(status_condition(self.value()))
+            return queryset.filter(image_import__in=imports)
         return queryset
 
 
@@ -225,9 +232,11 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description="status")
     def status_change(self, event):
+        # A cancel is stored as failed; its event says what happened.
+        to_status = "cancelled" if event.action == Action.CANCELLED else event.to_status
         if event.from_status and event.to_status and event.from_status != event.to_status:
-            return f"{event.from_status} → {event.to_status}"
-        return event.to_status or "-"
+            return f"{event.from_status} → {to_status}"
+        return to_status or "-"
 
     @admin.display(description="actor", ordering="actor__username")
     def who(self, event):
