@@ -11,6 +11,7 @@ worker and a person, can never both win a transition. Nothing else writes
 import hashlib
 import logging
 import secrets
+import uuid
 from contextlib import nullcontext
 from datetime import timedelta
 from functools import partial
@@ -343,15 +344,35 @@ class UnsizedCharField(models.CharField):
         return super().db_type(connection)
 
 
+# The namespace of the client tokens the portal sends AWS: never change it,
+# or a retry of an import recorded before would be a new request to AWS.
+AWS_CLIENT_TOKENS = uuid.UUID("5b0f3c1e-8a47-4d2b-9c1f-6e2a7d4b8c30")
+
+
+def aws_client_token(team_id, client_token):
+    """The clientToken ImportVmImage is sent for a team's token: the team's own.
+
+    AWS keeps client tokens per account, and teams may import into the same
+    account (all those without a role of their own share the portal's): a
+    token as typed would find another team's image, or be refused as that
+    team's other request. Made from the team and the token, the same on
+    every attempt, and 36 characters, as AWS allows.
+    """
+    return str(uuid.uuid5(AWS_CLIENT_TOKENS, f"{team_id}:{client_token}"))
+
+
 class ImageImport(models.Model):
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="imports")
     submitted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="image_imports"
     )
-    # The ImportVmImage request exactly as it is sent on every attempt. The
-    # columns below copy three of its members once, at creation, for the
-    # history's filters. For a disk file, `payload` lacks `vmImportTaskId`
-    # until EC2 has started the VM import task (mark_vm_import_started).
+    # The ImportVmImage request exactly as it is sent on every attempt, its
+    # clientToken the team's own (aws_client_token; as typed in imports
+    # recorded before the portal made it so). `client_token` is the one the
+    # person gave, which finds the import again. The columns below copy
+    # three of its members once, at creation, for the history's filters. For
+    # a disk file, `payload` lacks `vmImportTaskId` until EC2 has started the
+    # VM import task (mark_vm_import_started).
     payload = models.JSONField()
     client_token = models.CharField(max_length=36)
     name = UnsizedCharField(max_length=1024)
@@ -553,7 +574,7 @@ class ImageImport(models.Model):
             image_import = cls(
                 team=team,
                 submitted_by=user,
-                payload=payload,
+                payload={**payload, "clientToken": aws_client_token(team.pk, token)},
                 client_token=token,
                 name=payload["name"],
                 platform=payload["platform"],
@@ -625,11 +646,15 @@ class ImageImport(models.Model):
         def person_sent(ec2_request):
             return {k: v for k, v in ec2_request.items() if k not in self.GENERATED_EC2_MEMBERS}
 
-        recorded = dict(self.payload)
+        def without_token(request):
+            # Found by the person's token; AWS was sent the team's own (aws_client_token).
+            return {k: v for k, v in request.items() if k != "clientToken"}
+
+        recorded = without_token(self.payload)
         if self.is_disk_import:
             recorded.pop("vmImportTaskId", None)  # EC2's answer, not the person's request
         return (
-            recorded == payload
+            recorded == without_token(payload)
             and self.source == source
             and person_sent(self.import_image_payload) == person_sent(import_image_payload)
             and self.upload_size == upload_size

@@ -9,7 +9,7 @@ import uuid
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from imports.models import ImageImport, Membership, Status
+from imports.models import ImageImport, Membership, Status, aws_client_token
 
 # The emulator's seeded VM import tasks: completed (with its AMI), and converting.
 SEEDED_TASK = "import-ami-0123456789abcdef0"
@@ -28,6 +28,11 @@ def valid_payload(**overrides):
     }
     payload.update(overrides)
     return {key: value for key, value in payload.items() if value is not None}
+
+
+def sent_to_aws(team, payload):
+    """The ImportVmImage request AWS is sent for `payload`: the same, with the team's own token."""
+    return {**payload, "clientToken": aws_client_token(team.pk, payload["clientToken"])}
 
 
 def make_member(username, team, role=Membership.Role.SUBMITTER):

@@ -7,7 +7,7 @@ from django.test import Client
 
 from imports.models import ApiToken, ImageImport, Membership, Status
 
-from .factories import valid_payload
+from .factories import sent_to_aws, valid_payload
 from .helpers import Statements, at_once
 
 URL = "/api/imports"
@@ -20,7 +20,7 @@ def post(client, body, headers, content_type="application/json", url=URL):
 
 
 def test_it_creates_an_import_and_queues_the_aws_call(
-    client, api_headers, payload, django_capture_on_commit_callbacks
+    client, api_headers, payload, team, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks() as callbacks:
         response = post(client, payload, api_headers)
@@ -31,7 +31,7 @@ def test_it_creates_an_import_and_queues_the_aws_call(
     assert body["tags"] == {}
     assert body["imageArn"] is None and body["error"] is None
     assert len(callbacks) == 1
-    assert ImageImport.objects.get().payload == payload
+    assert ImageImport.objects.get().payload == sent_to_aws(team, payload)
 
 
 def test_a_post_is_the_token_then_the_import_with_its_event(client, api_headers):

@@ -15,6 +15,7 @@ from .factories import (
     IMPORT_BUCKET,
     disk_request,
     disk_submission,
+    sent_to_aws,
     set_up_disk_imports,
     valid_payload,
 )
@@ -175,7 +176,8 @@ def test_an_upload_is_cancelled_even_when_s3_cannot_abort(disk_team, user, aws_c
 
 
 def expected_vm_image_request(image_import, task_id=TASK):
-    return {**valid_payload(vmImportTaskId=None), "vmImportTaskId": task_id}
+    request = {**valid_payload(vmImportTaskId=None), "vmImportTaskId": task_id}
+    return sent_to_aws(image_import.team, request)
 
 
 def test_the_worker_starts_ec2s_task_then_import_vm_image_at_once(

@@ -41,7 +41,9 @@ def test_an_import_goes_to_importing_with_the_arn_then_to_available_with_its_ami
         "arn:aws:imagebuilder:us-east-1:123456789012:image/web-server-base/1.0.0/"
     )
     assert image_import.request_id
-    assert image_import.response_client_token == image_import.client_token
+    # AWS echoes the token it was sent: the team's own, made from the person's.
+    assert image_import.response_client_token == image_import.payload["clientToken"]
+    assert image_import.client_token == valid_payload()["clientToken"]
 
     tasks.refresh_imports.delay()  # what beat does, through the same worker
 
@@ -70,7 +72,7 @@ def test_retryable_errors_recover_with_the_same_token_and_one_image(emulator, wo
 
     calls = emulator.calls()
     assert image_import.attempts == 3
-    assert calls["clientTokens"] == {image_import.client_token: 3}
+    assert calls["clientTokens"] == {image_import.payload["clientToken"]: 3}
     assert calls["imagesCreated"] == 1
     retries = [e for e in image_import.events.all() if e.detail.startswith(error)]
     assert len(retries) == 2

@@ -17,7 +17,7 @@ from config.logs import (
 from imports import tasks
 from imports.models import ApiToken, Status
 
-from .factories import make_import
+from .factories import make_import, sent_to_aws
 from .helpers import wait_for_status
 
 ARN = "arn:aws:imagebuilder:us-east-1:123456789012:image/web-server-base/1.0.0/1"
@@ -101,7 +101,7 @@ def test_the_click_s_request_id_reaches_the_worker_s_line_with_aws_request_id(
     imagebuilder_stub.add_response(
         "import_vm_image",
         {"requestId": "aws-req-42", "clientToken": payload["clientToken"], "imageArn": ARN},
-        expected_params=payload,
+        expected_params=sent_to_aws(team, payload),
     )
     _, raw_token = ApiToken.issue(user=user, team=team)
 

@@ -146,7 +146,7 @@ def test_a_page_in_place_of_import_vm_image_s_answer_is_asked_again_with_the_sam
     assert image_import.status == Status.IMPORTING
     assert image_import.image_arn.startswith("arn:aws:imagebuilder:")
     assert emulator.calls()["imagesCreated"] == 1
-    assert emulator.calls()["clientTokens"] == {image_import.client_token: 4}
+    assert emulator.calls()["clientTokens"] == {image_import.payload["clientToken"]: 4}
 
 
 @pytest.mark.parametrize("page", PAGES.values(), ids=PAGES.keys())

@@ -125,7 +125,7 @@ def test_it_counts_transitions_aws_calls_and_retries(
         "import_vm_image",
         service_error_code="ServiceUnavailableException",
         http_status_code=503,
-        expected_params=payload,
+        expected_params=image_import.payload,
     )
     with django_capture_on_commit_callbacks(execute=True):
         tasks.submit_import.apply(args=[image_import.pk])  # eager: one attempt

@@ -6,7 +6,14 @@ from django.db import connection, transaction
 from django.db.models import Value
 
 from imports import audit, models, returning
-from imports.models import Action, AuditEvent, ClientTokenConflict, ImageImport, Status
+from imports.models import (
+    Action,
+    AuditEvent,
+    ClientTokenConflict,
+    ImageImport,
+    Status,
+    aws_client_token,
+)
 from imports.returning import RowText
 
 from .helpers import at_once
@@ -17,7 +24,10 @@ def test_submit_records_a_queued_import_with_its_first_event(team, user, payload
     assert created
     assert image_import.status == Status.QUEUED
     assert image_import.client_token == payload["clientToken"]
-    assert image_import.payload == payload
+    assert image_import.payload == {
+        **payload,
+        "clientToken": aws_client_token(team.pk, payload["clientToken"]),
+    }
     (event,) = image_import.events.all()
     assert (event.actor, event.from_status, event.to_status) == (user, "", "queued")
 

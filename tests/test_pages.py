@@ -17,6 +17,7 @@ from .factories import (
     disk_submission,
     make_import,
     make_member,
+    sent_to_aws,
     set_up_disk_imports,
     valid_payload,
 )
@@ -187,7 +188,7 @@ def test_submitting_records_the_import_queues_it_and_shows_its_page(
     assert response.status_code == 302
     assert response["Location"] == reverse("imports:detail", args=[image_import.pk])
     assert len(callbacks) == 1
-    assert image_import.payload == valid_payload()
+    assert image_import.payload == sent_to_aws(image_import.team, valid_payload())
 
 
 def test_an_htmx_submit_answers_a_client_redirect(user_client):

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from imports import aws, services, tasks
 from imports.hints import failure_hint
-from imports.models import AuditEvent, ImageImport, Status
+from imports.models import AuditEvent, ImageImport, Status, aws_client_token
 
 from .factories import disk_submission
 from .helpers import Statements
@@ -33,7 +33,9 @@ def no_requeue(monkeypatch):
 def test_it_sends_the_stored_payload_with_its_token_and_records_the_answer(
     image_import, imagebuilder_stub, payload
 ):
-    imagebuilder_stub.add_response("import_vm_image", accepted(payload), expected_params=payload)
+    imagebuilder_stub.add_response(
+        "import_vm_image", accepted(image_import.payload), expected_params=image_import.payload
+    )
 
     tasks.submit_import(image_import.pk)
 
@@ -41,7 +43,7 @@ def test_it_sends_the_stored_payload_with_its_token_and_records_the_answer(
     assert image_import.status == Status.IMPORTING
     assert image_import.image_arn == ARN
     assert image_import.request_id == "req-1"
-    assert image_import.response_client_token == payload["clientToken"]
+    assert image_import.response_client_token == image_import.payload["clientToken"]
     assert image_import.attempts == 1
     assert image_import.submitted_at is not None
     assert [(e.from_status, e.to_status) for e in image_import.events.all()] == [
@@ -54,7 +56,9 @@ def test_it_sends_the_stored_payload_with_its_token_and_records_the_answer(
 def test_one_submit_task_is_two_statements_on_postgresql_four_in_two_transactions_elsewhere(
     image_import, imagebuilder_stub, payload
 ):
-    imagebuilder_stub.add_response("import_vm_image", accepted(payload), expected_params=payload)
+    imagebuilder_stub.add_response(
+        "import_vm_image", accepted(image_import.payload), expected_params=image_import.payload
+    )
     # The claim reads the row (UPDATE ... RETURNING, no SELECT before it),
     # then the answer: each an UPDATE and its event, committed on its own
     # (the claim before the AWS call, for the lease). No re-read of the row
@@ -110,7 +114,9 @@ def test_tags_and_optional_members_reach_aws_exactly(team, user, imagebuilder_st
         "tags": {"team": "web", "cost:centre": "42"},
     }
     image_import, _ = ImageImport.submit(team=team, user=user, payload=payload)
-    imagebuilder_stub.add_response("import_vm_image", accepted(payload), expected_params=payload)
+    # Exactly as given, but for the token, which is the team's own.
+    sent = {**payload, "clientToken": aws_client_token(team.pk, "tok-tags")}
+    imagebuilder_stub.add_response("import_vm_image", accepted(sent), expected_params=sent)
 
     tasks.submit_import(image_import.pk)
 
@@ -135,9 +141,11 @@ def test_retryable_errors_go_back_to_queued_and_retry_with_the_same_token(
         service_error_code=code,
         service_message="Try again later",
         http_status_code=http_status,
-        expected_params=payload,
+        expected_params=image_import.payload,
     )
-    imagebuilder_stub.add_response("import_vm_image", accepted(payload), expected_params=payload)
+    imagebuilder_stub.add_response(
+        "import_vm_image", accepted(image_import.payload), expected_params=image_import.payload
+    )
 
     tasks.submit_import(image_import.pk)
 
@@ -181,7 +189,7 @@ def test_a_client_exception_fails_the_import_with_aws_message(
         service_error_code="ClientException",
         service_message="The VM import task import-ami-0123456789abcdef0 does not exist.",
         http_status_code=400,
-        expected_params=payload,
+        expected_params=image_import.payload,
     )
 
     tasks.submit_import(image_import.pk)
@@ -206,7 +214,7 @@ def test_it_gives_up_after_the_maximum_attempts(
             service_error_code="ServiceException",
             http_status_code=500,
             service_message="Internal error",
-            expected_params=payload,
+            expected_params=image_import.payload,
         )
 
     tasks.submit_import(image_import.pk)
@@ -230,7 +238,9 @@ def test_without_credentials_the_import_fails_with_a_clear_message(image_import)
 def test_a_second_delivery_of_the_same_message_does_nothing(
     image_import, imagebuilder_stub, payload
 ):
-    imagebuilder_stub.add_response("import_vm_image", accepted(payload), expected_params=payload)
+    imagebuilder_stub.add_response(
+        "import_vm_image", accepted(image_import.payload), expected_params=image_import.payload
+    )
 
     tasks.submit_import(image_import.pk)
     tasks.submit_import(image_import.pk)  # Stubber would fail on a second call
@@ -370,7 +380,7 @@ def test_an_attempt_that_outlived_its_lease_leaves_the_newer_attempt_alone(
         service_error_code=code,
         service_message="stale",
         http_status_code=http_status,
-        expected_params=payload,
+        expected_params=image_import.payload,
     )
 
     tasks.submit_import(image_import.pk)
@@ -388,7 +398,9 @@ def test_an_attempt_that_outlived_its_lease_records_aws_s_answer_for_both(
     # The same client token: AWS answers attempt 2 with what it answered
     # attempt 1, so whichever records it first records the truth.
     outlive_the_lease_during_the_call(imagebuilder_stub, image_import)
-    imagebuilder_stub.add_response("import_vm_image", accepted(payload), expected_params=payload)
+    imagebuilder_stub.add_response(
+        "import_vm_image", accepted(image_import.payload), expected_params=image_import.payload
+    )
 
     tasks.submit_import(image_import.pk)
 
@@ -486,7 +498,7 @@ def test_an_answer_lost_after_aws_acted_is_retried_past_the_limit_and_makes_one_
 
     assert image_import.status == Status.IMPORTING
     assert emulator.calls()["imagesCreated"] == 1
-    assert emulator.calls()["clientTokens"] == {image_import.client_token: 6}
+    assert emulator.calls()["clientTokens"] == {image_import.payload["clientToken"]: 6}
 
 
 def test_the_retries_of_a_lost_answer_back_off_up_to_the_cap(

@@ -10,6 +10,7 @@ from django.test import Client
 
 from imports.models import ApiToken, Status
 
+from .factories import sent_to_aws
 from .helpers import wait_for_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -25,12 +26,12 @@ def test_an_api_submission_reaches_aws_through_the_worker(
         service_error_code="ServiceUnavailableException",
         http_status_code=503,
         service_message="busy",
-        expected_params=payload,
+        expected_params=sent_to_aws(team, payload),
     )
     imagebuilder_stub.add_response(
         "import_vm_image",
         {"requestId": "req-1", "clientToken": payload["clientToken"], "imageArn": ARN},
-        expected_params=payload,
+        expected_params=sent_to_aws(team, payload),
     )
     _, raw_token = ApiToken.issue(user=user, team=team)
 
