@@ -18,8 +18,9 @@ from django.http import StreamingHttpResponse
 from django.urls import path
 from django.utils import timezone
 
-from .models import Action, ApiToken, AuditEvent, ImageImport, Membership, Team
+from .models import ApiToken, AuditEvent, ImageImport, Membership, Team
 from .team_forms import TargetRules
+from .vocabulary import status_label
 
 AUDIT_ALL = "imports.audit_all_teams"
 
@@ -232,11 +233,11 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description="status")
     def status_change(self, event):
-        # A cancel is stored as failed; its event says what happened.
-        to_status = "cancelled" if event.action == Action.CANCELLED else event.to_status
-        if event.from_status and event.to_status and event.from_status != event.to_status:
-            return f"{event.from_status} → {to_status}"
-        return to_status or "-"
+        change = event.status_change  # a cancel says Cancelled, as on every page
+        if change is None:
+            return status_label(event.to_status) or "-"
+        before, after = change
+        return f"{before} → {after}" if before else after
 
     @admin.display(description="actor", ordering="actor__username")
     def who(self, event):

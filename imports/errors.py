@@ -159,7 +159,8 @@ def bad_request_answer(request, message):
     """A view's 400: the page for a person's browser, the bare message for htmx and scripts."""
     if wants_page(request):
         return bad_request_page(request, message)
-    return HttpResponseBadRequest(message)
+    # Text, not HTML: the message may quote what the request said.
+    return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
 
 
 def body_too_large():

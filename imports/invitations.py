@@ -96,6 +96,7 @@ def invite(team, email, role, *, by):
     """A new account for `email`, its membership of `team`, recorded; the e-mail is sent apart."""
     with transaction.atomic():
         user = create_account(email)
+        Invitation.objects.create(user=user, email=email)
         membership = Membership.objects.create(team=team, user=user, role=role)
         record_invitation(membership, by=by)
     return membership
@@ -113,8 +114,9 @@ def bring_in(team, form, *, by):
     """Do what a valid AddMemberForm asks; returns (what was done, why mail failed or None).
 
     A known account joins at once; an address with none is invited; an
-    invitation still waiting is sent again, not made twice. A mail server
-    that refuses leaves the membership in place, to be sent again.
+    invitation still waiting is sent again (with the role now chosen), not
+    made twice. A mail server that refuses leaves the membership in place,
+    to be sent again.
     """
     role, user = form.cleaned_data["role"], form.user
     if user is None:
@@ -125,13 +127,22 @@ def bring_in(team, form, *, by):
         )
     elif form.membership is not None:
         membership = form.membership
+        as_role = (
+            f", now as {membership.get_role_display()}"
+            if membership.change_role(role, by=by)
+            else ""
+        )
         renew_link(membership, by=by)
         done = (
             f"{user.get_username()} was already invited: the invitation was sent again "
-            "with a fresh link."
+            f"with a fresh link{as_role}."
         )
     elif is_invited(user):
-        membership = invite_pending_account(team, user, role, by=by)
+        try:
+            membership = invite_pending_account(team, user, role, by=by)
+        except IntegrityError:  # another admin invited them into the team meanwhile
+            membership = Membership.objects.get(team=team, user=user)
+            renew_link(membership, by=by)
         done = f"{user.get_username()} has not set a password yet: invitation sent to {user.email}."
     else:
         team.add_member(user, role, by=by)
@@ -148,7 +159,7 @@ def mail_failed(problem):
 
 def record_invitation(membership, *, by):
     """A link is on its way to the membership's account, made by an invitation; audited."""
-    Invitation.objects.update_or_create(user=membership.user, defaults={"sent_at": timezone.now()})
+    Invitation.objects.filter(user=membership.user).update(sent_at=timezone.now())
     AuditEvent.record(
         Action.MEMBER_INVITED,
         actor=by,
@@ -302,5 +313,8 @@ def note_bad_link(request):
         return
     try:
         cache.incr(key)
+        # incr keeps Redis's expiry, but a file cache rewrites the entry with
+        # its default timeout: the pause is AXES_COOLOFF_TIME either way.
+        cache.touch(key, pause)
     except ValueError:  # expired between add and incr
         cache.add(key, 1, pause)

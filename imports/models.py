@@ -41,7 +41,7 @@ from .returning import (
     per_row,
     update_returning,
 )
-from .vocabulary import CANCELLED, Source, Status, image_state_words
+from .vocabulary import CANCELLED, Source, Status, image_state_words, status_label
 
 logger = logging.getLogger(__name__)
 
@@ -220,6 +220,9 @@ class Invitation(models.Model):
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="invitation"
     )
+    # The address the link went to: the one address a team admin may bring
+    # the account in by. One typed on a Profile page proves nothing.
+    email = models.EmailField()
     # When the latest link went: the Team page shows it beside *Invited*.
     sent_at = models.DateTimeField(default=timezone.now)
 
@@ -1245,6 +1248,18 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("Audit events are append-only; they cannot be deleted.")
+
+    @property
+    def status_change(self):
+        """(from, to) as every page says them, "" for no from; None if no status moved.
+
+        A cancel is stored as failed: its event says Cancelled, as every page
+        does (the import's timeline, Team activity, the admin).
+        """
+        if not self.to_status or self.from_status == self.to_status:
+            return None
+        to = "Cancelled" if self.action == Action.CANCELLED else status_label(self.to_status)
+        return status_label(self.from_status), to
 
     @classmethod
     def record(cls, action, **fields):

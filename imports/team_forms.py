@@ -248,7 +248,12 @@ class AddMemberForm(forms.Form):
         return typed
 
     def account_with_address(self, address):
-        """The one account with this address, or None (then the address is invited)."""
+        """The account an invitation made for this address, or None (then it is invited).
+
+        Only an invitation proves an address: its link went there. One set on
+        a Profile page proves nothing (anyone may type anyone's), so it never
+        brings its account into a team: that account is added by username.
+        """
         try:
             validate_email(address)
         except forms.ValidationError:
@@ -256,15 +261,18 @@ class AddMemberForm(forms.Form):
                 f"{address!r} is neither a username nor an e-mail address "
                 "(an address looks like name@example.com)."
             ) from None
-        accounts = list(get_user_model().objects.filter(email__iexact=address)[:2])
-        if len(accounts) > 1:
+        accounts = get_user_model().objects
+        invited = accounts.filter(invitation__email__iexact=address).first()
+        if invited is not None:
+            return invited
+        if accounts.filter(email__iexact=address).exists():
             raise forms.ValidationError(
-                f"Several accounts have the address {address}: type the username instead."
+                f"An account gives {address} as its address, but nobody checks the address "
+                "a person sets on their Profile page: add that person by their username "
+                "(they see it at the top of every page)."
             )
-        if not accounts:
-            self.email = get_user_model().objects.normalize_email(address)
-            return None
-        return accounts[0]
+        self.email = accounts.normalize_email(address)
+        return None
 
     def check_account(self, user, typed):
         if not user.is_active:

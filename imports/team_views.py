@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from . import invitations, paging, setup_checks, teams
 from .errors import bad_request_answer
-from .models import Action, ApiToken, Membership, Status, Team
+from .models import ApiToken, Membership, Team
 from .team_forms import AddMemberForm, AwsTargetForm, InvitedMemberForm, RoleForm, TokenForm
 
 
@@ -113,8 +113,6 @@ def team_activity(request):
         )
     except paging.BadCursor as error:
         return bad_request_answer(request, str(error))
-    for event in page:
-        event.status_change = status_change(event)
     context = {
         "team": membership.team,
         "page": page,
@@ -127,21 +125,6 @@ def team_activity(request):
     if request.htmx.target == "activity-table":
         return render(request, "imports/team_activity.html#table", context)
     return render(request, "imports/team_activity.html", context)
-
-
-def status_change(event):
-    """(from, to) as every page says statuses, or None for an event that moved none.
-
-    A cancelled import is stored as failed; like the history, say Cancelled.
-    """
-    if not event.to_status or event.from_status == event.to_status:
-        return None
-    to_label = "Cancelled" if event.action == Action.CANCELLED else label_of(event.to_status)
-    return label_of(event.from_status), to_label
-
-
-def label_of(status):
-    return Status(status).label if status in Status.values else status
 
 
 @login_required

@@ -30,6 +30,11 @@ class Source(models.TextChoices):
     VM_IMPORT_TASK = "vm_import_task", "An existing EC2 VM import task"
 
 
+def status_label(status):
+    """importing as every page says a status: Importing."""
+    return Status(status).label if status in Status.values else status
+
+
 def image_state_words(state):
     """Image Builder's BUILDING as people say it, "building"; the pages capitalise it."""
     return state.replace("_", " ").lower() if state else ""

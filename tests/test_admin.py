@@ -69,7 +69,7 @@ def test_audit_times_carry_their_zone_and_the_worker_is_named(admin_client, imag
     assert "a.m." not in content and "p.m." not in content
     assert "worker (retry 1)" in content
     assert ">worker<" in content
-    assert "queued → submitting" in content
+    assert "Queued → Submitting" in content
 
 
 @pytest.mark.parametrize("url", ["/admin/", "/admin/login/"])

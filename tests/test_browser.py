@@ -188,7 +188,7 @@ def test_an_import_shows_its_image_arn_then_its_ami_without_a_reload(page, user,
     expect(page.locator("#status code.ami")).to_have_text(SEEDED_AMI)
     # The rest of the page follows the status: nothing to say of cancelling a finished import.
     expect(refusal).to_have_count(0)
-    expect(page.locator("#timeline")).to_contain_text("importing → available")
+    expect(page.locator("#timeline")).to_contain_text("Importing → Available")
     assert page.evaluate("window.stillTheSamePage") is True
 
 

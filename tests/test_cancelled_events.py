@@ -33,8 +33,8 @@ def timeline(client, image_import):
 
 def test_a_withdrawn_import_s_timeline_says_cancelled(user_client, team, user):
     shown = timeline(user_client, cancelled_import(team, user))
-    assert "queued &rarr; cancelled" in shown
-    assert "&rarr; failed" not in shown
+    assert "Queued &rarr; Cancelled" in shown
+    assert "&rarr; Failed" not in shown
 
 
 def test_a_cancelled_running_import_s_timeline_says_cancelled(user_client, team, user):
@@ -43,12 +43,12 @@ def test_a_cancelled_running_import_s_timeline_says_cancelled(user_client, team,
     image_import.mark_importing(image_arn="arn:x", request_id="r", client_token="t")
     assert image_import.mark_cancelled(user=user, ec2_state="deleting")
     shown = timeline(user_client, image_import)
-    assert "importing &rarr; cancelled" in shown
-    assert "&rarr; failed" not in shown
+    assert "Importing &rarr; Cancelled" in shown
+    assert "&rarr; Failed" not in shown
 
 
 def test_a_failure_still_says_failed(user_client, team, user):
-    assert "submitting &rarr; failed" in timeline(user_client, failed_import(team, user))
+    assert "Submitting &rarr; Failed" in timeline(user_client, failed_import(team, user))
 
 
 def test_the_polled_timeline_says_cancelled_too(user_client, team, user):
@@ -58,16 +58,16 @@ def test_the_polled_timeline_says_cancelled_too(user_client, team, user):
     polled = user_client.get(
         reverse("imports:status", args=[image_import.pk]), {"seen": seen}, HTTP_HX_REQUEST="true"
     ).content.decode()
-    assert "queued &rarr; cancelled" in polled
+    assert "Queued &rarr; Cancelled" in polled
 
 
 def test_the_admin_s_status_column_says_cancelled(admin_client, team, user):
     cancelled_import(team, user)
     failed_import(team, user)
     content = admin_client.get(reverse(AUDIT)).content.decode()
-    assert "queued → cancelled" in content
-    assert "queued → failed" not in content
-    assert "submitting → failed" in content
+    assert "Queued → Cancelled" in content
+    assert "Queued → Failed" not in content
+    assert "Submitting → Failed" in content
 
 
 def test_the_admin_s_import_status_filter_tells_cancelled_from_failed(admin_client, team, user):

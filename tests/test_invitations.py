@@ -98,14 +98,44 @@ def test_the_username_made_from_an_address_is_free(ada_client, django_user_model
     assert django_user_model.objects.get(email="grace@example.com").username == "grace-3"
 
 
-def test_an_address_of_a_known_account_adds_it_at_once(ada_client, team, django_user_model):
-    carol = django_user_model.objects.create_user("carol", "Carol@Example.com", "pw-carol")
-    add(ada_client, "carol@example.com", "viewer")
-    assert Membership.objects.get(team=team, user=carol).role == "viewer"
-    assert mail.outbox == []  # nobody is offered a password for an account in use
-    carol.refresh_from_db()
-    assert carol.check_password("pw-carol")
-    assert AuditEvent.objects.filter(action=Action.MEMBER_ADDED).count() == 1
+def test_an_address_set_on_a_profile_never_brings_its_account_in(
+    ada_client, team, django_user_model
+):
+    # Anyone may type anyone's address on their Profile page: it proves nothing.
+    mallory = django_user_model.objects.create_user("mallory", "mallory@example.com", "pw")
+    mallory.email = "NewHire@Example.com"
+    mallory.save()
+    response = add(ada_client, "newhire@example.com", "viewer")
+    assert response.status_code == 200
+    assert "nobody checks the address a person sets on their Profile page" in (
+        response.content.decode()
+    )
+    assert not Membership.objects.filter(team=team, user=mallory).exists()
+    assert mail.outbox == []
+    # By username, the account the admin means is added at once.
+    add(ada_client, "mallory", "viewer")
+    assert Membership.objects.get(team=team, user=mallory).role == "viewer"
+    mallory.refresh_from_db()
+    assert mallory.check_password("pw") and mail.outbox == []
+
+
+def test_the_address_an_invitation_went_to_brings_its_account_in(
+    ada_client, team, other_team, django_user_model
+):
+    other_admin = make_member("olga", other_team, Membership.Role.ADMIN)
+    elsewhere = Client()
+    elsewhere.force_login(other_admin)
+    visitor = Client()
+    visitor.get(invite(elsewhere))  # the token moves into the session
+    visitor.post(
+        reverse("imports:accept_invitation"),
+        {"new_password1": "tall-ships-7", "new_password2": "tall-ships-7"},
+    )
+    grace = django_user_model.objects.get(username="grace")
+    assert grace.has_usable_password()
+    add(ada_client, "Grace@Example.com", "viewer")  # the address its link went to
+    assert Membership.objects.get(team=team, user=grace).role == "viewer"
+    assert len(mail.outbox) == 1  # the first invitation's only: an account in use gets none
 
 
 def test_an_account_without_a_password_not_made_by_an_invitation_is_never_sent_a_link(
@@ -113,7 +143,7 @@ def test_an_account_without_a_password_not_made_by_an_invitation_is_never_sent_a
 ):
     # A portal admin made it in the admin and has not set its password yet.
     dave = django_user_model.objects.create_user("dave", "dave@example.com")
-    add(ada_client, "dave@example.com")
+    add(ada_client, "dave")
     assert Membership.objects.filter(team=team, user=dave).exists()
     assert mail.outbox == []
     page = ada_client.get(reverse("imports:team")).content.decode()
@@ -121,8 +151,9 @@ def test_an_account_without_a_password_not_made_by_an_invitation_is_never_sent_a
 
 
 def test_inviting_a_pending_address_again_sends_it_again(ada_client, team):
-    first = invite(ada_client)
+    first = invite(ada_client)  # as a submitter
     add(ada_client, "GRACE@example.com", "viewer")
+    assert Membership.objects.get(team=team, user__username="grace").role == "viewer"
     assert get_user_model().objects.filter(email__iexact="grace@example.com").count() == 1
     assert Membership.objects.filter(team=team, user__username="grace").count() == 1
     assert len(mail.outbox) == 2
@@ -152,9 +183,9 @@ def test_a_pending_account_invited_into_a_second_team_gets_that_teams_link(
         ("grace@", "neither a username nor an e-mail address"),
         ("nobody", "To invite someone without an account, type their e-mail address"),
         ("ada", "ada is already in this team."),
-        ("ada@example.com", "ada is already in this team."),
-        ("twins@example.com", "Several accounts have the address twins@example.com"),
-        ("eve@example.com", "is deactivated"),
+        ("ada@example.com", "add that person by their username"),
+        ("twins@example.com", "add that person by their username"),
+        ("eve", "is deactivated"),
     ],
 )
 def test_a_wrong_member_says_which_rule_it_broke(

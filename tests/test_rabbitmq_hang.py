@@ -207,7 +207,9 @@ def test_a_post_on_a_new_connection_waits_broker_timeout_once_then_none(
     assert all(answer["status"] == 201 for answer in answers), answers
     first, *following = answers
     assert first["seconds"] < settings.BROKER_TIMEOUT + 1, answers
-    assert all(answer["seconds"] < 0.5 for answer in following), answers  # the pause
+    # The pause: none waits the timeout (one that did took at least that long;
+    # a POST alone, on a loaded machine, may take a good part of a second).
+    assert all(answer["seconds"] < settings.BROKER_TIMEOUT for answer in following), answers
     resume(proxy)
     _, sent_ids = queue
     assert sent_ids() == []  # nothing was published: the sweeper sends them

@@ -5,8 +5,8 @@ from django import template
 from django.utils import timezone
 from django.utils.html import format_html
 
-from imports import errors
-from imports.models import IMAGE_STATES_IN_ORDER, Action, Status
+from imports import errors, vocabulary
+from imports.models import IMAGE_STATES_IN_ORDER, Action
 from imports.vocabulary import image_state_words
 
 register = template.Library()
@@ -117,7 +117,7 @@ def status_event(event):
 @register.filter
 def status_label(status):
     """importing as every page says a status: Importing."""
-    return Status(status).label if status in Status.values else status
+    return vocabulary.status_label(status)
 
 
 AMI_START = re.compile(r"ami-([0-9a-f]*)", re.IGNORECASE)
