@@ -52,7 +52,7 @@ def walked(team, user, name, version, *, retry=False):
     image_import.mark_importing(
         image_arn=f"{arn}/{version}/1",
         request_id=str(uuid.uuid4()),
-        client_token=payload["clientToken"],
+        client_token=image_import.payload["clientToken"],  # AWS echoes the token it was sent
     )
     return image_import
 
