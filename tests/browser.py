@@ -145,3 +145,17 @@ def elements_past_the_right_edge(page, limit=5):
         }""",
         limit,
     )
+
+
+def page_problems(page):
+    """axe-core's violations, and how far the page is wider than the window; [] when neither."""
+    page.wait_for_load_state("networkidle")
+    problems = []
+    overflow = horizontal_overflow(page)
+    if overflow > 0:
+        widest = ", ".join(elements_past_the_right_edge(page))
+        problems.append(f"  {overflow}px wider than the window: {widest}")
+    violations = axe_violations(page)
+    if violations:
+        problems.append(describe_violations(violations))
+    return problems

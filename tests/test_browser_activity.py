@@ -13,11 +13,8 @@ from .browser import (
     CHROMIUM_MISSING_REASON,
     DESKTOP,
     PHONE,
-    axe_violations,
-    describe_violations,
-    elements_past_the_right_edge,
-    horizontal_overflow,
     launch,
+    page_problems,
     sign_in,
 )
 
@@ -39,20 +36,6 @@ def activity(team, user):
     return busy_team(team, user)
 
 
-def problems_on(page):
-    """axe-core's violations, and how far the page is wider than the window."""
-    page.wait_for_load_state("networkidle")
-    problems = []
-    overflow = horizontal_overflow(page)
-    if overflow > 0:
-        widest = ", ".join(elements_past_the_right_edge(page))
-        problems.append(f"  {overflow}px wider than the window: {widest}")
-    violations = axe_violations(page)
-    if violations:
-        problems.append(describe_violations(violations))
-    return problems
-
-
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["390px", "1280px"])
 def test_the_activity_passes_axe_and_fits_the_window(
     browser, live_server, activity, user, viewport
@@ -69,7 +52,7 @@ def test_the_activity_passes_axe_and_fits_the_window(
         "a kind the page does not know": "/team/activity?kind=nope",
     }.items():
         page.goto(url)
-        problems = problems_on(page)
+        problems = page_problems(page)
         if problems:
             found[name] = problems
     page.goto("/team/activity")
@@ -87,7 +70,7 @@ def test_an_empty_activity_says_so_and_passes_axe(browser, live_server, team, us
     sign_in(page, user)
     page.goto("/team/activity")
     expect(page.get_by_text("Nothing has happened in the team yet.")).to_be_visible()
-    assert problems_on(page) == []
+    assert page_problems(page) == []
     context.close()
 
 

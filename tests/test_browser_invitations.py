@@ -17,11 +17,8 @@ from .browser import (
     CHROMIUM_MISSING_REASON,
     DESKTOP,
     PHONE,
-    axe_violations,
-    describe_violations,
-    elements_past_the_right_edge,
-    horizontal_overflow,
     launch,
+    page_problems,
     sign_in,
 )
 from .factories import make_member
@@ -35,19 +32,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 @pytest.fixture(scope="module")
 def browser():
     yield from launch()
-
-
-def problems_on(page):
-    page.wait_for_load_state("networkidle")
-    problems = []
-    overflow = horizontal_overflow(page)
-    if overflow > 0:
-        widest = ", ".join(elements_past_the_right_edge(page))
-        problems.append(f"  {overflow}px wider than the window: {widest}")
-    violations = axe_violations(page)
-    if violations:
-        problems.append(describe_violations(violations))
-    return problems
 
 
 def latest_link():
@@ -92,7 +76,7 @@ def test_a_team_admin_invites_by_keyboard_and_the_colleague_joins(
     page.keyboard.press("Enter")
     expect(page.get_by_text("Invitation sent to grace.hopper")).to_be_visible()
     expect(page.get_by_text("Invited", exact=True)).to_be_visible()
-    found["team page, an invitation waiting"] = problems_on(page)
+    found["team page, an invitation waiting"] = page_problems(page)
 
     resend = page.get_by_role("button", name=re.compile("^Send the invitation again to "))
     resend.focus()
@@ -105,7 +89,7 @@ def test_a_team_admin_invites_by_keyboard_and_the_colleague_joins(
     page.get_by_label("Username or e-mail").fill("nobody")
     page.get_by_role("button", name="Add", exact=True).click()
     expect(page.get_by_text("No active user is called 'nobody'")).to_be_visible()
-    found["team page, a wrong member"] = problems_on(page)
+    found["team page, a wrong member"] = page_problems(page)
 
     guest_context = browser.new_context(
         base_url=live_server.url, viewport=viewport, bypass_csp=True
@@ -114,7 +98,7 @@ def test_a_team_admin_invites_by_keyboard_and_the_colleague_joins(
     guest.goto(link)
     expect(guest.get_by_role("heading", name="Join team platform")).to_be_visible()
     assert "token" not in guest.url  # moved to the session at once
-    found["accept page"] = problems_on(guest)
+    found["accept page"] = page_problems(guest)
 
     password = guest.get_by_label("New password", exact=True)
     press_tab_until(guest, password)
@@ -124,20 +108,20 @@ def test_a_team_admin_invites_by_keyboard_and_the_colleague_joins(
     guest.keyboard.type("grace")
     guest.keyboard.press("Enter")
     expect(guest.get_by_role("alert").first).to_contain_text("Your password was not set")
-    found["accept page with errors"] = problems_on(guest)
+    found["accept page with errors"] = page_problems(guest)
 
     guest.get_by_label("New password", exact=True).fill("tall-ships-7")
     guest.get_by_label("New password confirmation").fill("tall-ships-7")
     guest.get_by_role("button", name="Set my password and join").click()
     expect(guest.get_by_role("heading", name=re.compile("^Imports"))).to_be_visible()
     expect(guest.get_by_text("you are in team platform as Viewer")).to_be_visible()
-    found["history after joining"] = problems_on(guest)
+    found["history after joining"] = page_problems(guest)
 
     used = browser.new_context(base_url=live_server.url, viewport=viewport, bypass_csp=True)
     stale = used.new_page()
     stale.goto(link)
     expect(stale.get_by_role("heading", name="This invitation link does not work")).to_be_visible()
-    found["a used link"] = problems_on(stale)
+    found["a used link"] = page_problems(stale)
 
     for context in (admin_context, guest_context, used):
         context.close()

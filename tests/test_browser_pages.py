@@ -28,6 +28,7 @@ from .browser import (
     goto_new_import,
     horizontal_overflow,
     launch,
+    page_problems,
     sign_in,
 )
 from .factories import SEEDED_AMI, SEEDED_TASK, make_import, make_member
@@ -177,31 +178,18 @@ def test_every_signed_in_page_passes_axe_and_fits_the_window(
     goto_new_import(page)
     page.get_by_role("button", name="Start import").click()  # every field left empty
     expect(page.locator(".error-summary")).to_be_visible()
-    problems = audit_current(page)
+    problems = page_problems(page)
     if problems:
         found["new import with errors"] = problems
     page.goto("/team/webhooks/new")
     page.get_by_label("Webhook URL").fill("ftp://hooks.example.com/x")
     page.get_by_role("button", name="Add the webhook").click()
     expect(page.get_by_label("Webhook URL")).to_be_focused()  # where the error is
-    problems = audit_current(page)
+    problems = page_problems(page)
     if problems:
         found["add a webhook with errors"] = problems
     context.close()
     assert not found, "\n" + report(found)
-
-
-def audit_current(page):
-    page.wait_for_load_state("networkidle")
-    problems = []
-    overflow = horizontal_overflow(page)
-    if overflow > 0:
-        widest = ", ".join(elements_past_the_right_edge(page))
-        problems.append(f"  {overflow}px wider than the window: {widest}")
-    violations = axe_violations(page)
-    if violations:
-        problems.append(describe_violations(violations))
-    return problems
 
 
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["390px", "1280px"])
@@ -223,7 +211,7 @@ def test_the_signed_out_pages_pass_axe_and_fit_the_window(browser, live_server, 
     page.get_by_label("Password").fill("wrong")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_contain_text("did not match")
-    problems = audit_current(page)
+    problems = page_problems(page)
     if problems:
         found["sign in, refused"] = problems
     # A form left open in another tab while the person signed in: its token is old.
@@ -236,7 +224,7 @@ def test_the_signed_out_pages_pass_axe_and_fit_the_window(browser, live_server, 
     stale.get_by_label("Password").fill("pw-" + user.username)
     stale.get_by_role("button", name="Sign in").click()
     expect(stale.get_by_role("heading", level=1)).to_have_text("This form has expired")
-    problems = audit_current(stale)
+    problems = page_problems(stale)
     if problems:
         found["a form from before signing in (CSRF)"] = problems
     context.close()
@@ -745,6 +733,6 @@ def test_the_added_webhook_page_with_its_signing_steps_passes_axe_and_fits(
 
     expect(page.get_by_role("heading", name="How your receiver checks a message")).to_be_visible()
     expect(page.get_by_role("alert")).to_contain_text("The webhook to 127.0.0.1:9 is on")
-    problems = audit_current(page)
+    problems = page_problems(page)
     assert not problems, "\n".join(problems)
     context.close()
