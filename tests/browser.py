@@ -159,3 +159,8 @@ def page_problems(page):
     if violations:
         problems.append(describe_violations(violations))
     return problems
+
+
+def history_names(page):
+    """The names in the history's table, top to bottom."""
+    return page.locator("#history-table .cell-name a").all_inner_texts()

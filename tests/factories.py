@@ -65,6 +65,31 @@ def make_import(team, user, status=Status.QUEUED, **fields):
     )
 
 
+# The AMI of ended_imports' available one.
+ENDED_AMI = "ami-0a1b2c3d4e5f60718"
+
+
+def ended_imports(team, user):
+    """Web, available with its AMI; Broken, failed; Withdrawn, cancelled."""
+    make_import(
+        team,
+        user,
+        Status.AVAILABLE,
+        payload={"name": "Web"},
+        amis=[{"region": "us-east-1", "image": ENDED_AMI, "accountId": "123456789012"}],
+    )
+    make_import(
+        team,
+        user,
+        Status.FAILED,
+        payload={"name": "Broken"},
+        error_code="ClientException",
+        error_message="The disk is not a VMDK.",
+    )
+    withdrawn = make_import(team, user, payload={"name": "Withdrawn"})
+    withdrawn.withdraw(user=user)
+
+
 # A team's import bucket for disk files, and a request for a file in it.
 IMPORT_BUCKET = "platform-imports"
 IMPORT_PREFIX = "vm-imports/"

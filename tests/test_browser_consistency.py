@@ -9,7 +9,6 @@ import pytest
 from playwright.sync_api import expect
 
 from imports import aws
-from imports.models import Status
 
 from .browser import (
     CHROMIUM_MISSING,
@@ -18,18 +17,25 @@ from .browser import (
     PHONE,
     axe_violations,
     describe_violations,
+    history_names,
     horizontal_overflow,
     launch,
     sign_in,
 )
-from .factories import IMPORT_BUCKET, IMPORT_PREFIX, make_import, set_up_disk_imports
+from .factories import (
+    ENDED_AMI,
+    IMPORT_BUCKET,
+    IMPORT_PREFIX,
+    ended_imports,
+    set_up_disk_imports,
+)
 
 if CHROMIUM_MISSING:
     pytest.skip(CHROMIUM_MISSING_REASON, allow_module_level=True)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-AMI = "ami-0a1b2c3d4e5f60718"
+AMI = ENDED_AMI
 
 
 @pytest.fixture(scope="module")
@@ -49,28 +55,7 @@ def page(request, browser, live_server):
 
 @pytest.fixture
 def history(team, user):
-    """An available import with its AMI, a failed one, and a cancelled one."""
-    make_import(
-        team,
-        user,
-        Status.AVAILABLE,
-        payload={"name": "Web"},
-        amis=[{"region": "us-east-1", "image": AMI, "accountId": "123456789012"}],
-    )
-    make_import(
-        team,
-        user,
-        Status.FAILED,
-        payload={"name": "Broken"},
-        error_code="ClientException",
-        error_message="The disk is not a VMDK.",
-    )
-    withdrawn = make_import(team, user, payload={"name": "Withdrawn"})
-    withdrawn.withdraw(user=user)
-
-
-def names(page):
-    return page.locator("#history-table .cell-name a").all_inner_texts()
+    ended_imports(team, user)
 
 
 def test_after_back_and_forward_the_filters_say_what_the_list_shows(page, user, history):
@@ -105,7 +90,7 @@ def test_after_back_and_forward_the_filters_say_what_the_list_shows(page, user, 
 
     page.go_back()
     expect(page).to_have_url("/?status=&platform=&q=Web")
-    assert names(page) == ["Web"]
+    assert history_names(page) == ["Web"]
     expect(search).to_have_value("Web")
     expect(status).to_have_value("")
 

@@ -17,18 +17,19 @@ from .browser import (
     PHONE,
     axe_violations,
     describe_violations,
+    history_names,
     horizontal_overflow,
     launch,
     sign_in,
 )
-from .factories import make_import
+from .factories import ENDED_AMI, ended_imports
 
 if CHROMIUM_MISSING:
     pytest.skip(CHROMIUM_MISSING_REASON, allow_module_level=True)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-AMI = "ami-0a1b2c3d4e5f60718"
+AMI = ENDED_AMI
 
 
 @pytest.fixture(scope="module")
@@ -38,28 +39,7 @@ def browser():
 
 @pytest.fixture
 def history(team, user):
-    """A failed import, a cancelled one, and an available one with its AMI."""
-    make_import(
-        team,
-        user,
-        Status.AVAILABLE,
-        payload={"name": "Web"},
-        amis=[{"region": "us-east-1", "image": AMI, "accountId": "123456789012"}],
-    )
-    make_import(
-        team,
-        user,
-        Status.FAILED,
-        payload={"name": "Broken"},
-        error_code="ClientException",
-        error_message="The disk is not a VMDK.",
-    )
-    withdrawn = make_import(team, user, payload={"name": "Withdrawn"})
-    withdrawn.withdraw(user=user)
-
-
-def names(page):
-    return page.locator("#history-table .cell-name a").all_inner_texts()
+    ended_imports(team, user)
 
 
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["390px", "1280px"])
@@ -94,7 +74,7 @@ def test_by_keyboard_the_filters_narrow_the_table_in_place(browser, live_server,
         page.keyboard.press("ArrowDown")
     expect(status).to_have_value("cancelled")
     expect(page.locator(".pager span")).to_have_text("1 matching import")
-    assert names(page) == ["Withdrawn"]
+    assert history_names(page) == ["Withdrawn"]
     expect(page.locator("#history-table .status")).to_have_text("Cancelled")
     page.keyboard.press("ArrowUp")  # Failed: the failed import only
     expect(page.locator("#history-table .cell-name a")).to_have_text(["Broken"])
