@@ -1,4 +1,4 @@
-"""What every browser test module shares: Debian's Chromium, signing in, axe-core.
+"""What every browser test module shares: Debian's Chromium, signing in, axe-core, moto's S3.
 
 Each module launches one browser for all its tests (a module-scoped fixture
 calling `launch`); every test gets fresh contexts of its own.
@@ -9,8 +9,14 @@ import os
 import re
 from pathlib import Path
 
+import boto3
 import pytest
+from moto.server import ThreadedMotoServer
 from playwright.sync_api import expect, sync_playwright
+
+from imports import aws
+
+from .factories import IMPORT_BUCKET
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_MISSING = not CHROMIUM.exists() and not os.environ.get("CI")
@@ -164,3 +170,35 @@ def page_problems(page):
 def history_names(page):
     """The names in the history's table, top to bottom."""
     return page.locator("#history-table .cell-name a").all_inner_texts()
+
+
+def moto_bucket(monkeypatch, origin):
+    """moto's S3 on a free port, the team's import bucket in it, uploads from `origin` allowed.
+
+    The CORS rule is the one Check setup asks for; boto3 is pointed at it
+    until the generator ends.
+    """
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
+    aws.clear_clients()
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    client.create_bucket(Bucket=IMPORT_BUCKET)
+    client.put_bucket_cors(
+        Bucket=IMPORT_BUCKET,
+        CORSConfiguration={
+            "CORSRules": [
+                {
+                    "AllowedOrigins": [origin],
+                    "AllowedMethods": ["PUT"],
+                    "AllowedHeaders": ["*"],
+                    "ExposeHeaders": ["ETag"],
+                }
+            ]
+        },
+    )
+    yield client
+    server.stop()
+    aws.clear_clients()

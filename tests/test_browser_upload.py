@@ -13,9 +13,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 from playwright.sync_api import expect
 
 from imports import aws, services, tasks
@@ -29,6 +27,7 @@ from .browser import (
     describe_violations,
     horizontal_overflow,
     launch,
+    moto_bucket,
     sign_in,
 )
 from .factories import IMPORT_BUCKET, disk_submission, set_up_disk_imports
@@ -53,30 +52,7 @@ def browser():
 @pytest.fixture
 def s3(monkeypatch, live_server, emulator):
     """moto's S3 on a free port, the team's bucket in it with the CORS rule Check setup asks for."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
-    aws.clear_clients()
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    client.create_bucket(Bucket=IMPORT_BUCKET)
-    client.put_bucket_cors(
-        Bucket=IMPORT_BUCKET,
-        CORSConfiguration={
-            "CORSRules": [
-                {
-                    "AllowedOrigins": [live_server.url],
-                    "AllowedMethods": ["PUT"],
-                    "AllowedHeaders": ["*"],
-                    "ExposeHeaders": ["ETag"],
-                }
-            ]
-        },
-    )
-    yield client
-    server.stop()
-    aws.clear_clients()
+    yield from moto_bucket(monkeypatch, live_server.url)
 
 
 @pytest.fixture
