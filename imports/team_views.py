@@ -160,6 +160,11 @@ def check_setup(request):
     )
 
 
+def team_member(team, pk):
+    """The membership `pk` of `team`, with its person: 404 for one of another team."""
+    return get_object_or_404(Membership.objects.select_related("user", "team"), pk=pk, team=team)
+
+
 @login_required
 @require_POST
 def change_member(request):
@@ -168,11 +173,7 @@ def change_member(request):
     if not form.is_valid():
         messages.error(request, "Choose a member and a role.")
         return redirect("imports:team")
-    member = get_object_or_404(
-        Membership.objects.select_related("user", "team"),
-        pk=form.cleaned_data["membership"],
-        team=membership.team,
-    )
+    member = team_member(membership.team, form.cleaned_data["membership"])
     if member.user == request.user and form.cleaned_data["role"] != Membership.Role.ADMIN:
         messages.error(request, "You cannot lower your own role; ask another team admin.")
     elif member.change_role(form.cleaned_data["role"], by=request.user):
@@ -187,9 +188,7 @@ def change_member(request):
 def remove_member(request, pk):
     """GET asks the team admin to confirm; POST removes the member."""
     membership = managed_membership(request)
-    member = get_object_or_404(
-        Membership.objects.select_related("user", "team"), pk=pk, team=membership.team
-    )
+    member = team_member(membership.team, pk)
     username = member.user.get_username()
     if member.user == request.user:
         messages.error(request, "You cannot remove yourself; ask another team admin.")
@@ -225,11 +224,7 @@ def resend_invitation(request):
     if not form.is_valid():
         messages.error(request, "Choose an invited member to send the invitation to again.")
         return redirect("imports:team")
-    member = get_object_or_404(
-        Membership.objects.select_related("user", "team"),
-        pk=form.cleaned_data["membership"],
-        team=membership.team,
-    )
+    member = team_member(membership.team, form.cleaned_data["membership"])
     username = member.user.get_username()
     if not invitations.is_invited(member.user):
         messages.error(request, f"{username} has set a password already: no invitation waits.")
