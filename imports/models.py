@@ -881,17 +881,23 @@ class ImageImport(models.Model):
             ),
             image_state="AVAILABLE",
             progress=100,
+            # The image is made, so the VM import task completed: a message
+            # heard before that (EC2 unheard in the cycle that saw the image
+            # made) is an earlier step's, such as "preparing ami".
+            status_message=self.status_message if self.task_completed else "",
             amis=amis,
             finished_at=timezone.now(),
         )
 
     def withdraw(self, *, user):
-        """Cancel an uploading or queued import before EC2 or Image Builder is asked."""
+        """Cancel an uploading or queued import before AWS accepted it."""
+        # Queued again after a failed attempt, it was sent: AWS never said it accepted it.
+        before = "AWS confirmed it" if self.attempts else "it was sent to AWS"
         return self._move(
             [Status.UPLOADING, Status.QUEUED],
             Status.FAILED,
             user=user,
-            detail=f"Cancelled by {user.get_username()} before it was sent to AWS",
+            detail=f"Cancelled by {user.get_username()} before {before}",
             action=Action.CANCELLED,
             error_code=CANCELLED,
             error_message=f"Cancelled by {user.get_username()}.",

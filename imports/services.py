@@ -123,7 +123,7 @@ def cancel_import(image_import, *, user):
     if image_import.withdraw(user=user):
         if was_uploading and image_import.upload_id:
             abort_upload(image_import)
-        return CancelOutcome(True, "Cancelled before anything was sent to AWS.")
+        return CancelOutcome(True, withdrawn_message(image_import))
     if not image_import.can_cancel:
         return CancelOutcome(False, cannot_cancel_reason(image_import))
     try:
@@ -141,15 +141,60 @@ def cancel_import(image_import, *, user):
     return CancelOutcome(True, "EC2 is cancelling the VM import task; the import is cancelled.")
 
 
+def withdrawn_message(image_import):
+    """What cancelling an uploading or queued import did, as the page then says it."""
+    if not image_import.attempts:
+        return "Cancelled before anything was sent to AWS."
+    if tasks.lost_answers(image_import):
+        return f"Cancelled. {MAY_HOLD_THE_IMAGE}"
+    if started_a_task(image_import):
+        return (
+            "Cancelled. Image Builder never accepted this import, so it made no image. "
+            + task_goes_on(image_import)
+        )
+    return "Cancelled. AWS never accepted this import, so no image was made."
+
+
 def cancel_consequence(image_import):
     """What cancelling does to the import, as its page and the confirmation page say it."""
     if image_import.status == Status.UPLOADING:
         return "The upload is stopped and its parts deleted; nothing has been sent to AWS yet."
-    if image_import.status == Status.QUEUED:
+    if image_import.status == Status.QUEUED and not image_import.attempts:
         return "Nothing has been sent to AWS yet: the import is simply withdrawn."
+    if image_import.status == Status.QUEUED:
+        return withdrawal_consequence(image_import)
     return (
         f"The portal asks EC2 to cancel VM import task {image_import.vm_import_task_id}; "
         "the import then ends as cancelled."
+    )
+
+
+# An attempt AWS answered with an error, or never received, left nothing in
+# AWS; one whose answer was lost may have made the image.
+MAY_HOLD_THE_IMAGE = (
+    "An earlier attempt may have reached AWS (its answer was lost), so AWS may be making "
+    "the image all the same; the portal will not follow it."
+)
+
+
+def withdrawal_consequence(image_import):
+    """cancel_consequence of an import queued again after a failed attempt."""
+    if tasks.lost_answers(image_import):
+        return f"The import is withdrawn and not sent to AWS again. {MAY_HOLD_THE_IMAGE}"
+    if started_a_task(image_import):
+        return f"The import is withdrawn and not sent to AWS again. {task_goes_on(image_import)}"
+    return "AWS has not accepted it: the import is simply withdrawn, and nothing is left in AWS."
+
+
+def started_a_task(image_import):
+    """Whether EC2 started a VM import task for this disk file (which a withdrawal leaves)."""
+    return image_import.is_disk_import and bool(image_import.vm_import_task_id)
+
+
+def task_goes_on(image_import):
+    return (
+        f"EC2's VM import task {image_import.vm_import_task_id}, started for it, goes on "
+        "converting the disk: cancel it in EC2 if it is not wanted."
     )
 
 

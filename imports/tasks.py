@@ -120,13 +120,19 @@ def submit_import(pk):
     )
 
 
+# How a retry's message ends while AWS may hold the image.
+KEEPS_ASKING = (
+    "so the portal keeps asking with the same client token until AWS answers: that way no "
+    "second image is made."
+)
 # Appended to the message of an attempt whose answer was lost; the audit's
 # retry events carry it, which is how a later attempt knows that AWS may hold
-# the image (lost_answers).
-ASKING_AGAIN = (
-    "It may have received the request, so the portal keeps asking with the same client "
-    "token until AWS answers: that way no second image is made."
-)
+# the image, and how many answers were lost (lost_answers).
+ASKING_AGAIN = f"It may have received the request, {KEEPS_ASKING}"
+# Appended instead to an attempt that did not reach AWS after one whose
+# answer was lost: the person still reads why the portal keeps asking, and
+# lost_answers does not count this attempt, which never reached AWS.
+ASKED_BEFORE = f"An earlier attempt may have reached it, {KEEPS_ASKING}"
 
 
 def handle_submit_error(image_import, error, attempt):
@@ -134,7 +140,16 @@ def handle_submit_error(image_import, error, attempt):
     if not error.retryable:
         image_import.mark_failed(code=error.code, message=error.message, attempt=attempt)
         return
-    if gives_up(image_import, error, attempt):
+    if error.outcome_unknown:
+        # Never final: this request may have made the image (see gives_up).
+        retry_later(image_import, error.code, f"{error.message} {ASKING_AGAIN}", attempt)
+        return
+    # Read only where it decides something: an attempt that did not reach
+    # AWS, or one at the limit.
+    lost = 0
+    if not error.answered or attempt >= settings.IMPORT_MAX_ATTEMPTS:
+        lost = lost_answers(image_import)
+    if gives_up(error, attempt, lost):
         image_import.mark_failed(
             code=error.code,
             message=f"{error.message} (gave up after {attempt} attempts; "
@@ -143,13 +158,13 @@ def handle_submit_error(image_import, error, attempt):
         )
         return
     message = error.message
-    if error.outcome_unknown or (not error.answered and lost_answers(image_import)):
-        message = f"{message} {ASKING_AGAIN}"
+    if lost and not error.answered:
+        message = f"{message} {ASKED_BEFORE}"
     retry_later(image_import, error.code, message, attempt)
 
 
-def gives_up(image_import, error, attempt):
-    """Whether this retryable failure ends the import.
+def gives_up(error, attempt, lost):
+    """Whether this retryable failure, after `lost` attempts whose answer was lost, ends the import.
 
     Never while the outcome is unknown: a request sent whose answer was lost
     may have made the image, and failing the import would have the person
@@ -160,10 +175,9 @@ def gives_up(image_import, error, attempt):
     """
     if error.outcome_unknown or attempt < settings.IMPORT_MAX_ATTEMPTS:
         return False
-    unanswered = lost_answers(image_import)
-    if unanswered and not error.answered:
+    if lost and not error.answered:
         return False
-    return attempt - unanswered >= settings.IMPORT_MAX_ATTEMPTS
+    return attempt - lost >= settings.IMPORT_MAX_ATTEMPTS
 
 
 def lost_answers(image_import):

@@ -530,7 +530,7 @@ def test_once_aws_may_hold_the_image_only_aws_ends_the_import(
 
     assert image_import.status == Status.QUEUED
     assert image_import.error_message.startswith(
-        "Could not reach AWS Image Builder: the connection failed. It may have received"
+        "Could not reach AWS Image Builder: the connection failed. An earlier attempt may have"
     )
     monkeypatch.setenv("AWS_ENDPOINT_URL_IMAGEBUILDER", emulator.url)
     aws.clear_clients()
