@@ -6,7 +6,8 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.core.validators import validate_email
 
-from . import invitations
+from . import invitations, teams
+from .forms import filter_choice
 from .models import Membership, Team
 
 REGION_PATTERN = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
@@ -292,7 +293,19 @@ class RoleForm(forms.Form):
 
 
 class InvitedMemberForm(forms.Form):
-    membership = forms.IntegerField(widget=forms.HiddenInput, min_value=1, max_value=2**63 - 1)
+    membership = forms.IntegerField(
+        widget=forms.HiddenInput, min_value=1, max_value=invitations.ID_MAX
+    )
+
+
+class ActivityFilterForm(forms.Form):
+    """The team activity's filter; a kind a link got wrong is left out, as on the history."""
+
+    kind = filter_choice(
+        "kind",
+        tuple(teams.ACTIVITY_KINDS),
+        {value: kind.label for value, kind in teams.ACTIVITY_KINDS.items()},
+    )
 
 
 class TokenForm(forms.Form):
