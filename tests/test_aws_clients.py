@@ -132,3 +132,22 @@ def test_a_gateways_page_in_aws_place_may_have_been_acted_on(aws_credentials, mo
         server.shutdown()
     assert raised.value.outcome_unknown and not raised.value.answered
     assert raised.value.retryable
+
+
+def test_every_team_s_role_shares_the_process_s_one_copy_of_the_service_models(emulator):
+    # Each botocore session left to itself loads its own copy of every model
+    # its clients use (EC2's: 100-290 ms and 10-35 MB), so a worker serving
+    # ten teams' roles kept ten copies of EC2's model.
+    aws.clear_clients()
+    own = aws.client("ec2", aws.Target("us-east-1"))
+    role_a = "arn:aws:iam::111111111111:role/ImageImporter"
+    team_a = aws.client("ec2", aws.Target("us-east-1", role_a, "team-a"))
+    role_b = "arn:aws:iam::222222222222:role/ImageImporter"
+    team_b = aws.client("imagebuilder", aws.Target("eu-west-1", role_b, "team-b"))
+
+    assert own._loader is team_a._loader is team_b._loader is aws.service_models()
+
+    # The role's client still calls as the role: STS is asked first, with the team's ID.
+    team_a.describe_import_image_tasks()
+    [assumed] = emulator.calls()["assumedRoles"]
+    assert (assumed["RoleArn"], assumed["ExternalId"]) == (role_a, "team-a")
