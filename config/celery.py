@@ -61,6 +61,14 @@ def drop_request_id(task=None, **kwargs):
 
 
 @worker_ready.connect
+def load_what_tasks_use(**kwargs):
+    # Before the first task: what it would load on a person's time.
+    from config import warmup
+
+    warmup.worker_process()
+
+
+@worker_ready.connect
 def serve_metrics(**kwargs):
     """A worker machine's own /metrics, when WORKER_METRICS_PORT is set."""
     from django.conf import settings

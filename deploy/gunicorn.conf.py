@@ -58,3 +58,10 @@ logconfig_dict["loggers"]["gunicorn.error"] = {
 def child_exit(server, worker):
     # A dead worker's live gauges must leave the metrics; its counters stay.
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker):
+    # Before the worker takes a request: what its first one would load.
+    from config import warmup
+
+    warmup.web_process()

@@ -144,6 +144,16 @@ def test_it_is_gunicorn_and_keeps_connections_alive(run_web, bearer):
     assert "Using worker: config.gunicorn_worker.ThreadWorker" in run_web.text()  # gthread
 
 
+def test_the_worker_loads_what_a_first_request_needs_before_taking_one(run_web):
+    # config/warmup.py, through deploy/gunicorn.conf.py's post_worker_init,
+    # which make run's configuration takes over.
+    assert re.search(
+        r"Loaded the views, the templates, .* in \d+ ms, before the first request\.",
+        run_web.text(),
+    )
+    assert "Could not load" not in run_web.text()
+
+
 def database_sessions():
     with connection.cursor() as cursor:
         cursor.execute(

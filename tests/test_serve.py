@@ -251,4 +251,8 @@ def test_make_serve_runs_an_import_to_available_survives_kill_9_and_stops_cleanl
     plain = [line for line in lines[first:] if line and not is_json_object(line)]
     assert set(plain) <= {"worker: Warm shutdown (MainProcess)"}, plain
     assert any('"logger": "py.warnings"' in line for line in lines) == (os.getuid() == 0)
+    # Each process loaded what its first request or task would have (config/warmup.py).
+    warmed = [json.loads(line)["message"] for line in lines if '"config.warmup"' in line]
+    assert any(message.endswith("ms, before the first request.") for message in warmed)
+    assert any(message.endswith("ms, before the first task.") for message in warmed)
     assert wait_for_status(in_hand, Status.IMPORTING, timeout=1).image_arn
