@@ -74,6 +74,19 @@ def api_headers(api_token):
 
 
 @pytest.fixture
+def retries_queued(monkeypatch):
+    """Captures the re-enqueues a retry sends, instead of sending them to the broker.
+
+    The submit task's retries: a list of (args, countdown), one per retry queued.
+    """
+    sent = []
+    monkeypatch.setattr(
+        tasks.submit_import, "apply_async", lambda args, countdown: sent.append((args, countdown))
+    )
+    return sent
+
+
+@pytest.fixture
 def aws_credentials(monkeypatch):
     """Dummy credentials: Stubber answers before anything is signed or sent."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")

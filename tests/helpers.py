@@ -1,9 +1,13 @@
-"""Waiting for the worker, racing threads, and reading a Content-Security-Policy."""
+"""Waiting for the worker, racing threads, reading a Content-Security-Policy and the settings."""
 
+import runpy
 import threading
 import time
+from pathlib import Path
 
 from django.db import connection
+
+from config import settings as settings_module
 
 
 def wait_for_status(image_import, *statuses, timeout=30):
@@ -75,3 +79,11 @@ def csp_directives(policy):
     """A Content-Security-Policy's sources by directive; django-csp keeps no fixed order."""
     parts = (part.split() for part in policy.split(";") if part.strip())
     return {name: sources for name, *sources in parts}
+
+
+def read_settings():
+    """config/settings.py as it reads the environment now.
+
+    Not the settings this test run loaded: pytest-django swaps the mailer, for one.
+    """
+    return runpy.run_path(str(Path(settings_module.__file__)))

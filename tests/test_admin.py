@@ -9,7 +9,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.staticfiles import finders
 from django.urls import reverse
 
-from imports.models import Team
+from imports.models import Status, Team
+
+from .factories import make_import
 
 
 @pytest.fixture
@@ -77,6 +79,44 @@ def test_admin_pages_name_no_icon_so_the_browser_asks_for_none(client, admin_cli
     # Without a link the browser asks for /favicon.ico, which is a 404.
     page = (admin_client if url == "/admin/" else client).get(url).content.decode()
     assert '<link rel="icon" href="data:,">' in page
+
+
+# -- the admin's import list filters Cancelled apart -----------------------------------
+
+
+@pytest.fixture
+def ended_three_ways(team, user):
+    return {
+        "cancelled": make_import(
+            team, user, Status.FAILED, error_code="Cancelled", error_message="Cancelled by alice."
+        ),
+        "failed": make_import(
+            team, user, Status.FAILED, error_code="ImageFailed", error_message="Import failed."
+        ),
+        "available": make_import(team, user, Status.AVAILABLE),
+    }
+
+
+def listed(admin_client, **params):
+    response = admin_client.get(reverse("admin:imports_imageimport_changelist"), params)
+    assert response.status_code == 200
+    return {image_import.pk for image_import in response.context["cl"].result_list}
+
+
+def test_the_admin_s_import_list_filters_cancelled_apart_from_failed(
+    admin_client, ended_three_ways
+):
+    assert listed(admin_client, status="cancelled") == {ended_three_ways["cancelled"].pk}
+    assert listed(admin_client, status="failed") == {ended_three_ways["failed"].pk}
+    assert listed(admin_client, status="available") == {ended_three_ways["available"].pk}
+    assert len(listed(admin_client)) == 3
+
+
+def test_the_admin_s_import_list_offers_and_shows_cancelled(admin_client, ended_three_ways):
+    page = admin_client.get(reverse("admin:imports_imageimport_changelist")).content.decode()
+    assert "?status=cancelled" in page
+    assert ">Cancelled<" in page  # the filter's choice
+    assert '<td class="field-import_status">Cancelled</td>' in page  # the row's column
 
 
 # -- accessibility: what axe-core asked of the admin, as far as the HTML shows it

@@ -2,13 +2,18 @@
 
 A cancel is stored as status failed with the error code Cancelled; its
 event (Action.CANCELLED) is told apart from a failure by its action.
+
+After a failed attempt, the cancel's confirmation, message and event say what
+reached AWS: nothing, a request AWS never accepted, or one whose answer was lost.
 """
 
+from django.contrib.messages import get_messages
 from django.urls import reverse
 
-from imports.models import Status
+from imports import services, tasks
+from imports.models import ImageImport, Status
 
-from .factories import make_import
+from .factories import disk_submission, make_import
 
 AUDIT = "admin:imports_auditevent_changelist"
 
@@ -91,3 +96,104 @@ def test_an_unknown_import_status_lists_nothing_and_does_not_fail(admin_client, 
     response = admin_client.get(reverse(AUDIT), {"import_status": "done"})
     assert response.status_code == 200
     assert list(response.context["cl"].result_list) == []
+
+
+def attempt(image_import):
+    """One run of the submit task (a retry's message), then the import as stored."""
+    tasks.submit_import(image_import.pk)
+    image_import.refresh_from_db()
+    return image_import
+
+
+def cancel(client, image_import):
+    """POST the page's cancel; the message it leaves, and the import as stored."""
+    response = client.post(reverse("imports:cancel", args=[image_import.pk]))
+    assert response.status_code == 302
+    (message,) = [str(message) for message in get_messages(response.wsgi_request)]
+    image_import.refresh_from_db()
+    return message, image_import
+
+
+def confirmation(client, image_import):
+    return client.get(reverse("imports:cancel", args=[image_import.pk])).context["explanation"]
+
+
+def cancel_event(image_import):
+    return image_import.events.order_by("pk").last().detail
+
+
+def test_an_import_never_sent_is_cancelled_before_anything_was_sent(user_client, image_import):
+    assert confirmation(user_client, image_import).startswith(
+        "Nothing has been sent to AWS yet: the import is simply withdrawn."
+    )
+
+    message, image_import = cancel(user_client, image_import)
+
+    assert message == "Cancelled before anything was sent to AWS."
+    assert image_import.is_cancelled
+    assert cancel_event(image_import) == "Cancelled by alice before it was sent to AWS"
+
+
+def test_an_import_aws_refused_once_is_cancelled_without_claiming_nothing_was_sent(
+    user_client, image_import, imagebuilder_stub, retries_queued
+):
+    imagebuilder_stub.add_client_error(
+        "import_vm_image",
+        service_error_code="ServiceUnavailableException",
+        http_status_code=503,
+        service_message="Try again",
+        expected_params=image_import.payload,
+    )
+    image_import = attempt(image_import)
+    assert (image_import.status, image_import.attempts) == (Status.QUEUED, 1)
+    assert confirmation(user_client, image_import).startswith(
+        "AWS has not accepted it: the import is simply withdrawn, and nothing is left in AWS."
+    )
+    page = user_client.get(reverse("imports:detail", args=[image_import.pk])).content.decode()
+    assert "Nothing has been sent to AWS" not in page
+
+    message, image_import = cancel(user_client, image_import)
+
+    assert message == "Cancelled. AWS never accepted this import, so no image was made."
+    assert image_import.is_cancelled
+    assert cancel_event(image_import) == "Cancelled by alice before AWS confirmed it"
+    page = user_client.get(reverse("imports:detail", args=[image_import.pk])).content.decode()
+    assert "Request (AWS never accepted it)" in page
+    assert "before it was sent to AWS" not in page
+
+
+def test_an_import_whose_answer_was_lost_is_cancelled_saying_aws_may_make_the_image(
+    user_client, image_import, emulator, retries_queued
+):
+    emulator.drop_next(1, operation="ImportVmImage", after=True)
+    image_import = attempt(image_import)
+    assert image_import.status == Status.QUEUED
+    assert services.MAY_HOLD_THE_IMAGE in confirmation(user_client, image_import)
+
+    message, image_import = cancel(user_client, image_import)
+
+    assert message == (
+        "Cancelled. An earlier attempt may have reached AWS (its answer was lost), so AWS may "
+        "be making the image all the same; the portal will not follow it."
+    )
+    assert "no image was made" not in message
+
+
+def test_a_disk_import_whose_task_ec2_started_is_cancelled_naming_that_task(
+    team, user, user_client, emulator, retries_queued
+):
+    image_import, _ = ImageImport.submit(
+        team=team, user=user, **disk_submission(ClientToken="ec2-token-cancel")
+    )
+    emulator.fail_next(1, "ServiceUnavailableException", operation="ImportVmImage")
+    image_import = attempt(image_import)
+    assert image_import.status == Status.QUEUED and image_import.vm_import_task_id
+    task_id = image_import.vm_import_task_id
+
+    message, image_import = cancel(user_client, image_import)
+
+    assert message == (
+        "Cancelled. Image Builder never accepted this import, so it made no image. "
+        f"EC2's VM import task {task_id}, started for it, goes on converting the disk: "
+        "cancel it in EC2 if it is not wanted."
+    )

@@ -37,15 +37,6 @@ def ec2_stub(aws_credentials):
         stubber.assert_no_pending_responses()
 
 
-@pytest.fixture
-def no_requeue(monkeypatch):
-    sent = []
-    monkeypatch.setattr(
-        tasks.submit_import, "apply_async", lambda args, countdown: sent.append((args, countdown))
-    )
-    return sent
-
-
 def submit_disk(team, user, **kwargs):
     return services.submit_import(team=team, user=user, **disk_submission(**kwargs))
 
@@ -209,7 +200,7 @@ def test_the_worker_starts_ec2s_task_then_import_vm_image_at_once(
 
 
 def test_a_retry_after_ec2_answered_sends_only_the_same_import_vm_image(
-    disk_team, user, ec2_stub, imagebuilder_stub, no_requeue
+    disk_team, user, ec2_stub, imagebuilder_stub, retries_queued
 ):
     image_import, _ = submit_disk(disk_team, user)
     ec2_stub.add_response(
@@ -227,7 +218,7 @@ def test_a_retry_after_ec2_answered_sends_only_the_same_import_vm_image(
 
     tasks.submit_import(image_import.pk)
     image_import.refresh_from_db()
-    assert image_import.status == Status.QUEUED and len(no_requeue) == 1
+    assert image_import.status == Status.QUEUED and len(retries_queued) == 1
 
     tasks.submit_import(image_import.pk)  # no second ImportImage: the stub has none queued
     image_import.refresh_from_db()
@@ -236,7 +227,7 @@ def test_a_retry_after_ec2_answered_sends_only_the_same_import_vm_image(
 
 
 def test_a_retry_of_import_image_sends_the_same_ec2_client_token(
-    disk_team, user, ec2_stub, imagebuilder_stub, no_requeue
+    disk_team, user, ec2_stub, imagebuilder_stub, retries_queued
 ):
     image_import, _ = submit_disk(disk_team, user)
     ec2_request = image_import.import_image_payload

@@ -2,7 +2,8 @@
 
 The refresher reads the task and the image in one cycle; when the image's
 answer ends the import, the task's news of that same answer ("completed",
-or why the task failed) is recorded first, audited like any progress.
+or why the task failed) is recorded first, audited like any progress. When
+EC2 went unheard in that cycle, what it said in an earlier one stays.
 """
 
 from imports import tasks
@@ -10,7 +11,7 @@ from imports.aws import Ec2ImportTask, ImageState
 from imports.hints import failure_hint
 from imports.models import Status
 
-from .factories import SEEDED_AMI, make_import
+from .factories import CONVERTING_TASK, SEEDED_AMI, make_import
 
 TASK_ID = "import-ami-0fedcba9876543210"
 AMIS = [{"region": "us-east-1", "image": SEEDED_AMI, "accountId": "123456789012"}]
@@ -56,6 +57,29 @@ def test_an_import_that_fails_records_why_the_task_failed_and_its_hint_reads_it(
 
     with django_capture_on_commit_callbacks():
         tasks.observed(image_import, task, ImageState("FAILED", "Import failed.", []))
+
+    image_import.refresh_from_db()
+    assert image_import.status == Status.FAILED
+    assert image_import.status_message == "ClientError: Footers not identical"
+    assert "header and footer differ" in failure_hint(image_import)
+
+
+def test_an_import_that_fails_while_ec2_went_unheard_keeps_why_ec2_failed_its_task(
+    team, user, django_capture_on_commit_callbacks
+):
+    # EC2 deleted the task (its reason heard) a cycle before Image Builder
+    # failed the image: that reason is EC2's last word, and the hint's.
+    image_import = make_import(
+        team,
+        user,
+        Status.IMPORTING,
+        vm_import_task_id=CONVERTING_TASK,
+        progress=30,
+        status_message="ClientError: Footers not identical",
+    )
+
+    with django_capture_on_commit_callbacks():
+        tasks.observed(image_import, None, ImageState("FAILED", "Import failed.", []))
 
     image_import.refresh_from_db()
     assert image_import.status == Status.FAILED

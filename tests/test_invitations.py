@@ -11,6 +11,7 @@ from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.auth.tokens import default_token_generator
 from django.core import mail
 from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
 from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils.encoding import force_bytes
@@ -20,6 +21,7 @@ from imports import teams
 from imports.models import Action, AuditEvent, Membership
 
 from .factories import make_member
+from .helpers import read_settings
 
 ROLE_ARN = "arn:aws:iam::210987654321:role/Import"
 
@@ -449,6 +451,38 @@ def test_invitations_are_the_teams_member_activity(ada_client):
     invite(ada_client)
     page = ada_client.get(reverse("imports:team_activity"), {"kind": "members"})
     assert "grace invited as Submitter" in page.content.decode()
+
+
+# -- how long an invitation's link works ---------------------------------------------
+
+
+def test_the_link_lasts_djangos_three_days_unless_the_environment_says(monkeypatch):
+    monkeypatch.delenv("PASSWORD_RESET_TIMEOUT", raising=False)
+    assert read_settings()["PASSWORD_RESET_TIMEOUT"] == 259200
+
+    monkeypatch.setenv("PASSWORD_RESET_TIMEOUT", "43200")
+    assert read_settings()["PASSWORD_RESET_TIMEOUT"] == 43200
+
+
+@pytest.mark.parametrize("value", ["3d", "1.5", "259200s"])
+def test_a_link_lifetime_that_is_not_a_whole_number_stops_the_start(monkeypatch, value):
+    monkeypatch.setenv("PASSWORD_RESET_TIMEOUT", value)
+    with pytest.raises(
+        ImproperlyConfigured, match=f"PASSWORD_RESET_TIMEOUT must be a whole number, not '{value}'"
+    ):
+        read_settings()
+
+
+@override_settings(PASSWORD_RESET_TIMEOUT=12 * 60 * 60)
+def test_the_team_page_and_the_invitation_say_the_lifetime_set(ada_client, team):
+    page = ada_client.get(reverse("imports:team")).content.decode()
+    assert "The link works once, for 12 hours." in page
+
+    add(ada_client, "grace@example.com", role="viewer")
+
+    (message,) = mail.outbox
+    assert "for 12 hours" in message.body
+    assert "for 12 hours" in message.alternatives[0][0]
 
 
 # -- taking a role away on the Team page ----------------------------------------------

@@ -6,6 +6,9 @@ request on (so AWS acts on it) and answers some of them itself: the worker
 must count such an answer as lost and ask again with the same client token,
 never fail the import, never record it accepted without its ARN; the
 refresher must not take it for AWS's word on the import.
+
+Also: an answer lost on the way back is counted once (in one query), not again
+for the attempt at IMPORT_MAX_ATTEMPTS that then waits on AWS's word.
 """
 
 import http.client
@@ -15,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from imports import aws, tasks
@@ -97,16 +102,6 @@ def proxy(emulator, monkeypatch):
     server.server_close()
 
 
-@pytest.fixture
-def no_requeue(monkeypatch):
-    """Capture the countdown re-enqueues instead of sending them to the broker."""
-    sent = []
-    monkeypatch.setattr(
-        tasks.submit_import, "apply_async", lambda args, countdown: sent.append((args, countdown))
-    )
-    return sent
-
-
 def attempts(image_import, times):
     """Run the submit task `times` times (each a retry's message), then read the import."""
     for _ in range(times):
@@ -127,7 +122,7 @@ def not_aws(service):
 
 @pytest.mark.parametrize("page", PAGES.values(), ids=PAGES.keys())
 def test_a_page_in_place_of_import_vm_image_s_answer_is_asked_again_with_the_same_token(
-    image_import, proxy, emulator, no_requeue, settings, page
+    image_import, proxy, emulator, retries_queued, settings, page
 ):
     # Before, the worker's task ended on a KeyError ('imageArn') and the
     # import sat in `submitting` until its lease ran out, saying nothing.
@@ -139,7 +134,7 @@ def test_a_page_in_place_of_import_vm_image_s_answer_is_asked_again_with_the_sam
     assert (image_import.status, image_import.error_code) == (Status.QUEUED, "InvalidResponse")
     assert image_import.image_arn == ""
     assert image_import.error_message == f"{not_aws('Image Builder')} {tasks.ASKING_AGAIN}"
-    assert len(no_requeue) == 3  # past IMPORT_MAX_ATTEMPTS: AWS may hold the image
+    assert len(retries_queued) == 3  # past IMPORT_MAX_ATTEMPTS: AWS may hold the image
 
     image_import = attempts(image_import, 1)  # the proxy passes AWS's answer on at last
 
@@ -151,7 +146,7 @@ def test_a_page_in_place_of_import_vm_image_s_answer_is_asked_again_with_the_sam
 
 @pytest.mark.parametrize("page", PAGES.values(), ids=PAGES.keys())
 def test_a_page_in_place_of_import_image_s_answer_is_asked_again_with_its_client_token(
-    team, user, proxy, emulator, no_requeue, settings, page
+    team, user, proxy, emulator, retries_queued, settings, page
 ):
     # Before, a page that parses as XML ended the task on a KeyError
     # ('ImportTaskId'); the others were already retried.
@@ -174,7 +169,7 @@ def test_a_page_in_place_of_import_image_s_answer_is_asked_again_with_its_client
 
 
 def test_the_import_s_page_says_the_portal_keeps_asking(
-    image_import, proxy, no_requeue, user_client
+    image_import, proxy, retries_queued, user_client
 ):
     proxy.replace_next(1, "ImportVmImage", PAGES["an empty body"])
     attempts(image_import, 1)
@@ -248,3 +243,58 @@ def test_a_page_does_not_count_as_the_image_found_again(team, user, proxy, image
     missing.observe(image_import, tasks.fetch_image(image_import, target))
 
     assert missing.seen[image_import.pk][1] == 1  # neither found again nor missing once more
+
+
+# -- each lost answer is counted once ------------------------------------------------
+
+REFUSED = "http://127.0.0.1:9"  # nothing listens: the connection never reaches AWS
+
+
+def unreachable_image_builder(monkeypatch, url=REFUSED):
+    monkeypatch.setenv("AWS_ENDPOINT_URL_IMAGEBUILDER", url)
+    aws.clear_clients()
+
+
+def test_an_attempt_at_the_limit_that_waits_on_a_lost_answer_is_not_counted_as_one(
+    image_import, emulator, retries_queued, settings, monkeypatch
+):
+    # Attempt 1's answer is lost; attempt 2, at the limit, cannot reach AWS
+    # and waits for AWS's word. Only attempt 1 may have reached AWS.
+    settings.IMPORT_MAX_ATTEMPTS = 2
+    emulator.drop_next(1, operation="ImportVmImage", after=True)
+    attempts(image_import, 1)
+    assert tasks.lost_answers(image_import) == 1
+    unreachable_image_builder(monkeypatch)
+
+    image_import = attempts(image_import, 1)
+
+    assert image_import.status == Status.QUEUED
+    assert tasks.lost_answers(image_import) == 1
+    # The person still reads why the portal goes on asking.
+    assert image_import.error_message == (
+        "Could not reach AWS Image Builder: the connection failed. " + tasks.ASKED_BEFORE
+    )
+
+    # So attempt 2 counts toward the limit, as a connection that never
+    # reached AWS does: AWS's own error answer to attempt 3 ends the import.
+    unreachable_image_builder(monkeypatch, emulator.url)
+    emulator.fail_next(1, "ServiceUnavailableException", operation="ImportVmImage")
+    image_import = attempts(image_import, 1)
+    assert image_import.status == Status.FAILED
+    assert "gave up after 3 attempts" in image_import.error_message
+    assert emulator.calls()["imagesCreated"] == 1  # attempt 1's, which the person is told of
+
+
+def test_an_attempt_at_the_limit_reads_the_lost_answers_once(
+    image_import, emulator, retries_queued, settings, monkeypatch
+):
+    settings.IMPORT_MAX_ATTEMPTS = 2
+    emulator.drop_next(1, operation="ImportVmImage", after=True)
+    attempts(image_import, 1)
+    unreachable_image_builder(monkeypatch)
+
+    with CaptureQueriesContext(connection) as said:
+        attempts(image_import, 1)
+
+    counts = [query["sql"] for query in said.captured_queries if "COUNT(" in query["sql"]]
+    assert len(counts) == 1, counts

@@ -1,14 +1,11 @@
 """Deliveries: made with the transition, sent by the task, retried, swept, paused."""
 
-import runpy
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.core import mail
 from django.utils import timezone
 
-from config import settings as settings_module
 from config.celery import app
 from imports.models import Action, AuditEvent, Membership, Source, Status
 from notifications import tasks
@@ -16,6 +13,7 @@ from notifications.delivery import email_message as email_message_for
 from notifications.models import Delivery, Event, NotificationSettings, Webhook
 
 from .factories import disk_submission, make_import, make_member
+from .helpers import read_settings
 from .receivers import HttpReceiver, SmtpReceiver
 
 
@@ -144,11 +142,6 @@ def test_the_person_gets_a_plain_and_html_mail_through_a_real_smtp_server(
     assert "The import task is not found." in text
     assert "Image Builder could not find that VM import task" in text  # the hint
     assert delivery.status == Delivery.Status.DELIVERED and delivery.attempts == 1
-
-
-def read_settings():
-    """config/settings.py as it reads the environment now (pytest-django swaps the mailer)."""
-    return runpy.run_path(str(Path(settings_module.__file__)))
 
 
 def test_the_embedded_default_writes_mails_as_files_under_data_dir(monkeypatch):

@@ -664,3 +664,30 @@ def test_unknown_ids_ec2_does_not_name_are_found_by_halves(aws_credentials):
 
     assert [found[i].status for i in ids[:3]] == ["active"] * 3
     assert found[ids[3]].code == "InvalidConversionTaskId.Malformed"
+
+
+# -- the task message an ended import keeps --------------------------------------------
+
+
+def test_an_import_made_available_while_ec2_went_unheard_keeps_no_earlier_step_s_message(
+    team, user, slow_emulator, client, api_headers
+):
+    image_import = importing(team, user, slow_emulator, vmImportTaskId=CONVERTING_TASK)
+    for _ in range(12):  # until EC2 says the task is preparing its AMI
+        cycle(image_import)
+        if image_import.status_message == "preparing ami":
+            break
+        slow_emulator.advance(60)
+    assert image_import.status_message == "preparing ami"
+    # From then on EC2 is never heard; the image goes on to be made.
+    for _ in range(12):
+        slow_emulator.advance(60)
+        slow_emulator.fail_next(1, "InternalError", operation="DescribeImportImageTasks")
+        cycle(image_import)
+        if image_import.status == Status.AVAILABLE:
+            break
+
+    assert image_import.status == Status.AVAILABLE
+    assert (image_import.progress, image_import.status_message) == (100, "")
+    answer = client.get(f"/api/imports/{image_import.pk}", headers=api_headers).json()
+    assert (answer["progress"], answer["statusMessage"]) == (100, None)

@@ -20,16 +20,6 @@ def accepted(payload):
     return {"requestId": "req-1", "clientToken": payload["clientToken"], "imageArn": ARN}
 
 
-@pytest.fixture
-def no_requeue(monkeypatch):
-    """Capture the countdown re-enqueues instead of sending them to the broker."""
-    sent = []
-    monkeypatch.setattr(
-        tasks.submit_import, "apply_async", lambda args, countdown: sent.append((args, countdown))
-    )
-    return sent
-
-
 def test_it_sends_the_stored_payload_with_its_token_and_records_the_answer(
     image_import, imagebuilder_stub, payload
 ):
@@ -134,7 +124,7 @@ def test_tags_and_optional_members_reach_aws_exactly(team, user, imagebuilder_st
     ],
 )
 def test_retryable_errors_go_back_to_queued_and_retry_with_the_same_token(
-    image_import, imagebuilder_stub, payload, no_requeue, code, http_status
+    image_import, imagebuilder_stub, payload, retries_queued, code, http_status
 ):
     imagebuilder_stub.add_client_error(
         "import_vm_image",
@@ -152,8 +142,8 @@ def test_retryable_errors_go_back_to_queued_and_retry_with_the_same_token(
     image_import.refresh_from_db()
     assert image_import.status == Status.QUEUED
     assert image_import.error_code == code
-    assert len(no_requeue) == 1
-    (args, countdown) = no_requeue[0]
+    assert len(retries_queued) == 1
+    (args, countdown) = retries_queued[0]
     assert args == (image_import.pk,)
     assert 0 < countdown <= 300
 
@@ -168,7 +158,7 @@ def test_retryable_errors_go_back_to_queued_and_retry_with_the_same_token(
     assert details[3] == "Attempt 2 sending to AWS"
 
 
-def test_a_connection_error_is_retried(image_import, aws_credentials, no_requeue, monkeypatch):
+def test_a_connection_error_is_retried(image_import, aws_credentials, retries_queued, monkeypatch):
     # Nothing listens on this port: a real connection refusal from botocore.
     monkeypatch.setenv("AWS_ENDPOINT_URL_IMAGEBUILDER", "http://127.0.0.1:9")
 
@@ -178,11 +168,11 @@ def test_a_connection_error_is_retried(image_import, aws_credentials, no_requeue
     assert image_import.status == Status.QUEUED
     assert image_import.error_code == "ConnectionError"
     assert "Could not reach AWS" in image_import.error_message
-    assert len(no_requeue) == 1
+    assert len(retries_queued) == 1
 
 
 def test_a_client_exception_fails_the_import_with_aws_message(
-    image_import, imagebuilder_stub, payload, no_requeue
+    image_import, imagebuilder_stub, payload, retries_queued
 ):
     imagebuilder_stub.add_client_error(
         "import_vm_image",
@@ -201,11 +191,11 @@ def test_a_client_exception_fails_the_import_with_aws_message(
         "The VM import task import-ami-0123456789abcdef0 does not exist."
     )
     assert image_import.finished_at is not None
-    assert no_requeue == []
+    assert retries_queued == []
 
 
 def test_it_gives_up_after_the_maximum_attempts(
-    image_import, imagebuilder_stub, payload, no_requeue, settings
+    image_import, imagebuilder_stub, payload, retries_queued, settings
 ):
     settings.IMPORT_MAX_ATTEMPTS = 2
     for _ in range(2):
@@ -223,7 +213,7 @@ def test_it_gives_up_after_the_maximum_attempts(
     image_import.refresh_from_db()
     assert image_import.status == Status.FAILED
     assert "gave up after 2 attempts" in image_import.error_message
-    assert len(no_requeue) == 1
+    assert len(retries_queued) == 1
 
 
 def test_without_credentials_the_import_fails_with_a_clear_message(image_import):
@@ -369,7 +359,7 @@ def outlive_the_lease_during_the_call(stub, image_import):
     ids=["retryable", "refused"],
 )
 def test_an_attempt_that_outlived_its_lease_leaves_the_newer_attempt_alone(
-    image_import, imagebuilder_stub, payload, no_requeue, code, http_status
+    image_import, imagebuilder_stub, payload, retries_queued, code, http_status
 ):
     # Under the threads pool no time limit ends such a call (a DNS lookup that
     # hangs); its failure must neither send the import back to the queue nor
@@ -388,7 +378,7 @@ def test_an_attempt_that_outlived_its_lease_leaves_the_newer_attempt_alone(
     image_import.refresh_from_db()
     assert (image_import.status, image_import.attempts) == (Status.SUBMITTING, 2)
     assert image_import.error_code == ""
-    assert no_requeue == []
+    assert retries_queued == []
     assert [event.detail for event in image_import.events.all()][-1] == "Attempt 2 sending to AWS"
 
 
@@ -476,7 +466,7 @@ def attempts_until_settled(image_import, times):
 
 
 def test_an_answer_lost_after_aws_acted_is_retried_past_the_limit_and_makes_one_image(
-    image_import, emulator, no_requeue, settings
+    image_import, emulator, retries_queued, settings
 ):
     # The emulator makes the image, then closes the connection before its
     # answer: AWS may hold the image, so giving up (and the person submitting
@@ -492,7 +482,7 @@ def test_an_answer_lost_after_aws_acted_is_retried_past_the_limit_and_makes_one_
         + tasks.ASKING_AGAIN
     )
     assert "keeps asking with the same client token" in image_import.error_message
-    assert len(no_requeue) == 5
+    assert len(retries_queued) == 5
 
     image_import = attempts_until_settled(image_import, 1)  # AWS answers at last
 
@@ -502,7 +492,7 @@ def test_an_answer_lost_after_aws_acted_is_retried_past_the_limit_and_makes_one_
 
 
 def test_the_retries_of_a_lost_answer_back_off_up_to_the_cap(
-    image_import, emulator, no_requeue, settings
+    image_import, emulator, retries_queued, settings
 ):
     settings.IMPORT_MAX_ATTEMPTS = 2
     settings.IMPORT_RETRY_MAX_DELAY = 30
@@ -510,13 +500,13 @@ def test_the_retries_of_a_lost_answer_back_off_up_to_the_cap(
 
     attempts_until_settled(image_import, 6)
 
-    countdowns = [countdown for _, countdown in no_requeue]
+    countdowns = [countdown for _, countdown in retries_queued]
     assert all(countdown <= 30 for countdown in countdowns)
     assert countdowns[-1] >= 15  # half the cap at least, once it is reached
 
 
 def test_once_aws_may_hold_the_image_only_aws_ends_the_import(
-    image_import, emulator, no_requeue, settings, monkeypatch
+    image_import, emulator, retries_queued, settings, monkeypatch
 ):
     # The first answer was lost; then AWS cannot be reached at all (refused):
     # those attempts would otherwise use up the limit and fail the import.
@@ -540,7 +530,7 @@ def test_once_aws_may_hold_the_image_only_aws_ends_the_import(
 
 
 def test_a_connection_that_never_reached_aws_still_gives_up_at_the_limit(
-    image_import, aws_credentials, no_requeue, settings, monkeypatch
+    image_import, aws_credentials, retries_queued, settings, monkeypatch
 ):
     settings.IMPORT_MAX_ATTEMPTS = 2
     monkeypatch.setenv("AWS_ENDPOINT_URL_IMAGEBUILDER", "http://127.0.0.1:9")  # refused
@@ -556,7 +546,7 @@ def test_a_connection_that_never_reached_aws_still_gives_up_at_the_limit(
 
 
 def test_a_lost_ec2_import_image_answer_is_retried_with_its_client_token(
-    team, user, emulator, no_requeue, settings
+    team, user, emulator, retries_queued, settings
 ):
     # For a disk file the worker first calls EC2 ImportImage, with a client
     # token of its own: the same rule, so EC2 starts one VM import task.
@@ -580,7 +570,7 @@ def test_a_lost_ec2_import_image_answer_is_retried_with_its_client_token(
 
 
 def test_aws_s_own_error_answers_keep_the_limit_after_a_lost_answer(
-    image_import, emulator, no_requeue, settings
+    image_import, emulator, retries_queued, settings
 ):
     # Attempts AWS answered count; the one whose answer was lost does not.
     settings.IMPORT_MAX_ATTEMPTS = 2

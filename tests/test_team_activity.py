@@ -1,4 +1,7 @@
-"""The Team activity page: a team's own audit, for its admins (/team/activity)."""
+"""The Team activity page: a team's own audit, for its admins (/team/activity).
+
+Its pager is the one the history uses.
+"""
 
 from datetime import timedelta
 
@@ -247,6 +250,47 @@ def test_the_kind_filter_answers_the_table_alone_for_htmx(admin_client, team):
     assert "<header" not in content and "AWS target changed" in content
 
 
+# -- a kind the page does not know ---------------------------------------------------
+
+STALE_KIND = '<b id="stale">imports</b>'
+
+
+def one_event_of_each_kind(team):
+    """An event of every activity kind; their actions."""
+    actions = [kind.actions[0] for kind in teams.ACTIVITY_KINDS.values()]
+    for action in actions:
+        AuditEvent.new(action, team=team).save()
+    return actions
+
+
+def test_a_stale_kind_shows_everything_with_the_select_on_everything(admin_client, team):
+    every_kind = one_event_of_each_kind(team)
+
+    response = admin_client.get(URL, {"kind": STALE_KIND})
+
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert sorted(actions_shown(response)) == sorted(every_kind)
+    assert '<option value="">Everything</option>' in content
+    assert " selected>" not in content
+    assert f"{len(every_kind)} events" in content  # not "matching events"
+    assert 'id="stale"' not in content and "&lt;b id=&quot;stale" not in content
+
+
+def test_a_stale_kind_is_not_kept_in_the_pager_links(admin_client, team, settings):
+    settings.HISTORY_PAGE_SIZE = 1
+    one_event_of_each_kind(team)
+
+    response = admin_client.get(
+        URL, {"kind": "nope"}, headers={**HTMX, "HX-Target": "activity-table"}
+    )
+
+    content = response.content.decode()
+    assert content.lstrip().startswith('<div id="activity-table">')
+    assert f'<a href="?older={response.context["page"].older}">Older &rarr;</a>' in content
+    assert "nope" not in content
+
+
 # -- pages ---------------------------------------------------------------------------------
 
 
@@ -305,3 +349,18 @@ def test_the_activity_costs_a_constant_number_of_queries(
     page = admin_client.get(URL).context["page"]
     with django_assert_num_queries(4):
         admin_client.get(URL, {"kind": "imports", "older": page.older})
+
+
+# -- one pager for the history and the team activity ---------------------------------
+
+
+def test_the_history_and_the_activity_page_with_the_one_pager(admin_client, team, user, settings):
+    settings.HISTORY_PAGE_SIZE = 1
+    for token in ("a", "b"):
+        ImageImport.submit(team=team, user=user, payload=valid_payload(clientToken=token))
+
+    for url in (reverse("imports:history"), URL):
+        response = admin_client.get(url)
+        assert "includes/pager.html" in [template.name for template in response.templates]
+        assert '<nav class="pager" aria-label="Pages">' in response.content.decode()
+        assert "Older &rarr;</a>" in response.content.decode()
