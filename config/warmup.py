@@ -10,6 +10,7 @@ a connection or reads the database, so a database or broker that is down at
 start delays nothing.
 """
 
+import codecs
 import logging
 import time
 from pathlib import Path
@@ -108,6 +109,8 @@ def _prepare_publisher():
     app.finalize(auto=True)  # its tasks, found in every app's tasks module
     app.backend  # noqa: B018 (read from the entry points of every installed package)
     app.producer_pool  # noqa: B018 (the transport's module and the pool; no connection yet)
+    app.events.Dispatcher  # noqa: B018 (its module, which the first publish loads)
+    codecs.lookup("idna")  # what the first connection to a host by name encodes it with
 
 
 def _load_service_models():
