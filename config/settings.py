@@ -299,6 +299,11 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 # How long an invitation's set-password link works: Django's 3 days by default.
 PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3 * 24 * 60 * 60)
+if PASSWORD_RESET_TIMEOUT < 60:
+    raise ImproperlyConfigured(
+        f"PASSWORD_RESET_TIMEOUT must be 60 seconds or more, not {PASSWORD_RESET_TIMEOUT}: "
+        "an invitation's link would die before its e-mail is read"
+    )
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "imports:history"
 LOGOUT_REDIRECT_URL = "login"

@@ -207,10 +207,14 @@ def invitation_link(membership):
 
 
 def link_lifetime():
-    """PASSWORD_RESET_TIMEOUT in plain words: "3 days", "12 hours"."""
+    """PASSWORD_RESET_TIMEOUT in plain words: "3 days", "12 hours", "36 hours".
+
+    The largest unit that counts it exactly: 36 hours read "1 day" before,
+    a promise the link would not keep.
+    """
     seconds = settings.PASSWORD_RESET_TIMEOUT
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if seconds >= size and seconds % size == 0:
             count = seconds // size
             return f"{count} {unit}{'s' if count != 1 else ''}"
     return f"{seconds} seconds"

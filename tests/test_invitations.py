@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlencode, urlsafe_base64_encode
 
-from imports import teams
+from imports import invitations, teams
 from imports.models import Action, AuditEvent, Membership
 
 from .factories import make_member
@@ -471,6 +471,32 @@ def test_a_link_lifetime_that_is_not_a_whole_number_stops_the_start(monkeypatch,
         ImproperlyConfigured, match=f"PASSWORD_RESET_TIMEOUT must be a whole number, not '{value}'"
     ):
         read_settings()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "59"])
+def test_a_link_lifetime_under_a_minute_stops_the_start(monkeypatch, value):
+    monkeypatch.setenv("PASSWORD_RESET_TIMEOUT", value)
+    refusal = f"PASSWORD_RESET_TIMEOUT must be 60 seconds or more, not {value}:"
+    with pytest.raises(ImproperlyConfigured, match=refusal):
+        read_settings()
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (259200, "3 days"),
+        (86400, "1 day"),
+        (36 * 3600, "36 hours"),
+        (3600, "1 hour"),
+        (90 * 60, "90 minutes"),
+        (61, "61 seconds"),
+    ],
+)
+def test_the_link_s_lifetime_is_said_in_the_largest_unit_that_counts_it_exactly(
+    settings, seconds, words
+):
+    settings.PASSWORD_RESET_TIMEOUT = seconds
+    assert invitations.link_lifetime() == words
 
 
 @override_settings(PASSWORD_RESET_TIMEOUT=12 * 60 * 60)
