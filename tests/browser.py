@@ -1,12 +1,18 @@
 """What every browser test module shares: Debian's Chromium, signing in, axe-core, moto's S3.
 
 Each module launches one browser for all its tests (a module-scoped fixture
-calling `launch`); every test gets fresh contexts of its own.
+calling `launch`); every test gets fresh contexts of its own. A module whose
+fixtures are the plain ones below imports them (`from .browser import
+fixture_browser, fixture_page`): pytest finds them there as if the module
+defined them, so the module-scoped browser is still one per module. Their
+functions are named fixture_*, as pytest's documentation suggests, so that a
+test's `page` argument does not redefine an imported `page` (ruff's F811).
 """
 
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import boto3
@@ -16,7 +22,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from imports import aws
 
-from .factories import IMPORT_BUCKET
+from .factories import IMPORT_BUCKET, set_up_disk_imports
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_MISSING = not CHROMIUM.exists() and not os.environ.get("CI")
@@ -44,6 +50,12 @@ AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 
+MIB = 1024 * 1024
+# How long, in milliseconds, a test waits for what the status partial polls for.
+POLLED = 15_000
+# The team's import bucket in moto's S3, whichever port moto_bucket chose.
+S3_URLS = re.compile(r"^http://127\.0\.0\.1:\d+/" + IMPORT_BUCKET + "/")
+
 
 def launch():
     """One headless Chromium for a module's tests."""
@@ -63,6 +75,19 @@ def launch():
         )
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module", name="browser")
+def fixture_browser():
+    yield from launch()
+
+
+@pytest.fixture(name="page")
+def fixture_page(browser, live_server):
+    context = browser.new_context(base_url=live_server.url)
+    page = context.new_page()
+    yield page
+    context.close()
 
 
 def sign_in(page, user, password=None):
@@ -202,3 +227,52 @@ def moto_bucket(monkeypatch, origin):
     yield client
     server.stop()
     aws.clear_clients()
+
+
+@pytest.fixture(name="s3")
+def fixture_s3(monkeypatch, live_server, emulator):
+    """moto's S3 on a free port, the team's bucket in it with the CORS rule Check setup asks for."""
+    yield from moto_bucket(monkeypatch, live_server.url)
+
+
+@pytest.fixture(name="disk_team")
+def fixture_disk_team(team):
+    return set_up_disk_imports(team)
+
+
+def wait_for(page, condition, timeout=15):
+    """Poll while Playwright runs: its route handlers fire only inside its own calls."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        page.wait_for_timeout(100)
+    raise AssertionError("timed out")
+
+
+def raw_disk(path, size):
+    """Random bytes (nothing compresses them) with an MBR's boot signature at 510."""
+    data = bytearray(os.urandom(size))
+    data[510:512] = b"\x55\xaa"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def open_new_import(page):
+    page.goto("/imports/new")
+    expect(page.get_by_role("heading", name="New import")).to_be_visible()
+
+
+def fill_new_import(page, disk, *, semantic_version="1.0.0"):
+    """New import, filled for a disk file from this computer, not yet started."""
+    open_new_import(page)
+    page.get_by_label("Name").fill("Web server base")
+    page.get_by_label("Semantic version").fill(semantic_version)
+    page.get_by_label("Platform").select_option("Linux")
+    choose_upload(page, disk)
+
+
+def choose_upload(page, disk):
+    page.get_by_label("A disk file from this computer").check()
+    page.get_by_label("Disk image file").set_input_files(str(disk))

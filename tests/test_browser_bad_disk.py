@@ -15,7 +15,14 @@ from fakeaws import disks, s3
 from imports import tasks
 from imports.models import ImageImport, Status
 
-from .browser import CHROMIUM_MISSING, CHROMIUM_MISSING_REASON, launch, sign_in
+from .browser import (
+    CHROMIUM_MISSING,
+    CHROMIUM_MISSING_REASON,
+    MIB,
+    fixture_browser,  # noqa: F401 (a fixture: pytest finds it here)
+    fixture_page,  # noqa: F401 (a fixture: pytest finds it here)
+    sign_in,
+)
 from .factories import IMPORT_BUCKET, set_up_disk_imports
 from .helpers import wait_for_status
 
@@ -24,21 +31,7 @@ if CHROMIUM_MISSING:
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-MIB = 1024 * 1024
 ROLE = "vmimport-platform"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    yield from launch()
-
-
-@pytest.fixture
-def page(browser, live_server):
-    context = browser.new_context(base_url=live_server.url)
-    page = context.new_page()
-    yield page
-    context.close()
 
 
 @pytest.fixture

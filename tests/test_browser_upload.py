@@ -7,9 +7,7 @@ calls go to the project's emulator.
 """
 
 import json
-import os
 import re
-import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,15 +20,25 @@ from imports.models import ImageImport, Status
 from .browser import (
     CHROMIUM_MISSING,
     CHROMIUM_MISSING_REASON,
+    MIB,
     PHONE,
+    POLLED,
+    S3_URLS,
     axe_violations,
+    choose_upload,
     describe_violations,
+    fill_new_import,
+    fixture_browser,  # noqa: F401 (a fixture: pytest finds it here)
+    fixture_disk_team,  # noqa: F401 (a fixture: pytest finds it here)
+    fixture_page,  # noqa: F401 (a fixture: pytest finds it here)
+    fixture_s3,  # noqa: F401 (a fixture: pytest finds it here)
     horizontal_overflow,
-    launch,
-    moto_bucket,
+    open_new_import,
+    raw_disk,
     sign_in,
+    wait_for,
 )
-from .factories import IMPORT_BUCKET, disk_submission, set_up_disk_imports
+from .factories import IMPORT_BUCKET, disk_submission
 from .helpers import wait_for_status
 
 if CHROMIUM_MISSING:
@@ -38,61 +46,7 @@ if CHROMIUM_MISSING:
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-MIB = 1024 * 1024
-POLLED = 15_000
 DETAIL_URL = re.compile(r"/imports/\d+$")
-S3_URLS = re.compile(r"^http://127\.0\.0\.1:\d+/" + IMPORT_BUCKET + "/")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    yield from launch()
-
-
-@pytest.fixture
-def s3(monkeypatch, live_server, emulator):
-    """moto's S3 on a free port, the team's bucket in it with the CORS rule Check setup asks for."""
-    yield from moto_bucket(monkeypatch, live_server.url)
-
-
-@pytest.fixture
-def disk_team(team):
-    return set_up_disk_imports(team)
-
-
-@pytest.fixture
-def page(browser, live_server):
-    context = browser.new_context(base_url=live_server.url)
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-def raw_disk(path, size):
-    """Random bytes (nothing compresses them) with an MBR's boot signature at 510."""
-    data = bytearray(os.urandom(size))
-    data[510:512] = b"\x55\xaa"
-    path.write_bytes(bytes(data))
-    return path
-
-
-def open_new_import(page):
-    page.goto("/imports/new")
-    expect(page.get_by_role("heading", name="New import")).to_be_visible()
-
-
-def fill_new_import(page, disk, *, semantic_version="1.0.0"):
-    """New import, filled for a disk file from this computer, not yet started."""
-    open_new_import(page)
-    page.get_by_label("Name").fill("Web server base")
-    page.get_by_label("Semantic version").fill(semantic_version)
-    page.get_by_label("Platform").select_option("Linux")
-    choose_upload(page, disk)
-
-
-def choose_upload(page, disk):
-    page.get_by_label("A disk file from this computer").check()
-    page.get_by_label("Disk image file").set_input_files(str(disk))
 
 
 def test_the_form_follows_the_source_and_reads_the_format_from_the_header(
@@ -158,7 +112,7 @@ def test_a_file_goes_to_s3_survives_a_dropped_network_and_the_import_reaches_ava
         else:
             held.append(route)
 
-    page.route(re.compile(r"^http://127\.0\.0\.1:\d+/" + IMPORT_BUCKET + "/"), hold_later_parts)
+    page.route(S3_URLS, hold_later_parts)
     signing = []
     page.on(
         "request",
@@ -182,7 +136,7 @@ def test_a_file_goes_to_s3_survives_a_dropped_network_and_the_import_reaches_ava
     for route in held:
         route.abort("internetdisconnected")
     expect(panel.locator("[data-upload-state]")).to_contain_text("network is gone")
-    page.unroute(re.compile(r"^http://127\.0\.0\.1:\d+/" + IMPORT_BUCKET + "/"))
+    page.unroute(S3_URLS)
     page.context.set_offline(False)
 
     expect_the_imports_page(page)
@@ -218,15 +172,14 @@ def test_an_upload_resumes_from_the_imports_page_after_a_reload(
         else:
             route.abort("connectionreset")
 
-    s3_urls = re.compile(r"^http://127\.0\.0\.1:\d+/" + IMPORT_BUCKET + "/")
-    page.route(s3_urls, stop_after_part_one)
+    page.route(S3_URLS, stop_after_part_one)
     sign_in(page, user)
     fill_new_import(page, disk)
     page.get_by_role("button", name="Start import").click()
     image_import = wait_for(page, lambda: ImageImport.objects.first())
     wait_for(page, lambda: len(parts_in_s3(s3, image_import)) == 1)
     page.goto(f"/imports/{image_import.pk}")  # the reload: Uppy's state is gone
-    page.unroute(s3_urls)  # only now: the first page kept retrying parts 2 and 3
+    page.unroute(S3_URLS)  # only now: the first page kept retrying parts 2 and 3
     assert len(parts_in_s3(s3, image_import)) == 1
 
     sent = []
@@ -606,17 +559,6 @@ def is_part_one(url):
     return re.search(r"[?&]partNumber=1(&|$)", url) is not None
 
 
-def wait_for(page, condition, timeout=15):
-    """Poll while Playwright runs: its route handlers fire only inside its own calls."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        page.wait_for_timeout(100)
-    raise AssertionError("timed out")
-
-
 def test_an_uploading_imports_page_with_its_resume_field_has_no_axe_violations(
     browser, live_server, user, disk_team, s3
 ):
@@ -676,9 +618,8 @@ def test_screenshots_of_a_disk_file_on_its_way(page, user, disk_team, s3, worker
     """The README's pictures of the disk path: the upload half-way, then the import."""
     disk = raw_disk(tmp_path / "web-server.raw", 12 * MIB)
     held = []
-    s3_urls = re.compile(r"^http://127\.0\.0\.1:\d+/" + IMPORT_BUCKET + "/")
     page.route(
-        s3_urls,
+        S3_URLS,
         lambda route: route.continue_() if is_part_one(route.request.url) else held.append(route),
     )
     page.set_viewport_size({"width": 1280, "height": 900})
@@ -693,7 +634,7 @@ def test_screenshots_of_a_disk_file_on_its_way(page, user, disk_team, s3, worker
     for route in held:
         route.continue_()
     expect_the_imports_page(page)
-    page.unroute(s3_urls)
+    page.unroute(S3_URLS)
     image_import = ImageImport.objects.get()
     wait_for(page, lambda: ImageImport.objects.get(pk=image_import.pk).vm_import_task_id, 30)
     page.reload()

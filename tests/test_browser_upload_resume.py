@@ -7,7 +7,6 @@ on a port of its own, as in test_browser_upload.py.
 """
 
 import re
-import time
 
 import pytest
 from playwright.sync_api import expect
@@ -19,59 +18,28 @@ from .browser import (
     CHROMIUM_MISSING,
     CHROMIUM_MISSING_REASON,
     DESKTOP,
+    MIB,
     PHONE,
-    launch,
-    moto_bucket,
+    POLLED,
+    S3_URLS,
+    fill_new_import,
+    fixture_browser,  # noqa: F401 (a fixture: pytest finds it here)
+    fixture_disk_team,  # noqa: F401 (a fixture: pytest finds it here)
+    fixture_page,  # noqa: F401 (a fixture: pytest finds it here)
+    fixture_s3,  # noqa: F401 (a fixture: pytest finds it here)
     page_problems,
+    raw_disk,
     sign_in,
+    wait_for,
 )
-from .factories import IMPORT_BUCKET, disk_submission, set_up_disk_imports
-from .test_browser_upload import fill_new_import, raw_disk
+from .factories import IMPORT_BUCKET, disk_submission
 
 if CHROMIUM_MISSING:
     pytest.skip(CHROMIUM_MISSING_REASON, allow_module_level=True)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-MIB = 1024 * 1024
-POLLED = 15_000
-S3_URLS = re.compile(r"^http://127\.0\.0\.1:\d+/" + IMPORT_BUCKET + "/")
 SAME_FILE = re.compile("^The same disk image file")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    yield from launch()
-
-
-@pytest.fixture
-def s3(monkeypatch, live_server, emulator):
-    """moto's S3 on a free port, the team's bucket in it with the CORS rule Check setup asks for."""
-    yield from moto_bucket(monkeypatch, live_server.url)
-
-
-@pytest.fixture
-def disk_team(team):
-    return set_up_disk_imports(team)
-
-
-@pytest.fixture
-def page(browser, live_server):
-    context = browser.new_context(base_url=live_server.url)
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-def wait_for(page, condition, timeout=15):
-    """Poll while Playwright runs: its route handlers fire only inside its own calls."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        page.wait_for_timeout(100)
-    raise AssertionError("timed out")
 
 
 def is_part_one(url):

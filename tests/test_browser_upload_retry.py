@@ -5,16 +5,25 @@ listParts route tells the page which parts S3 already holds.
 """
 
 import json
-import os
 import re
-import time
 
 import pytest
 from playwright.sync_api import expect
 
 from imports.models import ImageImport, Status
 
-from .browser import CHROMIUM_MISSING, CHROMIUM_MISSING_REASON, launch, moto_bucket, sign_in
+from .browser import (
+    CHROMIUM_MISSING,
+    CHROMIUM_MISSING_REASON,
+    MIB,
+    POLLED,
+    S3_URLS,
+    fixture_browser,  # noqa: F401 (a fixture: pytest finds it here)
+    fixture_s3,  # noqa: F401 (a fixture: pytest finds it here)
+    raw_disk,
+    sign_in,
+    wait_for,
+)
 from .factories import IMPORT_BUCKET, set_up_disk_imports
 
 if CHROMIUM_MISSING:
@@ -22,21 +31,7 @@ if CHROMIUM_MISSING:
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-MIB = 1024 * 1024
-POLLED = 15_000
-S3_URLS = re.compile(r"^http://127\.0\.0\.1:\d+/" + IMPORT_BUCKET + "/")
 COMPLETE = re.compile(r"/s3/multipart/[^/]+/complete\?")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    yield from launch()
-
-
-@pytest.fixture
-def s3(monkeypatch, live_server, emulator):
-    """moto's S3, the team's bucket in it with the CORS rule Check setup asks for."""
-    yield from moto_bucket(monkeypatch, live_server.url)
 
 
 @pytest.fixture
@@ -51,10 +46,7 @@ def page(browser, live_server, team, user, s3, tmp_path):
     page.get_by_label("Semantic version").fill("1.0.0")
     page.get_by_label("Platform").select_option("Linux")
     page.get_by_label("A disk file from this computer").check()
-    disk = tmp_path / "web.raw"
-    data = bytearray(os.urandom(12 * MIB))
-    data[510:512] = b"\x55\xaa"  # an MBR's boot signature: a raw disk
-    disk.write_bytes(bytes(data))
+    disk = raw_disk(tmp_path / "web.raw", 12 * MIB)
     page.get_by_label("Disk image file").set_input_files(str(disk))
     yield page
     context.close()
@@ -76,16 +68,6 @@ def parts_in_s3(s3):
             "Parts", []
         )
     ]
-
-
-def wait_for(page, condition, timeout=15):
-    """Poll while Playwright runs: its route handlers fire only inside its own calls."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        page.wait_for_timeout(100)
-    raise AssertionError("timed out")
 
 
 def try_again_and_count_the_puts(page):
