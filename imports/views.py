@@ -526,11 +526,14 @@ def status(request, pk):
 
 def status_panel(image_import):
     """What the status panel (detail.html#status) shows: the page's and every poll's."""
+    cancellable = may_cancel(image_import)
     return {
         "image_import": image_import,
         "hint": failure_hint(image_import),
-        "may_cancel": may_cancel(image_import),
-        "cancel_consequence": services.cancel_consequence(image_import),
+        "may_cancel": cancellable,
+        # Shown beside the Cancel button only; for a retried import it reads
+        # the audit (lost answers), which a viewer's poll need not pay for.
+        "cancel_consequence": services.cancel_consequence(image_import) if cancellable else "",
         "cancel_refusal": services.cannot_cancel_reason(image_import),
         "may_start_again": may_start_again(image_import),
     }

@@ -8,12 +8,15 @@ reached AWS: nothing, a request AWS never accepted, or one whose answer was lost
 """
 
 from django.contrib.messages import get_messages
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from imports import services, tasks
-from imports.models import ImageImport, Status
+from imports.models import ImageImport, Membership, Status
 
-from .factories import disk_submission, make_import
+from .factories import disk_submission, make_import, make_member
 
 AUDIT = "admin:imports_auditevent_changelist"
 
@@ -197,3 +200,33 @@ def test_a_disk_import_whose_task_ec2_started_is_cancelled_naming_that_task(
         f"EC2's VM import task {task_id}, started for it, goes on converting the disk: "
         "cancel it in EC2 if it is not wanted."
     )
+
+
+def lost_answer_counts(queries):
+    return [
+        query["sql"] for query in queries if "COUNT(" in query["sql"] and "LIKE" in query["sql"]
+    ]
+
+
+def test_only_who_may_cancel_a_retried_import_pays_for_reading_what_cancel_would_do(
+    user_client, team, user
+):
+    image_import = make_import(team, user, Status.QUEUED)
+    image_import.claim()
+    image_import.mark_retrying(
+        code="ServiceUnavailableException", message="busy", delay=60, attempt=1
+    )
+    detail = reverse("imports:detail", args=[image_import.pk])
+
+    # A viewer sees no Cancel button, so the page (and each of its polls)
+    # does not read the audit for lost answers to word one.
+    viewer_client = Client()
+    viewer_client.force_login(make_member("vera", team, Membership.Role.VIEWER))
+    with CaptureQueriesContext(connection) as viewer:
+        assert "Cancel this import" not in viewer_client.get(detail).content.decode()
+    assert lost_answer_counts(viewer.captured_queries) == []
+
+    with CaptureQueriesContext(connection) as submitter:
+        page = user_client.get(detail).content.decode()
+    assert "AWS has not accepted it: the import is simply withdrawn" in page
+    assert len(lost_answer_counts(submitter.captured_queries)) == 1
