@@ -98,9 +98,13 @@ def _load_stores():
     from django.conf import settings
     from django.utils.module_loading import import_string
 
-    for name in (settings.SESSION_ENGINE + ".SessionStore", settings.SESSION_SERIALIZER):
+    stores = (
+        settings.SESSION_ENGINE + ".SessionStore",
+        settings.SESSION_SERIALIZER,
+        settings.MESSAGE_STORAGE,
+    )
+    for name in stores:
         import_string(name)
-    import_string(settings.MESSAGE_STORAGE)
 
 
 def _prepare_publisher():
