@@ -17,6 +17,7 @@ import posixpath
 import re
 import unicodedata
 import uuid
+from urllib.parse import urlencode
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -948,6 +949,15 @@ class ImportFilterForm(forms.Form):
     def narrowing(self):
         """Whether any filter narrows the list (after is_valid), so its count is of matches."""
         return any(self.cleaned_data.get(name) for name in self.fields)
+
+    @property
+    def query(self):
+        """The valid filters as a query string (after is_valid), for links that keep them.
+
+        A filter a link made wrong, which the page left out, is not carried on.
+        """
+        valid = {name: self.cleaned_data.get(name) for name in self.fields}
+        return urlencode({name: value for name, value in valid.items() if value})
 
 
 def status_condition(status):

@@ -150,7 +150,7 @@ def withdrawn_message(image_import):
     if started_a_task(image_import):
         return (
             "Cancelled. Image Builder never accepted this import, so it made no image. "
-            + task_goes_on(image_import)
+            + task_left_behind(image_import)
         )
     return "Cancelled. AWS never accepted this import, so no image was made."
 
@@ -182,7 +182,8 @@ def withdrawal_consequence(image_import):
     if tasks.lost_answers(image_import):
         return f"The import is withdrawn and not sent to AWS again. {MAY_HOLD_THE_IMAGE}"
     if started_a_task(image_import):
-        return f"The import is withdrawn and not sent to AWS again. {task_goes_on(image_import)}"
+        withdrawn = "The import is withdrawn and not sent to AWS again."
+        return f"{withdrawn} {task_left_behind(image_import)}"
     return "AWS has not accepted it: the import is simply withdrawn, and nothing is left in AWS."
 
 
@@ -191,10 +192,13 @@ def started_a_task(image_import):
     return image_import.is_disk_import and bool(image_import.vm_import_task_id)
 
 
-def task_goes_on(image_import):
+def task_left_behind(image_import):
+    # The portal stops following a queued import's task, so it cannot tell
+    # whether the task is still converting or has already made its AMI.
     return (
-        f"EC2's VM import task {image_import.vm_import_task_id}, started for it, goes on "
-        "converting the disk: cancel it in EC2 if it is not wanted."
+        f"EC2's VM import task {image_import.vm_import_task_id}, started for it, is left "
+        "as it is: if it is not wanted, cancel it in EC2 while it converts the disk, or "
+        "deregister the AMI it made once it has completed."
     )
 
 

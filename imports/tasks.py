@@ -11,6 +11,7 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from functools import partial
 
 from celery import shared_task
 from django.conf import settings
@@ -341,17 +342,13 @@ def refresh_target(target, image_imports):
             task_id = image_import.vm_import_task_id
             task = tasks.get(task_id)
             task_unknown = isinstance(task, aws.AwsError)  # EC2 does not know it
-            try:
-                if missing.observe(image_import, image):
-                    continue  # ended: AWS no longer knows it
-            except Exception:
-                logger.exception("Could not end the missing import %s", image_import.pk)
+            gone = missing.ending_for(image_import, image)  # AWS no longer knows the image
             if isinstance(image, aws.AwsError):
                 throttled |= aws.is_throttling(image)
                 logger.warning("GetImage failed for import %s: %s", image_import.pk, image)
                 image = None
             try:
-                news += observed(image_import, None if task_unknown else task, image)
+                news += observed(image_import, None if task_unknown else task, image, gone)
             except Exception:
                 logger.exception("Could not record the refresh of import %s", image_import.pk)
     missing.save()
@@ -377,10 +374,14 @@ def stamp_refreshed(pks):
         ImageImport.objects.filter(pk__in=pks[start : start + STAMP_BATCH]).update(refreshed_at=now)
 
 
-def observed(image_import, task, image):
+def observed(image_import, task, image, ending=None):
     """An import's end is written at once (its own audited transition, its signal);
-    its progress is returned as news for the batch (none when nothing is new)."""
-    ending = image_import.ending_for(image)
+    its progress is returned as news for the batch (none when nothing is new).
+
+    `ending` is an end the refresher found otherwise (the image gone from AWS);
+    else the image's answer decides.
+    """
+    ending = ending or image_import.ending_for(image)
     if ending is None:
         news = image_import.progress_news(task=task, image=image)
         return [(image_import, *news)] if news else []
@@ -437,12 +438,16 @@ class MissingInAws:
         if self.changed:
             ForgivingCache().set(MISSING_KEY, self.seen, self.kept_seconds())
 
-    def observe(self, image_import, image):
-        """Count this cycle's answer for the import; True if it ended the import."""
+    def ending_for(self, image_import, image):
+        """Count this cycle's answer for the import; the end it calls for, or None.
+
+        The end is left to the caller (observed), which first writes what EC2
+        said of the VM import task in the same cycle.
+        """
         if not image_not_found(image):
             if isinstance(image, aws.ImageState) and self.seen.pop(image_import.pk, None):
                 self.changed = True  # found again
-            return False
+            return None
         first, cycles = self.seen.get(image_import.pk, (time.time(), 0))
         self.seen[image_import.pk] = (first, cycles + 1)
         self.changed = True
@@ -450,12 +455,13 @@ class MissingInAws:
             cycles + 1 < settings.IMPORT_MISSING_CYCLES
             or time.time() - first < settings.IMPORT_MISSING_AFTER
         ):
-            return False
+            return None
         del self.seen[image_import.pk]
-        image_import.mark_failed(
-            code="ImageNotFound", message=missing_message(cycles + 1, time.time() - first)
+        return partial(
+            image_import.mark_failed,
+            code="ImageNotFound",
+            message=missing_message(cycles + 1, time.time() - first),
         )
-        return True
 
 
 def image_not_found(image):

@@ -69,9 +69,6 @@ def history(request):
         )
     except paging.BadCursor as error:
         return bad_request_answer(request, str(error))
-    filter_query = request.GET.copy()
-    for paging_parameter in ("page", "older", "newer"):
-        filter_query.pop(paging_parameter, None)
     context = {
         "page": page,
         "page_summary": page.summary("matching import" if filters.narrowing else "import"),
@@ -81,7 +78,7 @@ def history(request):
         "statuses": filters.fields["status"].choices[1:],
         "platforms": PLATFORMS,
         "filters": {name: filters.cleaned_data.get(name, "") for name in filters.fields},
-        "filter_query": filter_query.urlencode(),
+        "filter_query": filters.query,
         "token_prefix_min": filters.token_prefix_min,
         "ami_digits_min": filters.ami_digits_min,
     }

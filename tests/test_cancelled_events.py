@@ -197,8 +197,9 @@ def test_a_disk_import_whose_task_ec2_started_is_cancelled_naming_that_task(
 
     assert message == (
         "Cancelled. Image Builder never accepted this import, so it made no image. "
-        f"EC2's VM import task {task_id}, started for it, goes on converting the disk: "
-        "cancel it in EC2 if it is not wanted."
+        f"EC2's VM import task {task_id}, started for it, is left as it is: if it is not "
+        "wanted, cancel it in EC2 while it converts the disk, or deregister the AMI it made "
+        "once it has completed."
     )
 
 

@@ -236,11 +236,11 @@ def test_a_page_does_not_count_as_the_image_found_again(team, user, proxy, image
     image_import.mark_importing(image_arn=arn, request_id="r", client_token="t")
     missing = tasks.MissingInAws({})
     target = aws.Target()
-    assert not missing.observe(image_import, tasks.fetch_image(image_import, target))
+    assert missing.ending_for(image_import, tasks.fetch_image(image_import, target)) is None
     assert missing.seen[image_import.pk][1] == 1
 
     proxy.replace_next(1, "/GetImage", PAGES["a well-formed html page"])
-    missing.observe(image_import, tasks.fetch_image(image_import, target))
+    missing.ending_for(image_import, tasks.fetch_image(image_import, target))
 
     assert missing.seen[image_import.pk][1] == 1  # neither found again nor missing once more
 

@@ -154,3 +154,16 @@ def test_the_history_links_to_older_and_newer_pages(user_client, team, user, set
     second = user_client.get("/", {"older": older})
     assert len(second.context["page"]) == 1
     assert f"newer={second.context['page'].newer}" in second.content.decode()
+
+
+def test_the_history_pages_keep_the_valid_filters_only(user_client, team, user, settings):
+    # A filter a stale link made wrong is left out of the page; its pager's
+    # links carried it on all the same, escaped, page after page.
+    settings.HISTORY_PAGE_SIZE = 1
+    for _ in range(2):
+        make_import(team, user, name="web server")
+    first = user_client.get("/", {"status": "done<", "q": "web", "platform": "Linux"})
+
+    older = first.context["page"].older
+    assert f'href="?platform=Linux&amp;q=web&amp;older={older}"' in first.content.decode()
+    assert "done" not in first.context["filter_query"]

@@ -568,6 +568,31 @@ def test_an_import_whose_image_is_gone_fails_after_cycles_spanning_some_time(
     assert image_import.events.last().to_status == Status.FAILED
 
 
+def test_an_import_ended_as_image_not_found_keeps_what_ec2_said_in_that_cycle(
+    team, user, slow_emulator, settings
+):
+    # The cycle that ends the import also asked EC2 about its VM import task:
+    # that answer was dropped, and the import ended with whatever an earlier
+    # cycle had recorded (here nothing at all).
+    settings.IMPORT_MISSING_CYCLES = 1
+    settings.IMPORT_MISSING_AFTER = 0
+    image_import = importing(team, user, slow_emulator, vmImportTaskId=CONVERTING_TASK)
+    ImageImport.objects.filter(pk=image_import.pk).update(image_arn=GONE_ARN)
+    slow_emulator.advance(60)
+    (task,) = tasks.aws.client("ec2").describe_import_image_tasks(ImportTaskIds=[CONVERTING_TASK])[
+        "ImportImageTasks"
+    ]
+    assert image_import.progress is None and task["Progress"]
+
+    cycle(image_import)
+
+    assert (image_import.status, image_import.error_code) == (Status.FAILED, "ImageNotFound")
+    assert (image_import.progress, image_import.status_message) == (
+        int(task["Progress"]),
+        task["StatusMessage"],
+    )
+
+
 def test_an_image_found_again_starts_the_count_again(team, user, slow_emulator, settings):
     settings.IMPORT_MISSING_CYCLES = 3
     settings.IMPORT_MISSING_AFTER = 0
