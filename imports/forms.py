@@ -535,6 +535,15 @@ class NewImportForm(ImportVmImageForm):
             "invalid": "File size must be a whole number of bytes.",
         },
     )
+    fileFingerprint = forms.RegexField(
+        label="File fingerprint",
+        required=False,
+        regex=r"\A[0-9a-f]{64}\Z",
+        error_messages={
+            "invalid": "File fingerprint must be the SHA-256 the page computes of the file: "
+            "64 lowercase hexadecimal characters."
+        },
+    )
     architecture = choice_field("Architecture", ARCHITECTURES, "The disk's CPU architecture.")
     bootMode = choice_field("Boot mode", BOOT_MODES, "How the disk boots.")
     licenseType = choice_field(
@@ -567,6 +576,7 @@ class NewImportForm(ImportVmImageForm):
         "s3Key",
         "fileName",
         "fileSize",
+        "fileFingerprint",
         "architecture",
         "bootMode",
         "licenseType",
@@ -769,6 +779,11 @@ class NewImportForm(ImportVmImageForm):
             "import_image_payload": self.import_image_request(),
             "upload_size": (
                 self.cleaned_data.get("fileSize") if self.chosen_source == Source.UPLOAD else None
+            ),
+            "upload_fingerprint": (
+                self.cleaned_data.get("fileFingerprint", "")
+                if self.chosen_source == Source.UPLOAD
+                else ""
             ),
         }
 

@@ -388,6 +388,9 @@ class ImageImport(models.Model):
     # For a browser upload: the S3 multipart upload and the file's size.
     upload_id = UnsizedCharField(max_length=1024, blank=True)
     upload_size = models.BigIntegerField(null=True, blank=True)
+    # The browser's SHA-256 of the file's first and last MiB (static/js/upload.js):
+    # a resume must choose the same file, not one of the same name and size.
+    upload_fingerprint = models.CharField(max_length=64, blank=True, default="")
     # The team's AWS target when it was submitted; a later change to the
     # team's target does not move imports already made.
     region = models.CharField(max_length=30, blank=True)
@@ -561,6 +564,7 @@ class ImageImport(models.Model):
         source=Source.VM_IMPORT_TASK,
         import_image_payload=None,
         upload_size=None,
+        upload_fingerprint="",
     ):
         """Record a new import, or find the one this clientToken already made.
 
@@ -585,6 +589,7 @@ class ImageImport(models.Model):
                 source=source,
                 import_image_payload=import_image_payload or {},
                 upload_size=upload_size,
+                upload_fingerprint=upload_fingerprint,
                 status=status,
                 region=target.region,
                 account_id=team.aws_account_id,
@@ -597,18 +602,18 @@ class ImageImport(models.Model):
         except IntegrityError:
             existing = cls.objects.get(team=team, client_token=token)
             existing.answer_repeated_token(
-                user, payload, source, import_image_payload or {}, upload_size
+                user, payload, source, import_image_payload or {}, upload_size, upload_fingerprint
             )
             return existing, False
         metrics.TRANSITIONS.labels("", status).inc()
         return image_import, True
 
-    def answer_repeated_token(self, user, payload, source, import_image_payload, upload_size):
+    def answer_repeated_token(self, user, *request):
         """This import's token came again: a replay if the request is the same, else a conflict.
 
         Either way it is audited; a conflict raises ClientTokenConflict.
         """
-        if not self.is_same_request(payload, source, import_image_payload, upload_size):
+        if not self.is_same_request(*request):
             self._record(
                 action=Action.CONFLICT,
                 actor=user,
@@ -643,7 +648,9 @@ class ImageImport(models.Model):
     # for every submission, and the role from the team's settings.
     GENERATED_EC2_MEMBERS = ("ClientToken", "RoleName")
 
-    def is_same_request(self, payload, source, import_image_payload, upload_size):
+    def is_same_request(
+        self, payload, source, import_image_payload, upload_size, upload_fingerprint=""
+    ):
         """Whether a submission repeats this one: both requests, bar what the portal adds."""
 
         def person_sent(ec2_request):
@@ -661,6 +668,7 @@ class ImageImport(models.Model):
             and self.source == source
             and person_sent(self.import_image_payload) == person_sent(import_image_payload)
             and self.upload_size == upload_size
+            and self.upload_fingerprint == upload_fingerprint
         )
 
     # -- transitions ----------------------------------------------------------

@@ -29,6 +29,7 @@ def submit_import(
     source=Source.VM_IMPORT_TASK,
     import_image_payload=None,
     upload_size=None,
+    upload_fingerprint="",
 ):
     """Record an import and send it to the worker once the record is committed.
 
@@ -52,6 +53,7 @@ def submit_import(
         source=source,
         import_image_payload=import_image_payload,
         upload_size=upload_size,
+        upload_fingerprint=upload_fingerprint,
     )
     if created and image_import.status == Status.QUEUED:
         queue(image_import)

@@ -489,6 +489,7 @@ def upload_to_resume(image_import):
         **plan,
         "fileName": plan["key"].rsplit("/", 1)[-1],
         "fileSize": image_import.upload_size,
+        "fileFingerprint": image_import.upload_fingerprint,
     }
 
 

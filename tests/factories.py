@@ -117,7 +117,9 @@ def disk_request(**overrides):
     return {key: value for key, value in body.items() if value is not None}
 
 
-def disk_submission(source="s3_object", key=DISK_KEY, upload_size=None, **options):
+def disk_submission(
+    source="s3_object", key=DISK_KEY, upload_size=None, upload_fingerprint="", **options
+):
     """services.submit_import's arguments for a disk file; options named as EC2 names them."""
     return {
         "payload": valid_payload(vmImportTaskId=None),
@@ -130,4 +132,5 @@ def disk_submission(source="s3_object", key=DISK_KEY, upload_size=None, **option
             **options,
         },
         "upload_size": upload_size,
+        "upload_fingerprint": upload_fingerprint,
     }

@@ -1,11 +1,13 @@
 """Resuming an upload with another file: the page says so and sends nothing.
 
 The imports page of an upload still under way offers "The same disk image
-file": upload.js compares the chosen file's name and size with the
-interrupted upload's before it asks the portal for anything. moto's S3 runs
+file": upload.js compares the chosen file's name, size and fingerprint (a
+SHA-256 of its first and last MiB) with the interrupted upload's before it
+asks the portal for anything. moto's S3 runs
 on a port of its own, as in test_browser_upload.py.
 """
 
+import hashlib
 import re
 
 import pytest
@@ -129,6 +131,46 @@ def test_a_file_of_another_size_is_refused_and_the_right_file_then_resumes(
     key = image_import.user_bucket["S3Key"]
     uploaded = s3.get_object(Bucket=IMPORT_BUCKET, Key=key)["Body"].read()
     assert uploaded == disk.read_bytes()  # the interrupted upload's file, whole
+
+
+def test_a_file_of_the_same_name_and_size_but_other_content_is_refused(
+    page, user, disk_team, s3, tmp_path
+):
+    # Exported again since: the same name and size, other bytes. Resumed, its
+    # parts would have joined the first file's part 1 into a disk of neither.
+    disk = raw_disk(tmp_path / "web.raw", 12 * MIB)
+    (tmp_path / "again").mkdir()
+    other = raw_disk(tmp_path / "again" / "web.raw", 12 * MIB)
+    sign_in(page, user)
+    image_import = interrupt_after_part_one(page, s3, disk)
+    assert (
+        image_import.upload_fingerprint
+        == hashlib.sha256(disk.read_bytes()[: 1 * MIB] + disk.read_bytes()[-1 * MIB :]).hexdigest()
+    )
+    held = multipart_uploads(s3, image_import)
+    sent = record_requests(page)
+
+    resume = page.get_by_label(SAME_FILE)
+    resume.set_input_files(str(other))
+
+    said = (
+        "This web.raw has the size of the file being uploaded, but not its content: "
+        "choose the file whose upload was started. Nothing was sent."
+    )
+    expect(page.locator("#errors-resumeFile")).to_have_text(said)
+    expect(resume).to_be_enabled()
+    page.wait_for_timeout(1000)
+    assert [request for request in sent if re.match(r"(PUT|POST|DELETE) ", request)] == []
+    assert multipart_uploads(s3, image_import) == held
+
+    resume.set_input_files(str(disk))
+
+    expect(page.locator("#errors-resumeFile")).to_be_empty()
+    expect(page.locator("#status .status")).to_have_text(
+        re.compile("Queued|Submitting|Importing|Failed|Available"), timeout=POLLED
+    )
+    key = image_import.user_bucket["S3Key"]
+    assert s3.get_object(Bucket=IMPORT_BUCKET, Key=key)["Body"].read() == disk.read_bytes()
 
 
 def test_sizes_that_round_alike_are_told_apart_in_bytes(page, user, disk_team, s3, tmp_path):

@@ -88,6 +88,7 @@ def test_a_vm_import_task_request_is_unchanged_and_has_no_ec2_request():
         "source": Source.VM_IMPORT_TASK,
         "import_image_payload": None,
         "upload_size": None,
+        "upload_fingerprint": "",
     }
 
 
@@ -382,6 +383,7 @@ def upload_form(**values):
         "format": "ova",
         "fileName": "C:\\VMs\\My Web Server (final).ova",
         "fileSize": str(85 * 1024**3),
+        "fileFingerprint": "0" * 64,
         **values,
     }
     return NewImportForm(
@@ -395,6 +397,7 @@ def test_an_upload_goes_to_a_key_the_portal_makes_under_the_prefix():
     submission = form.submission()
     assert submission["source"] == Source.UPLOAD
     assert submission["upload_size"] == 85 * 1024**3
+    assert submission["upload_fingerprint"] == "0" * 64
     assert submission["import_image_payload"]["DiskContainers"][0]["UserBucket"] == {
         "S3Bucket": BUCKET,
         "S3Key": f"{PREFIX}{TOKEN}/My-Web-Server-final-.ova",
@@ -416,6 +419,7 @@ def test_the_file_size_at_both_edges(size, valid):
         ({"fileSize": str(5 * 1024**4 + 1)}, "fileSize", "at most 5 TiB"),
         ({"fileSize": ""}, "fileSize", "File size is required"),
         ({"fileName": ""}, "fileName", "File name is required"),
+        ({"fileFingerprint": "ABC"}, "fileFingerprint", "64 lowercase hexadecimal characters"),
         ({"s3Key": "vm-imports/mine.ova"}, "diskContainer.userBucket.s3Key", "The portal chooses"),
         ({"source": "ftp"}, "source", "Source must be one of upload, s3_object, vm_import_task"),
     ],

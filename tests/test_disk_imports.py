@@ -109,6 +109,20 @@ def test_the_same_token_with_another_disk_request_is_a_conflict(disk_team, user,
     assert ImageImport.objects.count() == 1
 
 
+def test_the_same_token_with_another_uploaded_file_of_the_same_size_is_a_conflict(disk_team, user):
+    # A double click sends the same file's fingerprint twice: a replay.
+    # Another file of the same name and size is another request.
+    first, _ = submit_disk(
+        disk_team, user, source="upload", upload_size=5, upload_fingerprint="a" * 64
+    )
+    again, created = submit_disk(
+        disk_team, user, source="upload", upload_size=5, upload_fingerprint="a" * 64
+    )
+    assert again == first and not created and first.upload_fingerprint == "a" * 64
+    with pytest.raises(ClientTokenConflict):
+        submit_disk(disk_team, user, source="upload", upload_size=5, upload_fingerprint="b" * 64)
+
+
 def test_the_vm_import_task_is_recorded_once(disk_team, user):
     image_import, _ = submit_disk(disk_team, user)
     image_import.claim()

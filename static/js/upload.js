@@ -89,6 +89,23 @@
     return base.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^[.-]+|[.-]+$/g, "").slice(0, 200) || "disk";
   }
 
+  // The file's SHA-256 of its first and last MiB (the whole of a smaller
+  // file), kept with the import: a resume must choose the same file, and two
+  // disk images of the same name and size differ there (partition tables,
+  // descriptors, footers). "" where the browser has no Web Crypto (a plain
+  // http:// page other than localhost): the check is then left out.
+  const FINGERPRINT_SPAN = 1024 * 1024;
+
+  async function fingerprint(file) {
+    if (!window.crypto || !crypto.subtle) return "";
+    const parts = file.size > 2 * FINGERPRINT_SPAN
+      ? [file.slice(0, FINGERPRINT_SPAN), file.slice(file.size - FINGERPRINT_SPAN)]
+      : [file];
+    const bytes = await new Blob(parts).arrayBuffer();
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+    return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
   // The units of errors.byte_size, but always one decimal: a live counter
   // whose width jumped as it grew would be hard to read.
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -439,6 +456,7 @@
     const data = new FormData(form);
     data.set("fileName", file.name);
     data.set("fileSize", String(file.size));
+    data.set("fileFingerprint", await fingerprint(file));
     const response = await fetch(form.action, {
       method: "POST",
       body: data,
@@ -483,6 +501,16 @@
         `This is ${file.name} (${chosen}); the upload is of ${expected.fileName} (${uploading}). Choose that file.`,
       ]);
       return;
+    }
+    if (expected.fileFingerprint) {
+      const found = await fingerprint(file);
+      if (found && found !== expected.fileFingerprint) {
+        setErrors("resumeFile", [
+          `This ${file.name} has the size of the file being uploaded, but not its content: ` +
+            "choose the file whose upload was started. Nothing was sent.",
+        ]);
+        return;
+      }
     }
     const upload = {
       endpoint: expected.endpoint,
