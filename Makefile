@@ -91,6 +91,7 @@ bench: install
 	$(BIN)/python bench/click_to_arn.py
 	$(BIN)/python bench/upload.py
 	$(BIN)/python bench/dev_server.py
+	$(BIN)/python bench/first_request.py
 
 lint: install
 	$(BIN)/ruff check .

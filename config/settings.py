@@ -495,7 +495,7 @@ IMPORT_REFRESH_CONCURRENCY = env_int("IMPORT_REFRESH_CONCURRENCY", 8)
 IMPORT_REFRESH_MAX_PAUSE = env_int("IMPORT_REFRESH_MAX_PAUSE", 300)
 # A cycle's lock expires after this, should its worker die mid-cycle.
 IMPORT_REFRESH_LOCK_SECONDS = env_int("IMPORT_REFRESH_LOCK_SECONDS", 300)
-# An import AWS no longer knows (its image or its task gone) fails after this
+# An import whose image Image Builder no longer has fails after this
 # many refresh cycles in a row, spanning at least this many seconds.
 IMPORT_MISSING_CYCLES = env_int("IMPORT_MISSING_CYCLES", 3)
 IMPORT_MISSING_AFTER = env_int("IMPORT_MISSING_AFTER", 300)

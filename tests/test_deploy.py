@@ -116,6 +116,16 @@ def test_the_worker_runs_celery_s_threads_pool_under_both_supervisors():
     assert service["Environment"] == "CELERY_CONCURRENCY=8"  # the env file may override it
 
 
+@pytest.mark.parametrize("program", ["worker", "beat"])
+def test_celery_prints_no_banner_under_either_supervisor(program):
+    # Its start-up banner is plain text among JSON log lines (LOG_FORMAT=json).
+    conf = configparser.ConfigParser(interpolation=None)
+    conf.read(ROOT / "deploy" / "supervisord.conf")
+    assert "/celery --quiet -A config " in conf[f"program:{program}"]["command"]
+    service = unit(f"vm-import-portal-{program}.service")["Service"]
+    assert "/celery --quiet -A config " in service["ExecStart"]
+
+
 def test_the_web_unit_uses_the_shipped_gunicorn_configuration():
     command = unit("vm-import-portal-web.service")["Service"]["ExecStart"]
     assert "--config /opt/vm-import-portal/deploy/gunicorn.conf.py" in command
