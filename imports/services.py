@@ -136,11 +136,31 @@ def cancel_import(image_import, *, user):
         image_import.note_cancel_refused(
             f"Cancel requested, but EC2 refused: {error.message}", user=user
         )
+        note_task_progress(image_import)
         return CancelOutcome(False, f"EC2 did not cancel the VM import task: {error.message}")
     if not image_import.mark_cancelled(user=user, ec2_state=ec2_state):
         # The refresher saw the import end while EC2 was being asked.
         return CancelOutcome(False, cannot_cancel_reason(image_import))
     return CancelOutcome(True, "EC2 is cancelling the VM import task; the import is cancelled.")
+
+
+def note_task_progress(image_import):
+    """Record where EC2 says the import's VM import task is now, if it can say.
+
+    EC2 refuses a cancel mostly because the task moved on (it completed since
+    the last refresh): the page that shows the refusal would otherwise show
+    the progress of before beside it ("50% converting" under "it is
+    completed"). Nothing is recorded when EC2 cannot be asked.
+    """
+    task_id = image_import.vm_import_task_id
+    try:
+        task = aws.describe_import_image_tasks([task_id], target=image_import.target).get(task_id)
+    except aws.AwsError as error:
+        logger.info("Could not ask EC2 about %s after a refused cancel: %s", task_id, error)
+        return
+    news = image_import.progress_news(task=task) if isinstance(task, aws.Ec2ImportTask) else None
+    if news:
+        ImageImport.record_progress([(image_import, *news)])
 
 
 def withdrawn_message(image_import):

@@ -365,9 +365,18 @@ def test_a_background_history_notifies_for_each_import_that_ends(background_page
 
 
 def test_a_person_who_has_not_decided_is_offered_the_permission(page, user, team):
-    make_import(team, user, Status.IMPORTING, name="Running")
+    running = make_import(team, user, Status.IMPORTING, name="Running")
     sign_in(page, user)
-    expect(page.get_by_role("button", name="Notify me")).to_be_visible()
+    offer = page.get_by_role("button", name="Notify me")
+    expect(offer).to_be_visible()
+    page.goto(f"/imports/{running.pk}")
+    expect(offer).to_be_visible()
+
+    running.mark_available(amis=[{"region": "us-east-1", "image": SEEDED_AMI}])
+
+    # Nothing is left to tell of: the offer goes with the last running import.
+    expect(page.locator("#status .status")).to_have_text("Available", timeout=POLLED)
+    expect(offer).to_have_count(0)
 
 
 def test_a_team_admin_adds_a_webhook_sees_its_secret_once_and_tests_it(

@@ -264,7 +264,26 @@ def test_a_cancel_ec2_refuses_is_recorded_and_the_import_goes_on(team, user, use
     assert "EC2 did not cancel the VM import task" in response.content.decode()
     image_import.refresh_from_db()
     assert image_import.status == Status.IMPORTING
-    assert image_import.events.last().detail.startswith("Cancel requested, but EC2 refused")
+    refusal = image_import.events.get(action=Action.CANCEL_REQUESTED)
+    assert refusal.detail.startswith("Cancel requested, but EC2 refused")
+
+
+def test_a_refused_cancel_shows_where_ec2_says_the_task_is_now(team, user, user_client, emulator):
+    # EC2 refused because the task completed since the last refresh: the
+    # page said so above a panel still showing the progress of before.
+    image_import = portal_started(importing(team, user, emulator))
+    (task,) = tasks.aws.client("ec2").describe_import_image_tasks(
+        ImportTaskIds=[image_import.vm_import_task_id]
+    )["ImportImageTasks"]
+    assert task["Status"] == "completed" and image_import.progress is None
+
+    response = user_client.post(reverse("imports:cancel", args=[image_import.pk]), follow=True)
+
+    image_import.refresh_from_db()
+    assert (image_import.status, image_import.progress) == (Status.IMPORTING, 100)
+    page = response.content.decode()
+    assert "EC2 did not cancel the VM import task" in page
+    assert "Cancel this import" not in page  # a completed task cannot be cancelled
 
 
 def test_a_task_the_portal_did_not_start_is_not_cancelled(

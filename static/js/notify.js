@@ -7,6 +7,7 @@
   const DETAIL = /^\/imports\/(\d+)$/;
   const baseTitle = document.title;
   const seen = new Map(); // import id -> last status shown
+  let offer = null; // the Notify me button, while it is offered
 
   const statusOf = (badge) => (badge.className.match(/\bstatus-(\w+)/) || [])[1];
 
@@ -58,6 +59,11 @@
       if (announce && before && !ENDED.includes(before) && ENDED.includes(item.status)) tell(item);
       seen.set(item.id, item.status);
     });
+    // Once nothing on the page is running, there is nothing left to tell of.
+    if (offer && !found.some((item) => !ENDED.includes(item.status))) {
+      offer.remove();
+      offer = null;
+    }
     if (DETAIL.test(location.pathname) && found.length) {
       document.title = `${found[0].label} · ${baseTitle}`;
     } else {
@@ -78,9 +84,13 @@
     button.textContent = "Notify me";
     button.title = "Let the browser tell you when an import ends while this tab is in the background";
     button.addEventListener("click", () => {
-      Notification.requestPermission().then(() => button.remove());
+      Notification.requestPermission().then(() => {
+        button.remove();
+        offer = null;
+      });
     });
     head.appendChild(button);
+    offer = button;
   }
 
   const found = update(false);
