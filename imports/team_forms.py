@@ -4,7 +4,7 @@ import re
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.core.validators import validate_email
+from django.core.validators import EmailValidator
 
 from . import invitations, teams
 from .forms import filter_choice
@@ -204,6 +204,55 @@ class AwsTargetForm(TargetRules, forms.Form):
         return self.cleaned_data
 
 
+def no_such_username(typed):
+    """Why text with no "@" names nobody: too long for a username, or no account has it."""
+    limit = get_user_model()._meta.get_field("username").max_length
+    if len(typed) > limit:
+        said = f"A username has at most {limit} characters; this one has {len(typed)}."
+    else:
+        said = f"No active user is called {typed!r}."
+    return said + " To invite someone without an account, type their e-mail address."
+
+
+# What Django's EmailValidator accepts, rule by rule, so that each refusal
+# names the one broken (validate_email itself only says "invalid").
+EMAIL_RULES = EmailValidator()
+
+
+def address_problem(address):
+    """The e-mail address rule `address` (text with an "@") breaks, in plain words; or None.
+
+    The limit is that of the address the account and the invitation store
+    (Django's EmailField, 254 characters); the rest are validate_email's.
+    """
+    limit = get_user_model()._meta.get_field("email").max_length
+    if len(address) > limit:
+        return f"An e-mail address has at most {limit} characters; this one has {len(address)}."
+    if any(char.isspace() for char in address):
+        return "An e-mail address has no spaces."
+    name, _, domain = address.rpartition("@")
+    if not name:
+        return "An e-mail address has a name before the @, as in name@example.com."
+    if not domain:
+        return "An e-mail address has a domain after the @, as in name@example.com."
+    if "@" in name and not name.startswith('"'):
+        return "An e-mail address has a single @, as in name@example.com."
+    if not EMAIL_RULES.user_regex.match(name):
+        return (
+            "The name before the @ may hold only letters a to z, digits and "
+            "! # $ % & ' * + - / = ? ^ _ ` { | } ~ and dots, a dot never first, last or "
+            "next to another."
+        )
+    if domain in EMAIL_RULES.domain_allowlist or EMAIL_RULES.validate_domain_part(domain):
+        return None
+    if "." not in domain:
+        return "The domain after the @ has a dot and an ending, as in example.com."
+    return (
+        "The domain after the @ is made of letters, digits and hyphens between dots, "
+        "as in mail.example.com."
+    )
+
+
 class AddMemberForm(forms.Form):
     """A known account by username or e-mail address, or an address to invite.
 
@@ -213,9 +262,11 @@ class AddMemberForm(forms.Form):
     invite. What it says about accounts only the team admin who typed it sees.
     """
 
+    # No max_length: the browser's maxlength would cut a long paste without a
+    # word (an address losing its "@example.com" then read as a username);
+    # clean_username says the limit of what was typed instead.
     username = forms.CharField(
         label="Username or e-mail",
-        max_length=254,
         help_text="An e-mail address with no account yet gets an invitation to set a password.",
     )
     role = forms.ChoiceField(
@@ -240,10 +291,7 @@ class AddMemberForm(forms.Form):
         if user is None and "@" in typed:
             user = self.account_with_address(typed)
         elif user is None:
-            raise forms.ValidationError(
-                f"No active user is called {typed!r}. To invite someone without an account, "
-                "type their e-mail address."
-            )
+            raise forms.ValidationError(no_such_username(typed))
         if user is not None:
             self.check_account(user, typed)
         return typed
@@ -255,13 +303,9 @@ class AddMemberForm(forms.Form):
         a Profile page proves nothing (anyone may type anyone's), so it never
         brings its account into a team: that account is added by username.
         """
-        try:
-            validate_email(address)
-        except forms.ValidationError:
-            raise forms.ValidationError(
-                f"{address!r} is neither a username nor an e-mail address "
-                "(an address looks like name@example.com)."
-            ) from None
+        problem = address_problem(address)
+        if problem:
+            raise forms.ValidationError(problem)
         accounts = get_user_model().objects
         invited = accounts.filter(invitation__email__iexact=address).first()
         if invited is not None:

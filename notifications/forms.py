@@ -1,22 +1,49 @@
 from django import forms
 
 from . import safehttp
-from .models import DEFAULT_WEBHOOK_EVENTS, IMPORT_EVENTS, Webhook
+from .models import (
+    DEFAULT_WEBHOOK_EVENTS,
+    IMPORT_EVENTS,
+    SLACK_WEBHOOK_HOSTS,
+    TEAMS_WEBHOOK_DOMAINS,
+    Webhook,
+)
+
+URL_MAX = Webhook._meta.get_field("url").max_length
+LET_THE_URL_DECIDE = "Choose, or let the URL decide"
+
+
+def either(names):
+    """("a", "b", "c") -> "a, b or c"."""
+    return " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
 class WebhookForm(forms.Form):
+    """A team's new webhook; a kind left blank is the one its URL's host says.
+
+    After is_valid(), cleaned_data["kind"] is always a Webhook.Kind.
+    """
+
+    # No max_length: the browser's maxlength would cut a long paste without a
+    # word (and save a shorter URL); clean_url says the limit instead.
     url = forms.CharField(
         label="Webhook URL",
-        max_length=2048,
         help_text="",  # url_help(): what the running configuration accepts
         widget=forms.URLInput(attrs={"placeholder": "https://hooks.slack.com/services/…"}),
     )
     kind = forms.ChoiceField(
         label="Kind",
-        choices=Webhook.Kind.choices,
-        initial=Webhook.Kind.SLACK,
-        help_text="Slack and Teams get a readable message. Generic JSON is for your own "
-        "receiver: each message is signed with a secret shown once, after you add the webhook.",
+        choices=[("", LET_THE_URL_DECIDE), *Webhook.Kind.choices],
+        required=False,
+        error_messages={
+            "invalid_choice": "A kind is one of "
+            + ", ".join(str(label) for _, label in Webhook.Kind.choices)
+            + f", or “{LET_THE_URL_DECIDE}”."
+        },
+        help_text=f"Left to the URL: {either(SLACK_WEBHOOK_HOSTS)} is Slack; a host under "
+        f"{either(TEAMS_WEBHOOK_DOMAINS)} is Teams; any other, Generic JSON. Slack and Teams "
+        "get a readable message. Generic JSON is for your own receiver: each message is signed "
+        "with a secret shown once, after you add the webhook.",
     )
     events = forms.MultipleChoiceField(
         choices=[(event.value, event.label) for event in IMPORT_EVENTS],
@@ -37,11 +64,21 @@ class WebhookForm(forms.Form):
 
     def clean_url(self):
         url = self.cleaned_data["url"].strip()
+        if len(url) > URL_MAX:  # the stored URL's limit, said before any DNS look-up
+            raise forms.ValidationError(
+                f"A webhook URL has at most {URL_MAX} characters; this one has {len(url)}."
+            )
         try:
             safehttp.check(url)
         except safehttp.BlockedUrl as error:
             raise forms.ValidationError(str(error)) from None
         return url
+
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("kind") and "url" in cleaned:
+            cleaned["kind"] = Webhook.kind_for_url(cleaned["url"])
+        return cleaned
 
 
 def url_help():

@@ -85,6 +85,20 @@ def change_email_address(user, address, *, by):
     return True
 
 
+# Where Slack and Microsoft Teams give out the URLs of their incoming
+# webhooks: a URL on any other host is someone's own receiver, which gets the
+# signed JSON (Webhook.kind_for_url). Teams' workflows ("When a Teams webhook
+# request is received") live on Power Automate, under logic.azure.com or,
+# for newer flows, environment.api.powerplatform.com; the retired Office 365
+# connectors' webhook.office.com took the same Adaptive Card envelope.
+SLACK_WEBHOOK_HOSTS = ("hooks.slack.com",)
+TEAMS_WEBHOOK_DOMAINS = (
+    "logic.azure.com",
+    "environment.api.powerplatform.com",
+    "webhook.office.com",
+)
+
+
 class Webhook(models.Model):
     class Kind(models.TextChoices):
         SLACK = "slack", "Slack (incoming webhook)"
@@ -118,6 +132,19 @@ class Webhook(models.Model):
         """Scheme and host only: the path of a Slack or Teams URL is its secret."""
         parts = urlsplit(self.url)
         return f"{parts.scheme}://{parts.netloc}/…"
+
+    @classmethod
+    def kind_for_url(cls, url):
+        """The kind a URL's host says, for a webhook whose kind nobody chose."""
+        try:
+            host = (urlsplit(url.strip()).hostname or "").rstrip(".")
+        except ValueError:  # not a URL: nobody's chat service
+            return cls.Kind.JSON
+        if host in SLACK_WEBHOOK_HOSTS:
+            return cls.Kind.SLACK
+        if any(host.endswith("." + domain) for domain in TEAMS_WEBHOOK_DOMAINS):
+            return cls.Kind.TEAMS
+        return cls.Kind.JSON
 
     @property
     def is_paused(self):

@@ -54,10 +54,26 @@ def allow_private():
     return settings.WEBHOOK_ALLOW_PRIVATE
 
 
+# DNS's limits (RFC 1035): a name of at most 253 characters written out, in
+# labels of 1 to 63 between its dots.
+HOST_NAME_MAX = 253
+HOST_LABEL_MAX = 63
+
+
 def parse(url):
-    """Check the URL's form (not its addresses) and split it; BlockedUrl if refused."""
+    """Check the URL's form (not its addresses) and split it; BlockedUrl if refused.
+
+    Every rule of form comes before resolve()'s look-up, so a mistyped URL
+    is told what is wrong with it rather than that its host does not resolve.
+    """
+    url = url.strip()
+    if any(char.isspace() or not char.isprintable() for char in url):
+        # urlsplit drops tabs and newlines silently, and keeps spaces in a host name.
+        raise BlockedUrl(
+            "A URL has no spaces or control characters; write a space in its path as %20."
+        )
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(url)
         port = parts.port
     except ValueError as error:
         raise BlockedUrl(f"This is not a valid URL ({error}).") from None
@@ -70,6 +86,7 @@ def parse(url):
     if not parts.hostname:
         raise BlockedUrl("The URL has no host name.")
     name = parts.hostname.rstrip(".").lower()
+    check_host_name(name)
     if not allow_private() and (name == "localhost" or name.endswith(".localhost")):
         # RFC 6761: always this machine, whatever a resolver says; trailing dot too.
         raise BlockedUrl("localhost is this machine; webhooks may only call public addresses.")
@@ -80,6 +97,18 @@ def parse(url):
         path += "?" + parts.query
     default = 443 if parts.scheme == "https" else 80
     return Target(parts.scheme, parts.hostname, port or default, path)
+
+
+def check_host_name(name):
+    """DNS's length rules for a host name (an IP address has none to break)."""
+    if len(name) > HOST_NAME_MAX:
+        raise BlockedUrl(
+            f"A host name has at most {HOST_NAME_MAX} characters; this one has {len(name)}."
+        )
+    if any(not label or len(label) > HOST_LABEL_MAX for label in name.split(".")):
+        raise BlockedUrl(
+            f"Each part of a host name between its dots has 1 to {HOST_LABEL_MAX} characters."
+        )
 
 
 # IPv6 prefixes whose last 32 bits are an IPv4 address that a translator or

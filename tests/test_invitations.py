@@ -182,7 +182,7 @@ def test_a_pending_account_invited_into_a_second_team_gets_that_teams_link(
 @pytest.mark.parametrize(
     "typed, message",
     [
-        ("grace@", "neither a username nor an e-mail address"),
+        ("grace@", "An e-mail address has a domain after the @, as in name@example.com."),
         ("nobody", "To invite someone without an account, type their e-mail address"),
         ("ada", "ada is already in this team."),
         ("ada@example.com", "add that person by their username"),
