@@ -235,6 +235,15 @@ def import_vm_image(request, *, target):
 
 
 OS_VERSION_IN_DESCRIPTION = re.compile(r"(?<![\w.])(\d{1,4}(?:\.\d{1,4}){0,2})(?![\w.])", re.ASCII)
+# The VM import task states ImportVmImage can take: a task still converting
+# (Image Builder waits for it) or completed. Any other (deleting, deleted, or
+# a state EC2 adds later) has no disk left to import: the image would fail.
+IMPORTABLE_TASK_STATES = ("active", "completed")
+# Why a task in another state cannot be imported, said as EC2's state means it.
+NOT_IMPORTABLE_BECAUSE = {
+    "deleting": "EC2 is deleting this task: it cannot be imported.",
+    "deleted": "EC2 deleted this task: it cannot be imported.",
+}
 
 
 @dataclass(frozen=True)
@@ -277,6 +286,21 @@ class Ec2ImportTask:
         """
         found = OS_VERSION_IN_DESCRIPTION.search(self.description)
         return found[1] if found else ""
+
+    @property
+    def can_be_imported(self):
+        return self.status in IMPORTABLE_TASK_STATES
+
+    @property
+    def not_importable_reason(self):
+        """Why ImportVmImage cannot take this task, in words; "" when it can."""
+        if self.can_be_imported:
+            return ""
+        if not self.status:
+            return "EC2 reports no state for this task: it cannot be imported."
+        return NOT_IMPORTABLE_BECAUSE.get(
+            self.status, f"EC2 reports this task as {self.status}: it cannot be imported."
+        )
 
     def as_json(self):
         return {
@@ -367,7 +391,11 @@ def without_unknown_tasks(ec2, batch, error):
 
 
 def list_vm_import_tasks(*, target, limit=200):
-    """The account's recent VM import tasks: completed ones first, then newest."""
+    """The account's recent VM import tasks: completed ones first, then newest.
+
+    Those ImportVmImage cannot take (deleting, deleted) come last: the picker
+    shows them, without "Use", so that a task the person looks for is there.
+    """
     ec2 = _call(client, "ec2", target)
     tasks, token = [], None
     while len(tasks) < limit:
@@ -377,7 +405,7 @@ def list_vm_import_tasks(*, target, limit=200):
         token = response.get("NextToken")
         if not token:
             break
-    tasks.sort(key=lambda task: task.status != "completed")
+    tasks.sort(key=lambda task: (task.status != "completed", not task.can_be_imported))
     return tasks[:limit]
 
 

@@ -585,10 +585,14 @@ class NewImportForm(ImportVmImageForm):
         "kmsKeyId",
     )
 
-    def __init__(self, data=None, *args, import_bucket="", import_prefix="", **kwargs):
+    def __init__(
+        self, data=None, *args, import_bucket="", import_prefix="", from_api=False, **kwargs
+    ):
         super().__init__(data, *args, **kwargs)
         self.import_bucket = import_bucket
         self.import_prefix = import_prefix
+        # A JSON request (from_json): it has no source radio, only its members.
+        self.from_api = from_api
         self.fields["vmImportTaskId"].required = False
 
     @staticmethod
@@ -652,7 +656,7 @@ class NewImportForm(ImportVmImageForm):
 
     def clean_task_source(self, cleaned):
         if not cleaned.get("vmImportTaskId") and "vmImportTaskId" not in self.errors:
-            self.add_error("vmImportTaskId", "VM import task ID is required.")
+            self.add_error("vmImportTaskId", self.task_required_message())
         given = [name for name in self.DISK_FIELDS if cleaned.get(name)]
         if given:
             self.add_error(
@@ -660,6 +664,20 @@ class NewImportForm(ImportVmImageForm):
                 "An existing VM import task already is a disk image: give either "
                 "vmImportTaskId or a disk file, not both (here: " + ", ".join(given) + ").",
             )
+
+    def task_required_message(self):
+        """What a missing task ID says: on the page, of its chosen source; in the API, of both.
+
+        The page's source radio says the person chose a VM import task. An
+        API request comes here when it gave neither source (a diskContainer
+        makes it a disk file's, nested_data): it may have meant either.
+        """
+        if not self.from_api:
+            return "VM import task ID is required."
+        return (
+            "A source is required: give vmImportTaskId for an existing VM import task, "
+            "or diskContainer for a disk file in the team's import bucket."
+        )
 
     def clean_disk_source(self, cleaned, source):
         if cleaned.get("vmImportTaskId"):
@@ -891,7 +909,7 @@ class NewImportForm(ImportVmImageForm):
                         ]
                     }
                 )
-        return super().from_json(body, **kwargs)
+        return super().from_json(body, from_api=True, **kwargs)
 
 
 def filter_choice(name, values, labels=None):
@@ -973,6 +991,10 @@ class ImportFilterForm(forms.Form):
         """
         valid = {name: self.cleaned_data.get(name) for name in self.fields}
         return urlencode({name: value for name, value in valid.items() if value})
+
+    def left_out(self):
+        """[(name, value)] of the filters the page left out as wrong (after is_valid)."""
+        return [(name, self.data.get(name)) for name in self.fields if name in self.errors]
 
 
 def status_condition(status):

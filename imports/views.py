@@ -79,6 +79,7 @@ def history(request):
         "platforms": PLATFORMS,
         "filters": {name: filters.cleaned_data.get(name, "") for name in filters.fields},
         "filter_query": filters.query,
+        "left_out": filters.left_out(),
         "token_prefix_min": filters.token_prefix_min,
         "ami_digits_min": filters.ami_digits_min,
     }

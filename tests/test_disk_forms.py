@@ -100,7 +100,10 @@ def test_exactly_one_source_both_is_refused():
 
 def test_exactly_one_source_neither_is_refused():
     errors = errors_for(valid_payload(vmImportTaskId=None))
-    assert errors["vmImportTaskId"] == ["VM import task ID is required."]
+    assert errors["vmImportTaskId"] == [
+        "A source is required: give vmImportTaskId for an existing VM import task, "
+        "or diskContainer for a disk file in the team's import bucket."
+    ]
 
 
 def test_options_without_a_disk_are_refused():

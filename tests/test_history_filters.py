@@ -58,6 +58,20 @@ def test_failed_lists_the_failed_and_cancelled_the_cancelled_on_the_page(user_cl
     assert page_names(user_client) == ["Withdrawn", "Broken", "Done"]
 
 
+def test_filters_a_link_made_wrong_are_said_to_be_left_out(user_client, ended):
+    # Left out in silence, they made the page look filtered when it was not.
+    response = user_client.get("/", {"status": "bogus", "platform": "Amiga", "q": "o"})
+    content = response.content.decode()
+    assert (
+        "Left out of the filters: status “bogus” and platform “Amiga”, which the history "
+        "does not know (from an old or mistyped link)."
+    ) in content
+    assert [row.name for row in response.context["page"]] == ["Withdrawn", "Broken", "Done"]
+    assert (
+        "Left out of the filters" not in user_client.get("/", {"status": "failed"}).content.decode()
+    )
+
+
 def test_the_page_offers_cancelled_and_keeps_it_chosen(user_client, ended):
     content = user_client.get("/", {"status": "cancelled"}).content.decode()
     assert '<option value="failed">Failed</option>' in content

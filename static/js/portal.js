@@ -118,13 +118,21 @@ function inWords(items) {
 }
 
 // The format a bucket file's extension names: the file picker's, else the
-// server's map of extensions on the key's field (data-formats).
+// one its name suggests.
 function fileFormat(key) {
   for (const option of document.querySelectorAll("#bucket-files option")) {
     if (option.value === key) return option.dataset.format || "";
   }
+  return formatNamedBy(key);
+}
+
+// The disk format a file name's extension suggests ("" for none), by the
+// server's map (aws.FORMAT_BY_EXTENSION), which New import puts on the S3
+// key's field as data-formats. A guess EC2 never reads: the page says so.
+// upload.js asks it too, for a file whose header says nothing it knows.
+function formatNamedBy(path) {
   const field = document.getElementById("id_s3Key");
-  const name = key.split("/").pop();
+  const name = path.split("/").pop();
   const dot = name.lastIndexOf(".");
   if (!field || !field.dataset.formats || dot < 0) return "";
   return JSON.parse(field.dataset.formats)[name.slice(dot + 1).toLowerCase()] || "";

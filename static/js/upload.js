@@ -57,12 +57,34 @@
     const format = await detectFormat(file);
     const select = document.getElementById("id_format");
     if (format) {
-      select.value = format;
+      fillFormat(select, format);
       said.textContent = `Detected from the file's header: ${format.toUpperCase()}. Change Disk format below if that is wrong.`;
     } else {
-      said.textContent = "The format could not be read from the file's header: choose Disk format below.";
+      said.textContent = formatFromName(file.name, select);
     }
   });
+
+  // Filled by the page (data-filled, as portal.js's suggestFormat marks it):
+  // the next file's format may replace it; one the person chose stays theirs.
+  // Through a change event, so that the field's "required" message goes too.
+  function fillFormat(select, format) {
+    if (select.value !== format) setField(select, format);
+    select.dataset.filled = format;
+  }
+
+  // A header the page cannot read: the format the file's name suggests
+  // (portal.js's formatNamedBy, as for a key in the bucket), filled in unless
+  // the person chose one, and said to be only a guess from the name.
+  function formatFromName(name, select) {
+    const unread = "The format could not be read from the file's header";
+    const named = formatNamedBy(name);
+    if (!named) return `${unread}: choose Disk format below.`;
+    if (formatFilled(select)) fillFormat(select, named);
+    const suggests = `${unread}. The file's name suggests ${named.toUpperCase()}`;
+    return select.value === named
+      ? `${suggests}: Disk format below is set to that; check it.`
+      : `${suggests}, but Disk format below is ${select.value.toUpperCase()}: check which is right.`;
+  }
 
   // -- messages ----------------------------------------------------------
 
@@ -292,6 +314,17 @@
 
   // -- the upload --------------------------------------------------------
 
+  // The panel comes after the whole form, disabled now: it is scrolled into
+  // view, top first (its lines keep their room before their words arrive,
+  // portal.css, so it does not grow past the window after), and its heading
+  // takes the focus, so that the keyboard and a screen reader are there too.
+  // Smoothly, unless the person asked their system for less motion.
+  function bringIntoView(panel) {
+    const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    panel.scrollIntoView({ block: "start", behavior: still ? "auto" : "smooth" });
+    panel.querySelector("#upload-title").focus({ preventScroll: true });
+  }
+
   // `upload` is the portal's plan: {endpoint, partSize, partCount, ...}; `resume`
   // is {uploadId, key} when the upload already exists (a reload).
   function startUpload(file, upload, detailUrl, resume) {
@@ -305,7 +338,7 @@
     const headers = { "X-CSRFToken": csrfToken() };
     panel.querySelector("[data-upload-name]").textContent = file.name;
     panel.hidden = false;
-    panel.scrollIntoView({ block: "nearest" });
+    bringIntoView(panel);
 
     const uppy = new Uppy.Uppy({ autoProceed: false, allowMultipleUploadBatches: false });
     const signed = new SignedParts(upload.endpoint, upload.partCount, headers);
