@@ -22,18 +22,6 @@ def admin_client(client, admin):
     return client
 
 
-@pytest.fixture
-def public_dns(monkeypatch):
-    """hooks.example.com resolves to a public address (the tests have no DNS)."""
-    from notifications import safehttp
-
-    monkeypatch.setattr(
-        safehttp.socket,
-        "getaddrinfo",
-        lambda host, port, **kw: [(2, 1, 6, "", ("93.184.215.14", port))],
-    )
-
-
 def test_the_profile_turns_the_email_off_and_on_audited(user_client, user):
     page = user_client.get("/profile")
     assert page.status_code == 200

@@ -169,16 +169,6 @@ def test_an_unknown_username_is_still_told_so(ada_client):
 
 
 @pytest.fixture
-def public_dns(monkeypatch):
-    """Every host resolves to a public address (the tests have no DNS)."""
-    monkeypatch.setattr(
-        safehttp.socket,
-        "getaddrinfo",
-        lambda host, port, **kw: [(2, 1, 6, "", ("93.184.215.14", port))],
-    )
-
-
-@pytest.fixture
 def no_dns(monkeypatch):
     """A look-up fails the test: the URL's form must be judged before any."""
 
