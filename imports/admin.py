@@ -9,15 +9,21 @@ other staff read only their own teams' rows.
 import csv
 import re
 
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django import forms
 from django.contrib import admin
+from django.contrib.admin import helpers
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
-from django.core.exceptions import PermissionDenied
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models.constants import LOOKUP_SEP
 from django.http import StreamingHttpResponse
 from django.urls import path
 from django.utils import timezone
 
+from .errors import bad_request_answer
 from .forms import PLATFORMS, STATUS_FILTER_LABELS, STATUS_FILTERS, status_condition
 from .models import ApiToken, AuditEvent, ImageImport, Membership, Team
 from .team_forms import TargetRules
@@ -39,7 +45,76 @@ def sees_every_team(request):
 TEAMS_SEEN = ("team", admin.RelatedOnlyFieldListFilter)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+# Numbers past these make Python or the database raise where a filter should
+# match nothing: a year outside datetime's 1 to 9999 (and 9999 itself, as the
+# date hierarchy ends a year at the first day of the next), and, on SQLite,
+# any whole number past 64 bits.
+YEARS = range(1, 9999)
+INT64 = range(-(2**63), 2**63)
+# Lookups no admin link makes, whose bad values only the database notices:
+# a regular expression it cannot compile, a range without two ends.
+LOOKUPS_NO_LINK_MAKES = {"regex", "iregex", "range"}
+
+
+def whole_number_in(text, numbers):
+    try:
+        return int(text) in numbers
+    except ValueError:
+        return False
+
+
+def past_64_bits(text):
+    try:
+        return int(text) not in INT64
+    except ValueError:
+        return False
+
+
+def refuse_filters_the_query_cannot_run(query):
+    """IncorrectLookupParameters for a filter Django accepts but the query then fails on.
+
+    Django refuses a filter it cannot build; these it builds, and they raise
+    only as the list is counted or rendered, outside its check: a 500.
+    """
+    for key, values in query.lists():
+        lookups = key.split(LOOKUP_SEP)[1:]
+        if not lookups:
+            continue
+        if lookups[-1] in LOOKUPS_NO_LINK_MAKES:
+            raise IncorrectLookupParameters(f"{key} is not a filter the admin offers.")
+        listed = lookups[-1] == "in"
+        texts = [text for value in values for text in (value.split(",") if listed else [value])]
+        if {"year", "iso_year"} & set(lookups):
+            if not all(whole_number_in(text, YEARS) for text in texts):
+                raise IncorrectLookupParameters(f"{key} must be a year from 1 to 9998.")
+        elif listed and any(past_64_bits(text) for text in texts):
+            raise IncorrectLookupParameters(f"{key} holds a number past 64 bits.")
+
+
+class ListRequestChecks:
+    """A list's filters and a bulk action's rows checked before Django acts on them.
+
+    Django raises (a 500) for these rather than refusing them; only a
+    hand-made or damaged request sends them. A filter is refused the way
+    Django refuses its own (the list again, with ?e=1); an action on rows
+    that are not numbers is a 400: no tick box sends one.
+    """
+
+    def get_changelist_instance(self, request):
+        refuse_filters_the_query_cannot_run(request.GET)
+        return super().get_changelist_instance(request)
+
+    def response_action(self, request, queryset):
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        if not all(whole_number_in(row, INT64) for row in selected):
+            # Every model here is numbered; Django would filter by "abc" and raise.
+            return bad_request_answer(
+                request, "_selected_action must be row numbers from the list."
+            )
+        return super().response_action(request, queryset)
+
+
+class ReadOnlyAdmin(ListRequestChecks, admin.ModelAdmin):
     team_field = "team"
 
     def has_add_permission(self, request, obj=None):
@@ -270,7 +345,16 @@ class AuditEventAdmin(ReadOnlyAdmin):
         """The filtered history as CSV, streamed row by row: no size limit in memory."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        events = self.get_changelist_instance(request).get_queryset(request)
+        try:
+            events = self.get_changelist_instance(request).get_queryset(request)
+        except IncorrectLookupParameters:
+            # Not the list's redirect to ?e=1: that shows every event, unfiltered,
+            # without a word, where the admin asked for a file of some of them.
+            return bad_request_answer(
+                request,
+                "The audit list cannot apply this export's filters. "
+                "Filter the list itself, then use its Export link.",
+            )
         writer = csv.writer(Echo())
         header = [writer.writerow([title for title, _ in CSV_COLUMNS])]
         rows = (
@@ -285,6 +369,54 @@ class AuditEventAdmin(ReadOnlyAdmin):
         return response
 
 
+class MemberChoiceField(forms.ModelChoiceField):
+    """The member, by number: anything else, or a number past 64 bits, is not a valid choice.
+
+    SQLite cannot compare a number past 64 bits (OverflowError, a 500) where
+    PostgreSQL finds no row; and the search box, shown again with the error,
+    looks up what was sent, text or number, and raised for either.
+    """
+
+    def to_python(self, value):
+        if value not in self.empty_values and not whole_number_in(value, INT64):
+            raise ValidationError(self.error_messages["invalid_choice"], code="invalid_choice")
+        return super().to_python(value)
+
+    def prepare_value(self, value):
+        if isinstance(value, str) and not whole_number_in(value, INT64):
+            return None  # shown again as nobody picked, beside its error
+        return super().prepare_value(value)
+
+
+class MembershipFormSet(forms.BaseInlineFormSet):
+    """A new row for someone already in the team is that row's error, not an IntegrityError.
+
+    Django checks the one_membership constraint only among the rows sent:
+    each row's own check leaves out the team, the inline's key. A member
+    whose row is deleted in the same save may be added back.
+    """
+
+    def clean(self):
+        super().clean()
+        if self.instance.pk is None:
+            return  # a team being added has no members yet
+        leaving = [
+            form.instance.pk for form in self.initial_forms if self._should_delete_form(form)
+        ]
+        members = set(
+            self.instance.memberships.exclude(pk__in=leaving).values_list("user", flat=True)
+        )
+        for form in self.extra_forms:
+            user = form.cleaned_data.get("user") if form.has_changed() else None
+            if user is not None and user.pk in members and not self._should_delete_form(form):
+                form.add_error("user", f"{user.get_username()} is already in this team.")
+
+
+# A team's page takes its members and up to this many new ones in one save.
+# Django would build up to 2,000 rows (about 20 s) for a forged TOTAL_FORMS.
+NEW_MEMBERS_AT_ONCE = 100
+
+
 class MembershipInline(admin.StackedInline):
     """One block per member, each field with its label: usable at 390 px.
 
@@ -295,8 +427,19 @@ class MembershipInline(admin.StackedInline):
     """
 
     model = Membership
+    formset = MembershipFormSet
     extra = 1
     autocomplete_fields = ("user",)
+
+    def get_formset(self, request, obj=None, **kwargs):
+        members = obj.memberships.count() if obj is not None else 0
+        most = members + NEW_MEMBERS_AT_ONCE
+        return super().get_formset(request, obj, max_num=most, absolute_max=most, **kwargs)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user":
+            kwargs["form_class"] = MemberChoiceField
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 class TeamAdminForm(TargetRules, forms.ModelForm):
@@ -307,7 +450,7 @@ class TeamAdminForm(TargetRules, forms.ModelForm):
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(ListRequestChecks, admin.ModelAdmin):
     """Teams, their AWS target and members; every change is audited as on the team page.
 
     Other staff see only their own teams, as in the audit.
@@ -355,7 +498,7 @@ class ApiTokenAdmin(ReadOnlyAdmin):
 User = get_user_model()
 
 
-class PortalUserAdmin(UserAdmin):
+class PortalUserAdmin(ListRequestChecks, UserAdmin):
     """Django's user admin, with the times Django records shown, not edited.
 
     Nobody should rewrite when someone last signed in or joined; read-only,
@@ -368,3 +511,17 @@ class PortalUserAdmin(UserAdmin):
 if admin.site.is_registered(User):
     admin.site.unregister(User)
 admin.site.register(User, PortalUserAdmin)
+
+
+def with_list_checks(model_admin_class):
+    """The same admin class with ListRequestChecks first: it refuses what ours refuse."""
+    return type(model_admin_class.__name__, (ListRequestChecks, model_admin_class), {})
+
+
+# Django's groups and django-axes' sign-in records are registered by their own
+# apps (axes before this one, in INSTALLED_APPS order): they get the checks too.
+for model in (Group, AccessAttempt, AccessLog, AccessFailureLog):
+    if admin.site.is_registered(model):
+        checked = with_list_checks(type(admin.site.get_model_admin(model)))
+        admin.site.unregister(model)
+        admin.site.register(model, checked)
