@@ -412,6 +412,21 @@ class MembershipFormSet(forms.BaseInlineFormSet):
                 form.add_error("user", f"{user.get_username()} is already in this team.")
 
 
+class MembershipForm(forms.ModelForm):
+    """A stored membership's person is shown, not edited: the row is that person's.
+
+    save_formset changes only a stored row's role (Membership.change_role,
+    audited), so a person picked over another was dropped without a word.
+    To put someone else in the team, an admin adds a row for them.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None and "user" in self.fields:
+            self.fields["user"].disabled = True
+            self.fields["user"].help_text = "To add someone else, use a new row."
+
+
 # A team's page takes its members and up to this many new ones in one save.
 # Django would build up to 2,000 rows (about 20 s) for a forged TOTAL_FORMS.
 NEW_MEMBERS_AT_ONCE = 100
@@ -427,6 +442,7 @@ class MembershipInline(admin.StackedInline):
     """
 
     model = Membership
+    form = MembershipForm
     formset = MembershipFormSet
     extra = 1
     autocomplete_fields = ("user",)

@@ -86,6 +86,27 @@ def test_a_member_removed_and_added_back_in_one_save_is_not_refused(admin_client
     assert user.memberships.get().role == Membership.Role.ADMIN
 
 
+def test_a_stored_row_s_person_is_shown_not_edited(admin_client, team, user):
+    # Only the role of a stored row is saved: another person picked there
+    # was dropped without a word.
+    membership = user.memberships.get()
+    newcomer = make_member("nina", Team.objects.create(name="elsewhere"))
+    page = admin_client.get(reverse("admin:imports_team_change", args=[team.pk]))
+    formset = page.context["inline_admin_formsets"][0].formset
+    assert formset.forms[0].fields["user"].disabled
+    rows = {
+        "TOTAL_FORMS": 1,
+        "INITIAL_FORMS": 1,
+        "0-id": membership.pk,
+        "0-team": team.pk,
+        "0-user": newcomer.pk,
+        "0-role": "admin",
+    }
+    assert change_team(admin_client, team, **rows).status_code == 302
+    assert user.memberships.get().role == Membership.Role.ADMIN
+    assert not team.memberships.filter(user=newcomer).exists()
+
+
 def test_a_newcomer_is_still_added(admin_client, team, user):
     newcomer = make_member("nina", Team.objects.create(name="elsewhere"))
     rows = {"TOTAL_FORMS": 1, "0-user": newcomer.pk, "0-role": "viewer"}
