@@ -1,4 +1,4 @@
-"""New import's findings, in the browser.
+"""New import in the browser: the task picker, a format from the name, the upload panel in view.
 
 - A VM import task EC2 deleted is listed without "Use", and says why, at
   390 px and 1280 px, by keyboard and with no axe-core violation.

@@ -1,4 +1,4 @@
-"""New import's findings: a task that cannot be imported, and the API's missing source.
+"""Which VM import tasks the picker offers to import, and the API's word for a missing source.
 
 The task picker offered "Use" for a task EC2 had deleted; ImportVmImage
 takes only a task still converting or completed. And `POST /api/imports {}`
