@@ -115,7 +115,8 @@
   // file), kept with the import: a resume must choose the same file, and two
   // disk images of the same name and size differ there (partition tables,
   // descriptors, footers). "" where the browser has no Web Crypto (a plain
-  // http:// page other than localhost): the check is then left out.
+  // http:// page not on loopback, localhost or 127.0.0.1): the check is then
+  // left out.
   const FINGERPRINT_SPAN = 1024 * 1024;
 
   async function fingerprint(file) {
