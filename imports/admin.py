@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from .errors import bad_request_answer
 from .forms import PLATFORMS, STATUS_FILTER_LABELS, STATUS_FILTERS, status_condition
+from .inputs import parse_int
 from .models import ApiToken, AuditEvent, ImageImport, Membership, Team
 from .team_forms import TargetRules
 from .vocabulary import status_label
@@ -48,7 +49,9 @@ TEAMS_SEEN = ("team", admin.RelatedOnlyFieldListFilter)
 # Numbers past these make Python or the database raise where a filter should
 # match nothing: a year outside datetime's 1 to 9999 (and 9999 itself, as the
 # date hierarchy ends a year at the first day of the next), and, on SQLite,
-# any whole number past 64 bits.
+# any whole number past 64 bits. Row and member numbers are read as every
+# number sent to the portal is (inputs.parse_int: ASCII digits that fit every
+# integer column).
 YEARS = range(1, 9999)
 INT64 = range(-(2**63), 2**63)
 # Lookups no admin link makes, whose bad values only the database notices:
@@ -56,11 +59,9 @@ INT64 = range(-(2**63), 2**63)
 LOOKUPS_NO_LINK_MAKES = {"regex", "iregex", "range"}
 
 
-def whole_number_in(text, numbers):
-    try:
-        return int(text) in numbers
-    except ValueError:
-        return False
+def is_year(text):
+    year = parse_int(text)
+    return year is not None and year in YEARS
 
 
 def past_64_bits(text):
@@ -85,7 +86,7 @@ def refuse_filters_the_query_cannot_run(query):
         listed = lookups[-1] == "in"
         texts = [text for value in values for text in (value.split(",") if listed else [value])]
         if {"year", "iso_year"} & set(lookups):
-            if not all(whole_number_in(text, YEARS) for text in texts):
+            if not all(is_year(text) for text in texts):
                 raise IncorrectLookupParameters(f"{key} must be a year from 1 to 9998.")
         elif listed and any(past_64_bits(text) for text in texts):
             raise IncorrectLookupParameters(f"{key} holds a number past 64 bits.")
@@ -106,7 +107,7 @@ class ListRequestChecks:
 
     def response_action(self, request, queryset):
         selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
-        if not all(whole_number_in(row, INT64) for row in selected):
+        if any(parse_int(row) is None for row in selected):
             # Every model here is numbered; Django would filter by "abc" and raise.
             return bad_request_answer(
                 request, "_selected_action must be row numbers from the list."
@@ -370,7 +371,8 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
 
 class MemberChoiceField(forms.ModelChoiceField):
-    """The member, by number: anything else, or a number past 64 bits, is not a valid choice.
+    """The member, by number (inputs.parse_int): text, or a number past what an
+    integer column holds, is not a valid choice.
 
     SQLite cannot compare a number past 64 bits (OverflowError, a 500) where
     PostgreSQL finds no row; and the search box, shown again with the error,
@@ -378,12 +380,12 @@ class MemberChoiceField(forms.ModelChoiceField):
     """
 
     def to_python(self, value):
-        if value not in self.empty_values and not whole_number_in(value, INT64):
+        if isinstance(value, str) and value not in self.empty_values and parse_int(value) is None:
             raise ValidationError(self.error_messages["invalid_choice"], code="invalid_choice")
         return super().to_python(value)
 
     def prepare_value(self, value):
-        if isinstance(value, str) and not whole_number_in(value, INT64):
+        if isinstance(value, str) and parse_int(value) is None:
             return None  # shown again as nobody picked, beside its error
         return super().prepare_value(value)
 
