@@ -820,6 +820,16 @@ class ImageImport(models.Model):
         changed = {name: value for name, value in updates.items() if getattr(self, name) != value}
         return (updates, changed) if changed else None
 
+    def record_task_progress(self, task):
+        """Write at once what EC2 says of the VM import task now, if it is news.
+
+        For an answer heard apart from the refresher's batch: in the cycle
+        that ends the import, or after EC2 refused to cancel its task.
+        """
+        news = self.progress_news(task=task)
+        if news:
+            ImageImport.record_progress([(self, *news)])
+
     @classmethod
     def record_progress(cls, news):
         """Write the progress of many importing imports at once, each change audited.

@@ -158,9 +158,8 @@ def note_task_progress(image_import):
     except aws.AwsError as error:
         logger.info("Could not ask EC2 about %s after a refused cancel: %s", task_id, error)
         return
-    news = image_import.progress_news(task=task) if isinstance(task, aws.Ec2ImportTask) else None
-    if news:
-        ImageImport.record_progress([(image_import, *news)])
+    if isinstance(task, aws.Ec2ImportTask):
+        image_import.record_task_progress(task)
 
 
 def withdrawn_message(image_import):

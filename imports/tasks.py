@@ -389,9 +389,7 @@ def observed(image_import, task, image, ending=None):
     # otherwise end keeping the message of a cycle before ("preparing ami"),
     # where EC2 now says "completed", or why the task failed (which the
     # failure's hint reads). The image's state is the end's own to write.
-    news = image_import.progress_news(task=task)
-    if news:
-        ImageImport.record_progress([(image_import, *news)])
+    image_import.record_task_progress(task)
     ending()
     return []
 
