@@ -791,18 +791,13 @@ class NewImportForm(ImportVmImageForm):
 
     def submission(self):
         """What services.submit_import records: both requests and where the disk comes from."""
+        uploading = self.chosen_source == Source.UPLOAD  # the file's size and fingerprint
         return {
             "payload": self.payload(),
             "source": self.chosen_source,
             "import_image_payload": self.import_image_request(),
-            "upload_size": (
-                self.cleaned_data.get("fileSize") if self.chosen_source == Source.UPLOAD else None
-            ),
-            "upload_fingerprint": (
-                self.cleaned_data.get("fileFingerprint", "")
-                if self.chosen_source == Source.UPLOAD
-                else ""
-            ),
+            "upload_size": self.cleaned_data.get("fileSize") if uploading else None,
+            "upload_fingerprint": self.cleaned_data.get("fileFingerprint", "") if uploading else "",
         }
 
     @staticmethod
