@@ -96,6 +96,15 @@ IMPORT_PREFIX = "vm-imports/"
 DISK_KEY = IMPORT_PREFIX + "web/disk1.vmdk"
 
 
+def give_role_target(team):
+    """The team's AWS target: us-east-1, an account, and a role the portal assumes."""
+    type(team).objects.filter(pk=team.pk).update(
+        aws_region="us-east-1",
+        aws_account_id="123456789012",
+        aws_role_arn="arn:aws:iam::123456789012:role/ImportPortal",
+    )
+
+
 def set_up_disk_imports(team, role="vmimport-platform"):
     team.import_bucket, team.import_prefix, team.vm_import_role = (
         IMPORT_BUCKET,

@@ -1,13 +1,17 @@
-"""Waiting for the worker, racing threads, reading a Content-Security-Policy and the settings."""
+"""Waiting for the worker, racing threads, reading a Content-Security-Policy and the settings,
+and a VM import task the emulator deletes."""
 
 import runpy
 import threading
 import time
 from pathlib import Path
 
+import boto3
+from botocore.config import Config
 from django.db import connection
 
 from config import settings as settings_module
+from fakeaws import s3
 
 
 def wait_for_status(image_import, *statuses, timeout=30):
@@ -87,3 +91,36 @@ def read_settings():
     Not the settings this test run loaded: pytest-django swaps the mailer, for one.
     """
     return runpy.run_path(str(Path(settings_module.__file__)))
+
+
+EMULATOR_SESSION = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test")
+
+
+def emulator_client(service, url):
+    """A boto3 client of the emulator at `url`, asking once, outside the portal's code."""
+    return EMULATOR_SESSION.client(
+        service,
+        region_name="us-east-1",
+        endpoint_url=url,
+        config=Config(retries={"total_max_attempts": 1}, s3={"addressing_style": "path"}),
+    )
+
+
+def deleted_over_its_disk(emulator):
+    """A VM import task EC2 deleted: ImportImage of a RAW disk.raw that is all zeros."""
+    emulator_client("s3", emulator.s3_endpoint).put_object(
+        Bucket=s3.UPLOAD_BUCKET, Key="uploads/disk.raw", Body=bytes(4096)
+    )
+    return (
+        emulator_client("ec2", emulator.url)
+        .import_image(
+            Description="Zeros",
+            DiskContainers=[
+                {
+                    "Format": "RAW",
+                    "UserBucket": {"S3Bucket": s3.UPLOAD_BUCKET, "S3Key": "uploads/disk.raw"},
+                }
+            ],
+        )
+        .get("ImportTaskId")
+    )

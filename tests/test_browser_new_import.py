@@ -16,8 +16,6 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from imports.models import Team
-
 from .browser import (
     CHROMIUM_MISSING,
     CHROMIUM_MISSING_REASON,
@@ -40,8 +38,8 @@ from .browser import (
     sign_in,
     wait_for,
 )
-from .factories import CONVERTING_TASK
-from .test_task_picker_and_api_source import deleted_over_its_disk
+from .factories import CONVERTING_TASK, give_role_target
+from .helpers import deleted_over_its_disk
 
 if CHROMIUM_MISSING:
     pytest.skip(CHROMIUM_MISSING_REASON, allow_module_level=True)
@@ -58,11 +56,7 @@ DELETED_SAYS = "EC2 deleted this task: it cannot be imported."
 def test_a_deleted_task_has_no_use_but_says_why_and_the_list_keeps_its_layout(
     browser, live_server, team, user, s3_set_up, viewport
 ):
-    Team.objects.filter(pk=team.pk).update(
-        aws_region="us-east-1",
-        aws_account_id="123456789012",
-        aws_role_arn="arn:aws:iam::123456789012:role/ImportPortal",
-    )
+    give_role_target(team)
     deleted = deleted_over_its_disk(s3_set_up)
     context = browser.new_context(base_url=live_server.url, viewport=viewport, bypass_csp=True)
     page = context.new_page()

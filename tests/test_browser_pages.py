@@ -31,7 +31,7 @@ from .browser import (
     page_problems,
     sign_in,
 )
-from .factories import SEEDED_AMI, SEEDED_TASK, make_import, make_member
+from .factories import SEEDED_AMI, SEEDED_TASK, give_role_target, make_import, make_member
 
 if CHROMIUM_MISSING:
     pytest.skip(CHROMIUM_MISSING_REASON, allow_module_level=True)
@@ -55,11 +55,7 @@ def portal(team, user, emulator):
     qa = Team.objects.create(name="quality_assurance_and_release_engineering_" * 2)
     Membership.objects.create(user=user, team=qa, role=Membership.Role.VIEWER)
     make_member("bob", team)
-    Team.objects.filter(pk=team.pk).update(
-        aws_region="us-east-1",
-        aws_account_id="123456789012",
-        aws_role_arn="arn:aws:iam::123456789012:role/ImportPortal",
-    )
+    give_role_target(team)
     user.is_staff = True
     user.save(update_fields=["is_staff"])
     ApiToken.issue(user=user, team=team, name="ci")

@@ -5,8 +5,6 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from imports.models import Team
-
 from .browser import (
     CHROMIUM_MISSING,
     CHROMIUM_MISSING_REASON,
@@ -19,7 +17,7 @@ from .browser import (
     launch,
     sign_in,
 )
-from .factories import SEEDED_TASK
+from .factories import SEEDED_TASK, give_role_target
 
 if CHROMIUM_MISSING:
     pytest.skip(CHROMIUM_MISSING_REASON, allow_module_level=True)
@@ -37,11 +35,7 @@ def browser():
 @pytest.fixture
 def new_import(browser, live_server, team, user, emulator):
     """New import for alice, a submitter, her team's tasks listed by the emulator."""
-    Team.objects.filter(pk=team.pk).update(
-        aws_region="us-east-1",
-        aws_account_id="123456789012",
-        aws_role_arn="arn:aws:iam::123456789012:role/ImportPortal",
-    )
+    give_role_target(team)
     context = browser.new_context(base_url=live_server.url, viewport=DESKTOP)
     page = context.new_page()
     sign_in(page, user)
@@ -135,11 +129,7 @@ def test_a_used_task_without_an_os_version_takes_out_the_one_the_last_filled_in(
 def test_use_by_keyboard_lands_on_the_task_field_and_the_page_passes_axe(
     browser, live_server, team, user, emulator, viewport
 ):
-    Team.objects.filter(pk=team.pk).update(
-        aws_region="us-east-1",
-        aws_account_id="123456789012",
-        aws_role_arn="arn:aws:iam::123456789012:role/ImportPortal",
-    )
+    give_role_target(team)
     context = browser.new_context(base_url=live_server.url, viewport=viewport, bypass_csp=True)
     page = context.new_page()
     sign_in(page, user)

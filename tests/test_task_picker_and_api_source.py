@@ -9,31 +9,20 @@ zeros has no partition, as EC2 says), one deleting (cancelled a moment ago).
 
 import json
 
-import boto3
 import pytest
-from botocore.config import Config
 from django.urls import reverse
 
-from fakeaws import disks, s3
+from fakeaws import disks
 from imports.aws import Ec2ImportTask
 from imports.forms import tag_formset_data
 
 from .factories import CONVERTING_TASK, SEEDED_TASK, valid_payload
+from .helpers import deleted_over_its_disk, emulator_client
 
 EITHER_SOURCE = (
     "A source is required: give vmImportTaskId for an existing VM import task, "
     "or diskContainer for a disk file in the team's import bucket."
 )
-SESSION = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test")
-
-
-def client(service, url):
-    return SESSION.client(
-        service,
-        region_name="us-east-1",
-        endpoint_url=url,
-        config=Config(retries={"total_max_attempts": 1}, s3={"addressing_style": "path"}),
-    )
 
 
 def task(status):
@@ -67,26 +56,6 @@ def test_any_other_task_cannot_and_says_why_naming_its_state(status, reason):
 # -- the picker ----------------------------------------------------------------
 
 
-def deleted_over_its_disk(emulator):
-    """A VM import task EC2 deleted: ImportImage of a RAW disk.raw that is all zeros."""
-    client("s3", emulator.s3_endpoint).put_object(
-        Bucket=s3.UPLOAD_BUCKET, Key="uploads/disk.raw", Body=bytes(4096)
-    )
-    return (
-        client("ec2", emulator.url)
-        .import_image(
-            Description="Zeros",
-            DiskContainers=[
-                {
-                    "Format": "RAW",
-                    "UserBucket": {"S3Bucket": s3.UPLOAD_BUCKET, "S3Key": "uploads/disk.raw"},
-                }
-            ],
-        )
-        .get("ImportTaskId")
-    )
-
-
 def picker(user_client):
     response = user_client.get(reverse("imports:vm_import_tasks"), headers={"HX-Request": "1"})
     assert response.status_code == 200
@@ -117,7 +86,7 @@ def test_a_task_ec2_deleted_is_listed_without_use_and_says_why(user_client, s3_s
 
 
 def test_a_task_being_deleted_is_listed_without_use_and_says_why(user_client, slow_emulator):
-    client("ec2", slow_emulator.url).cancel_import_task(ImportTaskId=CONVERTING_TASK)
+    emulator_client("ec2", slow_emulator.url).cancel_import_task(ImportTaskId=CONVERTING_TASK)
 
     row = row_of(picker(user_client), CONVERTING_TASK)
 
