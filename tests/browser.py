@@ -96,6 +96,9 @@ def sign_in(page, user, password=None):
     page.get_by_label("Password").fill(password or "pw-" + user.username)  # make_member's
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name=re.compile("^Imports"))).to_be_visible()
+    # The heading shows while the page is still being read; htmx (deferred)
+    # starts only after, and a filter changed before then sends nothing.
+    page.wait_for_load_state("load")
 
 
 # What each picker on New import shows until it has arrived.
