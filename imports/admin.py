@@ -11,7 +11,7 @@ import re
 
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth import get_user_model
@@ -26,7 +26,7 @@ from django.utils import timezone
 from .errors import bad_request_answer
 from .forms import PLATFORMS, STATUS_FILTER_LABELS, STATUS_FILTERS, status_condition
 from .inputs import parse_int
-from .models import ApiToken, AuditEvent, ImageImport, Membership, Team
+from .models import AlreadyMember, ApiToken, AuditEvent, ImageImport, Membership, Team
 from .team_forms import TargetRules
 from .vocabulary import status_label
 
@@ -497,12 +497,28 @@ class TeamAdmin(ListRequestChecks, admin.ModelAdmin):
         for membership in formset.deleted_objects:
             membership.remove(by=request.user)
         for membership in changed:
-            if membership.pk is None:
-                membership.team.add_member(membership.user, membership.role, by=request.user)
-            else:
-                stored = Membership.objects.get(pk=membership.pk)
-                stored.change_role(membership.role, by=request.user)
+            problem = self.save_membership(membership, by=request.user)
+            if problem:
+                self.message_user(request, problem, level=messages.WARNING)
         formset.save_m2m()
+
+    @staticmethod
+    def save_membership(membership, *, by):
+        """Add or change one inline row; what another admin's change meanwhile undid, or None."""
+        if membership.pk is None:
+            try:
+                membership.team.add_member(membership.user, membership.role, by=by)
+            except AlreadyMember as meanwhile:
+                return meanwhile.added_meanwhile()
+            return None
+        stored = Membership.objects.filter(pk=membership.pk).first()
+        if stored is None:
+            return (
+                f"{membership.user.get_username()} was removed from the team meanwhile, by "
+                "another admin: the new role was not kept."
+            )
+        stored.change_role(membership.role, by=by)
+        return None
 
 
 @admin.register(ApiToken)

@@ -27,7 +27,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlencode, urlsafe_base64_decode, urlsafe_base64_encode
 
 from .audit import client_ip
-from .models import Action, AuditEvent, Invitation, Membership
+from .models import Action, AlreadyMember, AuditEvent, Invitation, Membership
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +145,10 @@ def bring_in(team, form, *, by):
             renew_link(membership, by=by)
         done = f"{user.get_username()} has not set a password yet: invitation sent to {user.email}."
     else:
-        team.add_member(user, role, by=by)
+        try:
+            team.add_member(user, role, by=by)
+        except AlreadyMember as meanwhile:
+            return meanwhile.added_meanwhile(), None
         return f"{user.get_username()} added.", None
     return done, send_invitation(membership, by=by)
 

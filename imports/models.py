@@ -83,7 +83,19 @@ class Team(models.Model):
     # -- changes a team admin makes: each one an audit event ------------------
 
     def add_member(self, user, role, *, by):
-        membership = Membership.objects.create(team=self, user=user, role=role)
+        """Put the person in the team, recorded; AlreadyMember if they are in it.
+
+        The forms check first, but two admins may add the same person at
+        once: the second then meets the one-membership constraint, in a
+        savepoint so that the admin's request goes on.
+        """
+        try:
+            with transaction.atomic():
+                membership = Membership.objects.create(team=self, user=user, role=role)
+        except IntegrityError:
+            if not self.memberships.filter(user=user).exists():
+                raise
+            raise AlreadyMember(user) from None
         AuditEvent.record(
             Action.MEMBER_ADDED,
             actor=by,
@@ -139,6 +151,17 @@ class Team(models.Model):
             account = "the AWS account of the worker's own credentials"
         role = f", assuming {self.aws_role_arn}" if self.aws_role_arn else ""
         return f"{account}, region {region}{role}"
+
+
+class AlreadyMember(Exception):
+    """The person was added to the team meanwhile, by another admin."""
+
+    def added_meanwhile(self):
+        """What the admin who came second is told."""
+        return (
+            f"{self.args[0].get_username()} was added to the team meanwhile, by another "
+            "admin: their role there is left as it is."
+        )
 
 
 class Membership(models.Model):

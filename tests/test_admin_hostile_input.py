@@ -2,14 +2,15 @@
 
 A filter the list cannot apply redirects to the list with ?e=1, as Django's
 own refusals do; the CSV export and a bulk action naming no row answer 400;
-a membership row the team cannot take is that row's error.
+a membership row the team cannot take is that row's error, and one that
+another admin's change made moot meanwhile is a warning.
 """
 
 import pytest
 from django.contrib import admin
 from django.urls import reverse
 
-from imports.admin import ListRequestChecks
+from imports.admin import ListRequestChecks, TeamAdmin
 from imports.models import Action, ApiToken, AuditEvent, Membership, Team
 
 from .factories import make_member
@@ -112,6 +113,32 @@ def test_a_newcomer_is_still_added(admin_client, team, user):
     rows = {"TOTAL_FORMS": 1, "0-user": newcomer.pk, "0-role": "viewer"}
     assert change_team(admin_client, team, **rows).status_code == 302
     assert team.memberships.get(user=newcomer).role == Membership.Role.VIEWER
+
+
+# Two admins saving the same team at once: the rows' checks passed, then the
+# other admin's save landed before this one's. Here, the state at save time.
+
+
+def test_someone_another_admin_added_meanwhile_is_a_warning_not_a_500(team, admin_user):
+    newcomer = make_member("nina", Team.objects.create(name="elsewhere"))
+    team.add_member(newcomer, Membership.Role.ADMIN, by=admin_user)  # the other admin
+    row = Membership(team=team, user=newcomer, role=Membership.Role.VIEWER)
+    assert TeamAdmin.save_membership(row, by=admin_user) == (
+        "nina was added to the team meanwhile, by another admin: their role there is left as it is."
+    )
+    assert team.memberships.get(user=newcomer).role == Membership.Role.ADMIN
+    assert AuditEvent.objects.filter(action=Action.MEMBER_ADDED).count() == 1
+
+
+def test_a_role_given_to_someone_removed_meanwhile_is_a_warning_not_a_500(team, user, admin_user):
+    row = user.memberships.get()
+    Membership.objects.get(pk=row.pk).remove(by=admin_user)  # the other admin
+    row.role = Membership.Role.ADMIN
+    assert TeamAdmin.save_membership(row, by=admin_user) == (
+        "alice was removed from the team meanwhile, by another admin: the new role was not kept."
+    )
+    assert not team.memberships.filter(user=user).exists()
+    assert not AuditEvent.objects.filter(action=Action.ROLE_CHANGED).exists()
 
 
 # -- 2. the audit CSV export with a filter the list refuses

@@ -4,8 +4,9 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from imports import aws, services, tasks, teams
+from imports import aws, invitations, services, tasks, teams
 from imports.models import Action, ApiToken, AuditEvent, ImageImport, Membership, Status
+from imports.team_forms import AddMemberForm
 
 from .factories import make_member, valid_payload
 
@@ -153,6 +154,23 @@ def test_a_team_admin_adds_a_member_changes_a_role_and_removes_them(
     assert (Action.MEMBER_ADDED, "carol added as Viewer") in actions
     assert (Action.ROLE_CHANGED, "carol: Viewer -> Submitter") in actions
     assert (Action.MEMBER_REMOVED, "carol removed") in actions
+
+
+def test_someone_another_team_admin_added_meanwhile_is_said_not_a_500(
+    team, team_admin, django_user_model
+):
+    carol = django_user_model.objects.create_user("carol")
+    form = AddMemberForm({"username": "carol", "role": "viewer"}, team=team)
+    assert form.is_valid()  # this admin's check passed...
+    team.add_member(carol, Membership.Role.ADMIN, by=team_admin)  # ...then the other's save
+    done, problem = invitations.bring_in(team, form, by=team_admin)
+    assert (done, problem) == (
+        "carol was added to the team meanwhile, by another admin: their role there is left as "
+        "it is.",
+        None,
+    )
+    assert team.memberships.get(user=carol).role == Membership.Role.ADMIN
+    assert AuditEvent.objects.filter(action=Action.MEMBER_ADDED).count() == 1
 
 
 def test_a_removed_members_tokens_for_the_team_are_revoked_for_good(
