@@ -14,8 +14,8 @@ its spread and the part spent in SQL, at --small and at --large imports:
    held --small imports (a table that grows by a load);
 3. vacuumed and analysed, as autovacuum leaves a table after a load: the
    first page, the page --depth cursors deep, and searches that find one
-   import at either size: a word of its name, its AMI ID, and the first 8
-   characters of its client token. (Before VACUUM, a search also reads the
+   import at either size: a word of its name, its AMI ID, the first 8
+   characters of its client token, and its disk file's name. (Before VACUUM, a search also reads the
    trigram indexes' pending lists, up to 4 MB each: see vacuum_analyze.)
 
 With --others N, another team's N imports are loaded first, as in a
@@ -78,10 +78,16 @@ def ami_of(number):
     return "ami-0" + uuid.uuid5(uuid.NAMESPACE_DNS, f"bench-{number}").hex[:16]
 
 
+def disk_key_of(number):
+    # The S3 key of the disk file it was imported from.
+    return f"exports/team-{number % 7}/vm{number:06x}.ova"
+
+
 ACCOUNT = "123456789012"
 SEARCHED = name_of(50).split()[-1]
 SEARCHED_AMI = ami_of(50)
 SEARCHED_TOKEN_PREFIX = token_of(50)[:8]
+SEARCHED_FILE = disk_key_of(50).rsplit("/", 1)[-1]
 
 
 def load(team, user, count, start_at=0):
@@ -98,6 +104,7 @@ def load(team, user, count, start_at=0):
                 name=name_of(number),
                 platform="Linux",
                 vm_import_task_id=f"import-ami-{number:017x}",
+                disk_key=disk_key_of(number),
                 status=Status.AVAILABLE,
                 image_arn=f"arn:aws:imagebuilder:us-east-1:123456789012:image/n{number}/1.0.0/1",
                 amis=[{"region": "us-east-1", "image": ami_of(number), "accountId": ACCOUNT}],
@@ -210,6 +217,7 @@ def measure(client, runs, depth):
         "search": timed(client, finds_one(client, SEARCHED), runs),
         "search AMI": timed(client, finds_one(client, SEARCHED_AMI), runs),
         "search token": timed(client, finds_one(client, SEARCHED_TOKEN_PREFIX), runs),
+        "search file": timed(client, finds_one(client, SEARCHED_FILE), runs),
     }
 
 

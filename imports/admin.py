@@ -193,6 +193,7 @@ class ImageImportAdmin(ReadOnlyAdmin):
         "client_token",
         "image_arn",
         "name",
+        "disk_key",
         "vm_import_task_id",
         "submitted_by__username",
     )

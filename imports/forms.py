@@ -943,8 +943,9 @@ AMI_ID_PATTERN = re.compile(rf"ami-([0-9a-f]{{{AMI_DIGITS_MIN},17}})", re.IGNORE
 class ImportFilterForm(forms.Form):
     """The history's filters, for its page and the API's list alike: one rule for both.
 
-    Each narrows the team's imports; the search looks in the name, the image
-    ARN and the VM import task ID, finds an import by any of its AMI IDs
+    Each narrows the team's imports; the search looks in the name, the disk
+    file's S3 key (so its file name), the image ARN and the VM import task
+    ID, finds an import by any of its AMI IDs
     (whole, or ami- and its first AMI_DIGITS_MIN digits), and by its client
     token, whole or from its first TOKEN_PREFIX_MIN characters.
     """
@@ -1010,11 +1011,12 @@ def search_condition(query):
 
     A whole client token reads the unique (team, client_token) index; every
     other alternative is UPPER(column::text) LIKE ..., the expression of the
-    trigram indexes of migrations 0005 and 0014. So the alternatives become
+    trigram indexes of migrations 0005, 0014 and 0017. So the alternatives become
     one BitmapOr of index scans: one without an index would scan the table.
     """
     condition = (
         Q(name__icontains=query)
+        | Q(disk_key__icontains=query)
         | Q(client_token=query)
         | Q(image_arn__icontains=query)
         | Q(vm_import_task_id__icontains=query)

@@ -33,6 +33,14 @@ def test_imports_are_listed_filterable_and_searchable(admin_client_with_import, 
         assert admin_client_with_import.get(url, params).status_code == 200
 
 
+def test_an_import_is_found_by_its_disk_file(admin_client_with_import, image_import):
+    image_import.disk_key = "exports/db-primary.vmdk"
+    image_import.save(update_fields=["disk_key"])
+    url = reverse("admin:imports_imageimport_changelist")
+    found = admin_client_with_import.get(url, {"q": "db-primary"}).context["cl"].result_list
+    assert list(found) == [image_import]
+
+
 def test_an_import_shows_its_events_inline_and_cannot_be_changed(
     admin_client_with_import, image_import
 ):

@@ -1,11 +1,12 @@
 """The history's filters and search, on its page and in the API's list, and its count line.
 
 One rule for both (ImportFilterForm): a Cancelled filter apart from Failed,
-a search that finds AMI IDs and the first characters of a client token
-(through indexes on PostgreSQL), and a count line that reads as a sentence
-on every page.
+a search that finds AMI IDs, the first characters of a client token and a
+disk file by its name or S3 key (through indexes on PostgreSQL), and a
+count line that reads as a sentence on every page.
 """
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -17,7 +18,7 @@ from imports.api import OPENAPI
 from imports.forms import AMI_DIGITS_MIN, STATUS_FILTERS, TOKEN_PREFIX_MIN, ImportFilterForm
 from imports.models import ImageImport, Status
 
-from .factories import make_import
+from .factories import disk_submission, make_import, valid_payload
 
 URL = "/api/imports"
 TOKEN = "0f3a9c2e-5b7d-4e11-8a90-1c2d3e4f5a6b"
@@ -164,6 +165,41 @@ def test_the_search_finds_ami_ids_and_client_token_prefixes(
     assert api_names(client, api_headers, q=query) == found
 
 
+def disk_import(team, user, *, name, key):
+    """An import of the disk file at `key`, recorded as a submit records it."""
+    submission = disk_submission(key=key)
+    submission["payload"] = valid_payload(
+        vmImportTaskId=None, name=name, clientToken=str(uuid.uuid4())
+    )
+    image_import, _ = ImageImport.submit(team=team, user=user, **submission)
+    return image_import
+
+
+@pytest.fixture
+def disk_files(team, user):
+    disk_import(team, user, name="Web", key="portal/0f3a9c2e/web-server-2024.ova")
+    disk_import(team, user, name="Db", key="exports/db-primary.vmdk")
+
+
+@pytest.mark.parametrize(
+    "query, found",
+    [
+        ("web-server-2024", ["Web"]),
+        ("WEB-SERVER-2024.OVA", ["Web"]),
+        ("db-primary", ["Db"]),
+        (".vmdk", ["Db"]),
+        ("exports/", ["Db"]),  # a folder of the bucket
+        ("S3Key", []),  # the request's member names are not searched
+        ("DiskContainers", []),
+    ],
+)
+def test_the_search_finds_a_disk_file_by_its_name_or_key(
+    user_client, client, api_headers, disk_files, query, found
+):
+    assert page_names(user_client, q=query) == found
+    assert api_names(client, api_headers, q=query) == found
+
+
 def test_an_ami_search_follows_the_pages(client, api_headers, team, user, settings):
     settings.API_PAGE_SIZE = 2
     for number in range(3):
@@ -181,13 +217,14 @@ def test_the_hint_says_where_the_search_looks(user_client, team):
     content = user_client.get("/").content.decode()
     assert 'aria-describedby="filter-q-help"' in content
     assert (
-        '<p class="help" id="filter-q-help">Finds part of a name, an image ARN or a VM import '
-        f"task ID; an AMI ID, whole or from ami- and its first {AMI_DIGITS_MIN} digits; a client "
-        f"token, whole or from its first {TOKEN_PREFIX_MIN} characters.</p>"
+        '<p class="help" id="filter-q-help">Finds part of a name, a disk file’s name or S3 key, '
+        "an image ARN or a VM import task ID; an AMI ID, whole or from ami- and its first "
+        f"{AMI_DIGITS_MIN} digits; a client token, whole or from its first {TOKEN_PREFIX_MIN} "
+        "characters.</p>"
     ) in content
 
 
-@pytest.mark.parametrize("query", [AMI, TOKEN[:8], "Web"])
+@pytest.mark.parametrize("query", [AMI, TOKEN[:8], "Web", "web-server.ova"])
 def test_every_alternative_of_the_search_is_answered_by_an_index(team, user, searchable, query):
     # One alternative without an index would make the whole OR a scan of
     # the table, at 100,000 imports as at 100 (bench/history.py). Without
@@ -205,7 +242,7 @@ def test_every_alternative_of_the_search_is_answered_by_an_index(team, user, sea
         cursor.execute(f"EXPLAIN {sql}", params)
         plan = "\n".join(line for (line,) in cursor.fetchall())
     assert "Seq Scan" not in plan, plan
-    for index in ("name", "image_arn", "vm_import_task_id"):
+    for index in ("name", "disk_key", "image_arn", "vm_import_task_id"):
         assert f"imports_search_{index}_trgm" in plan, plan
     assert "one_import_per_token" in plan, plan  # the whole token
     prefix = len(query) >= TOKEN_PREFIX_MIN
