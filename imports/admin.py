@@ -18,6 +18,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import NotSupportedError
 from django.db.models.constants import LOOKUP_SEP
 from django.http import StreamingHttpResponse
 from django.urls import path
@@ -103,7 +104,15 @@ class ListRequestChecks:
 
     def get_changelist_instance(self, request):
         refuse_filters_the_query_cannot_run(request.GET)
-        return super().get_changelist_instance(request)
+        try:
+            return super().get_changelist_instance(request)
+        except (OverflowError, NotSupportedError) as error:
+            # What the checks above do not name: a number too large for
+            # Python's dates (a month of 20 digits) or for SQLite (a row
+            # number past 64 bits on a relation: ?team=9999...), a lookup the
+            # database has not (SQLite's JSON contains). Django counts the
+            # list as it makes it, so they all raise here.
+            raise IncorrectLookupParameters(str(error)) from error
 
     def response_action(self, request, queryset):
         selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
