@@ -379,6 +379,23 @@ def test_a_person_who_has_not_decided_is_offered_the_permission(page, user, team
     expect(offer).to_have_count(0)
 
 
+def test_the_offer_goes_and_comes_back_with_the_running_imports_shown(page, user, team):
+    make_import(team, user, Status.IMPORTING, name="Running")
+    make_import(team, user, Status.AVAILABLE, name="Done")
+    sign_in(page, user)
+    offer = page.get_by_role("button", name="Notify me")
+    names = page.locator("#history-table .cell-name a")
+    expect(offer).to_be_visible()
+
+    page.get_by_label("Status").select_option("available")
+    expect(names).to_have_text(["Done"])
+    expect(offer).to_have_count(0)
+
+    page.get_by_label("Status").select_option("")  # Any: the running import again
+    expect(names).to_have_text(["Done", "Running"])
+    expect(offer).to_be_visible()
+
+
 def test_a_team_admin_adds_a_webhook_sees_its_secret_once_and_tests_it(
     page, team, settings, worker
 ):

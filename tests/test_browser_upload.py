@@ -216,7 +216,17 @@ def test_once_the_import_is_recorded_a_reload_lands_on_its_page_with_the_resume_
     resume = page.get_by_label(re.compile("^The same disk image file"))
     expect(resume).to_be_visible()
 
+    # The portal out of reach as the file is chosen: said, and choosing it
+    # again once the portal answers resumes.
+    create = re.compile(r"/s3/multipart$")
+    page.route(create, lambda route: route.abort("internetdisconnected"))
     resume.set_input_files(str(tmp_path / "web.raw"))  # the file start_held_upload sent
+    expect(page.locator("#errors-resumeFile")).to_have_text(
+        "The portal could not be reached: check the network connection, then choose the "
+        "file again."
+    )
+    page.unroute(create)
+    resume.set_input_files(str(tmp_path / "web.raw"))
     expect(page.locator("#status .status")).not_to_have_text("Uploading", timeout=POLLED)
     image_import.refresh_from_db()
     assert image_import.status != Status.UPLOADING
@@ -387,6 +397,40 @@ def test_no_file_chosen_is_said_under_the_file_input(page, user, disk_team, s3):
     page.get_by_role("button", name="Start import").click()
 
     expect(page.locator("#errors-diskFile")).to_have_text("Choose the disk image file to upload.")
+    assert not ImageImport.objects.exists()
+
+
+def test_a_file_gone_from_disk_since_it_was_chosen_is_said_and_nothing_is_recorded(
+    page, user, disk_team, s3, tmp_path
+):
+    disk = raw_disk(tmp_path / "web.raw", MIB)
+    sign_in(page, user)
+    fill_new_import(page, disk)
+    disk.unlink()  # moved or removed after it was chosen
+
+    page.get_by_role("button", name="Start import").click()
+
+    expect(page.locator("#errors-diskFile")).to_have_text(
+        "web.raw could not be read: it was moved, changed or removed since it was chosen. "
+        "Choose it again. Nothing was sent."
+    )
+    expect(page.get_by_label("Disk image file")).to_be_focused()
+    assert not ImageImport.objects.exists()
+
+
+def test_a_portal_out_of_reach_at_start_is_said_and_nothing_is_recorded(
+    page, user, disk_team, s3, tmp_path
+):
+    sign_in(page, user)
+    fill_new_import(page, raw_disk(tmp_path / "web.raw", MIB))
+    page.route(re.compile(r"/imports/new$"), lambda route: route.abort("internetdisconnected"))
+
+    page.get_by_role("button", name="Start import").click()
+
+    expect(page.locator("#errors-diskFile")).to_have_text(
+        "The portal could not be reached: check the network connection. Nothing was recorded "
+        "or uploaded; try again."
+    )
     assert not ImageImport.objects.exists()
 
 

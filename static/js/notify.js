@@ -59,10 +59,15 @@
       if (announce && before && !ENDED.includes(before) && ENDED.includes(item.status)) tell(item);
       seen.set(item.id, item.status);
     });
-    // Once nothing on the page is running, there is nothing left to tell of.
-    if (offer && !found.some((item) => !ENDED.includes(item.status))) {
+    // The offer stands while something on the page is running: it goes once
+    // nothing is, and comes back with running rows (a filter cleared, a page
+    // of running imports shown again).
+    const running = found.some((item) => !ENDED.includes(item.status));
+    if (offer && !running) {
       offer.remove();
       offer = null;
+    } else if (!offer && running) {
+      offerPermission();
     }
     if (DETAIL.test(location.pathname) && found.length) {
       document.title = `${found[0].label} · ${baseTitle}`;
@@ -73,9 +78,8 @@
     return found;
   }
 
-  function offerPermission(found) {
+  function offerPermission() {
     if (!("Notification" in window) || Notification.permission !== "default") return;
-    if (!found.some((item) => !ENDED.includes(item.status))) return;
     const head = document.querySelector(".page-head");
     if (!head) return;
     const button = document.createElement("button");
@@ -93,8 +97,7 @@
     offer = button;
   }
 
-  const found = update(false);
-  offerPermission(found);
+  update(false);
   // htmx swaps the status panel and the history's rows (out of band too);
   // watching the DOM catches every kind of swap.
   let pending = false;

@@ -116,7 +116,8 @@
   // disk images of the same name and size differ there (partition tables,
   // descriptors, footers). "" where the browser has no Web Crypto (a plain
   // http:// page not on loopback, localhost or 127.0.0.1): the check is then
-  // left out.
+  // left out. null where the file cannot be read: moved, changed or removed
+  // on disk since it was chosen.
   const FINGERPRINT_SPAN = 1024 * 1024;
 
   async function fingerprint(file) {
@@ -124,7 +125,12 @@
     const parts = file.size > 2 * FINGERPRINT_SPAN
       ? [file.slice(0, FINGERPRINT_SPAN), file.slice(file.size - FINGERPRINT_SPAN)]
       : [file];
-    const bytes = await new Blob(parts).arrayBuffer();
+    let bytes;
+    try {
+      bytes = await new Blob(parts).arrayBuffer();
+    } catch {
+      return null;
+    }
     const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
     return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
   }
@@ -144,6 +150,10 @@
     while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
     return `${n.toFixed(1).replace(/\.0$/, "")} ${units[i]}`;
   }
+  const unreadable = (file) =>
+    `${file.name} could not be read: it was moved, changed or removed since it was chosen. ` +
+    "Choose it again. Nothing was sent.";
+
   // Two sizes told apart: in bytes too where their rounding is the same.
   function sizes(a, b) {
     return byteSize(a) === byteSize(b)
@@ -487,17 +497,31 @@
       input.focus();
       return;
     }
+    const print = await fingerprint(file);
+    if (print === null) {
+      setErrors("diskFile", [unreadable(file)]);
+      input.focus();
+      return;
+    }
     const data = new FormData(form);
     data.set("fileName", file.name);
     data.set("fileSize", String(file.size));
-    data.set("fileFingerprint", await fingerprint(file));
-    const response = await fetch(form.action, {
-      method: "POST",
-      body: data,
-      credentials: "same-origin",
-      // HX-Request: an invalid form comes back as the form partial, as htmx gets it.
-      headers: { Accept: "application/json", "HX-Request": "true", "X-CSRFToken": csrfToken() },
-    });
+    data.set("fileFingerprint", print);
+    let response;
+    try {
+      response = await fetch(form.action, {
+        method: "POST",
+        body: data,
+        credentials: "same-origin",
+        // HX-Request: an invalid form comes back as the form partial, as htmx gets it.
+        headers: { Accept: "application/json", "HX-Request": "true", "X-CSRFToken": csrfToken() },
+      });
+    } catch {
+      setErrors("diskFile", [
+        "The portal could not be reached: check the network connection. Nothing was recorded or uploaded; try again.",
+      ]);
+      return;
+    }
     const type = response.headers.get("Content-Type") || "";
     if (type.startsWith("application/json") && response.ok) {
       const answer = await response.json();
@@ -529,22 +553,28 @@
     const expected = input.dataset;
     setErrors("resumeFile", []);
     if (!file) return;
+    // Said under the field, and the choice undone: a browser fires no change
+    // for the same file chosen again, which is what most of these ask for.
+    const refuse = (message) => {
+      setErrors("resumeFile", [message]);
+      input.value = "";
+    };
     if (safeFileName(file.name) !== expected.fileName || String(file.size) !== expected.fileSize) {
       const [chosen, uploading] = sizes(file.size, Number(expected.fileSize));
-      setErrors("resumeFile", [
-        `This is ${file.name} (${chosen}); the upload is of ${expected.fileName} (${uploading}). Choose that file.`,
-      ]);
+      refuse(`This is ${file.name} (${chosen}); the upload is of ${expected.fileName} (${uploading}). Choose that file.`);
       return;
     }
-    if (expected.fileFingerprint) {
-      const found = await fingerprint(file);
-      if (found && found !== expected.fileFingerprint) {
-        setErrors("resumeFile", [
-          `This ${file.name} has the size of the file being uploaded, but not its content: ` +
-            "choose the file whose upload was started. Nothing was sent.",
-        ]);
-        return;
-      }
+    const found = await fingerprint(file);
+    if (found === null) {
+      refuse(unreadable(file));
+      return;
+    }
+    if (expected.fileFingerprint && found && found !== expected.fileFingerprint) {
+      refuse(
+        `This ${file.name} has the size of the file being uploaded, but not its content: ` +
+          "choose the file whose upload was started. Nothing was sent.",
+      );
+      return;
     }
     const upload = {
       endpoint: expected.endpoint,
@@ -553,15 +583,21 @@
     };
     // Asked again, the portal answers with the same upload: Uppy then lists
     // the parts S3 already holds and sends only the others.
-    const response = await fetch(expected.createUrl, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
-      body: JSON.stringify({ filename: file.name, type: file.type || "application/octet-stream" }),
-    });
-    const answer = await response.json();
-    if (!response.ok) {
-      setErrors("resumeFile", [answer.error || `The portal answered ${response.status}.`]);
+    let response;
+    try {
+      response = await fetch(expected.createUrl, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+        body: JSON.stringify({ filename: file.name, type: file.type || "application/octet-stream" }),
+      });
+    } catch {
+      refuse("The portal could not be reached: check the network connection, then choose the file again.");
+      return;
+    }
+    const answer = await response.json().catch(() => ({}));
+    if (!response.ok || !answer.uploadId) {
+      refuse(answer.error || `The portal answered ${response.status}; choose the file again to retry.`);
       return;
     }
     input.disabled = true;
