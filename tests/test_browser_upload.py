@@ -222,8 +222,7 @@ def test_once_the_import_is_recorded_a_reload_lands_on_its_page_with_the_resume_
     page.route(create, lambda route: route.abort("internetdisconnected"))
     resume.set_input_files(str(tmp_path / "web.raw"))  # the file start_held_upload sent
     expect(page.locator("#errors-resumeFile")).to_have_text(
-        "The portal could not be reached: check the network connection, then choose the "
-        "file again."
+        "The portal could not be reached: check the network connection, then choose the file again."
     )
     page.unroute(create)
     resume.set_input_files(str(tmp_path / "web.raw"))
