@@ -15,6 +15,7 @@ from django.core.exceptions import (
     TooManyFieldsSent,
     TooManyFilesSent,
 )
+from django.utils.encoding import punycode
 
 from .error_pages import refusal_before_the_session
 from .errors import api_error, bad_request, is_api
@@ -31,6 +32,24 @@ def text_problem(text):
         text.encode("utf-8")
     except UnicodeEncodeError:
         return "is not valid Unicode (it has a lone surrogate)"
+    return ""
+
+
+def mail_domain_problem(domain):
+    """Why a mail cannot be addressed to this (validated) e-mail domain, or "" when it can.
+
+    Django's e-mail validator takes any letter in a domain, but a mail is
+    addressed in IDNA (punycode), which refuses some: an invisible mark
+    copied with the address (U+200E), a label past 63 characters once
+    encoded. Caught only as the mail was sent, such an address was stored.
+    """
+    try:
+        punycode(domain)
+    except UnicodeError:
+        return (
+            "The domain after the @ holds a character no domain name can (an invisible mark "
+            "copied with the address?) or a part too long for one: type it again."
+        )
     return ""
 
 

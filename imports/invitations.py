@@ -249,7 +249,9 @@ def send_invitation(membership, *, by):
     """E-mail the link; the reason in plain words if the mail server refused, else None."""
     try:
         invitation_email(membership, by=by).send()
-    except (OSError, smtplib.SMTPException) as error:
+    # ValueError: an address stored before its domain was checked for mail
+    # (inputs.mail_domain_problem), which Django cannot encode.
+    except (OSError, smtplib.SMTPException, ValueError) as error:
         logger.warning("Invitation e-mail to %s not sent: %s", membership.user.email, error)
         return str(error) or error.__class__.__name__
     return None

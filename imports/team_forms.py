@@ -8,6 +8,7 @@ from django.core.validators import EmailValidator
 
 from . import invitations, teams
 from .forms import filter_choice
+from .inputs import mail_domain_problem
 from .models import Membership, Team
 
 REGION_PATTERN = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
@@ -244,7 +245,7 @@ def address_problem(address):
             "next to another."
         )
     if domain in EMAIL_RULES.domain_allowlist or EMAIL_RULES.validate_domain_part(domain):
-        return None
+        return mail_domain_problem(domain) or None
     if "." not in domain:
         return "The domain after the @ has a dot and an ending, as in example.com."
     return (

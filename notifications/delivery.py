@@ -136,4 +136,8 @@ def send_email(delivery):
         return Outcome(False, error="The mail server refused the recipient.")
     except (smtplib.SMTPException, OSError) as error:
         return Outcome(False, retryable=True, error=f"Mail server unreachable: {error}")
+    except ValueError as error:
+        # An address stored before its domain was checked for mail
+        # (inputs.mail_domain_problem): no retry encodes it.
+        return Outcome(False, error=f"The address cannot be written on a mail: {error}")
     return Outcome(True)

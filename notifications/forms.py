@@ -1,4 +1,7 @@
 from django import forms
+from django.contrib.auth import get_user_model
+
+from imports.inputs import mail_domain_problem
 
 from . import safehttp
 from .models import (
@@ -10,6 +13,7 @@ from .models import (
 )
 
 URL_MAX = Webhook._meta.get_field("url").max_length
+EMAIL_MAX = get_user_model()._meta.get_field("email").max_length
 LET_THE_URL_DECIDE = "Choose, or let the URL decide"
 
 
@@ -105,10 +109,20 @@ class EventsForm(forms.Form):
 
 class ProfileForm(forms.Form):
     email = forms.EmailField(
-        label="E-mail address", required=False, help_text="Where the portal writes to you."
+        label="E-mail address",
+        required=False,
+        max_length=EMAIL_MAX,  # the account's column, not the form's 320
+        help_text="Where the portal writes to you.",
     )
     email_on_end = forms.BooleanField(
         label="E-mail me when an import I started ends",
         required=False,
         help_text="Available, failed or cancelled; and when a file I uploaded has reached S3.",
     )
+
+    def clean_email(self):
+        email = self.cleaned_data["email"]
+        problem = email and mail_domain_problem(email.rpartition("@")[2])
+        if problem:
+            raise forms.ValidationError(problem)
+        return email

@@ -372,6 +372,20 @@ def test_sending_again_gives_a_fresh_link_and_kills_the_old(ada_client, team):
     assert event.detail == "grace invitation sent again to grace@example.com"
 
 
+def test_an_address_stored_before_its_domain_was_checked_is_said_not_a_500(ada_client, team):
+    invite(ada_client)
+    grace = Membership.objects.get(user__username="grace")
+    # Django's validator took it; no mail can be addressed to it (inputs.mail_domain_problem).
+    grace.user.email = "grace@example.com\u200e"
+    grace.user.save()
+    response = ada_client.post(
+        reverse("imports:resend_invitation"), {"membership": grace.pk}, follow=True
+    )
+    assert response.status_code == 200
+    assert "the e-mail could not be sent" in response.content.decode()
+    assert len(mail.outbox) == 1  # the first invitation's only
+
+
 def test_sending_again_is_for_invitations_waiting_in_ones_own_team(
     ada_client, team, user, other_team
 ):

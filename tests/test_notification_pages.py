@@ -51,6 +51,21 @@ def test_a_person_sets_their_own_email_address_audited(user_client, user):
     assert b"alice@example.com" in user_client.get("/profile").content
 
 
+@pytest.mark.parametrize(
+    "address, message",
+    [
+        ("alice@example.com\u200e", "The domain after the @ holds a character no domain name"),
+        (f"{'a' * 64}@{'b' * 63}.{'c' * 63}.{'d' * 63}.com", "at most 254 characters"),
+    ],
+)
+def test_an_address_no_mail_can_go_to_is_refused_with_its_rule(user_client, user, address, message):
+    response = user_client.post("/profile", {"email": address, "email_on_end": "on"})
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    user.refresh_from_db()
+    assert user.email == ""
+
+
 def test_the_profile_needs_a_sign_in(client):
     assert client.get("/profile")["Location"].startswith("/accounts/login/")
 

@@ -144,6 +144,21 @@ def test_the_person_gets_a_plain_and_html_mail_through_a_real_smtp_server(
     assert delivery.status == Delivery.Status.DELIVERED and delivery.attempts == 1
 
 
+def test_an_address_stored_before_its_domain_was_checked_fails_once_not_forever(
+    team, user, notify_settings, eager_celery, django_capture_on_commit_callbacks
+):
+    # Django's validator took it; no mail can be addressed to it (inputs.mail_domain_problem).
+    user.email = "alice@example.com\u200e"
+    user.save()
+    image_import = make_import(team, user, Status.IMPORTING)
+    with django_capture_on_commit_callbacks(execute=True):
+        image_import.mark_failed(code="ClientException", message="broken")
+
+    delivery = Delivery.objects.get(channel=Delivery.Channel.EMAIL)
+    assert (delivery.status, delivery.attempts) == (Delivery.Status.FAILED, 1)
+    assert delivery.error.startswith("The address cannot be written on a mail:")
+
+
 def test_the_embedded_default_writes_mails_as_files_under_data_dir(monkeypatch):
     for name in ("EMAIL_URL", "EMAIL_HOST"):
         monkeypatch.delenv(name, raising=False)

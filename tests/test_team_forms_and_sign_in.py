@@ -120,6 +120,12 @@ def test_an_address_of_254_characters_is_invited(ada_client):
     assert len(mail.outbox) == 1
 
 
+INVISIBLE_MARK = (
+    "The domain after the @ holds a character no domain name can (an invisible mark copied "
+    "with the address?) or a part too long for one: type it again."
+)
+
+
 @pytest.mark.parametrize(
     "typed, message",
     [
@@ -132,6 +138,9 @@ def test_an_address_of_254_characters_is_invited(ada_client):
         ("grace@example", "The domain after the @ has a dot and an ending, as in example.com."),
         ("grace@exa_mple.com", "The domain after the @ is made of letters, digits and hyphens"),
         ("grace@-example.com", "The domain after the @ is made of letters, digits and hyphens"),
+        # Taken by Django's validator, yet no mail can be addressed to them.
+        ("grace@example.com\u200e", INVISIBLE_MARK),  # copied with the address
+        (f"grace@{'é' * 60}.com", INVISIBLE_MARK),  # a label past 63 once in punycode
     ],
 )
 def test_text_with_an_at_sign_is_told_the_address_rule_it_broke(ada_client, typed, message):
