@@ -11,9 +11,17 @@ from .forms import filter_choice
 from .inputs import mail_domain_problem
 from .models import Membership, Team
 
-REGION_PATTERN = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
-ACCOUNT_PATTERN = re.compile(r"\d{12}")
-ROLE_ARN_PATTERN = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}")
+# ASCII only: \d and \w would take other scripts' digits and letters, which
+# AWS refuses only at the first call, far from the form. A region's first part
+# has two to four letters (eusc-de-east-1); a partition is aws and up to two
+# more parts (aws-us-gov, aws-iso-b). Each is bounded, so that nothing longer
+# than its column gets past its check.
+REGION_PATTERN = re.compile(r"[a-z]{2,4}(-[a-z]{1,10}){1,3}-\d{1,2}", re.ASCII)
+REGION_MAX = Team._meta.get_field("aws_region").max_length
+ACCOUNT_PATTERN = re.compile(r"\d{12}", re.ASCII)
+ROLE_ARN_PATTERN = re.compile(
+    r"arn:aws(-[a-z]{1,10}){0,2}:iam::(?P<account>\d{12}):role/[\w+=,.@/-]{1,512}", re.ASCII
+)
 # S3's general purpose bucket naming rules, in order of the messages below.
 BUCKET_PATTERN = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 IP_ADDRESS_PATTERN = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
@@ -27,7 +35,7 @@ PREFIX_MAX = 512
 def role_account(role_arn):
     """The account ID in a role's ARN, or None."""
     match = ROLE_ARN_PATTERN.fullmatch(role_arn or "")
-    return match[1] if match else None
+    return match["account"] if match else None
 
 
 def validate_bucket_name(name):
@@ -100,7 +108,7 @@ class TargetRules:
 
     def clean_aws_region(self):
         region = self.cleaned_data["aws_region"]
-        if region and not REGION_PATTERN.fullmatch(region):
+        if region and not (len(region) <= REGION_MAX and REGION_PATTERN.fullmatch(region)):
             raise forms.ValidationError("A region looks like eu-west-1 or us-gov-west-1.")
         return region
 
@@ -136,10 +144,10 @@ class TargetRules:
                 self.add_error(
                     "aws_role_arn", "A role ARN looks like arn:aws:iam::123456789012:role/name."
                 )
-            elif self.cleaned_data.get("aws_account_id") not in ("", match[1]):
+            elif self.cleaned_data.get("aws_account_id") not in ("", match["account"]):
                 self.add_error("aws_role_arn", "The role must be in the target account.")
             elif "aws_account_id" in self.cleaned_data:
-                self.cleaned_data["aws_account_id"] = match[1]
+                self.cleaned_data["aws_account_id"] = match["account"]
         elif not self.cleaned_data.get("aws_account_id"):
             return
         elif self.cleaned_data["aws_account_id"] == role_account(team.aws_role_arn):

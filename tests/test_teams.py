@@ -1,5 +1,6 @@
 """Team self-service: roles, the AWS target (with STS over HTTP), API tokens."""
 
+import botocore.session
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -65,6 +66,12 @@ def test_a_team_admin_sets_the_target_and_it_is_audited(admin_client, team):
         ({"aws_account_id": "111111111111", "aws_role_arn": ROLE_ARN}, "in the target account"),
         # Imports would go to the worker's own account: the page would say another.
         ({"aws_account_id": "111111111111"}, "Without a role to assume, imports go to"),
+        # Past the columns (a 500 on PostgreSQL before), and other scripts' digits.
+        ({"aws_region": "us-" + "-".join(["abcdefghij"] * 3) + "-1"}, "A region looks like"),
+        ({"aws_role_arn": ROLE_ARN.replace("aws", "aws" + "-x" * 1000)}, "A role ARN looks"),
+        ({"aws_region": "eu-west-\u0661"}, "A region looks like"),
+        ({"aws_account_id": "\u0661" * 12}, "exactly 12 digits"),
+        ({"aws_role_arn": ROLE_ARN.replace("1", "\u0661")}, "A role ARN looks like"),
     ],
 )
 def test_a_wrong_target_says_which_rule_it_broke(admin_client, team, values, message):
@@ -72,6 +79,18 @@ def test_a_wrong_target_says_which_rule_it_broke(admin_client, team, values, mes
     assert response.status_code == 200
     assert message in response.content.decode()
     assert not AuditEvent.objects.filter(action=Action.TARGET_CHANGED).exists()
+
+
+def test_every_region_and_partition_aws_defines_is_taken(admin_client, team):
+    # botocore's endpoints: AWS's own list, eusc-de-east-1 (four letters first) among them.
+    partitions = botocore.session.get_session().get_component("data_loader").load_data("endpoints")
+    for partition in partitions["partitions"]:
+        role = ROLE_ARN.replace("arn:aws:", f"arn:{partition['partition']}:")
+        for region in partition["regions"]:
+            response = set_target(admin_client, aws_region=region, aws_role_arn=role)
+            assert response.status_code == 302, (region, role)
+            team.refresh_from_db()
+            assert (team.aws_region, team.aws_role_arn) == (region, role)
 
 
 def test_the_external_id_is_shown_to_team_admins_only_with_a_role(admin_client, client, user, team):
