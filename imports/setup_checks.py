@@ -178,14 +178,23 @@ def check_cors(bucket, origin, target):
 
 
 def trusts_vm_import(policy):
-    for statement in policy.get("Statement", []):
-        if statement.get("Effect") != "Allow":
+    """Whether a trust policy lets VM import's service assume the role.
+
+    IAM's grammar lets a Statement be one object, and a Principal be "*"
+    (everyone, VM import among them) as well as {"Service": ...}.
+    """
+    for statement in as_list(policy.get("Statement")):
+        if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
             continue
-        actions = statement.get("Action", [])
-        actions = [actions] if isinstance(actions, str) else actions
-        services = statement.get("Principal", {}).get("Service", [])
-        services = [services] if isinstance(services, str) else services
-        if VM_IMPORT_SERVICE in services and ("sts:AssumeRole" in actions or "sts:*" in actions):
+        actions = as_list(statement.get("Action"))
+        principal = statement.get("Principal")
+        if principal == "*":
+            services = [VM_IMPORT_SERVICE]
+        elif isinstance(principal, dict):
+            services = as_list(principal.get("Service"))
+        else:
+            services = []
+        if VM_IMPORT_SERVICE in services and {"sts:AssumeRole", "sts:*", "*"} & set(actions):
             return True
     return False
 
@@ -286,7 +295,8 @@ def denied_by_reading_policies(role_name, bucket, prefix, target):
 
 
 def as_list(value):
-    return [value] if isinstance(value, str) else list(value or [])
+    """A policy element, which IAM lets be one value (a statement, an action) or a list."""
+    return [value] if isinstance(value, (str, dict)) else list(value or [])
 
 
 def allows(statement, action, resource):

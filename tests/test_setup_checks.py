@@ -192,6 +192,42 @@ def test_a_role_that_does_not_trust_vm_import_fails(iam):
     assert "does not trust vmie.amazonaws.com" in result.message
 
 
+ALLOW_VM_IMPORT = TRUST["Statement"][0]
+
+
+@pytest.mark.parametrize(
+    "statements",
+    [
+        ALLOW_VM_IMPORT,  # one statement, not a list of them
+        {**ALLOW_VM_IMPORT, "Action": ["sts:AssumeRole", "sts:TagSession"]},
+        {**ALLOW_VM_IMPORT, "Principal": {"Service": ["ec2.amazonaws.com", "vmie.amazonaws.com"]}},
+        {**ALLOW_VM_IMPORT, "Principal": "*"},  # everyone, VM import among them
+    ],
+)
+def test_every_shape_iam_allows_a_trust_in_is_read(iam, statements):
+    get_role(iam, trust={**TRUST, "Statement": statements})
+    simulate(iam, BUCKET_ACTIONS, f"arn:aws:s3:::{IMPORT_BUCKET}")
+    simulate(iam, ["s3:GetObject"], f"arn:aws:s3:::{IMPORT_BUCKET}/{IMPORT_PREFIX}*")
+    result = setup_checks.check_role(ROLE, IMPORT_BUCKET, IMPORT_PREFIX, TARGET)
+    assert result.outcome == "pass", result
+
+
+@pytest.mark.parametrize(
+    "statements",
+    [
+        {**ALLOW_VM_IMPORT, "Effect": "Deny"},
+        {**ALLOW_VM_IMPORT, "Principal": {"AWS": "arn:aws:iam::123456789012:root"}},
+        {**ALLOW_VM_IMPORT, "Action": "sts:TagSession"},
+        [],
+    ],
+)
+def test_a_trust_in_any_shape_that_leaves_vm_import_out_fails(iam, statements):
+    get_role(iam, trust={**TRUST, "Statement": statements})
+    result = setup_checks.check_role(ROLE, IMPORT_BUCKET, IMPORT_PREFIX, TARGET)
+    assert result.outcome == "fail"
+    assert "does not trust vmie.amazonaws.com" in result.message
+
+
 def test_a_role_that_may_not_read_the_objects_fails_naming_the_actions(iam):
     get_role(iam)
     simulate(iam, BUCKET_ACTIONS, f"arn:aws:s3:::{IMPORT_BUCKET}", denied=["s3:ListBucket"])
