@@ -630,9 +630,9 @@ def list_parts(bucket, key, upload_id, *, target):
             {"PartNumber": part["PartNumber"], "Size": part["Size"], "ETag": part["ETag"]}
             for part in response.get("Parts", [])
         ]
-        if not response.get("IsTruncated"):
+        marker = response.get("NextPartNumberMarker")
+        if not response.get("IsTruncated") or not marker:
             return parts
-        marker = response["NextPartNumberMarker"]
 
 
 def complete_multipart_upload(bucket, key, upload_id, parts, *, target):
@@ -744,9 +744,7 @@ def _call(function, *args, **kwargs):
             raise translate(error) from error
     started = time.monotonic()
     try:
-        response = within_budget(function, args, kwargs)
-        if not holds_what_aws_answers(operation, response):
-            raise ResponseParserError(f"{operation}'s answer lacks what AWS always sends")
+        response = aws_answer(operation, function, args, kwargs)
     except (BotoCoreError, ClientError, ResponseParserError) as error:
         aws_error = translate(error, service=service_name(function))
         response = getattr(error, "response", {})
@@ -762,13 +760,35 @@ def _call(function, *args, **kwargs):
 # JSON as {}, and EC2's XML parser reads any well-formed page. Unchecked,
 # ImportVmImage and ImportImage ended the worker's task on a KeyError, and
 # GetImage and DescribeImportImageTasks reported an image with no state and
-# no tasks as if AWS had said so.
+# no tasks as if AWS had said so; the rest, read by their keys below, ended
+# their request on a KeyError (a 500).
 ANSWER_HOLDS = {
     "ImportVmImage": ("imageArn",),
     "ImportImage": ("ImportTaskId",),
     "GetImage": ("image", "state", "status"),
     "DescribeImportImageTasks": ("ImportImageTasks",),
+    "HeadObject": ("ContentLength",),
+    "CreateMultipartUpload": ("UploadId",),
+    "GetRole": ("Role", "Arn"),
+    "ListRolePolicies": ("PolicyNames",),
+    "GetRolePolicy": ("PolicyDocument",),
+    "ListAttachedRolePolicies": ("AttachedPolicies",),
+    "GetPolicy": ("Policy", "DefaultVersionId"),
+    "GetPolicyVersion": ("PolicyVersion", "Document"),
 }
+
+
+def aws_answer(operation, function, args, kwargs):
+    """The call's answer; ResponseParserError if it is not one AWS would give."""
+    try:
+        response = within_budget(function, args, kwargs)
+    except KeyError as error:
+        # botocore's query parser (IAM's, STS's) looks for its result's
+        # element in a well-formed page that is not AWS's, and raises this.
+        raise ResponseParserError(f"{operation}'s answer is not AWS's: {error}") from error
+    if not holds_what_aws_answers(operation, response):
+        raise ResponseParserError(f"{operation}'s answer lacks what AWS always sends")
+    return response
 
 
 def holds_what_aws_answers(operation, response):
