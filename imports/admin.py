@@ -521,13 +521,13 @@ class TeamAdmin(ListRequestChecks, admin.ModelAdmin):
             except AlreadyMember as meanwhile:
                 return meanwhile.added_meanwhile()
             return None
-        stored = Membership.objects.filter(pk=membership.pk).first()
-        if stored is None:
+        try:
+            Membership.objects.get(pk=membership.pk).change_role(membership.role, by=by)
+        except Membership.DoesNotExist:
             return (
                 f"{membership.user.get_username()} was removed from the team meanwhile, by "
                 "another admin: the new role was not kept."
             )
-        stored.change_role(membership.role, by=by)
         return None
 
 

@@ -127,11 +127,15 @@ def bring_in(team, form, *, by):
         )
     elif form.membership is not None:
         membership = form.membership
-        as_role = (
-            f", now as {membership.get_role_display()}"
-            if membership.change_role(role, by=by)
-            else ""
-        )
+        try:
+            changed = membership.change_role(role, by=by)
+        except Membership.DoesNotExist:
+            return (
+                f"{user.get_username()} was removed from the team meanwhile, by another admin: "
+                "add them again if you meant to.",
+                None,
+            )
+        as_role = f", now as {membership.get_role_display()}" if changed else ""
         renew_link(membership, by=by)
         done = (
             f"{user.get_username()} was already invited: the invitation was sent again "

@@ -196,12 +196,16 @@ class Membership(models.Model):
         return self.role == self.Role.ADMIN
 
     def change_role(self, role, *, by):
-        """Give the member another role, recorded; False if it is the same one."""
+        """Give the member another role, recorded; False if it is the same one.
+
+        Membership.DoesNotExist if another admin removed them meanwhile.
+        """
         if self.role == role:
             return False
         old = self.get_role_display()
+        if not Membership.objects.filter(pk=self.pk).update(role=role):
+            raise Membership.DoesNotExist(f"{self.user.get_username()} left the team meanwhile.")
         self.role = role
-        self.save(update_fields=["role"])
         AuditEvent.record(
             Action.ROLE_CHANGED,
             actor=by,

@@ -182,11 +182,21 @@ def change_member(request):
     member = team_member(membership.team, form.cleaned_data["membership"])
     if member.user == request.user and form.cleaned_data["role"] != Membership.Role.ADMIN:
         messages.error(request, "You cannot lower your own role; ask another team admin.")
-    elif member.change_role(form.cleaned_data["role"], by=request.user):
+        return redirect("imports:team")
+    try:
+        changed = member.change_role(form.cleaned_data["role"], by=request.user)
+    except Membership.DoesNotExist:
+        messages.error(request, removed_meanwhile(member))
+        return redirect("imports:team")
+    if changed:
         messages.success(
             request, f"{member.user.get_username()} is now {member.get_role_display()}."
         )
     return redirect("imports:team")
+
+
+def removed_meanwhile(member):
+    return f"{member.user.get_username()} was removed from the team meanwhile, by another admin."
 
 
 @login_required

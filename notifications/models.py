@@ -60,8 +60,11 @@ class NotificationSettings(models.Model):
     def change(self, *, email_on_end, by):
         if self.email_on_end == email_on_end:  # a person without a row has the default
             return False
+        # Not save(): a double-click's two requests may both have found no row.
+        NotificationSettings.objects.update_or_create(
+            user=self.user, defaults={"email_on_end": email_on_end}
+        )
         self.email_on_end = email_on_end
-        self.save()
         AuditEvent.record(
             Action.NOTIFICATIONS_CHANGED,
             actor=by,
@@ -167,12 +170,17 @@ class Webhook(models.Model):
         return webhook
 
     def change_events(self, events, *, by):
+        """Send these events from now on, recorded; False if they are the same.
+
+        Webhook.DoesNotExist if another team admin removed it meanwhile.
+        """
         events = list(events)
         if events == self.events:
             return False
         old = ", ".join(self.events) or "none"
+        if not Webhook.objects.filter(pk=self.pk).update(events=events):
+            raise Webhook.DoesNotExist(f"{self} was removed meanwhile.")
         self.events = events
-        self.save(update_fields=["events"])
         AuditEvent.record(
             Action.WEBHOOK_CHANGED,
             actor=by,
@@ -197,6 +205,29 @@ class Webhook(models.Model):
             Action.WEBHOOK_REMOVED, actor=by, team=self.team, detail=f"{self} removed"
         )
         self.delete()
+
+    def keep(self):
+        """Keep the webhook from removal until the transaction ends; Webhook.DoesNotExist if gone.
+
+        A delivery made for a webhook another team admin removed meanwhile
+        would break its foreign key, which PostgreSQL checks only at commit.
+        """
+        if not Webhook.objects.select_for_update().filter(pk=self.pk).values("pk").first():
+            raise Webhook.DoesNotExist(f"{self} was removed meanwhile.")
+
+    def send_test(self, *, by):
+        """Queue a test message to the webhook, recorded; Webhook.DoesNotExist if it is gone."""
+        with transaction.atomic():
+            self.keep()
+            delivery = Delivery.objects.create(
+                channel=Delivery.Channel.WEBHOOK,
+                event=Event.TEST,
+                team=self.team,
+                webhook=self,
+                payload={"event": Event.TEST.value, "import": None, "sentBy": by.get_username()},
+            )
+            AuditEvent.record(Action.WEBHOOK_TESTED, actor=by, team=self.team, detail=f"{self}")
+        return delivery
 
     def record_outcome(self, delivered):
         """Count a delivery that ended; pause after WEBHOOK_PAUSE_AFTER failures in a row.
@@ -349,8 +380,13 @@ class Delivery(models.Model):
         return self.status in (self.Status.DELIVERED, self.Status.FAILED)
 
     def redeliver(self, *, by):
-        """A new delivery of the same content, with a new idempotency key; audited."""
+        """A new delivery of the same content, with a new idempotency key; audited.
+
+        Webhook.DoesNotExist if its webhook was removed meanwhile.
+        """
         with transaction.atomic():
+            if self.webhook_id:
+                self.webhook.keep()
             again = Delivery.objects.create(
                 channel=self.channel,
                 event=self.event,

@@ -13,7 +13,6 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from imports import teams
-from imports.models import Action, AuditEvent
 from imports.team_views import no_store
 
 from . import tasks
@@ -97,7 +96,13 @@ def change_webhook(request, pk):
             messages.success(request, f"The webhook to {host(webhook)} is on again.")
         return redirect("imports:team")
     form = EventsForm(request.POST)
-    if form.is_valid() and webhook.change_events(form.cleaned_data["events"], by=request.user):
+    try:
+        changed = form.is_valid() and webhook.change_events(
+            form.cleaned_data["events"], by=request.user
+        )
+    except Webhook.DoesNotExist:
+        return removed_meanwhile(request, webhook)
+    if changed:
         chosen = [f"“{Event(value).label}”" for value in form.cleaned_data["events"]]
         if len(chosen) > 1:
             said = f"now sends {', '.join(chosen[:-1])} and {chosen[-1]}."
@@ -118,26 +123,23 @@ def remove_webhook(request, pk):
     return redirect("imports:team")
 
 
+def removed_meanwhile(request, webhook):
+    """Another team admin removed the webhook between this page and this request."""
+    messages.error(
+        request, f"The webhook to {host(webhook)} was removed meanwhile, by another admin."
+    )
+    return redirect("imports:team")
+
+
 @login_required
 @require_POST
 def test_webhook(request, pk):
     webhook = team_webhook(request, pk)
-    with transaction.atomic():
-        delivery = Delivery.objects.create(
-            channel=Delivery.Channel.WEBHOOK,
-            event=Event.TEST,
-            team=webhook.team,
-            webhook=webhook,
-            payload={
-                "event": Event.TEST.value,
-                "import": None,
-                "sentBy": request.user.get_username(),
-            },
-        )
-        AuditEvent.record(
-            Action.WEBHOOK_TESTED, actor=request.user, team=webhook.team, detail=f"{webhook}"
-        )
-        transaction.on_commit(partial(tasks.queue, [delivery.pk]))
+    try:
+        delivery = webhook.send_test(by=request.user)
+    except Webhook.DoesNotExist:
+        return removed_meanwhile(request, webhook)
+    transaction.on_commit(partial(tasks.queue, [delivery.pk]))
     messages.success(
         request,
         f"Test message queued for {host(webhook)}: "
@@ -163,7 +165,10 @@ def redeliver(request, pk):
             "it can be sent again once it has succeeded or failed.",
         )
         return redirect("imports:team")
-    again = delivery.redeliver(by=request.user)
+    try:
+        again = delivery.redeliver(by=request.user)
+    except Webhook.DoesNotExist:
+        return removed_meanwhile(request, delivery.webhook)
     transaction.on_commit(partial(tasks.queue, [again.pk]))
     messages.success(
         request,

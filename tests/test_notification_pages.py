@@ -404,3 +404,49 @@ def test_webhook_messages_name_the_webhook_in_plain_words(
 def test_the_profile_asks_for_the_address_in_an_email_field(user_client):
     page = user_client.get("/profile").content.decode()
     assert re.search(r'<input type="email" name="email"[^>]*id="id_email"', page)
+
+
+# -- two team admins at once: the other's change landed first ------------------------
+# What each request finds at its write, played in order: its lookup passed,
+# then another admin removed the row (or, for the profile, saved one).
+
+
+@pytest.fixture
+def removed_webhook(team, admin):
+    webhook = Webhook.add(
+        team=team, url="https://hooks.example.com/a", kind=Webhook.Kind.JSON, events=[], by=admin
+    )
+    Webhook.objects.get(pk=webhook.pk).remove(by=admin)  # the other admin
+    return webhook  # as this request still holds it
+
+
+def test_a_webhook_removed_meanwhile_is_neither_changed_tested_nor_redelivered(
+    removed_webhook, admin
+):
+    with pytest.raises(Webhook.DoesNotExist):
+        removed_webhook.change_events([Event.AVAILABLE], by=admin)
+    with pytest.raises(Webhook.DoesNotExist):
+        removed_webhook.send_test(by=admin)
+    earlier = Delivery(
+        channel=Delivery.Channel.WEBHOOK, event=Event.TEST, webhook=removed_webhook, payload={}
+    )
+    with pytest.raises(Webhook.DoesNotExist):
+        earlier.redeliver(by=admin)
+    assert not Delivery.objects.exists()
+    done = set(AuditEvent.objects.values_list("action", flat=True))
+    assert done == {Action.WEBHOOK_ADDED, Action.WEBHOOK_REMOVED}
+
+
+def test_a_role_given_to_someone_removed_meanwhile_raises_and_records_nothing(team, admin, user):
+    member = Membership.objects.get(team=team, user=user)
+    Membership.objects.get(pk=member.pk).remove(by=admin)  # the other admin
+    with pytest.raises(Membership.DoesNotExist):
+        member.change_role(Membership.Role.ADMIN, by=admin)
+    assert not AuditEvent.objects.filter(action=Action.ROLE_CHANGED).exists()
+
+
+def test_a_profile_saved_twice_at_once_keeps_one_row(user):
+    choices = NotificationSettings.for_user(user)  # no row yet: the defaults
+    NotificationSettings.objects.create(user=user, email_on_end=True)  # the double-click's first
+    assert choices.change(email_on_end=False, by=user)
+    assert NotificationSettings.objects.get(user=user).email_on_end is False
