@@ -134,6 +134,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # An htmx request whose session ended: sign in as a whole page.
+    "imports.error_pages.SignInAgainForHtmx",
     # A page's empty 405 (require_POST, GET /accounts/logout/) becomes the
     # portal's 405 page, inside the session and CSRF middleware.
     "imports.error_pages.MethodNotAllowedPages",

@@ -1,6 +1,6 @@
 """The portal's pages for the bare 400s and 405s a browser would otherwise show.
 
-Three answers leave a person without the portal's page:
+Four answers leave a person without the portal's page:
 
 - a 405 from `require_POST` and its kin, or a class-based view (GET
   /accounts/logout/): an empty body, which Chromium replaces with its own
@@ -9,19 +9,24 @@ Three answers leave a person without the portal's page:
 - a 400 from `inputs.RejectMalformedText`, which refuses text no database
   can store before the session is read: it answers
   `refusal_before_the_session`, 400.html with the reason.
-
+- an htmx request whose session has ended: login_required's redirect,
+  which the browser follows and htmx swapped into the page as the whole
+  sign-in page. `SignInAgainForHtmx` answers HX-Redirect to sign in.
 - a 404 with DEBUG on, as under `make run`: Django's debug page, which lists
   every URL pattern, where a person looking at the portal expects its "Not
   found" page. `NotFoundPagesWithDebug` answers 404.html (JSON under /api/).
 
-Only where a page is expected (`errors.wants_page`): the API keeps its JSON,
-htmx and fetch() the bare answer, the probes their empty one.
+Apart from the htmx one, only where a page is expected (`errors.wants_page`):
+the API keeps its JSON, htmx and fetch() the bare answer, the probes their
+empty one.
 """
 
+from urllib.parse import urlencode, urlsplit
+
 from django.conf import settings
-from django.http import HttpResponseBadRequest
+from django.http import HttpResponse, HttpResponseBadRequest
 from django.middleware.clickjacking import XFrameOptionsMiddleware
-from django.shortcuts import render
+from django.shortcuts import render, resolve_url
 
 from config.content_security import ContentSecurityPolicyMiddleware
 
@@ -86,6 +91,40 @@ class NotFoundPagesWithDebug:
         if not (wants_page(request) or is_api(request)):
             return response
         return page_not_found(request, None)
+
+
+class SignInAgainForHtmx:
+    """An htmx request whose session has ended: the whole page goes to sign in.
+
+    login_required answers a redirect to the sign-in page, which the
+    browser's XMLHttpRequest follows on its own: htmx then swapped the whole
+    sign-in page into the status panel, a field's errors or the form, and the
+    poll stopped. The redirect becomes a 204 with HX-Redirect instead, on
+    which htmx (and upload.js) load the sign-in page in full, `next` the page
+    the person was on, not the partial's address.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.status_code != 302 or "HX-Request" not in request.headers:
+            return response
+        sign_in = resolve_url(settings.LOGIN_URL)
+        if urlsplit(response["Location"]).path != sign_in:
+            return response
+        answer = HttpResponse(status=204)
+        answer["HX-Redirect"] = f"{sign_in}?{urlencode({'next': page_of(request)})}"
+        return answer
+
+
+def page_of(request):
+    """The page an htmx request came from (path and query), by its HX-Current-URL."""
+    page = urlsplit(request.headers.get("HX-Current-URL", ""))
+    if not page.path.startswith("/"):
+        return "/"
+    return page.path + (f"?{page.query}" if page.query else "")
 
 
 # The two that add a page's own headers, which a refusal before them skips.

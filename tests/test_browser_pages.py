@@ -295,13 +295,16 @@ def test_a_fixed_field_loses_its_red_border(browser, live_server, portal, user):
     context.close()
 
 
-def test_an_invalid_tag_key_keeps_its_error_when_a_row_is_added(browser, live_server, portal, user):
+def test_an_invalid_tag_key_keeps_its_error_and_focus_follows_the_rows(
+    browser, live_server, portal, user
+):
     context = browser.new_context(base_url=live_server.url, viewport=DESKTOP)
     page = context.new_page()
     sign_in(page, user)
     goto_new_import(page)
     page.get_by_role("button", name="Add a tag").click()
     key = page.locator("#tags .tag-row").first.get_by_label("Key")
+    expect(key).to_be_focused()  # the new row's Key, where the person types next
     key.fill("aws:owner")
     key.press("Tab")
     expect(page.locator("#errors-tags-0-key")).to_contain_text('may not begin with "aws:"')
@@ -309,8 +312,15 @@ def test_an_invalid_tag_key_keeps_its_error_when_a_row_is_added(browser, live_se
     page.get_by_role("button", name="Add a tag").click()
 
     expect(page.locator("#tags .tag-row")).to_have_count(2)
+    expect(page.locator("#tags .tag-row").nth(1).get_by_label("Key")).to_be_focused()
     expect(page.locator("#errors-tags-0-key")).to_contain_text('may not begin with "aws:"')
     expect(page.locator("#errors-tags-1-key")).to_be_empty()
+
+    page.get_by_role("button", name="Remove tag 1").click()  # the row that took its place
+    expect(page.locator("#tags .tag-row")).to_have_count(1)
+    expect(page.locator("#tags .tag-row").first.get_by_label("Key")).to_be_focused()
+    page.get_by_role("button", name="Remove tag 1").click()  # none left: Add a tag
+    expect(page.get_by_role("button", name="Add a tag")).to_be_focused()
     context.close()
 
 

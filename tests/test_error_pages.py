@@ -304,6 +304,35 @@ def test_htmx_and_fetch_keep_an_empty_405(user_client, headers):
     assert response["Allow"] == "POST"
 
 
+# -- an htmx request whose session has ended ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "method, url",
+    [("get", "/?status=failed"), ("get", "/imports/1/status?seen=3"), ("post", "/imports/new")],
+)
+def test_an_htmx_request_signed_out_sends_the_whole_page_to_sign_in(client, db, method, url):
+    # The browser would follow the redirect and htmx swap the sign-in page
+    # into the table, the status panel or the form.
+    page = "http://testserver/imports/7?from=history"
+    response = getattr(client, method)(url, headers={**HTMX, "HX-Current-URL": page})
+    assert response.status_code == 204
+    assert response["HX-Redirect"] == "/accounts/login/?next=%2Fimports%2F7%3Ffrom%3Dhistory"
+    assert response.content == b""
+
+
+def test_a_page_signed_out_still_redirects_to_sign_in(client, db):
+    response = client.get("/imports/new")
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/login/?next=/imports/new"
+
+
+def test_an_htmx_request_s_other_redirects_are_left_as_they_are(user_client):
+    response = user_client.post("/profile", {"email": "", "email_on_end": "on"}, headers=HTMX)
+    assert (response.status_code, response["Location"]) == (302, "/profile")
+    assert "HX-Redirect" not in response
+
+
 def test_the_probes_keep_an_empty_405(client, db):
     response = client.post("/healthz")
     assert response.status_code == 405 and response.content == b""

@@ -62,7 +62,8 @@
     // The offer stands while something on the page is running: it goes once
     // nothing is, and comes back with running rows (a filter cleared, a page
     // of running imports shown again).
-    const running = found.some((item) => !ENDED.includes(item.status));
+    // The page's title counts what the page shows now (a filter changes it).
+    const running = found.filter((item) => !ENDED.includes(item.status)).length;
     if (offer && !running) {
       offer.remove();
       offer = null;
@@ -72,7 +73,6 @@
     if (DETAIL.test(location.pathname) && found.length) {
       document.title = `${found[0].label} · ${baseTitle}`;
     } else {
-      const running = [...seen.values()].filter((status) => !ENDED.includes(status)).length;
       document.title = running ? `(${running} running) ${baseTitle}` : baseTitle;
     }
     return found;

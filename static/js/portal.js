@@ -21,15 +21,25 @@ document.addEventListener("DOMContentLoaded", () => {
 
 document.addEventListener("click", (event) => {
   const button = event.target.closest("[data-copy]");
-  if (!button || !navigator.clipboard) return;
-  navigator.clipboard.writeText(button.dataset.copy).then(() => {
-    const label = button.textContent;
-    button.textContent = "Copied";
-    setTimeout(() => { button.textContent = label; }, 1500);
+  if (!button) return;
+  // Its own label kept once: a second click within the pause would keep "Copied".
+  const label = button.dataset.label || (button.dataset.label = button.textContent);
+  const what = button.getAttribute("aria-label")?.replace(/^Copy /, "") || "it";
+  const show = (said, spoken) => {
+    button.textContent = said;
+    clearTimeout(button.copyTimer);
+    button.copyTimer = setTimeout(() => { button.textContent = label; }, 1500);
     // The button's aria-label ("Copy the image ARN") hides its new text from
     // a screen reader: say it in the page's polite live region instead.
-    copyStatus().textContent = `Copied ${button.getAttribute("aria-label")?.replace(/^Copy /, "") || ""}`.trim();
-  });
+    copyStatus().textContent = spoken;
+  };
+  const refused = () => show(
+    "Copy by hand",
+    `The browser did not let the page copy ${what}: select it and copy it by hand.`,
+  );
+  // No clipboard on a plain http:// page that is not on this machine.
+  if (!navigator.clipboard) return refused();
+  navigator.clipboard.writeText(button.dataset.copy).then(() => show("Copied", `Copied ${what}`), refused);
 });
 
 // A page that comes back with errors (a form posted without htmx) starts at
@@ -203,6 +213,25 @@ document.addEventListener("htmx:afterSettle", () => {
   checkFormat();
 });
 
+// Adding or removing a tag swaps the whole tag list, and the button pressed
+// with it: focus would fall to the top of the page. It goes to the new row's
+// Key, or after a removal to the row that took its place (else Add a tag).
+let tagsAction = null;
+document.addEventListener("htmx:beforeRequest", (event) => {
+  const button = event.detail.elt;
+  if (button.name === "tags_action") tagsAction = button.value;
+});
+document.addEventListener("htmx:afterSettle", (event) => {
+  const tags = document.getElementById("tags");
+  if (!tagsAction || !tags || event.detail.target.id !== "tags") return;
+  const keys = tags.querySelectorAll(".tag-row input[name$='-key']");
+  const removed = tagsAction.match(/^remove-(\d+)$/);
+  const row = removed ? Math.min(Number(removed[1]), keys.length - 1) : keys.length - 1;
+  tagsAction = null;
+  const next = keys[row] || tags.querySelector("button[value='add']");
+  if (next) next.focus();
+});
+
 // A field's look follows its messages: when live validation swaps in a
 // field's message list, the field is marked invalid exactly when it has one.
 function syncValidity(list) {
@@ -322,3 +351,52 @@ function filtersFromAddress() {
   }
 }
 document.addEventListener("htmx:historyRestore", filtersFromAddress);
+
+// An htmx request the portal refused, or could not make: said in a message
+// that stays in view until a request succeeds, never a button that did
+// nothing. A poll's passing failure (an outage, a restart) is left to its
+// next poll; a poll refused (the import removed, its team left) stops.
+(() => {
+  const isPoll = (elt) => /\bevery\b/.test(elt.getAttribute("hx-trigger") || "");
+
+  function say(message) {
+    const region = document.getElementById("request-problem");
+    if (!region) return;
+    region.hidden = false; // shown before its text changes, so that it is announced
+    region.textContent = message;
+  }
+
+  function refusal(xhr) {
+    const type = xhr.getResponseHeader("Content-Type") || "";
+    if (xhr.status === 400 && type.startsWith("text/plain") && xhr.responseText.trim()) {
+      return xhr.responseText.trim();
+    }
+    if (xhr.status === 403) {
+      return "The portal refused this (403): the page is out of date, or your role in the team changed. Reload the page.";
+    }
+    if (xhr.status === 404) {
+      return "This is no longer there (404): it was removed, or you are no longer in its team. Reload the page.";
+    }
+    return `The portal could not do this just now (it answered ${xhr.status}). Try again in a moment.`;
+  }
+
+  document.addEventListener("htmx:responseError", (event) => {
+    const { elt, xhr } = event.detail;
+    if (isPoll(elt)) {
+      if (xhr.status !== 403 && xhr.status !== 404) return;
+      elt.dataset.pollStopped = "true";
+    }
+    say(refusal(xhr));
+  });
+  document.addEventListener("htmx:sendError", (event) => {
+    if (isPoll(event.detail.elt)) return;
+    say("The portal could not be reached: check the network connection, then try again.");
+  });
+  document.addEventListener("htmx:beforeRequest", (event) => {
+    if (event.detail.elt.dataset.pollStopped) event.preventDefault();
+  });
+  document.addEventListener("htmx:afterRequest", (event) => {
+    const region = document.getElementById("request-problem");
+    if (region && event.detail.successful && !isPoll(event.detail.elt)) region.hidden = true;
+  });
+})();

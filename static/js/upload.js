@@ -184,6 +184,9 @@
     }
   }
 
+  const SESSION_ENDED =
+    "Your session has ended: sign in again in another tab (this one keeps the upload), then try again.";
+
   // The JSON answer of one of the upload's endpoints, or a PortalError that
   // says which step failed and why.
   async function portalJson(step, url, { method = "GET", headers, body, signal } = {}) {
@@ -195,7 +198,11 @@
       throw new PortalError(step, "The portal could not be reached: check the network connection.", 0);
     }
     const answer = await response.json().catch(() => null);
-    if (!response.ok) {
+    if (response.redirected && answer === null) {
+      // fetch followed login_required's redirect: the sign-in page, not an answer.
+      throw new PortalError(step, SESSION_ENDED, 401);
+    }
+    if (!response.ok || answer === null) {
       const said = answer && typeof answer.error === "string" && answer.error
         ? answer.error
         : `The portal answered ${response.status} ${response.statusText}`.trim();
@@ -403,7 +410,7 @@
       abortMultipartUpload: async (_file, { uploadId, key }) => {
         if (!cancelling) return;
         await fetch(uploadUrl(uploadId, key), { method: "DELETE", headers, credentials: "same-origin" });
-        window.location.assign(detailUrl);
+        window.location.replace(detailUrl);
       },
     });
     const id = uppy.addFile({ name: file.name, type: file.type || "application/octet-stream", data: file, source: "portal" });
@@ -430,13 +437,15 @@
       state.textContent = "Uploaded. The import starts now; opening its page…";
       pause.disabled = true;
       cancel.disabled = true;
-      window.location.assign(detailUrl);
+      // replace: this entry is the import's address already (replaceState),
+      // so Back leads where the person was before New import.
+      window.location.replace(detailUrl);
     });
     uppy.on("upload-error", (_file, error) => {
       if (error.code === "already_complete") {
         // S3 holds the whole file (its answer to an earlier try was lost): the
         // import is queued, and its page follows it from here.
-        window.location.assign(detailUrl);
+        window.location.replace(detailUrl);
         return;
       }
       const kept = resume || uppy.getFile(id).progress.bytesUploaded > 0
@@ -482,7 +491,10 @@
     return uppy;
   }
 
-  // New import: record the import first (JSON), then send the file.
+  // New import: record the import first (JSON), then send the file. One
+  // press at a time: a second while the first reads the file and records the
+  // import would start a second uploader sending every part again.
+  let recording = false;
   document.addEventListener("submit", async (event) => {
     const form = event.target;
     if (form.id !== "import-form" || chosenSource(form) !== "upload") return;
@@ -490,6 +502,16 @@
     // Before htmx's listener on the form: this submit is the script's.
     event.preventDefault();
     event.stopPropagation();
+    if (recording) return;
+    recording = true;
+    try {
+      await recordAndUpload(form);
+    } finally {
+      recording = false;
+    }
+  }, true);
+
+  async function recordAndUpload(form) {
     const input = document.getElementById("disk-file");
     const file = input.files[0];
     if (!file) {
@@ -522,6 +544,12 @@
       ]);
       return;
     }
+    const signIn = response.headers.get("HX-Redirect");
+    if (signIn) {
+      // The session has ended (error_pages.SignInAgainForHtmx): nothing was recorded.
+      window.location.assign(signIn);
+      return;
+    }
     const type = response.headers.get("Content-Type") || "";
     if (type.startsWith("application/json") && response.ok) {
       const answer = await response.json();
@@ -533,7 +561,7 @@
       startUpload(file, answer.upload, answer.detailUrl, null);
       return;
     }
-    if (type.startsWith("text/html")) {
+    if (type.startsWith("text/html") && response.ok) {
       // The form again, with its errors; the chosen file stays chosen.
       htmx.swap(form, await response.text(), { swapStyle: "outerHTML" });
       const fresh = document.getElementById("disk-file");
@@ -542,8 +570,12 @@
       if (summary) summary.focus();
       return;
     }
-    setErrors("diskFile", [`The portal answered ${response.status}; nothing was uploaded. Try again.`]);
-  }, true);
+    setErrors("diskFile", [
+      response.status === 403
+        ? "The portal refused this (403): the page is out of date. Reload it, then start again; nothing was uploaded."
+        : `The portal answered ${response.status}; nothing was uploaded. Try again.`,
+    ]);
+  }
 
   // An uploading import's page: choose the same file again to resume.
   document.addEventListener("change", async (event) => {
@@ -596,6 +628,10 @@
       return;
     }
     const answer = await response.json().catch(() => ({}));
+    if (response.redirected && !answer.uploadId) {
+      refuse("Your session has ended: sign in again in another tab, then choose the file again here.");
+      return;
+    }
     if (!response.ok || !answer.uploadId) {
       refuse(answer.error || `The portal answered ${response.status}; choose the file again to retry.`);
       return;
