@@ -1011,7 +1011,7 @@ def search_condition(query):
 
     A whole client token reads the unique (team, client_token) index; every
     other alternative is UPPER(column::text) LIKE ..., the expression of the
-    trigram indexes of migrations 0005, 0014 and 0017. So the alternatives become
+    trigram indexes of migrations 0005, 0014 and 0018. So the alternatives become
     one BitmapOr of index scans: one without an index would scan the table.
     """
     condition = (

@@ -6,8 +6,8 @@ from django.db.migrations.executor import MigrationExecutor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BEFORE_DISK_KEY = [("imports", "0016_upload_fingerprint")]
-DISK_KEY = [("imports", "0017_disk_key")]
+BEFORE_DISK_KEY = [("imports", "0017_disk_key")]  # the column, still empty
+DISK_KEY = [("imports", "0018_disk_key_search")]
 
 
 def migrate(targets=None):
@@ -25,7 +25,7 @@ def before_disk_key():
     migrate()  # the latest again, whatever the test did
 
 
-def test_0017_gives_each_earlier_disk_import_its_key_and_a_task_import_none(before_disk_key):
+def test_0018_gives_each_earlier_disk_import_its_key_and_a_task_import_none(before_disk_key):
     apps = before_disk_key
     team = apps.get_model("imports", "Team").objects.create(name="platform")
     user = apps.get_model("auth", "User").objects.create(username="alice")
