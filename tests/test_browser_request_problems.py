@@ -5,7 +5,8 @@ swapped into a table); a refused or failed request is said in a message
 that stays in view; a poll refused for good stops; the tab's title counts
 what the page shows; Start import pressed twice records and sends once; a
 search typed and left is one step of the browser's history; a Copy button the
-browser does not let copy says so.
+browser does not let copy says so; a keyboard user stays on their control as
+the polls swap its row or panel.
 """
 
 import re
@@ -172,3 +173,47 @@ def test_where_the_browser_cannot_copy_the_button_says_to_copy_by_hand(page, use
     )
     copy.click()  # again within the pause: its own label still comes back
     expect(copy).to_have_text(label, timeout=3_000)
+
+
+def polled(page, path, times):
+    """Wait until the page's poll of `path` has been answered `times` times."""
+    answers = []
+    page.on("response", lambda response: path in response.url and answers.append(response))
+    for _ in range(POLLED // 250):
+        if len(answers) >= times:
+            return
+        page.wait_for_timeout(250)
+    raise AssertionError(f"{path} polled {len(answers)} times, not {times}")
+
+
+def test_a_keyboard_user_on_a_running_row_stays_there_as_the_rows_are_polled(page, user, team):
+    running = make_import(team, user, Status.IMPORTING, name="Running")
+    sign_in(page, user)
+    row = page.locator(f"#import-{running.pk}")
+    link = row.locator(".cell-name a")
+    link.focus()
+    row.evaluate("row => { row.dataset.before = 'yes'; }")
+
+    polled(page, "/imports/in-flight", 2)
+
+    expect(row).not_to_have_attribute("data-before", "yes")  # swapped in anew
+    expect(link).to_be_focused()
+
+
+def test_a_keyboard_user_on_the_status_panel_stays_there_as_it_is_polled(page, user, team):
+    running = make_import(team, user, Status.QUEUED, name="Running")
+    sign_in(page, user)
+    page.goto(f"/imports/{running.pk}")
+    panel = page.locator("#status")
+    cancel = panel.get_by_role("link", name=re.compile("^Cancel"))
+    cancel.focus()
+    panel.evaluate("panel => { panel.dataset.before = 'yes'; }")
+    # A change, so that the next poll answers the whole panel, not a 204:
+    # an attempt AWS asked to retry, queued again (and still cancellable).
+    running.claim()
+    running.mark_retrying(code="ServiceUnavailable", message="Image Builder is busy", delay=60)
+
+    polled(page, f"/imports/{running.pk}/status", 2)
+
+    expect(panel).not_to_have_attribute("data-before", "yes")  # swapped in anew
+    expect(cancel).to_be_focused()

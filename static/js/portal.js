@@ -400,3 +400,27 @@ document.addEventListener("htmx:historyRestore", filtersFromAddress);
     if (region && event.detail.successful && !isPoll(event.detail.elt)) region.hidden = true;
   });
 })();
+
+// A poll swaps in the history's running rows and the import's status panel
+// whole, and the control a keyboard user was on goes with them: focus would
+// fall to the page's start every few seconds. It comes back to the control
+// in the same place of the new row or panel, unless the person moved on.
+(() => {
+  const BOXES = "tr[id^='import-'], #status";
+  const CONTROLS = "a[href], button, input, select, textarea, [tabindex]";
+  let kept = null;
+
+  document.addEventListener("htmx:beforeSwap", () => {
+    const active = document.activeElement;
+    const box = active && active.closest(BOXES);
+    kept = box ? { box: box.id, at: [...box.querySelectorAll(CONTROLS)].indexOf(active) } : null;
+  });
+  document.addEventListener("htmx:afterSettle", () => {
+    if (!kept) return;
+    const { box, at } = kept;
+    kept = null;
+    if (document.activeElement && document.activeElement !== document.body) return;
+    const control = document.getElementById(box)?.querySelectorAll(CONTROLS)[at];
+    if (control) control.focus({ preventScroll: true });
+  });
+})();
