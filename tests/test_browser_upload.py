@@ -465,6 +465,11 @@ def test_pause_and_resume(page, user, disk_team, s3, tmp_path):
     page.unroute(S3_URLS)  # pausing aborted the held requests: nothing goes out now
     page.wait_for_timeout(1000)
     expect(panel.locator("[data-upload-state]")).to_contain_text("Paused")  # still paused
+    page.context.set_offline(True)  # the network goes and comes back meanwhile
+    page.context.set_offline(False)
+    expect(panel.locator("[data-upload-state]")).to_have_text(
+        "Paused. The parts already sent are kept."
+    )
     expect(page.get_by_role("heading", name="New import")).to_be_visible()  # not yet left
 
     panel.get_by_role("button", name="Resume").click()
@@ -489,6 +494,48 @@ def test_cancel_aborts_the_upload_and_cancels_the_import(page, user, disk_team, 
     # moto's S3 outlives a test: only this import's upload counts.
     uploads = s3.list_multipart_uploads(Bucket=IMPORT_BUCKET).get("Uploads", [])
     assert [u for u in uploads if u["Key"] == image_import.user_bucket["S3Key"]] == []
+
+
+def test_cancel_after_the_upload_stopped_still_cancels_it(page, user, disk_team, s3, tmp_path):
+    # Uppy lets go of an upload an error stopped: Cancel upload stuck at
+    # "Cancelling…", the parts and the import left as they were.
+    batch = re.compile(r"/s3/multipart/[^/]+/batch\?")
+    page.route(batch, lambda route: route.fulfill(status=503, json={"error": "Busy."}))
+    sign_in(page, user)
+    start_upload(page, raw_disk(tmp_path / "web.raw", MIB))
+    expect(page.get_by_role("button", name="Try again")).to_be_visible(timeout=POLLED)
+    image_import = ImageImport.objects.get()
+    page.on("dialog", lambda dialog: dialog.accept())
+
+    page.locator("#upload-panel").get_by_role("button", name="Cancel upload").click()
+
+    expect_the_imports_page(page)
+    image_import.refresh_from_db()
+    assert (image_import.status, image_import.error_message) == (
+        Status.FAILED,
+        f"Cancelled by {user.username}.",
+    )
+    uploads = s3.list_multipart_uploads(Bucket=IMPORT_BUCKET).get("Uploads", [])
+    assert [u for u in uploads if u["Key"] == image_import.user_bucket["S3Key"]] == []
+
+
+def test_cancel_before_any_upload_began_opens_the_import_s_cancel_page(
+    page, user, disk_team, s3, tmp_path
+):
+    disk_team.import_bucket = "platform-imports-gone"  # the upload cannot even start
+    disk_team.save()
+    sign_in(page, user)
+    start_upload(page, raw_disk(tmp_path / "web.raw", MIB))
+    expect(page.get_by_role("button", name="Try again")).to_be_visible(timeout=POLLED)
+    image_import = ImageImport.objects.get()
+    page.on("dialog", lambda dialog: dialog.accept())
+
+    page.locator("#upload-panel").get_by_role("button", name="Cancel upload").click()
+
+    expect(page).to_have_url(re.compile(rf"/imports/{image_import.pk}/cancel$"))
+    page.get_by_role("button", name=re.compile("^Yes, cancel")).click()
+    image_import.refresh_from_db()
+    assert image_import.status == Status.FAILED
 
 
 def upload_and_watch(page, disk):

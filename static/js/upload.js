@@ -455,10 +455,15 @@
       retry.hidden = false;
       pause.hidden = true;
     });
+    // Said only of an upload under way: a paused one stays paused, and a
+    // stopped one keeps the reason it stopped.
+    const underWay = () => retry.hidden && !uppy.getFile(id)?.isPaused && !cancelling;
     window.addEventListener("offline", () => {
-      state.textContent = "The network is gone. The upload goes on by itself when it is back.";
+      if (underWay()) state.textContent = "The network is gone. The upload goes on by itself when it is back.";
     });
-    window.addEventListener("online", () => { state.textContent = "Back online: uploading…"; });
+    window.addEventListener("online", () => {
+      if (underWay()) state.textContent = "Back online: uploading…";
+    });
 
     pause.onclick = () => {
       const paused = uppy.pauseResume(id);
@@ -472,14 +477,41 @@
       if (started) uppy.setFileState(id, { s3Multipart: started });
       uppy.retryUpload(id);
     };
-    cancel.onclick = () => {
+    cancel.onclick = async () => {
       if (!window.confirm("Cancel this upload? Its parts are deleted and the import is cancelled.")) return;
       state.textContent = "Cancelling…";
       cancelling = true;
       pause.disabled = true;
       cancel.disabled = true;
+      if (!retry.hidden) {
+        // Stopped by an error: Uppy has let go of the upload and would not
+        // abort it, so the portal is asked here. With no upload begun, the
+        // import's own Cancel page ends it.
+        await cancelStopped();
+        return;
+      }
       uppy.removeFile(id);
     };
+    async function cancelStopped() {
+      if (!started) {
+        window.location.assign(`${detailUrl}/cancel`);
+        return;
+      }
+      try {
+        const answer = await fetch(uploadUrl(started.uploadId, started.key), {
+          method: "DELETE", headers, credentials: "same-origin",
+        });
+        if (answer.ok) {
+          window.location.replace(detailUrl);
+          return;
+        }
+      } catch {
+        // said below
+      }
+      state.textContent = "The upload could not be cancelled: the portal did not answer. Try again.";
+      cancelling = false;
+      cancel.disabled = false;
+    }
     // Leaving the page mid-upload loses nothing, but say so before it happens.
     window.addEventListener("beforeunload", (event) => {
       const current = uppy.getFile(id);
