@@ -519,6 +519,23 @@ def test_cancel_after_the_upload_stopped_still_cancels_it(page, user, disk_team,
     assert [u for u in uploads if u["Key"] == image_import.user_bucket["S3Key"]] == []
 
 
+def test_try_again_by_keyboard_leaves_the_focus_on_pause(page, user, disk_team, s3, tmp_path):
+    batch = re.compile(r"/s3/multipart/[^/]+/batch\?")
+    page.route(batch, lambda route: route.fulfill(status=503, json={"error": "Busy."}))
+    sign_in(page, user)
+    start_upload(page, raw_disk(tmp_path / "web.raw", MIB))
+    retry = page.get_by_role("button", name="Try again")
+    expect(retry).to_be_visible(timeout=POLLED)
+    page.unroute(batch)
+    held = []
+    page.route(S3_URLS, lambda route: held.append(route))  # the part waits: still uploading
+
+    retry.focus()
+    page.keyboard.press("Enter")  # Try again hides as it is pressed
+
+    expect(page.locator("#upload-panel").get_by_role("button", name="Pause")).to_be_focused()
+
+
 def test_cancel_before_any_upload_began_opens_the_import_s_cancel_page(
     page, user, disk_team, s3, tmp_path
 ):

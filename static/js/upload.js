@@ -452,8 +452,10 @@
         ? "The parts already sent are kept: try again to send the rest."
         : "Nothing has been sent yet, and the import waits for its file: try again once this is fixed.";
       state.textContent = `${stoppedMessage(error)} ${kept}`;
+      const onPause = document.activeElement === pause;
       retry.hidden = false;
       pause.hidden = true;
+      if (onPause) retry.focus(); // the button a keyboard user was on is gone
     });
     // Said only of an upload under way: a paused one stays paused, and a
     // stopped one keeps the reason it stopped.
@@ -473,6 +475,7 @@
     retry.onclick = () => {
       retry.hidden = true;
       pause.hidden = false;
+      pause.focus(); // Try again, which had the focus, hides
       state.textContent = "Uploading…";
       if (started) uppy.setFileState(id, { s3Multipart: started });
       uppy.retryUpload(id);
