@@ -152,7 +152,7 @@ def test_webhook(request, pk):
 @require_POST
 def redeliver(request, pk):
     delivery = get_object_or_404(
-        Delivery,
+        Delivery.objects.select_related("webhook"),  # read now: another admin may remove it
         pk=pk,
         channel=Delivery.Channel.WEBHOOK,
         webhook__team=managed_team(request),

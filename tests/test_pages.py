@@ -535,7 +535,8 @@ def test_a_session_that_signed_out_is_never_answered_from_the_cache(user_client,
     replayed = Client()
     replayed.cookies["sessionid"] = cookie  # the old cookie, kept by someone
     response = replayed.get(url, poll_params(image_import), headers=HTMX)
-    assert response.status_code == 302  # to sign in, as any page
+    # To sign in, the whole page (error_pages.SignInAgainForHtmx), not "unchanged".
+    assert response["HX-Redirect"].startswith("/accounts/login/?next=")
 
 
 def test_a_session_the_cache_forgot_is_answered_in_full(user_client, image_import):

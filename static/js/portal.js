@@ -359,9 +359,17 @@ document.addEventListener("htmx:historyRestore", filtersFromAddress);
 (() => {
   const isPoll = (elt) => /\bevery\b/.test(elt.getAttribute("hx-trigger") || "");
 
+  // In view wherever the page is scrolled (portal.css); an alert, which a
+  // screen reader reads as it appears.
   function say(message) {
-    const region = document.getElementById("request-problem");
-    if (!region) return;
+    let region = document.getElementById("request-problem");
+    if (!region) {
+      region = document.createElement("p");
+      region.id = "request-problem";
+      region.className = "message message-error request-problem";
+      region.setAttribute("role", "alert");
+      document.body.append(region);
+    }
     region.hidden = false; // shown before its text changes, so that it is announced
     region.textContent = message;
   }
