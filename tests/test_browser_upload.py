@@ -477,6 +477,21 @@ def test_pause_and_resume(page, user, disk_team, s3, tmp_path):
     expect_the_imports_page(page)
 
 
+def test_a_session_that_ends_mid_upload_says_how_to_go_on(page, user, disk_team, s3, tmp_path):
+    held = []
+    sign_in(page, user)
+    start_held_upload(page, tmp_path, held)
+    page.context.clear_cookies(name="sessionid")  # signed out elsewhere meanwhile
+    page.unroute(S3_URLS)  # the held parts go on; completing the upload asks the portal
+
+    expect(page.locator("#upload-panel [data-upload-state]")).to_have_text(
+        "Every part was sent, but the upload could not be completed: Your session has ended: "
+        "reload the page to sign in again, then choose the same file to send the rest (the "
+        "parts already sent are kept).",
+        timeout=POLLED,
+    )
+
+
 def test_cancel_aborts_the_upload_and_cancels_the_import(page, user, disk_team, s3, tmp_path):
     held = []
     sign_in(page, user)

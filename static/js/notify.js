@@ -59,10 +59,9 @@
       if (announce && before && !ENDED.includes(before) && ENDED.includes(item.status)) tell(item);
       seen.set(item.id, item.status);
     });
-    // The offer stands while something on the page is running: it goes once
-    // nothing is, and comes back with running rows (a filter cleared, a page
-    // of running imports shown again).
-    // The page's title counts what the page shows now (a filter changes it).
+    // The offer and the title's count follow what the page shows now: the
+    // offer goes once nothing shown is running, and comes back with running
+    // rows (a filter cleared, a page of running imports shown again).
     const running = found.filter((item) => !ENDED.includes(item.status)).length;
     if (offer && !running) {
       offer.remove();

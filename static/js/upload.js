@@ -184,8 +184,10 @@
     }
   }
 
+  // The page's address is the import's already (replaceState): a reload
+  // signs in and opens it, with its field to resume from.
   const SESSION_ENDED =
-    "Your session has ended: sign in again in another tab (this one keeps the upload), then try again.";
+    "Your session has ended: reload the page to sign in again, then choose the same file to send the rest (the parts already sent are kept).";
 
   // The JSON answer of one of the upload's endpoints, or a PortalError that
   // says which step failed and why.
@@ -448,10 +450,12 @@
         window.location.replace(detailUrl);
         return;
       }
-      const kept = resume || uppy.getFile(id).progress.bytesUploaded > 0
-        ? "The parts already sent are kept: try again to send the rest."
-        : "Nothing has been sent yet, and the import waits for its file: try again once this is fixed.";
-      state.textContent = `${stoppedMessage(error)} ${kept}`;
+      const sessionEnded = error instanceof PortalError && error.status === 401; // says it all
+      const kept = sessionEnded ? ""
+        : resume || uppy.getFile(id).progress.bytesUploaded > 0
+          ? "The parts already sent are kept: try again to send the rest."
+          : "Nothing has been sent yet, and the import waits for its file: try again once this is fixed.";
+      state.textContent = `${stoppedMessage(error)} ${kept}`.trim();
       const onPause = document.activeElement === pause;
       retry.hidden = false;
       pause.hidden = true;
