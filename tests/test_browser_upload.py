@@ -492,14 +492,8 @@ def test_a_session_that_ends_mid_upload_says_how_to_go_on(page, user, disk_team,
     )
 
 
-def test_cancel_aborts_the_upload_and_cancels_the_import(page, user, disk_team, s3, tmp_path):
-    held = []
-    sign_in(page, user)
-    image_import = start_held_upload(page, tmp_path, held)
-    page.on("dialog", lambda dialog: dialog.accept())
-
-    page.locator("#upload-panel").get_by_role("button", name="Cancel upload").click()
-
+def expect_cancelled_with_its_upload(page, s3, image_import, user):
+    """The import's page, the import cancelled by `user`, and its upload's parts gone from S3."""
     expect_the_imports_page(page)
     image_import.refresh_from_db()
     assert (image_import.status, image_import.error_message) == (
@@ -511,37 +505,43 @@ def test_cancel_aborts_the_upload_and_cancels_the_import(page, user, disk_team, 
     assert [u for u in uploads if u["Key"] == image_import.user_bucket["S3Key"]] == []
 
 
+def stop_at_signing(page, tmp_path):
+    """An upload started and stopped: the portal answers its signing with a 503."""
+    batch = re.compile(r"/s3/multipart/[^/]+/batch\?")
+    page.route(batch, lambda route: route.fulfill(status=503, json={"error": "Busy."}))
+    start_upload(page, raw_disk(tmp_path / "web.raw", MIB))
+    expect(page.get_by_role("button", name="Try again")).to_be_visible(timeout=POLLED)
+    return batch
+
+
+def test_cancel_aborts_the_upload_and_cancels_the_import(page, user, disk_team, s3, tmp_path):
+    held = []
+    sign_in(page, user)
+    image_import = start_held_upload(page, tmp_path, held)
+    page.on("dialog", lambda dialog: dialog.accept())
+
+    page.locator("#upload-panel").get_by_role("button", name="Cancel upload").click()
+
+    expect_cancelled_with_its_upload(page, s3, image_import, user)
+
+
 def test_cancel_after_the_upload_stopped_still_cancels_it(page, user, disk_team, s3, tmp_path):
     # Uppy lets go of an upload an error stopped: Cancel upload stuck at
     # "Cancelling…", the parts and the import left as they were.
-    batch = re.compile(r"/s3/multipart/[^/]+/batch\?")
-    page.route(batch, lambda route: route.fulfill(status=503, json={"error": "Busy."}))
     sign_in(page, user)
-    start_upload(page, raw_disk(tmp_path / "web.raw", MIB))
-    expect(page.get_by_role("button", name="Try again")).to_be_visible(timeout=POLLED)
+    stop_at_signing(page, tmp_path)
     image_import = ImageImport.objects.get()
     page.on("dialog", lambda dialog: dialog.accept())
 
     page.locator("#upload-panel").get_by_role("button", name="Cancel upload").click()
 
-    expect_the_imports_page(page)
-    image_import.refresh_from_db()
-    assert (image_import.status, image_import.error_message) == (
-        Status.FAILED,
-        f"Cancelled by {user.username}.",
-    )
-    uploads = s3.list_multipart_uploads(Bucket=IMPORT_BUCKET).get("Uploads", [])
-    assert [u for u in uploads if u["Key"] == image_import.user_bucket["S3Key"]] == []
+    expect_cancelled_with_its_upload(page, s3, image_import, user)
 
 
 def test_try_again_by_keyboard_leaves_the_focus_on_pause(page, user, disk_team, s3, tmp_path):
-    batch = re.compile(r"/s3/multipart/[^/]+/batch\?")
-    page.route(batch, lambda route: route.fulfill(status=503, json={"error": "Busy."}))
     sign_in(page, user)
-    start_upload(page, raw_disk(tmp_path / "web.raw", MIB))
+    page.unroute(stop_at_signing(page, tmp_path))
     retry = page.get_by_role("button", name="Try again")
-    expect(retry).to_be_visible(timeout=POLLED)
-    page.unroute(batch)
     held = []
     page.route(S3_URLS, lambda route: held.append(route))  # the part waits: still uploading
 

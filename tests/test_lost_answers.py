@@ -88,18 +88,22 @@ class ProxyServer(ThreadingHTTPServer):
         return False
 
 
-@pytest.fixture
-def proxy(emulator, monkeypatch):
-    """Image Builder and EC2 reached through the swapping proxy in front of the emulator."""
-    server = ProxyServer(emulator.url)
+def proxied(upstream, monkeypatch, *services):
+    """`services` reached through a swapping proxy in front of `upstream`, while it runs."""
+    server = ProxyServer(upstream)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}"
-    monkeypatch.setenv("AWS_ENDPOINT_URL_IMAGEBUILDER", url)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_EC2", url)
+    for service in services:
+        monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service}", f"http://127.0.0.1:{server.server_port}")
     aws.clear_clients()
     yield server
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def proxy(emulator, monkeypatch):
+    """Image Builder and EC2 reached through the swapping proxy in front of the emulator."""
+    yield from proxied(emulator.url, monkeypatch, "IMAGEBUILDER", "EC2")
 
 
 def attempts(image_import, times):
@@ -200,15 +204,7 @@ def test_a_page_in_place_of_get_image_s_answer_is_no_answer(proxy, page):
 @pytest.fixture
 def moto_proxy(s3_set_up, monkeypatch):
     """S3 and IAM (moto, with the bucket and role `make run` seeds) through the proxy."""
-    server = ProxyServer(s3_set_up.s3_endpoint)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}"
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", url)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_IAM", url)
-    aws.clear_clients()
-    yield server
-    server.shutdown()
-    server.server_close()
+    yield from proxied(s3_set_up.s3_endpoint, monkeypatch, "S3", "IAM")
 
 
 @pytest.mark.parametrize("page", PAGES.values(), ids=PAGES.keys())

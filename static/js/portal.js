@@ -1,17 +1,20 @@
 // Small progressive enhancements; every page works without them.
 document.documentElement.classList.add("js");
 
-function copyStatus() {
-  let region = document.getElementById("copy-status");
+// A live region of the page's, made once: `role` status (polite) or alert.
+function liveRegion(id, className, role) {
+  let region = document.getElementById(id);
   if (!region) {
     region = document.createElement("p");
-    region.id = "copy-status";
-    region.className = "visually-hidden";
-    region.setAttribute("role", "status");
+    region.id = id;
+    region.className = className;
+    region.setAttribute("role", role);
     document.body.append(region);
   }
   return region;
 }
+
+const copyStatus = () => liveRegion("copy-status", "visually-hidden", "status");
 
 // Made at load, on a page with something to copy: a live region made as it
 // speaks is often not heard.
@@ -362,14 +365,7 @@ document.addEventListener("htmx:historyRestore", filtersFromAddress);
   // In view wherever the page is scrolled (portal.css); an alert, which a
   // screen reader reads as it appears.
   function say(message) {
-    let region = document.getElementById("request-problem");
-    if (!region) {
-      region = document.createElement("p");
-      region.id = "request-problem";
-      region.className = "message message-error request-problem";
-      region.setAttribute("role", "alert");
-      document.body.append(region);
-    }
+    const region = liveRegion("request-problem", "message message-error request-problem", "alert");
     region.hidden = false; // shown before its text changes, so that it is announced
     region.textContent = message;
   }
