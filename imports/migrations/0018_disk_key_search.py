@@ -4,7 +4,7 @@
 # pg_trgm GIN index on UPPER(column::text) as migrations 0005 and 0014 gave
 # the other searched columns, so that the search's alternatives stay one
 # BitmapOr of index scans. Reads go on meanwhile; writes to the imports wait
-# (README, "Upgrading": 9 s at 100,000 disk imports).
+# (README, "Several machines": 9.4 s at 100,000 disk imports).
 
 from django.db import migrations
 from django.db.models import Value
