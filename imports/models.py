@@ -426,8 +426,9 @@ class ImageImport(models.Model):
     upload_fingerprint = models.CharField(max_length=64, blank=True, default="")
     # The disk file's S3 key, as in import_image_payload: a column of its own
     # for the history's search (a file is found by its name), with the same
-    # trigram index on PostgreSQL as the other searched columns.
-    disk_key = models.CharField("disk file's S3 key", max_length=1024, blank=True, default="")
+    # trigram index on PostgreSQL as the other searched columns. Unsized, as
+    # the other long strings (UnsizedCharField says why).
+    disk_key = UnsizedCharField("disk file's S3 key", max_length=1024, blank=True, default="")
     # The team's AWS target when it was submitted; a later change to the
     # team's target does not move imports already made.
     region = models.CharField(max_length=30, blank=True)

@@ -2,9 +2,12 @@
 # (migration 0018 fills it and indexes it). Alone in its migration, so that
 # ALTER TABLE's lock on the imports table, which stops even reads, is let go
 # at once: a column with a constant default is only a catalogue change on
-# PostgreSQL 11 and later.
+# PostgreSQL 11 and later. Unsized on PostgreSQL, as the other long strings
+# (imports.models.UnsizedCharField says why).
 
-from django.db import migrations, models
+from django.db import migrations
+
+import imports.models
 
 
 class Migration(migrations.Migration):
@@ -14,7 +17,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="imageimport",
             name="disk_key",
-            field=models.CharField(
+            field=imports.models.UnsizedCharField(
                 blank=True, default="", max_length=1024, verbose_name="disk file's S3 key"
             ),
         ),
