@@ -524,10 +524,7 @@ class TeamAdmin(ListRequestChecks, admin.ModelAdmin):
         try:
             Membership.objects.get(pk=membership.pk).change_role(membership.role, by=by)
         except Membership.DoesNotExist:
-            return (
-                f"{membership.user.get_username()} was removed from the team meanwhile, by "
-                "another admin: the new role was not kept."
-            )
+            return membership.removed_meanwhile() + ": the new role was not kept."
         return None
 
 

@@ -130,11 +130,7 @@ def bring_in(team, form, *, by):
         try:
             changed = membership.change_role(role, by=by)
         except Membership.DoesNotExist:
-            return (
-                f"{user.get_username()} was removed from the team meanwhile, by another admin: "
-                "add them again if you meant to.",
-                None,
-            )
+            return membership.removed_meanwhile() + ": add them again if you meant to.", None
         as_role = f", now as {membership.get_role_display()}" if changed else ""
         renew_link(membership, by=by)
         done = (

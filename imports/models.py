@@ -195,6 +195,10 @@ class Membership(models.Model):
     def can_manage(self):
         return self.role == self.Role.ADMIN
 
+    def removed_meanwhile(self):
+        """What a team admin is told whose change found this member gone (DoesNotExist)."""
+        return f"{self.user.get_username()} was removed from the team meanwhile, by another admin"
+
     def change_role(self, role, *, by):
         """Give the member another role, recorded; False if it is the same one.
 

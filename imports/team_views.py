@@ -186,17 +186,13 @@ def change_member(request):
     try:
         changed = member.change_role(form.cleaned_data["role"], by=request.user)
     except Membership.DoesNotExist:
-        messages.error(request, removed_meanwhile(member))
+        messages.error(request, member.removed_meanwhile() + ".")
         return redirect("imports:team")
     if changed:
         messages.success(
             request, f"{member.user.get_username()} is now {member.get_role_display()}."
         )
     return redirect("imports:team")
-
-
-def removed_meanwhile(member):
-    return f"{member.user.get_username()} was removed from the team meanwhile, by another admin."
 
 
 @login_required
